@@ -1,0 +1,20 @@
+//! The engine-free HTTP pool: one keep-alive connection pool, a FIFO queue with a bound,
+//! retries with backoff, and responses (JSON already parsed) pushed through an event channel.
+
+mod client;
+mod error;
+mod exec;
+mod json;
+mod pool;
+mod request;
+mod response;
+mod retry;
+mod settings;
+
+pub use error::ErrorKind;
+pub use json::{MAX_JSON_DEPTH, parse_json};
+pub use pool::{CancelHandle, HttpEvent, HttpPool, PoolStats, RequestId};
+pub use request::{Method, RequestBody, RequestSpec, build_url};
+pub use response::Response;
+pub use retry::{RetryPolicy, backoff_delay, is_idempotent, parse_retry_after};
+pub use settings::PoolSettings;

@@ -1,0 +1,173 @@
+//! What a caller asks for, already converted from engine types on the main thread.
+
+use bytes::Bytes;
+use url::Url;
+
+/// The HTTP methods, numbered as Godot's `HTTPClient.Method` so GDScript can pass its enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// HEAD
+    Head,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// DELETE
+    Delete,
+    /// OPTIONS
+    Options,
+    /// TRACE
+    Trace,
+    /// CONNECT
+    Connect,
+    /// PATCH
+    Patch,
+}
+
+impl Method {
+    /// Maps Godot's `HTTPClient.Method` value; `None` for values it does not define.
+    pub fn from_godot(value: i64) -> Option<Method> {
+        Some(match value {
+            0 => Method::Get,
+            1 => Method::Head,
+            2 => Method::Post,
+            3 => Method::Put,
+            4 => Method::Delete,
+            5 => Method::Options,
+            6 => Method::Trace,
+            7 => Method::Connect,
+            8 => Method::Patch,
+            _ => return None,
+        })
+    }
+
+    /// The method as reqwest wants it.
+    pub fn as_reqwest(self) -> reqwest::Method {
+        match self {
+            Method::Get => reqwest::Method::GET,
+            Method::Head => reqwest::Method::HEAD,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Delete => reqwest::Method::DELETE,
+            Method::Options => reqwest::Method::OPTIONS,
+            Method::Trace => reqwest::Method::TRACE,
+            Method::Connect => reqwest::Method::CONNECT,
+            Method::Patch => reqwest::Method::PATCH,
+        }
+    }
+}
+
+/// A request body with the content type it implies.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum RequestBody {
+    /// No body.
+    #[default]
+    Empty,
+    /// JSON text (from a Dictionary or Array), sent as `application/json`.
+    Json(Bytes),
+    /// Plain text, sent as `text/plain; charset=utf-8`.
+    Text(Bytes),
+    /// Raw bytes, sent as `application/octet-stream`.
+    Binary(Bytes),
+}
+
+impl RequestBody {
+    /// The Content-Type used when the caller sets none.
+    pub fn content_type(&self) -> Option<&'static str> {
+        match self {
+            RequestBody::Empty => None,
+            RequestBody::Json(_) => Some("application/json"),
+            RequestBody::Text(_) => Some("text/plain; charset=utf-8"),
+            RequestBody::Binary(_) => Some("application/octet-stream"),
+        }
+    }
+
+    /// The bytes to send (cheap to clone, so retries and 307/308 redirects can resend).
+    pub fn bytes(&self) -> Option<Bytes> {
+        match self {
+            RequestBody::Empty => None,
+            RequestBody::Json(b) | RequestBody::Text(b) | RequestBody::Binary(b) => Some(b.clone()),
+        }
+    }
+}
+
+/// One request, ready for a worker thread.
+#[derive(Clone, Debug)]
+pub struct RequestSpec {
+    /// The method.
+    pub method: Method,
+    /// The absolute URL (see [`build_url`]).
+    pub url: String,
+    /// Headers, the pool's defaults already merged in; later entries win.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: RequestBody,
+}
+
+impl RequestSpec {
+    /// The value of a header, case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Joins a pool's base URL and a request path the way a game developer expects:
+/// `"https://api.x.com/v1" + "/scores"` is `https://api.x.com/v1/scores` (not `/scores`, as
+/// RFC 3986 resolution would give). An absolute http(s) path is used as is.
+pub fn build_url(base: &str, path: &str) -> Result<Url, String> {
+    let path = path.trim();
+    let joined = if path.starts_with("http://") || path.starts_with("https://") || base.is_empty() {
+        path.to_string()
+    } else if path.is_empty() {
+        base.to_string()
+    } else {
+        format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
+    };
+    if joined.is_empty() {
+        return Err("the URL is empty: set base_url or pass a full URL".to_string());
+    }
+    let url = Url::parse(&joined).map_err(|e| format!("'{joined}' is not a valid URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => {
+            return Err(format!(
+                "'{joined}' uses the scheme '{other}'; only http and https are supported"
+            ));
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("'{joined}' has no host"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_and_path_concatenate() {
+        let url = build_url("https://api.example.com/v1/", "/scores?x=1").unwrap();
+        assert_eq!(url.as_str(), "https://api.example.com/v1/scores?x=1");
+        let url = build_url("https://api.example.com", "http://other.org/a").unwrap();
+        assert_eq!(url.as_str(), "http://other.org/a");
+    }
+
+    #[test]
+    fn bad_urls_are_explained() {
+        assert!(build_url("", "").unwrap_err().contains("empty"));
+        assert!(build_url("ftp://x.org", "/a").unwrap_err().contains("scheme 'ftp'"));
+        assert!(build_url("", "not a url").unwrap_err().contains("not a valid URL"));
+        assert!(build_url("http://", "").is_err());
+    }
+}

@@ -1,0 +1,119 @@
+//! When to try again and how long to wait: exponential backoff with full jitter, capped,
+//! and the server's `Retry-After` when it gives one.
+
+use std::time::{Duration, SystemTime};
+
+use rand::Rng;
+
+use super::request::{Method, RequestSpec};
+
+/// The retry knobs of one request, copied from the pool's settings when it starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Extra attempts after the first.
+    pub max_retries: u32,
+    /// Base of the exponential backoff.
+    pub base_delay: Duration,
+    /// Cap of the backoff and of an honoured `Retry-After`.
+    pub max_delay: Duration,
+}
+
+/// Statuses that say "try again later" rather than "you asked for something wrong".
+pub fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// A request may be repeated without harm when its method is idempotent or the caller
+/// made it so with an `Idempotency-Key` header.
+pub fn is_idempotent(spec: &RequestSpec) -> bool {
+    matches!(
+        spec.method,
+        Method::Get | Method::Head | Method::Put | Method::Delete | Method::Options | Method::Trace
+    ) || spec.header("idempotency-key").is_some()
+}
+
+/// The wait before retry number `retry` (1-based): a uniformly random time in
+/// `[0, min(max, base * 2^(retry-1))]`. Full jitter keeps a crowd of clients that failed
+/// together from coming back together.
+pub fn backoff_delay(policy: &RetryPolicy, retry: u32) -> Duration {
+    let exp = retry.saturating_sub(1).min(30);
+    let ceiling = policy
+        .base_delay
+        .saturating_mul(1u32 << exp)
+        .min(policy.max_delay);
+    if ceiling.is_zero() {
+        return Duration::ZERO;
+    }
+    let nanos = rand::rng().random_range(0..=ceiling.as_nanos().min(u64::MAX as u128) as u64);
+    Duration::from_nanos(nanos)
+}
+
+/// Reads `Retry-After` as delta-seconds or an HTTP date; `None` when absent or unreadable.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = value.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Some(Duration::from_secs_f64(secs.min(1e9)));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+        }
+    }
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        let p = policy();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let d = backoff_delay(&p, 1);
+            assert!(d <= Duration::from_millis(100));
+            seen.insert(d);
+        }
+        assert!(seen.len() > 100, "jitter should spread delays");
+        for _ in 0..200 {
+            assert!(backoff_delay(&p, 20) <= Duration::from_millis(1000));
+        }
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::now();
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        let later = now + Duration::from_secs(120);
+        let d = parse_retry_after(&httpdate::fmt_http_date(later), now).unwrap();
+        assert!(d >= Duration::from_secs(118) && d <= Duration::from_secs(120));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn idempotency() {
+        let mut spec = RequestSpec {
+            method: Method::Post,
+            url: "http://x/".into(),
+            headers: vec![],
+            body: Default::default(),
+        };
+        assert!(!is_idempotent(&spec));
+        spec.headers.push(("Idempotency-Key".into(), "abc".into()));
+        assert!(is_idempotent(&spec));
+        spec.method = Method::Get;
+        spec.headers.clear();
+        assert!(is_idempotent(&spec));
+    }
+}

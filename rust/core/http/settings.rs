@@ -1,0 +1,68 @@
+//! Everything a pool can be tuned with, as plain values that may cross to worker threads.
+
+use std::time::Duration;
+
+/// A pool's configuration. The node copies its properties into one of these; a change
+/// applies to requests made after it (requests in flight keep what they started with).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolSettings {
+    /// Requests running at once; the rest wait in FIFO order.
+    pub max_concurrent: usize,
+    /// Requests allowed to wait; one more is rejected with `QueueFull`.
+    pub max_queued: usize,
+    /// Time allowed for one attempt, from sending to the last byte of the body.
+    pub timeout: Duration,
+    /// Time allowed to open a connection (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// Extra attempts after the first for retryable failures.
+    pub max_retries: u32,
+    /// Base of the exponential backoff.
+    pub retry_base_delay: Duration,
+    /// Cap of the backoff, and the longest `Retry-After` the pool is willing to wait.
+    pub retry_max_delay: Duration,
+    /// Largest body accepted; checked against Content-Length and while streaming.
+    pub max_body_bytes: u64,
+    /// Redirects followed before failing with `TooManyRedirects`; 0 disables following.
+    pub max_redirects: usize,
+    /// Verify server certificates. Off only for throwaway local testing.
+    pub verify_tls: bool,
+    /// Extra trusted CA certificates, PEM, added to the bundled public roots.
+    pub trusted_ca_pem: String,
+    /// The User-Agent header sent unless a request sets its own.
+    pub user_agent: String,
+    /// Idle keep-alive connections kept per host.
+    pub max_idle_per_host: usize,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 8,
+            max_queued: 1024,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_retries: 2,
+            retry_base_delay: Duration::from_millis(500),
+            retry_max_delay: Duration::from_secs(30),
+            max_body_bytes: 16 * 1024 * 1024,
+            max_redirects: 10,
+            verify_tls: true,
+            trusted_ca_pem: String::new(),
+            user_agent: concat!("godot-netkit/", env!("CARGO_PKG_VERSION")).to_string(),
+            max_idle_per_host: 32,
+        }
+    }
+}
+
+impl PoolSettings {
+    /// True when switching from `self` to `other` needs a new connection pool (TLS and
+    /// connection options are baked into the client).
+    pub fn needs_new_client(&self, other: &PoolSettings) -> bool {
+        self.connect_timeout != other.connect_timeout
+            || self.max_redirects != other.max_redirects
+            || self.verify_tls != other.verify_tls
+            || self.trusted_ca_pem != other.trusted_ca_pem
+            || self.user_agent != other.user_agent
+            || self.max_idle_per_host != other.max_idle_per_host
+    }
+}

@@ -1,0 +1,8 @@
+//! The engine-free core: runtime, event channel, HTTP, DTLS and JSON.
+//!
+//! Nothing under this module may import the `godot` crate (a test enforces it): it runs on
+//! background threads, where no Godot type may go.
+
+pub mod events;
+pub mod http;
+pub mod runtime;

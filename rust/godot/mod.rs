@@ -1,0 +1,28 @@
+//! The binding layer: registers the nodes and converts between engine and core types.
+
+mod http_pool;
+mod http_response;
+mod http_task;
+mod json_variant;
+
+use std::time::Duration;
+
+use godot::init::InitStage;
+use godot::prelude::*;
+
+use crate::core::runtime;
+
+/// How long quitting waits for background tasks before abandoning them.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+
+/// The extension's entry point (`netkit_init`).
+pub struct NetkitExtension;
+
+#[gdextension(entry_symbol = netkit_init)]
+unsafe impl ExtensionLibrary for NetkitExtension {
+    fn on_stage_deinit(stage: InitStage) {
+        if stage == InitStage::Scene {
+            runtime::shutdown(SHUTDOWN_GRACE);
+        }
+    }
+}
