@@ -12,7 +12,10 @@ fn check(dir: &Path, offenders: &mut Vec<String>) {
             let text = std::fs::read_to_string(&path).expect("read source");
             for (n, line) in text.lines().enumerate() {
                 let code = line.split("//").next().unwrap_or("");
-                if code.contains("godot::") || code.trim_start().starts_with("use godot") || code.contains("extern crate godot") {
+                if code.contains("godot::")
+                    || code.trim_start().starts_with("use godot")
+                    || code.contains("extern crate godot")
+                {
                     offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
                 }
             }
@@ -25,5 +28,9 @@ fn core_does_not_import_godot() {
     let core = Path::new(env!("CARGO_MANIFEST_DIR")).join("rust/core");
     let mut offenders = Vec::new();
     check(&core, &mut offenders);
-    assert!(offenders.is_empty(), "rust/core must not use the godot crate:\n{}", offenders.join("\n"));
+    assert!(
+        offenders.is_empty(),
+        "rust/core must not use the godot crate:\n{}",
+        offenders.join("\n")
+    );
 }

@@ -273,7 +273,9 @@ impl HttpPool {
         for line in headers.as_slice() {
             let line = line.to_string();
             let (name, value) = line.split_once(':').ok_or_else(|| {
-                fail(format!("the header '{line}' is not of the form 'Name: value'"))
+                fail(format!(
+                    "the header '{line}' is not of the form 'Name: value'"
+                ))
             })?;
             pairs.push((name.trim().to_string(), value.trim().to_string()));
         }
@@ -295,11 +297,12 @@ impl HttpPool {
             VariantType::STRING | VariantType::STRING_NAME => {
                 RequestBody::Text(Bytes::from(body.stringify().to_string()))
             }
-            VariantType::PACKED_BYTE_ARRAY => {
-                RequestBody::Binary(Bytes::copy_from_slice(body.to::<PackedByteArray>().as_slice()))
-            }
+            VariantType::PACKED_BYTE_ARRAY => RequestBody::Binary(Bytes::copy_from_slice(
+                body.to::<PackedByteArray>().as_slice(),
+            )),
             _ => {
-                let json = variant_to_json(body).map_err(|e| fail(format!("the body cannot be sent: {e}")))?;
+                let json = variant_to_json(body)
+                    .map_err(|e| fail(format!("the body cannot be sent: {e}")))?;
                 RequestBody::Json(Bytes::from(json.to_string()))
             }
         };
@@ -318,8 +321,11 @@ impl HttpPool {
         let max = self.dispatch_max_per_frame.max(1) as usize;
         let budget = Duration::from_micros(self.dispatch_budget_usec.max(0) as u64);
         let mut delivered = 0usize;
-        while delivered < max && (budget.is_zero() || delivered == 0 || started.elapsed() < budget) {
-            let Some(event) = self.core.as_ref().and_then(|c| c.next_event()) else { break };
+        while delivered < max && (budget.is_zero() || delivered == 0 || started.elapsed() < budget)
+        {
+            let Some(event) = self.core.as_ref().and_then(|c| c.next_event()) else {
+                break;
+            };
             delivered += 1;
             let task = self.tasks.remove(&event.id);
             let response = HttpResponse::from_core(event.id, event.response);
@@ -331,7 +337,9 @@ impl HttpPool {
                     task.signals().completed().emit(&response);
                 }
             }
-            self.signals().request_completed().emit(event.id as i64, &response);
+            self.signals()
+                .request_completed()
+                .emit(event.id as i64, &response);
         }
         self.dispatched += delivered as u64;
         self.last_frame_dispatched = delivered as i64;
@@ -355,7 +363,10 @@ impl Drop for HttpPool {
                 ),
             );
             task.bind_mut().set_response(response.clone());
-            task.call_deferred("emit_signal", &["completed".to_variant(), response.to_variant()]);
+            task.call_deferred(
+                "emit_signal",
+                &["completed".to_variant(), response.to_variant()],
+            );
         }
     }
 }

@@ -114,7 +114,13 @@ impl HttpResponse {
     #[func]
     pub fn get_json(&self) -> Variant {
         self.json_cache
-            .get_or_init(|| self.inner.json.as_ref().map(json_to_variant).unwrap_or_default())
+            .get_or_init(|| {
+                self.inner
+                    .json
+                    .as_ref()
+                    .map(json_to_variant)
+                    .unwrap_or_default()
+            })
             .clone()
     }
 

@@ -7,7 +7,9 @@ use crate::core::http::CancelHandle;
 
 /// One request made with [method HTTPPool.request]. Await [signal completed] to get its
 /// [HTTPResponse]; it is emitted exactly once, on the main thread, whatever the outcome.
-/// [code]var res: HTTPResponse = await pool.request(HTTPClient.METHOD_GET, "/me").completed[/code]
+/// [code]var res: HTTPResponse = await pool.fetch("/me").completed[/code]
+/// When awaiting several tasks one after another, a later one may already have finished:
+/// a signal is not replayed, so read [member response] when [method is_done] is true.
 #[derive(GodotClass)]
 #[class(no_init, base = RefCounted, rename = HTTPTask)]
 pub struct HttpTask {

@@ -36,7 +36,10 @@ fn to_variant(value: &Value, depth: usize) -> Variant {
         Value::Object(map) => {
             let mut dict = VarDictionary::new();
             for (k, v) in map {
-                dict.set(&GString::from(k.as_str()).to_variant(), &to_variant(v, depth + 1));
+                dict.set(
+                    &GString::from(k.as_str()).to_variant(),
+                    &to_variant(v, depth + 1),
+                );
             }
             dict.to_variant()
         }
@@ -61,7 +64,9 @@ fn from_variant(value: &Variant, depth: usize) -> Result<Value, String> {
         VariantType::INT => Value::from(value.to::<i64>()),
         VariantType::FLOAT => {
             let f = value.to::<f64>();
-            Value::Number(Number::from_f64(f).ok_or_else(|| format!("JSON cannot carry the number {f}"))?)
+            Value::Number(
+                Number::from_f64(f).ok_or_else(|| format!("JSON cannot carry the number {f}"))?,
+            )
         }
         VariantType::STRING | VariantType::STRING_NAME | VariantType::NODE_PATH => {
             Value::String(value.stringify().to_string())
@@ -86,8 +91,16 @@ fn from_variant(value: &Variant, depth: usize) -> Result<Value, String> {
         VariantType::PACKED_BYTE_ARRAY => numbers(value.to::<PackedByteArray>().as_slice()),
         VariantType::PACKED_INT32_ARRAY => numbers(value.to::<PackedInt32Array>().as_slice()),
         VariantType::PACKED_INT64_ARRAY => numbers(value.to::<PackedInt64Array>().as_slice()),
-        VariantType::PACKED_FLOAT32_ARRAY => floats(value.to::<PackedFloat32Array>().as_slice().iter().map(|f| f64::from(*f)))?,
-        VariantType::PACKED_FLOAT64_ARRAY => floats(value.to::<PackedFloat64Array>().as_slice().iter().copied())?,
+        VariantType::PACKED_FLOAT32_ARRAY => floats(
+            value
+                .to::<PackedFloat32Array>()
+                .as_slice()
+                .iter()
+                .map(|f| f64::from(*f)),
+        )?,
+        VariantType::PACKED_FLOAT64_ARRAY => {
+            floats(value.to::<PackedFloat64Array>().as_slice().iter().copied())?
+        }
         VariantType::PACKED_STRING_ARRAY => Value::Array(
             value
                 .to::<PackedStringArray>()

@@ -146,7 +146,10 @@ impl GodotCmd {
             program: PathBuf::from(cmd.get_program()),
             leading_args: cmd.get_args().map(OsString::from).collect(),
             version: String::new(),
-            origin: format!("Debian {DEBIAN_SUITE} package unpacked in {}", root.display()),
+            origin: format!(
+                "Debian {DEBIAN_SUITE} package unpacked in {}",
+                root.display()
+            ),
         };
         godot.version = probe_version(&godot)?;
         Ok(godot)
@@ -196,7 +199,12 @@ fn probe_version(godot: &GodotCmd) -> Result<String, String> {
     cmd.arg("--version");
     let out = run_captured(cmd, Duration::from_secs(60), false)
         .map_err(|e| format!("cannot run `{} --version`: {e}", godot.program.display()))?;
-    let version = out.stdout.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let version = out
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
     if out.exit_code != Some(0) {
         return Err(format!(
             "`{} --version` failed ({}): {}",
@@ -205,7 +213,12 @@ fn probe_version(godot: &GodotCmd) -> Result<String, String> {
             tail(&format!("{}{}", out.stdout, out.stderr), 10)
         ));
     }
-    if !version.starts_with("4.") {
+    // The extension's compatibility_minimum is 4.3; an older 4.x would refuse to load it.
+    let minor = version
+        .strip_prefix("4.")
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|m| m.parse::<u32>().ok());
+    if minor.is_none_or(|m| m < 3) {
         return Err(format!(
             "`{} --version` printed {version:?}; the tests need Godot 4.3 or newer",
             godot.program.display()
@@ -237,11 +250,19 @@ pub fn command_in_root(root: &Path, program: &Path) -> Result<Command, String> {
         "aarch64" => ("aarch64-linux-gnu", "ld-linux-aarch64.so.1"),
         other => return Err(format!("no known Debian loader for architecture {other}")),
     };
-    let loader_path = [format!("usr/lib/{triplet}/{loader}"), format!("lib/{triplet}/{loader}")]
-        .iter()
-        .map(|rel| root.join(rel))
-        .find(|p| p.exists())
-        .ok_or_else(|| format!("no dynamic loader {loader} under {} (libc6 not unpacked?)", root.display()))?;
+    let loader_path = [
+        format!("usr/lib/{triplet}/{loader}"),
+        format!("lib/{triplet}/{loader}"),
+    ]
+    .iter()
+    .map(|rel| root.join(rel))
+    .find(|p| p.exists())
+    .ok_or_else(|| {
+        format!(
+            "no dynamic loader {loader} under {} (libc6 not unpacked?)",
+            root.display()
+        )
+    })?;
     let lib_dirs: Vec<PathBuf> = [
         format!("usr/lib/{triplet}"),
         format!("lib/{triplet}"),
@@ -275,7 +296,11 @@ pub fn provision_debian_package(package: &str) -> Result<PathBuf, String> {
 /// process provisions under a lock into a temporary folder which is renamed into place
 /// with a marker file inside; the others wait and reuse it.
 pub fn provision_debian_packages(packages: &[&str]) -> Result<PathBuf, String> {
-    if packages.is_empty() || packages.iter().any(|p| p.is_empty() || p.contains(['/', ' ', '+'])) {
+    if packages.is_empty()
+        || packages
+            .iter()
+            .any(|p| p.is_empty() || p.contains(['/', ' ', '+']))
+    {
         return Err(format!("invalid package list {packages:?}"));
     }
     let cache = cache_dir();
@@ -284,22 +309,30 @@ pub fn provision_debian_packages(packages: &[&str]) -> Result<PathBuf, String> {
     if root.join(PROVISIONED_MARKER).is_file() {
         return Ok(root);
     }
-    fs::create_dir_all(&cache).map_err(|e| format!("cannot create cache folder {}: {e}", cache.display()))?;
+    fs::create_dir_all(&cache)
+        .map_err(|e| format!("cannot create cache folder {}: {e}", cache.display()))?;
     let lock_path = cache.join(format!("{name}.lock"));
-    let lock = File::create(&lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
-    lock.lock().map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    let lock = File::create(&lock_path)
+        .map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
     // Another process may have finished while this one waited for the lock.
     if root.join(PROVISIONED_MARKER).is_file() {
         return Ok(root);
     }
     if root.exists() {
-        fs::remove_dir_all(&root).map_err(|e| format!("cannot remove incomplete {}: {e}", root.display()))?;
+        fs::remove_dir_all(&root)
+            .map_err(|e| format!("cannot remove incomplete {}: {e}", root.display()))?;
     }
     // Leftovers of a process that died while provisioning (we hold the lock now).
     let partial_prefix = format!(".{name}.partial-");
     if let Ok(entries) = fs::read_dir(&cache) {
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(&partial_prefix) {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&partial_prefix)
+            {
                 let _ = fs::remove_dir_all(entry.path());
             }
         }
@@ -308,7 +341,11 @@ pub fn provision_debian_packages(packages: &[&str]) -> Result<PathBuf, String> {
     let started = Instant::now();
     let result = provision_into(packages, &work).and_then(|unpacked| {
         fs::rename(&unpacked, &root).map_err(|e| {
-            format!("cannot move {} to {}: {e}", unpacked.display(), root.display())
+            format!(
+                "cannot move {} to {}: {e}",
+                unpacked.display(),
+                root.display()
+            )
         })
     });
     // Best effort: the downloads are no longer needed either way.
@@ -328,7 +365,11 @@ fn provision_into(packages: &[&str], work: &Path) -> Result<PathBuf, String> {
     }
     let apt = work.join("apt");
     let root = work.join("root");
-    for dir in [apt.join("lists/partial"), apt.join("cache/archives/partial"), root.clone()] {
+    for dir in [
+        apt.join("lists/partial"),
+        apt.join("cache/archives/partial"),
+        root.clone(),
+    ] {
         fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     if !Path::new(DEBIAN_KEYRING).is_file() {
@@ -362,7 +403,10 @@ fn provision_into(packages: &[&str], work: &Path) -> Result<PathBuf, String> {
         }
         cmd.args(["-o", "Debug::NoLocking=1"]);
         // The host's apt.conf.d may enable extra indexes (AppStream); they are not needed.
-        cmd.args(["-o", "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false"]);
+        cmd.args([
+            "-o",
+            "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false",
+        ]);
         cmd.env("DEBIAN_FRONTEND", "noninteractive");
     };
 
@@ -373,8 +417,18 @@ fn provision_into(packages: &[&str], work: &Path) -> Result<PathBuf, String> {
 
     let mut download = Command::new("apt-get");
     apt_options(&mut download);
-    download.args(["install", "--download-only", "--no-install-recommends", "-y"]).args(packages);
-    run_step(download, &format!("apt-get install --download-only {}", packages.join(" ")))?;
+    download
+        .args([
+            "install",
+            "--download-only",
+            "--no-install-recommends",
+            "-y",
+        ])
+        .args(packages);
+    run_step(
+        download,
+        &format!("apt-get install --download-only {}", packages.join(" ")),
+    )?;
 
     let archives = apt.join("cache/archives");
     let mut debs: Vec<PathBuf> = fs::read_dir(&archives)
@@ -384,7 +438,10 @@ fn provision_into(packages: &[&str], work: &Path) -> Result<PathBuf, String> {
         .collect();
     debs.sort();
     if debs.is_empty() {
-        return Err(format!("apt-get downloaded no .deb files into {}", archives.display()));
+        return Err(format!(
+            "apt-get downloaded no .deb files into {}",
+            archives.display()
+        ));
     }
     for deb in &debs {
         let mut extract = Command::new("dpkg");
@@ -395,17 +452,24 @@ fn provision_into(packages: &[&str], work: &Path) -> Result<PathBuf, String> {
         .iter()
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
-    write_file(&root.join(".netkit-packages.txt"), &(names.join("\n") + "\n"))?;
+    write_file(
+        &root.join(".netkit-packages.txt"),
+        &(names.join("\n") + "\n"),
+    )?;
     write_file(
         &root.join(PROVISIONED_MARKER),
-        &format!("suite={DEBIAN_SUITE}\nmirror={mirror}\npackages={}\n", packages.join(" ")),
+        &format!(
+            "suite={DEBIAN_SUITE}\nmirror={mirror}\npackages={}\n",
+            packages.join(" ")
+        ),
     )?;
     Ok(root)
 }
 
 fn run_step(cmd: Command, what: &str) -> Result<(), String> {
     let shown = format!("{cmd:?}");
-    let out = run_captured(cmd, APT_TIMEOUT, false).map_err(|e| format!("{what}: cannot start: {e}"))?;
+    let out =
+        run_captured(cmd, APT_TIMEOUT, false).map_err(|e| format!("{what}: cannot start: {e}"))?;
     if out.exit_code == Some(0) {
         return Ok(());
     }
@@ -427,7 +491,10 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
 /// Debian suite (codename or stable/testing/unstable/..., also with -updates or
 /// -backports), no -security suite, and no third-party Signed-By keyring.
 pub fn debian_mirror() -> Result<String, String> {
-    if let Some(url) = std::env::var(MIRROR_ENV).ok().filter(|v| !v.trim().is_empty()) {
+    if let Some(url) = std::env::var(MIRROR_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
         return Ok(url.trim().trim_end_matches('/').to_string());
     }
     let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
@@ -438,21 +505,31 @@ pub fn debian_mirror() -> Result<String, String> {
     }
     let mut read = Vec::new();
     for file in &files {
-        let Ok(text) = fs::read_to_string(file) else { continue };
+        let Ok(text) = fs::read_to_string(file) else {
+            continue;
+        };
         let entries = match file.extension().and_then(|e| e.to_str()) {
             Some("sources") => parse_deb822_sources(&text),
             Some("list") => parse_one_line_sources(&text),
             _ => continue,
         };
         read.push(file.display().to_string());
-        if let Some(uri) = entries.iter().find(|e| e.is_main_debian_archive()).map(|e| e.uri.clone()) {
+        if let Some(uri) = entries
+            .iter()
+            .find(|e| e.is_main_debian_archive())
+            .map(|e| e.uri.clone())
+        {
             return Ok(uri.trim_end_matches('/').to_string());
         }
     }
     Err(format!(
         "found no main Debian archive mirror in the apt configuration (read: {}). Set \
          {MIRROR_ENV}=<URL of a Debian mirror> or {GODOT_BIN_ENV}=/path/to/godot",
-        if read.is_empty() { "nothing".to_string() } else { read.join(", ") }
+        if read.is_empty() {
+            "nothing".to_string()
+        } else {
+            read.join(", ")
+        }
     ))
 }
 
@@ -470,8 +547,22 @@ struct AptSource {
 impl AptSource {
     fn is_main_debian_archive(&self) -> bool {
         const SUITES: [&str; 17] = [
-            "buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid", "stable", "testing",
-            "unstable", "oldstable", "oldoldstable", "experimental", "stretch", "jessie", "rc-buggy",
+            "buster",
+            "bullseye",
+            "bookworm",
+            "trixie",
+            "forky",
+            "duke",
+            "sid",
+            "stable",
+            "testing",
+            "unstable",
+            "oldstable",
+            "oldoldstable",
+            "experimental",
+            "stretch",
+            "jessie",
+            "rc-buggy",
             "stable-updates",
         ];
         let debian_suite = |suite: &str| {
@@ -489,7 +580,10 @@ impl AptSource {
             && (self.uri.starts_with("http://") || self.uri.starts_with("https://"))
             && self.components.iter().any(|c| c == "main")
             && self.suites.iter().any(|s| debian_suite(s))
-            && self.signed_by.as_deref().is_none_or(|k| k.contains("debian-archive"))
+            && self
+                .signed_by
+                .as_deref()
+                .is_none_or(|k| k.contains("debian-archive"))
     }
 }
 
@@ -507,7 +601,9 @@ fn parse_deb822_sources(text: &str) -> Vec<AptSource> {
                 .map(|(_, v)| v.clone())
         };
         let words = |key: &str| -> Vec<String> {
-            get(key).map(|v| v.split_whitespace().map(String::from).collect()).unwrap_or_default()
+            get(key)
+                .map(|v| v.split_whitespace().map(String::from).collect())
+                .unwrap_or_default()
         };
         let base = AptSource {
             uri: String::new(),
@@ -518,7 +614,10 @@ fn parse_deb822_sources(text: &str) -> Vec<AptSource> {
             enabled: get("Enabled").is_none_or(|v| !v.trim().eq_ignore_ascii_case("no")),
         };
         for uri in words("URIs") {
-            out.push(AptSource { uri, ..base.clone() });
+            out.push(AptSource {
+                uri,
+                ..base.clone()
+            });
         }
         fields.clear();
     };
@@ -546,7 +645,9 @@ fn parse_one_line_sources(text: &str) -> Vec<AptSource> {
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
         let mut rest = line;
-        let Some(kind) = rest.split_whitespace().next() else { continue };
+        let Some(kind) = rest.split_whitespace().next() else {
+            continue;
+        };
         rest = rest[kind.len()..].trim_start();
         let mut signed_by = None;
         if rest.starts_with('[') {
@@ -615,14 +716,23 @@ pub fn run_project(
     timeout: Duration,
 ) -> RunOutput {
     if let Err(e) = ensure_imported(godot, project) {
-        return RunOutput { stderr: e.clone(), combined: format!("[stderr] {e}\n"), ..RunOutput::default() };
+        return RunOutput {
+            stderr: e.clone(),
+            combined: format!("[stderr] {e}\n"),
+            ..RunOutput::default()
+        };
     }
     let (engine_args, user_args) = match args.iter().position(|a| *a == "--") {
         Some(i) => (&args[..i], &args[i + 1..]),
         None => (&[][..], args),
     };
     let mut cmd = godot.command();
-    cmd.arg("--headless").arg("--path").arg(project).args(engine_args).arg("--").args(user_args);
+    cmd.arg("--headless")
+        .arg("--path")
+        .arg(project)
+        .args(engine_args)
+        .arg("--")
+        .args(user_args);
     for (key, value) in env {
         cmd.env(key, value);
     }
@@ -631,7 +741,11 @@ pub fn run_project(
         Ok(out) => out,
         Err(e) => {
             let msg = format!("could not start Godot ({}): {shown}: {e}", godot.origin());
-            RunOutput { stderr: msg.clone(), combined: format!("[stderr] {msg}\n"), ..RunOutput::default() }
+            RunOutput {
+                stderr: msg.clone(),
+                combined: format!("[stderr] {msg}\n"),
+                ..RunOutput::default()
+            }
         }
     }
 }
@@ -646,14 +760,22 @@ pub fn run_project(
 /// next to the scripts during the import.
 pub fn ensure_imported(godot: &GodotCmd, project: &Path) -> Result<(), String> {
     let dot_godot = project.join(".godot");
-    fs::create_dir_all(&dot_godot).map_err(|e| format!("cannot create {}: {e}", dot_godot.display()))?;
+    fs::create_dir_all(&dot_godot)
+        .map_err(|e| format!("cannot create {}: {e}", dot_godot.display()))?;
     let lock_path = dot_godot.join("netkit-import.lock");
-    let lock = File::create(&lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
-    lock.lock().map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
-    let Some(reason) = import_needed(project) else { return Ok(()) };
+    let lock = File::create(&lock_path)
+        .map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    let Some(reason) = import_needed(project) else {
+        return Ok(());
+    };
     eprintln!("importing {} ({reason})", project.display());
     let mut cmd = godot.command();
-    cmd.arg("--headless").arg("--path").arg(project).arg("--import");
+    cmd.arg("--headless")
+        .arg("--path")
+        .arg(project)
+        .arg("--import");
     let shown = format!("{cmd:?}");
     let out = run_captured(cmd, IMPORT_TIMEOUT, false)
         .map_err(|e| format!("could not start the Godot import: {shown}: {e}"))?;
@@ -692,18 +814,30 @@ fn import_needed(project: &Path) -> Option<String> {
         return Some(format!("{missing} not in .godot/extension_list.cfg"));
     }
     if let Some(gone) = listed.difference(&extensions).next() {
-        return Some(format!(".godot/extension_list.cfg lists {gone}, which no longer exists"));
+        return Some(format!(
+            ".godot/extension_list.cfg lists {gone}, which no longer exists"
+        ));
     }
-    if class_names.is_empty() {
-        return None;
-    }
-    let Some(class_cache) = class_cache else {
+    let cached: BTreeSet<String> = class_cache
+        .as_deref()
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("\"class\": &\""))
+        .filter_map(|rest| rest.split('"').next())
+        .map(String::from)
+        .collect();
+    if class_cache.is_none() && !class_names.is_empty() {
         return Some(".godot/global_script_class_cache.cfg is missing".to_string());
-    };
-    class_names
-        .iter()
-        .find(|name| !class_cache.contains(&format!("&\"{name}\"")))
-        .map(|name| format!("class_name {name} not in .godot/global_script_class_cache.cfg"))
+    }
+    if let Some(name) = class_names.difference(&cached).next() {
+        return Some(format!(
+            "class_name {name} not in .godot/global_script_class_cache.cfg"
+        ));
+    }
+    // A stale entry (script deleted or renamed) would make Godot look for a missing file.
+    cached.difference(&class_names).next().map(|name| {
+        format!("class {name} in .godot/global_script_class_cache.cfg no longer exists")
+    })
 }
 
 fn scan_project(
@@ -717,7 +851,9 @@ fn scan_project(
     if depth > 12 {
         return;
     }
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -736,10 +872,11 @@ fn scan_project(
         } else if name.ends_with(".gd") {
             let text = fs::read_to_string(&path).unwrap_or_default();
             for line in text.lines() {
-                if let Some(rest) = line.strip_prefix("class_name") {
-                    if let Some(class) = rest.split_whitespace().next() {
-                        class_names.insert(class.to_string());
-                    }
+                let rest = line
+                    .strip_prefix("class_name")
+                    .filter(|r| r.starts_with([' ', '\t']));
+                if let Some(class) = rest.and_then(|r| r.split_whitespace().next()) {
+                    class_names.insert(class.to_string());
                 }
             }
         }
@@ -747,13 +884,21 @@ fn scan_project(
 }
 
 fn run_captured(mut cmd: Command, timeout: Duration, echo: bool) -> std::io::Result<RunOutput> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
     let combined = Arc::new(Mutex::new(String::new()));
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let readers = [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
     ]
     .into_iter()
     .zip([false, true])
@@ -814,7 +959,11 @@ fn run_captured(mut cmd: Command, timeout: Duration, echo: bool) -> std::io::Res
     }
     let mut texts = Vec::new();
     for reader in readers {
-        texts.push(if reader.is_finished() { reader.join().unwrap_or_default() } else { String::new() });
+        texts.push(if reader.is_finished() {
+            reader.join().unwrap_or_default()
+        } else {
+            String::new()
+        });
     }
     let combined = combined.lock().map(|s| s.clone()).unwrap_or_default();
     let (exit_code, signal) = match status {
@@ -847,7 +996,10 @@ fn describe_exit(out: &RunOutput) -> String {
     } else if let Some(code) = out.exit_code {
         format!("exit code {code}")
     } else if let Some(signal) = out.signal {
-        format!("killed by signal {signal}{}", if signal == 11 { " (segfault)" } else { "" })
+        format!(
+            "killed by signal {signal}{}",
+            if signal == 11 { " (segfault)" } else { "" }
+        )
     } else {
         "did not run".to_string()
     }
@@ -892,12 +1044,17 @@ pub fn check_suite(out: &RunOutput) -> Result<(usize, usize), String> {
 /// for runs known to print a specific engine error, e.g. the harness self-test run before
 /// the extension library is built (`"Error loading extension"`). Never tolerates
 /// SCRIPT ERROR, leaks, crashes or failed tests.
-pub fn check_suite_allowing(out: &RunOutput, allowed_errors: &[&str]) -> Result<(usize, usize), String> {
+pub fn check_suite_allowing(
+    out: &RunOutput,
+    allowed_errors: &[&str],
+) -> Result<(usize, usize), String> {
     let mut problems: Vec<String> = Vec::new();
     if out.timed_out {
-        problems.push("Godot did not finish in time and was killed (a test or the runner hung; \
+        problems.push(
+            "Godot did not finish in time and was killed (a test or the runner hung; \
                        the last `--- run` line below names the test that was running)"
-            .to_string());
+                .to_string(),
+        );
     } else if out.exit_code != Some(0) {
         problems.push(format!("Godot {}", describe_exit(out)));
     }
@@ -910,7 +1067,10 @@ pub fn check_suite_allowing(out: &RunOutput, allowed_errors: &[&str]) -> Result<
     let lines: Vec<String> = combined.lines().map(strip_ansi).collect();
     let expected: Vec<String> = lines
         .iter()
-        .filter_map(|l| l.find(EXPECT_ERROR_MARKER).map(|i| l[i + EXPECT_ERROR_MARKER.len()..].trim().to_string()))
+        .filter_map(|l| {
+            l.find(EXPECT_ERROR_MARKER)
+                .map(|i| l[i + EXPECT_ERROR_MARKER.len()..].trim().to_string())
+        })
         .filter(|s| !s.is_empty())
         .collect();
 
@@ -938,7 +1098,10 @@ pub fn check_suite_allowing(out: &RunOutput, allowed_errors: &[&str]) -> Result<
         Some((passed, failed)) => {
             counts = Some((passed, failed));
             if passed + failed == 0 {
-                problems.push("no tests ran (wrong --filter, or no res://tests/**/test_*.gd files)".to_string());
+                problems.push(
+                    "no tests ran (wrong --filter, or no res://tests/**/test_*.gd files)"
+                        .to_string(),
+                );
             }
             if passed != ok || failed != failed_lines.len() {
                 problems.push(format!(
@@ -950,7 +1113,11 @@ pub fn check_suite_allowing(out: &RunOutput, allowed_errors: &[&str]) -> Result<
         }
     }
     if !failed_lines.is_empty() {
-        problems.push(format!("{} test(s) failed:\n    {}", failed_lines.len(), failed_lines.join("\n    ")));
+        problems.push(format!(
+            "{} test(s) failed:\n    {}",
+            failed_lines.len(),
+            failed_lines.join("\n    ")
+        ));
     }
 
     // Engine output that fails the run, placed relative to the runner's lines. The two
@@ -963,7 +1130,10 @@ pub fn check_suite_allowing(out: &RunOutput, allowed_errors: &[&str]) -> Result<
             place = format!(" (during {})", test.trim());
             continue;
         }
-        if let Some(test) = text.strip_prefix("test ").and_then(|t| t.split(" ... ").next()) {
+        if let Some(test) = text
+            .strip_prefix("test ")
+            .and_then(|t| t.split(" ... ").next())
+        {
             place = format!(" (after {test})");
             continue;
         }
@@ -971,7 +1141,9 @@ pub fn check_suite_allowing(out: &RunOutput, allowed_errors: &[&str]) -> Result<
             place = " (at exit)".to_string();
             continue;
         }
-        let Some(mut kind) = fatal_kind(text, &expected, allowed_errors) else { continue };
+        let Some(mut kind) = fatal_kind(text, &expected, allowed_errors) else {
+            continue;
+        };
         if kind == "leak" && failed_lines.iter().any(|l| l.contains("timed out after")) {
             // The runner abandons a timed-out test's coroutine; its objects stay alive.
             kind = "leak (expected after a timed-out test)";
@@ -989,7 +1161,10 @@ pub fn check_suite_allowing(out: &RunOutput, allowed_errors: &[&str]) -> Result<
         offending.push(format!("{kind}{place}: {quote}"));
     }
     if !offending.is_empty() {
-        problems.push(format!("Godot reported problems:\n    {}", offending.join("\n    ")));
+        problems.push(format!(
+            "Godot reported problems:\n    {}",
+            offending.join("\n    ")
+        ));
     }
 
     match (problems.is_empty(), counts) {
@@ -1012,13 +1187,20 @@ fn fatal_kind(text: &str, expected: &[String], allowed: &[&str]) -> Option<&'sta
     if text.contains("SCRIPT ERROR") {
         return Some("script error");
     }
-    if ["leaked at exit", "Leaked instance", "resources still in use at exit"]
-        .iter()
-        .any(|p| text.contains(p))
+    if [
+        "leaked at exit",
+        "Leaked instance",
+        "resources still in use at exit",
+    ]
+    .iter()
+    .any(|p| text.contains(p))
     {
         return Some("leak");
     }
-    if ["Program crashed", "FATAL:", "handle_crash"].iter().any(|p| text.contains(p)) {
+    if ["Program crashed", "FATAL:", "handle_crash"]
+        .iter()
+        .any(|p| text.contains(p))
+    {
         return Some("crash");
     }
     let trimmed = text.trim_start();

@@ -1,4 +1,7 @@
-//! Shared test support: the real HTTP test server and the headless Godot harness.
+//! Shared test support: the real HTTP test server, the headless Godot harness, and the
+//! staging of the built extension.
 #![allow(dead_code)]
 
+pub mod extension;
+pub mod godot;
 pub mod http_server;

@@ -10,7 +10,9 @@ use super::error::ErrorKind;
 use super::json::{claims_json, parse_json, wants_json};
 use super::request::RequestSpec;
 use super::response::Response;
-use super::retry::{RetryPolicy, backoff_delay, is_idempotent, is_retryable_status, parse_retry_after};
+use super::retry::{
+    RetryPolicy, backoff_delay, is_idempotent, is_retryable_status, parse_retry_after,
+};
 
 /// What one attempt needs besides the request.
 #[derive(Clone, Copy, Debug)]
@@ -37,18 +39,19 @@ pub(crate) async fn execute(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut response = match tokio::time::timeout(limits.timeout, attempt_once(client, spec, limits)).await {
-            Ok(response) => response,
-            Err(_) => Response::failed(
-                ErrorKind::Timeout,
-                format!(
-                    "no complete answer from {} within {:.1} s (the pool's timeout)",
-                    spec.url,
-                    limits.timeout.as_secs_f64()
+        let mut response =
+            match tokio::time::timeout(limits.timeout, attempt_once(client, spec, limits)).await {
+                Ok(response) => response,
+                Err(_) => Response::failed(
+                    ErrorKind::Timeout,
+                    format!(
+                        "no complete answer from {} within {:.1} s (the pool's timeout)",
+                        spec.url,
+                        limits.timeout.as_secs_f64()
+                    ),
+                    &spec.url,
                 ),
-                &spec.url,
-            ),
-        };
+            };
         response.attempts = attempt;
         response.elapsed = started.elapsed();
 
@@ -65,7 +68,10 @@ pub(crate) async fn execute(
             }
             return response;
         }
-        let wait = match response.header("retry-after").and_then(|v| parse_retry_after(v, SystemTime::now())) {
+        let wait = match response
+            .header("retry-after")
+            .and_then(|v| parse_retry_after(v, SystemTime::now()))
+        {
             Some(wait) if wait > policy.max_delay => {
                 response.error_message.push_str(&format!(
                     " (not retried: the server asked to wait {:.0} s, more than retry_max_delay)",
@@ -81,7 +87,11 @@ pub(crate) async fn execute(
     }
 }
 
-async fn attempt_once(client: &reqwest::Client, spec: &RequestSpec, limits: AttemptLimits) -> Response {
+async fn attempt_once(
+    client: &reqwest::Client,
+    spec: &RequestSpec,
+    limits: AttemptLimits,
+) -> Response {
     let mut builder = client.request(spec.method.as_reqwest(), spec.url.as_str());
     let mut has_content_type = false;
     for (name, value) in &spec.headers {
@@ -107,7 +117,12 @@ async fn attempt_once(client: &reqwest::Client, spec: &RequestSpec, limits: Atte
     let headers: Vec<(String, String)> = reply
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let mut response = Response {
         status,
@@ -155,9 +170,17 @@ async fn attempt_once(client: &reqwest::Client, spec: &RequestSpec, limits: Atte
             Err(err) => {
                 response.body = body.freeze();
                 let decode = err.is_decode() && !is_transport(&err);
-                response.error = if decode { ErrorKind::Decode } else { ErrorKind::ConnectionLost };
+                response.error = if decode {
+                    ErrorKind::Decode
+                } else {
+                    ErrorKind::ConnectionLost
+                };
                 response.error_message = if decode {
-                    format!("the body from {} could not be decompressed: {}", spec.url, chain(&err))
+                    format!(
+                        "the body from {} could not be decompressed: {}",
+                        spec.url,
+                        chain(&err)
+                    )
                 } else {
                     format!(
                         "the connection to {} broke after {} bytes of the body: {}; `body` holds what arrived",
@@ -191,7 +214,9 @@ async fn attempt_once(client: &reqwest::Client, spec: &RequestSpec, limits: Atte
             .and_then(|s| s.canonical_reason())
             .unwrap_or("");
         response.error = ErrorKind::HttpStatus;
-        response.error_message = format!("the server answered {status} {reason}").trim_end().to_string();
+        response.error_message = format!("the server answered {status} {reason}")
+            .trim_end()
+            .to_string();
     }
     response
 }
@@ -200,31 +225,50 @@ async fn attempt_once(client: &reqwest::Client, spec: &RequestSpec, limits: Atte
 fn classify(err: &reqwest::Error, url: &str) -> (ErrorKind, String) {
     let cause = chain(err);
     if err.is_redirect() {
-        return (ErrorKind::TooManyRedirects, format!("too many redirects from {url} (max_redirects): {cause}"));
+        return (
+            ErrorKind::TooManyRedirects,
+            format!("too many redirects from {url} (max_redirects): {cause}"),
+        );
     }
     if err.is_builder() {
-        return (ErrorKind::InvalidRequest, format!("the request to {url} could not be built: {cause}"));
+        return (
+            ErrorKind::InvalidRequest,
+            format!("the request to {url} could not be built: {cause}"),
+        );
     }
     if is_tls(err) {
         return (
             ErrorKind::Tls,
-            format!("the TLS handshake with {url} failed: {cause}; for a self-signed development server set trusted_ca_pem"),
+            format!(
+                "the TLS handshake with {url} failed: {cause}; for a self-signed development server set trusted_ca_pem"
+            ),
         );
     }
     if err.is_timeout() {
-        return (ErrorKind::Timeout, format!("connecting to {url} timed out (connect_timeout): {cause}"));
+        return (
+            ErrorKind::Timeout,
+            format!("connecting to {url} timed out (connect_timeout): {cause}"),
+        );
     }
     if err.is_connect() {
-        return (ErrorKind::Connect, format!("could not connect to {url}: {cause}"));
+        return (
+            ErrorKind::Connect,
+            format!("could not connect to {url}: {cause}"),
+        );
     }
-    (ErrorKind::ConnectionLost, format!("the connection to {url} failed: {cause}"))
+    (
+        ErrorKind::ConnectionLost,
+        format!("the connection to {url} failed: {cause}"),
+    )
 }
 
 /// True when a body error came from the connection (hyper), not from decompression.
 fn is_transport(err: &reqwest::Error) -> bool {
     let mut source = err.source();
     while let Some(e) = source {
-        if e.downcast_ref::<hyper::Error>().is_some() || e.downcast_ref::<std::io::Error>().is_some() {
+        if e.downcast_ref::<hyper::Error>().is_some()
+            || e.downcast_ref::<std::io::Error>().is_some()
+        {
             return true;
         }
         source = e.source();
@@ -236,7 +280,10 @@ fn is_tls(err: &reqwest::Error) -> bool {
     // rustls errors travel inside io::Error and boxed connector errors; their text is the
     // stable part ("invalid peer certificate", "received fatal alert").
     let text = chain(err).to_ascii_lowercase();
-    if text.contains("peer certificate") || text.contains("fatal alert") || text.contains("tls handshake") {
+    if text.contains("peer certificate")
+        || text.contains("fatal alert")
+        || text.contains("tls handshake")
+    {
         return true;
     }
     let mut source = err.source();
@@ -245,7 +292,9 @@ fn is_tls(err: &reqwest::Error) -> bool {
             return true;
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
         {
             return true;
         }

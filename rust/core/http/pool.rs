@@ -166,7 +166,8 @@ impl HttpPool {
         let spec = match spec {
             Ok(spec) => spec,
             Err((kind, message, url)) => {
-                self.shared.finish(id, Response::failed(kind, message, &url));
+                self.shared
+                    .finish(id, Response::failed(kind, message, &url));
                 return id;
             }
         };
@@ -180,7 +181,10 @@ impl HttpPool {
                 spec.url
             );
             drop(sched);
-            self.shared.finish(id, Response::failed(ErrorKind::QueueFull, message, &spec.url));
+            self.shared.finish(
+                id,
+                Response::failed(ErrorKind::QueueFull, message, &spec.url),
+            );
         } else {
             sched.waiting.push_back(Queued { id, spec });
         }
@@ -253,7 +257,9 @@ impl Shared {
 
     fn start_waiting(self: &Arc<Self>, sched: &mut Sched) {
         while sched.running.len() < sched.settings.max_concurrent.max(1) {
-            let Some(job) = sched.waiting.pop_front() else { break };
+            let Some(job) = sched.waiting.pop_front() else {
+                break;
+            };
             self.start(sched, job);
         }
     }
@@ -261,7 +267,8 @@ impl Shared {
     fn start(self: &Arc<Self>, sched: &mut Sched, job: Queued) {
         let token = CancellationToken::new();
         sched.running.insert(job.id, token.clone());
-        self.peak.fetch_max(sched.running.len() as u64, Ordering::Relaxed);
+        self.peak
+            .fetch_max(sched.running.len() as u64, Ordering::Relaxed);
 
         let settings = &sched.settings;
         let limits = AttemptLimits {
@@ -302,7 +309,10 @@ impl Shared {
         if let Some(pos) = sched.waiting.iter().position(|q| q.id == id) {
             let job = sched.waiting.remove(pos).expect("position is in range");
             drop(sched);
-            self.finish(id, cancelled(&job.spec.url, "the request was cancelled while queued"));
+            self.finish(
+                id,
+                cancelled(&job.spec.url, "the request was cancelled while queued"),
+            );
             return true;
         }
         match sched.running.get(&id) {
@@ -322,7 +332,10 @@ impl Shared {
         }
         drop(sched);
         for job in waiting {
-            self.finish(job.id, cancelled(&job.spec.url, "the request was cancelled while queued"));
+            self.finish(
+                job.id,
+                cancelled(&job.spec.url, "the request was cancelled while queued"),
+            );
         }
     }
 
@@ -335,7 +348,8 @@ impl Shared {
             _ => &self.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(response.body.len() as u64, Ordering::Relaxed);
+        self.bytes
+            .fetch_add(response.body.len() as u64, Ordering::Relaxed);
         if !self.closed.load(Ordering::Acquire) {
             self.events.send(HttpEvent { id, response });
         }
@@ -366,11 +380,16 @@ impl FinishGuard {
 
 impl Drop for FinishGuard {
     fn drop(&mut self) {
-        let Some(shared) = self.shared.upgrade() else { return };
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
         if !self.done {
             shared.finish(
                 self.id,
-                cancelled(&self.url, "the request was stopped because netkit's runtime shut down"),
+                cancelled(
+                    &self.url,
+                    "the request was stopped because netkit's runtime shut down",
+                ),
             );
         }
         let mut sched = shared.lock();

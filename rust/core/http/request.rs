@@ -166,8 +166,16 @@ mod tests {
     #[test]
     fn bad_urls_are_explained() {
         assert!(build_url("", "").unwrap_err().contains("empty"));
-        assert!(build_url("ftp://x.org", "/a").unwrap_err().contains("scheme 'ftp'"));
-        assert!(build_url("", "not a url").unwrap_err().contains("not a valid URL"));
+        assert!(
+            build_url("ftp://x.org", "/a")
+                .unwrap_err()
+                .contains("scheme 'ftp'")
+        );
+        assert!(
+            build_url("", "not a url")
+                .unwrap_err()
+                .contains("not a valid URL")
+        );
         assert!(build_url("http://", "").is_err());
     }
 }

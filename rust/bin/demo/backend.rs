@@ -1,0 +1,176 @@
+//! The demo's game backend: a real HTTP server on loopback that issues signed, expiring
+//! login tokens and keeps scores, the way a small game's backend would.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use ring::hmac;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// How long a login token stays valid.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(600);
+
+/// The demo accounts: name and password.
+pub const ACCOUNTS: &[(&str, &str)] = &[("alice", "wonderland"), ("bob", "builder"), ("carol", "singer")];
+
+/// Shared state of the running backend.
+struct State {
+    key: hmac::Key,
+    scores: HashMap<String, i64>,
+}
+
+/// A running backend; it serves until the process exits.
+pub struct Backend {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+}
+
+/// Starts the backend on 127.0.0.1 with a random port on the given runtime.
+pub async fn start() -> std::io::Result<Backend> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let secret: [u8; 32] = rand::random();
+    let state = Arc::new(Mutex::new(State {
+        key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+        scores: HashMap::from([("zed".to_string(), 120), ("yuki".to_string(), 300)]),
+    }));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let state = state.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(Backend { url: format!("http://{addr}") })
+}
+
+async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Ok(reply(StatusCode::BAD_REQUEST, json!({"error": "unreadable body"}))),
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(match (method, path.as_str()) {
+        (Method::POST, "/login") => login(&state, &body),
+        (Method::GET, "/leaderboard") => leaderboard(&state),
+        (Method::POST, "/scores") => match bearer.as_deref().map(|t| verify(&state.key, t)) {
+            Some(Ok(name)) => post_score(&mut state, name, &body),
+            Some(Err(why)) => reply(StatusCode::UNAUTHORIZED, json!({"error": why})),
+            None => reply(StatusCode::UNAUTHORIZED, json!({"error": "missing bearer token"})),
+        },
+        (Method::GET, "/me") => match bearer.as_deref().map(|t| verify(&state.key, t)) {
+            Some(Ok(name)) => {
+                let best = state.scores.get(&name).copied();
+                reply(StatusCode::OK, json!({"name": name, "best_score": best}))
+            }
+            Some(Err(why)) => reply(StatusCode::UNAUTHORIZED, json!({"error": why})),
+            None => reply(StatusCode::UNAUTHORIZED, json!({"error": "missing bearer token"})),
+        },
+        _ => reply(StatusCode::NOT_FOUND, json!({"error": "no such endpoint", "path": path})),
+    })
+}
+
+fn login(state: &State, body: &Value) -> Response<Full<Bytes>> {
+    let name = body["name"].as_str().unwrap_or("");
+    let password = body["password"].as_str().unwrap_or("");
+    if !ACCOUNTS.iter().any(|(n, p)| *n == name && *p == password) {
+        return reply(StatusCode::UNAUTHORIZED, json!({"error": "wrong name or password"}));
+    }
+    let token = issue(&state.key, name, now() + TOKEN_LIFETIME.as_secs());
+    reply(StatusCode::OK, json!({"token": token, "expires_in": TOKEN_LIFETIME.as_secs(), "name": name}))
+}
+
+fn post_score(state: &mut State, name: String, body: &Value) -> Response<Full<Bytes>> {
+    let Some(score) = body["score"].as_i64() else {
+        return reply(StatusCode::BAD_REQUEST, json!({"error": "score must be an integer"}));
+    };
+    let best = state.scores.entry(name).or_insert(score);
+    *best = (*best).max(score);
+    let best = *best;
+    let rank = 1 + state.scores.values().filter(|s| **s > best).count();
+    reply(StatusCode::OK, json!({"best": best, "rank": rank}))
+}
+
+fn leaderboard(state: &State) -> Response<Full<Bytes>> {
+    let mut entries: Vec<(&String, &i64)> = state.scores.iter().collect();
+    entries.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let entries: Vec<Value> = entries
+        .into_iter()
+        .take(10)
+        .map(|(name, score)| json!({"name": name, "score": score}))
+        .collect();
+    reply(StatusCode::OK, json!({"entries": entries}))
+}
+
+/// A token is `name.expiry.signature`, the signature an HMAC-SHA256 over `name.expiry`.
+pub fn issue(key: &hmac::Key, name: &str, expiry: u64) -> String {
+    let payload = format!("{name}.{expiry}");
+    let tag = hmac::sign(key, payload.as_bytes());
+    format!("{payload}.{}", hex(tag.as_ref()))
+}
+
+/// Checks a token's signature and expiry; returns the player name or why it is refused.
+pub fn verify(key: &hmac::Key, token: &str) -> Result<String, String> {
+    let mut parts = token.rsplitn(2, '.');
+    let (Some(sig), Some(payload)) = (parts.next(), parts.next()) else {
+        return Err("malformed token".into());
+    };
+    let sig = unhex(sig).ok_or("malformed token signature")?;
+    hmac::verify(key, payload.as_bytes(), &sig).map_err(|_| "token signature is invalid".to_string())?;
+    let (name, expiry) = payload.rsplit_once('.').ok_or("malformed token")?;
+    let expiry: u64 = expiry.parse().map_err(|_| "malformed token expiry")?;
+    if expiry <= now() {
+        return Err("token has expired".into());
+    }
+    Ok(name.to_string())
+}
+
+fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from(body.to_string())));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    res
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
