@@ -715,6 +715,19 @@ pub fn run_project(
     env: &[(&str, &str)],
     timeout: Duration,
 ) -> RunOutput {
+    run_project_echo(godot, project, args, env, timeout, true)
+}
+
+/// [`run_project`] with the live echo of Godot's output switched on or off (the demo
+/// prints its own, cleaner log instead).
+pub fn run_project_echo(
+    godot: &GodotCmd,
+    project: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+    echo: bool,
+) -> RunOutput {
     if let Err(e) = ensure_imported(godot, project) {
         return RunOutput {
             stderr: e.clone(),
@@ -737,7 +750,7 @@ pub fn run_project(
         cmd.env(key, value);
     }
     let shown = format!("{cmd:?}");
-    match run_captured(cmd, timeout, true) {
+    match run_captured(cmd, timeout, echo) {
         Ok(out) => out,
         Err(e) => {
             let msg = format!("could not start Godot ({}): {shown}: {e}", godot.origin());

@@ -21,7 +21,11 @@ use tokio::net::TcpListener;
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(600);
 
 /// The demo accounts: name and password.
-pub const ACCOUNTS: &[(&str, &str)] = &[("alice", "wonderland"), ("bob", "builder"), ("carol", "singer")];
+pub const ACCOUNTS: &[(&str, &str)] = &[
+    ("alice", "wonderland"),
+    ("bob", "builder"),
+    ("carol", "singer"),
+];
 
 /// Shared state of the running backend.
 struct State {
@@ -46,7 +50,9 @@ pub async fn start() -> std::io::Result<Backend> {
     }));
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let state = state.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
@@ -56,10 +62,15 @@ pub async fn start() -> std::io::Result<Backend> {
             });
         }
     });
-    Ok(Backend { url: format!("http://{addr}") })
+    Ok(Backend {
+        url: format!("http://{addr}"),
+    })
 }
 
-async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    state: Arc<Mutex<State>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let bearer = req
@@ -70,7 +81,12 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
         .map(str::to_string);
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return Ok(reply(StatusCode::BAD_REQUEST, json!({"error": "unreadable body"}))),
+        Err(_) => {
+            return Ok(reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "unreadable body"}),
+            ));
+        }
     };
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -80,7 +96,10 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
         (Method::POST, "/scores") => match bearer.as_deref().map(|t| verify(&state.key, t)) {
             Some(Ok(name)) => post_score(&mut state, name, &body),
             Some(Err(why)) => reply(StatusCode::UNAUTHORIZED, json!({"error": why})),
-            None => reply(StatusCode::UNAUTHORIZED, json!({"error": "missing bearer token"})),
+            None => reply(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "missing bearer token"}),
+            ),
         },
         (Method::GET, "/me") => match bearer.as_deref().map(|t| verify(&state.key, t)) {
             Some(Ok(name)) => {
@@ -88,9 +107,15 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
                 reply(StatusCode::OK, json!({"name": name, "best_score": best}))
             }
             Some(Err(why)) => reply(StatusCode::UNAUTHORIZED, json!({"error": why})),
-            None => reply(StatusCode::UNAUTHORIZED, json!({"error": "missing bearer token"})),
+            None => reply(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "missing bearer token"}),
+            ),
         },
-        _ => reply(StatusCode::NOT_FOUND, json!({"error": "no such endpoint", "path": path})),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": "no such endpoint", "path": path}),
+        ),
     })
 }
 
@@ -98,15 +123,24 @@ fn login(state: &State, body: &Value) -> Response<Full<Bytes>> {
     let name = body["name"].as_str().unwrap_or("");
     let password = body["password"].as_str().unwrap_or("");
     if !ACCOUNTS.iter().any(|(n, p)| *n == name && *p == password) {
-        return reply(StatusCode::UNAUTHORIZED, json!({"error": "wrong name or password"}));
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "wrong name or password"}),
+        );
     }
     let token = issue(&state.key, name, now() + TOKEN_LIFETIME.as_secs());
-    reply(StatusCode::OK, json!({"token": token, "expires_in": TOKEN_LIFETIME.as_secs(), "name": name}))
+    reply(
+        StatusCode::OK,
+        json!({"token": token, "expires_in": TOKEN_LIFETIME.as_secs(), "name": name}),
+    )
 }
 
 fn post_score(state: &mut State, name: String, body: &Value) -> Response<Full<Bytes>> {
     let Some(score) = body["score"].as_i64() else {
-        return reply(StatusCode::BAD_REQUEST, json!({"error": "score must be an integer"}));
+        return reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "score must be an integer"}),
+        );
     };
     let best = state.scores.entry(name).or_insert(score);
     *best = (*best).max(score);
@@ -140,7 +174,8 @@ pub fn verify(key: &hmac::Key, token: &str) -> Result<String, String> {
         return Err("malformed token".into());
     };
     let sig = unhex(sig).ok_or("malformed token signature")?;
-    hmac::verify(key, payload.as_bytes(), &sig).map_err(|_| "token signature is invalid".to_string())?;
+    hmac::verify(key, payload.as_bytes(), &sig)
+        .map_err(|_| "token signature is invalid".to_string())?;
     let (name, expiry) = payload.rsplit_once('.').ok_or("malformed token")?;
     let expiry: u64 = expiry.parse().map_err(|_| "malformed token expiry")?;
     if expiry <= now() {
@@ -152,13 +187,17 @@ pub fn verify(key: &hmac::Key, token: &str) -> Result<String, String> {
 fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     let mut res = Response::new(Full::new(Bytes::from(body.to_string())));
     *res.status_mut() = status;
-    res.headers_mut()
-        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     res
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -1,0 +1,331 @@
+//! `cargo run --release --bin bench`: measures HTTPPool against Godot's own HTTPRequest
+//! and against plain reqwest, on one local server, and prints one table (also written to
+//! `target/bench/results.md`; BENCHMARKS.md is updated by hand from it).
+//!
+//! Building with `--release` builds the release extension too (the library target is a
+//! dependency of this binary); the bench stages that library for Godot.
+//!
+//! Options: `--runs N` (3), `--requests N` (5000), `--concurrency 8,64`,
+//! `--clients httprequest,httprequest_threads,httppool,core,reqwest`.
+
+#[path = "../../../tests/support/extension.rs"]
+mod extension;
+#[path = "../../../tests/support/godot.rs"]
+mod godot_runner;
+mod godot_runs;
+mod reqwest_run;
+mod server;
+mod table;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use godot_runs::{GodotBench, SceneResult};
+use server::BenchServer;
+use table::{Cell, Row, Samples, Table};
+
+/// What the command line asked for.
+struct Options {
+    runs: usize,
+    requests: usize,
+    concurrency: Vec<usize>,
+    clients: Vec<String>,
+}
+
+/// Every client the HTTP table knows, in row order: (id, row label).
+const CLIENTS: &[(&str, &str)] = &[
+    ("httprequest", "Godot HTTPRequest ×{n}, use_threads off"),
+    (
+        "httprequest_threads",
+        "Godot HTTPRequest ×{n}, use_threads on",
+    ),
+    ("httppool", "HTTPPool (max_concurrent {n})"),
+    ("core", "netkit core HttpPool, Rust, no engine"),
+    ("reqwest", "raw reqwest + serde_json, Rust (ceiling)"),
+];
+
+/// The columns of the HTTP table.
+const COLUMNS: &[&str] = &[
+    "requests/s",
+    "× HTTPPool",
+    "main thread µs/response",
+    "handlers µs/response",
+    "longest frame ms",
+    "issue frame ms",
+    "peak RSS MiB",
+];
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("bench failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut o = Options {
+        runs: 3,
+        requests: 5000,
+        concurrency: vec![8, 64],
+        clients: CLIENTS.iter().map(|(id, _)| id.to_string()).collect(),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag.as_str(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or(format!("{name} needs a value"))
+        };
+        let number = |v: &str| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(format!("{name}: '{v}' is not a positive number"))
+        };
+        match name {
+            "--runs" => o.runs = number(&value()?)?,
+            "--requests" => o.requests = number(&value()?)?,
+            "--concurrency" => {
+                o.concurrency = value()?.split(',').map(number).collect::<Result<_, _>>()?
+            }
+            "--clients" => {
+                o.clients = value()?.split(',').map(str::to_string).collect();
+                if let Some(bad) = o
+                    .clients
+                    .iter()
+                    .find(|c| !CLIENTS.iter().any(|(id, _)| id == c))
+                {
+                    return Err(format!("unknown client '{bad}'"));
+                }
+            }
+            "--help" | "-h" => {
+                println!(
+                    "cargo run --release --bin bench -- [--runs 3] [--requests 5000] \
+                     [--concurrency 8,64] [--clients {}]",
+                    CLIENTS
+                        .iter()
+                        .map(|(id, _)| *id)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown option '{other}' (try --help)")),
+        }
+    }
+    Ok(o)
+}
+
+/// All runs of one client at one concurrency.
+#[derive(Default)]
+struct Collected {
+    rps: Samples,
+    main_us: Samples,
+    handler_us: Samples,
+    max_frame_ms: Samples,
+    submit_ms: Samples,
+    rss_mib: Samples,
+    godot: bool,
+}
+
+impl Collected {
+    fn add_scene(&mut self, r: &SceneResult) {
+        self.godot = true;
+        self.rps.push(r.requests_per_sec);
+        self.main_us.push(r.main_usec_per_response);
+        self.handler_us.push(r.handler_usec_per_response);
+        self.max_frame_ms.push(r.max_frame_ms);
+        self.submit_ms.push(r.submit_ms);
+        self.rss_mib.push(r.peak_rss_mib);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let options = parse_options()?;
+    let repo = godot_runner::repo_dir();
+    let load_before = load_average();
+    let server = BenchServer::start(2)?;
+    let url = server.url();
+    let needs_godot = options.clients.iter().any(|c| c.starts_with("http"));
+    let godot = if needs_godot {
+        Some(GodotBench::prepare(&repo)?)
+    } else {
+        None
+    };
+
+    let mut results: BTreeMap<(usize, &str), Collected> = BTreeMap::new();
+    for run in 1..=options.runs {
+        for &n in &options.concurrency {
+            for (id, _) in CLIENTS {
+                if !options.clients.iter().any(|c| c == id) {
+                    continue;
+                }
+                eprint!("run {run}/{}: {id} at concurrency {n} ... ", options.runs);
+                let entry = results.entry((n, id)).or_default();
+                match *id {
+                    "core" => {
+                        let rps = reqwest_run::netkit_core(&url, options.requests, n)?;
+                        entry.rps.push(rps);
+                        eprintln!("{rps:.0} req/s");
+                    }
+                    "reqwest" => {
+                        let rps = reqwest_run::raw_reqwest(&url, options.requests, n)?;
+                        entry.rps.push(rps);
+                        eprintln!("{rps:.0} req/s");
+                    }
+                    scene => {
+                        let godot = godot.as_ref().ok_or("Godot was not prepared")?;
+                        let r = godot.run(scene, &url, options.requests, n)?;
+                        eprintln!(
+                            "{:.0} req/s, {:.1} µs/response on the main thread, longest frame {:.2} ms",
+                            r.requests_per_sec, r.main_usec_per_response, r.max_frame_ms
+                        );
+                        entry.add_scene(&r);
+                    }
+                }
+            }
+        }
+    }
+    drop(server);
+
+    let mut tables = Vec::new();
+    for &n in &options.concurrency {
+        let title = format!(
+            "HTTP: {} GETs of a 1 KB JSON body, concurrency {n}",
+            options.requests
+        );
+        let mut t = Table::new(&title, COLUMNS);
+        let pool_median = results.get(&(n, "httppool")).and_then(|c| c.rps.median());
+        for (id, label) in CLIENTS {
+            let Some(c) = results.get(&(n, id)) else {
+                continue;
+            };
+            let ratio = match (c.rps.median(), pool_median) {
+                (Some(x), Some(p)) if p > 0.0 => Cell::Text(format!("{:.2}", x / p)),
+                _ => Cell::Empty,
+            };
+            let godot_only = |s: &Samples, d: usize| {
+                if c.godot {
+                    Cell::Stat(s.clone(), d)
+                } else {
+                    Cell::Empty
+                }
+            };
+            t.rows.push(Row {
+                name: label.replace("{n}", &n.to_string()),
+                cells: vec![
+                    Cell::Stat(c.rps.clone(), 0),
+                    ratio,
+                    godot_only(&c.main_us, 1),
+                    godot_only(&c.handler_us, 1),
+                    godot_only(&c.max_frame_ms, 2),
+                    godot_only(&c.submit_ms, 1),
+                    godot_only(&c.rss_mib, 0),
+                ],
+            });
+        }
+        tables.push(t);
+    }
+
+    let report = render_report(&options, godot.as_ref(), &tables, &load_before);
+    println!("\n{report}");
+    let out_dir = repo.join("target/bench");
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let out = out_dir.join("results.md");
+    std::fs::write(&out, &report).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    eprintln!("written to {}", out.display());
+    Ok(())
+}
+
+fn render_report(
+    options: &Options,
+    godot: Option<&GodotBench>,
+    tables: &[Table],
+    load_before: &str,
+) -> String {
+    let mut out = String::new();
+    let command = std::iter::once("cargo run --release --bin bench".to_string())
+        .chain(
+            Some(std::env::args().skip(1).collect::<Vec<_>>().join(" "))
+                .filter(|a| !a.is_empty())
+                .map(|a| format!("-- {a}")),
+        )
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let _ = writeln!(out, "## netkit benchmark results\n");
+    let _ = writeln!(out, "- date (UTC): {}", utc_now());
+    let _ = writeln!(out, "- command: `{command}`");
+    let _ = writeln!(
+        out,
+        "- Godot: {}",
+        godot.map_or("not run".to_string(), |g| g.version())
+    );
+    let _ = writeln!(out, "- CPUs available: {cpus}");
+    let _ = writeln!(
+        out,
+        "- load average before / after: {} / {}",
+        load_before.trim(),
+        load_average().trim()
+    );
+    let _ = writeln!(
+        out,
+        "- each figure: median of {} runs, (min–max) in brackets; {} requests per run\n",
+        options.runs, options.requests
+    );
+    for t in tables {
+        let _ = writeln!(out, "{}", t.to_markdown());
+    }
+    out.push_str(METHOD_NOTES);
+    out
+}
+
+/// How each column is measured; printed under the tables so a result file explains itself.
+const METHOD_NOTES: &str = "\
+Columns: requests/s counts successful responses whose JSON was parsed and its `id` read, \
+from the first request to the last response. Main thread µs/response is the sum of Godot's \
+`Performance.TIME_PROCESS` (the whole process step of every frame: polling, dispatch, \
+handlers, issuing requests) over the run divided by the responses. Handlers µs/response is \
+the time inside the completion handlers alone (`Time.get_ticks_usec`). Longest frame is the \
+largest single process step after the first frame; issue frame is that first frame, which \
+issues the requests (all of them for HTTPPool, one per node for HTTPRequest). Peak RSS is \
+VmHWM of the Godot process. Godot runs headless with its default pacing (it sleeps about \
+6.9 ms between frames when no window draws).\n";
+
+/// `/proc/loadavg`'s first three figures, to show whether other work shared the machine.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// The current UTC time as `YYYY-MM-DD HH:MM`, without a date crate.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}

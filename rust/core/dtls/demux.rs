@@ -1,0 +1,484 @@
+//! The server's own UDP demultiplexer: one socket, a table from source address to peer,
+//! and the admission rules that keep a flood of ClientHellos from costing more than a
+//! bounded number of pending handshakes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::authenticate::RecordAuthenticator;
+use super::config::ServerOptions;
+use super::conn::{ConnShared, PeerConn};
+use super::events::{DisconnectReason, DtlsEvent, PeerId};
+use super::events_gate::Gate;
+use super::record::{
+    CONTENT_APPLICATION_DATA, MAX_DATAGRAM, find_client_hello, refusal_alert, split, split_by_epoch,
+};
+use super::session::{self, SessionContext, SessionControl};
+use super::stats::Stats;
+
+/// Datagrams that may wait for one peer's DTLS layer; beyond this they are dropped, as
+/// a congested UDP path would.
+const INBOUND_QUEUE: usize = 64;
+
+/// One handshake or session for one address.
+struct Entry {
+    serial: u64,
+    inbound: mpsc::Sender<Vec<u8>>,
+    outbound: mpsc::Sender<Vec<u8>>,
+    control: Arc<SessionControl>,
+    created: Instant,
+    /// The client echoed a cookie (or sent later flights), so its address is real.
+    verified: bool,
+    connected: bool,
+}
+
+/// An address's current entry plus, while a client reconnects from the same address,
+/// the new handshake that will replace it.
+struct Slot {
+    main: Entry,
+    replacement: Option<Entry>,
+}
+
+#[derive(Default)]
+struct Table {
+    by_addr: HashMap<SocketAddr, Slot>,
+    by_id: HashMap<PeerId, SocketAddr>,
+    next_serial: u64,
+    next_id: PeerId,
+}
+
+impl Table {
+    fn pending(&self) -> usize {
+        self.by_addr
+            .values()
+            .map(|s| usize::from(!s.main.connected) + usize::from(s.replacement.is_some()))
+            .sum()
+    }
+
+    fn publish(&self, stats: &Stats) {
+        stats
+            .peers
+            .store(self.by_id.len() as u64, Ordering::Relaxed);
+        stats
+            .pending_handshakes
+            .store(self.pending() as u64, Ordering::Relaxed);
+    }
+
+    /// Drops the oldest handshake whose client never proved its address, to make room
+    /// for a new one. Spoofed hellos never verify, so they are what gets evicted.
+    fn evict_unverified(&mut self) -> bool {
+        let victim = self
+            .by_addr
+            .iter()
+            .filter(|(_, s)| !s.main.connected && !s.main.verified)
+            .min_by_key(|(_, s)| s.main.created)
+            .map(|(a, _)| *a);
+        match victim.and_then(|a| self.by_addr.remove(&a)) {
+            Some(slot) => {
+                slot.main.control.stop(DisconnectReason::ClosedLocally);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// State shared by the demux task, the peer tasks and the server handle.
+pub(crate) struct Demux {
+    table: Mutex<Table>,
+    pub socket: Arc<UdpSocket>,
+    pub options: ServerOptions,
+    pub config: webrtc_dtls::config::Config,
+    pub stats: Arc<Stats>,
+    pub events: Gate,
+    pub closed: CancellationToken,
+    pub runtime: Handle,
+}
+
+/// Why the server refused to queue a packet for a peer.
+pub(crate) enum Enqueue {
+    Unknown,
+    Full,
+}
+
+impl Demux {
+    /// Bundles what the tasks share; ids start at 2 because 1 is the server.
+    pub fn new(
+        socket: Arc<UdpSocket>,
+        options: ServerOptions,
+        config: webrtc_dtls::config::Config,
+        events: Gate,
+        closed: CancellationToken,
+        runtime: Handle,
+    ) -> Self {
+        Self {
+            table: Mutex::new(Table {
+                next_id: 2,
+                ..Default::default()
+            }),
+            socket,
+            options,
+            config,
+            stats: Arc::new(Stats::default()),
+            events,
+            closed,
+            runtime,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // A panic elsewhere must not take the server down with a poisoned lock.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the socket until the server closes.
+    pub async fn run(self: Arc<Self>) {
+        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        loop {
+            let received = tokio::select! {
+                _ = self.closed.cancelled() => break,
+                r = self.socket.recv_from(&mut buf) => r,
+            };
+            let (n, addr) = match received {
+                Ok(x) => x,
+                // Windows reports ICMP port-unreachable as an error on the next receive;
+                // it concerns one peer, never the socket, so keep reading.
+                // The short pause bounds CPU if the socket itself has gone bad.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    continue;
+                }
+            };
+            if n > MAX_DATAGRAM {
+                Stats::inc(&self.stats.dropped_datagrams);
+                continue;
+            }
+            self.route(addr, &buf[..n]);
+        }
+        let mut table = self.lock();
+        for (_, slot) in table.by_addr.drain() {
+            slot.main.control.stop(DisconnectReason::ClosedLocally);
+            if let Some(r) = slot.replacement {
+                r.control.stop(DisconnectReason::ClosedLocally);
+            }
+        }
+        table.by_id.clear();
+        table.publish(&self.stats);
+    }
+
+    fn deliver(&self, entry: &Entry, datagram: Vec<u8>) {
+        if entry.inbound.try_send(datagram).is_err() {
+            Stats::inc(&self.stats.dropped_datagrams);
+        }
+    }
+
+    fn route(self: &Arc<Self>, addr: SocketAddr, datagram: &[u8]) {
+        let hello = find_client_hello(datagram);
+        let mut table = self.lock();
+        if let Some(slot) = table.by_addr.get_mut(&addr) {
+            if !slot.main.connected {
+                // Echoing a cookie proves the client receives at this address; a wrong
+                // cookie makes webrtc-dtls abort, so a spoofer cannot fake this.
+                if hello.is_some_and(|h| h.cookie_len > 0) {
+                    slot.main.verified = true;
+                }
+                self.deliver(&slot.main, datagram.to_vec());
+                return;
+            }
+            if hello.is_none() && slot.replacement.is_none() {
+                self.deliver(&slot.main, datagram.to_vec());
+                return;
+            }
+            // A ClientHello from a connected address: maybe a forgery, maybe the client
+            // restarted. Its plaintext records go to a separate handshake; the old
+            // session keeps running and is replaced only if that handshake completes,
+            // which needs the cookie exchange webrtc-dtls performs, so a spoofer cannot.
+            let Some((plain, sealed)) = split_by_epoch(datagram) else {
+                Stats::inc(&self.stats.dropped_datagrams);
+                return;
+            };
+            if !sealed.is_empty() {
+                // The new handshake needs the client's encrypted Finished but never its
+                // application data, which it would only queue until it gives up.
+                let handshake_part: Vec<u8> = split(&sealed)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|r| r.content_type != CONTENT_APPLICATION_DATA)
+                    .flat_map(|r| r.raw.iter().copied())
+                    .collect();
+                if let (Some(r), false) = (&slot.replacement, handshake_part.is_empty()) {
+                    self.deliver(r, handshake_part);
+                }
+                self.deliver(&slot.main, sealed);
+            }
+            if plain.is_empty() {
+                return;
+            }
+            if slot.replacement.is_none() {
+                let full = table.pending() >= self.options.max_pending_handshakes;
+                if full && !table.evict_unverified() {
+                    Stats::inc(&self.stats.dropped_datagrams);
+                    return;
+                }
+                let entry = self.spawn_entry(&mut table, addr);
+                if let Some(slot) = table.by_addr.get_mut(&addr) {
+                    slot.replacement = Some(entry);
+                }
+                table.publish(&self.stats);
+            }
+            if let Some(r) = table
+                .by_addr
+                .get(&addr)
+                .and_then(|s| s.replacement.as_ref())
+            {
+                self.deliver(r, plain);
+            }
+            return;
+        }
+        // Unknown address: only a ClientHello may create state.
+        let Some(_) = hello else {
+            Stats::inc(&self.stats.dropped_datagrams);
+            return;
+        };
+        if table.by_id.len() >= self.options.max_clients {
+            drop(table);
+            Stats::inc(&self.stats.dropped_datagrams);
+            let seq = split(datagram)
+                .and_then(|r| r.first().map(|r| r.sequence))
+                .unwrap_or(0);
+            // Refuse in one small plaintext alert so the client fails at once; sent
+            // without waiting, since the demux must never block on a single peer.
+            let _ = self.socket.try_send_to(&refusal_alert(seq), addr);
+            return;
+        }
+        if table.pending() >= self.options.max_pending_handshakes && !table.evict_unverified() {
+            Stats::inc(&self.stats.dropped_datagrams);
+            return;
+        }
+        let entry = self.spawn_entry(&mut table, addr);
+        self.deliver(&entry, datagram.to_vec());
+        table.by_addr.insert(
+            addr,
+            Slot {
+                main: entry,
+                replacement: None,
+            },
+        );
+        table.publish(&self.stats);
+    }
+
+    /// Creates the per-peer queues and starts the handshake task under a supervisor
+    /// that cleans up whatever way the task ends, panics included.
+    fn spawn_entry(self: &Arc<Self>, table: &mut Table, addr: SocketAddr) -> Entry {
+        table.next_serial += 1;
+        let serial = table.next_serial;
+        let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
+        let (out_tx, out_rx) = mpsc::channel(self.options.session.send_queue.max(1));
+        let control = Arc::new(SessionControl::child_of(&self.closed));
+        let shared = Arc::new(ConnShared::default());
+        let conn = Arc::new(PeerConn::new(
+            in_rx,
+            self.socket.clone(),
+            addr,
+            shared.clone(),
+        ));
+        let task = self.runtime.spawn(self.clone().peer_task(
+            addr,
+            serial,
+            conn,
+            shared,
+            control.clone(),
+            out_rx,
+        ));
+        let demux = self.clone();
+        let supervised = control.clone();
+        self.runtime.spawn(async move {
+            let outcome = match task.await {
+                Ok(outcome) => outcome,
+                Err(_) => Some((
+                    DisconnectReason::Error,
+                    "internal error: the session task panicked".to_owned(),
+                )),
+            };
+            demux.forget(addr, serial);
+            if let (Some(id), Some((reason, message))) = (supervised.peer_id(), outcome) {
+                demux.events.send(DtlsEvent::PeerDisconnected {
+                    id,
+                    reason,
+                    message,
+                });
+            }
+        });
+        Entry {
+            serial,
+            inbound: in_tx,
+            outbound: out_tx,
+            control,
+            created: Instant::now(),
+            verified: false,
+            connected: false,
+        }
+    }
+
+    async fn peer_task(
+        self: Arc<Self>,
+        addr: SocketAddr,
+        serial: u64,
+        conn: Arc<PeerConn>,
+        shared: Arc<ConnShared>,
+        control: Arc<SessionControl>,
+        outbound: mpsc::Receiver<Vec<u8>>,
+    ) -> Option<(DisconnectReason, String)> {
+        let session = &self.options.session;
+        let dtls = match session::handshake(
+            conn,
+            shared.clone(),
+            self.config.clone(),
+            false,
+            tokio::time::Instant::now() + session.handshake_timeout,
+            session.handshake_timeout,
+            &control.cancel,
+        )
+        .await
+        {
+            Ok(dtls) => dtls,
+            Err(_) => {
+                Stats::inc(&self.stats.handshakes_failed);
+                return None;
+            }
+        };
+        if let Some(auth) = RecordAuthenticator::for_psk_session(&dtls, false).await {
+            let _ = shared.authenticator.set(auth);
+        }
+        shared.established.store(true, Ordering::Release);
+        let Some(id) = self.promote(addr, serial) else {
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(200), dtls.close()).await;
+            return None;
+        };
+        Stats::inc(&self.stats.handshakes_ok);
+        control.id.store(id, Ordering::Release);
+        self.events.send(DtlsEvent::PeerConnected(id));
+        let cx = SessionContext {
+            id,
+            control: control.clone(),
+            outbound,
+            idle_timeout: session.idle_timeout,
+            keepalive: session.keepalive_interval,
+            events: self.events.clone(),
+            stats: self.stats.clone(),
+        };
+        Some(session::run(dtls, cx).await)
+    }
+
+    /// Marks a finished handshake connected and gives it an id; retires the session it
+    /// replaces, if any. `None` when the entry is gone or the server is full.
+    fn promote(&self, addr: SocketAddr, serial: u64) -> Option<PeerId> {
+        let mut table = self.lock();
+        let max = self.options.max_clients;
+        let count = table.by_id.len();
+        let id = table.next_id;
+        let slot = table.by_addr.get_mut(&addr)?;
+        let old = if slot.main.serial == serial && !slot.main.connected {
+            if count >= max {
+                return None;
+            }
+            slot.main.connected = true;
+            None
+        } else if slot
+            .replacement
+            .as_ref()
+            .is_some_and(|r| r.serial == serial)
+        {
+            let mut fresh = slot.replacement.take()?;
+            fresh.connected = true;
+            Some(std::mem::replace(&mut slot.main, fresh))
+        } else {
+            return None;
+        };
+        table.next_id += 1;
+        if let Some(old) = old {
+            if let Some(old_id) = old.control.peer_id() {
+                table.by_id.remove(&old_id);
+            }
+            old.control.stop(DisconnectReason::Replaced);
+        }
+        table.by_id.insert(id, addr);
+        table.publish(&self.stats);
+        Some(id)
+    }
+
+    /// Removes the entry with this serial, if it is still in the table.
+    fn forget(&self, addr: SocketAddr, serial: u64) {
+        let mut table = self.lock();
+        let Some(slot) = table.by_addr.get_mut(&addr) else {
+            return;
+        };
+        if slot
+            .replacement
+            .as_ref()
+            .is_some_and(|r| r.serial == serial)
+        {
+            slot.replacement = None;
+        } else if slot.main.serial == serial {
+            let slot = table.by_addr.remove(&addr);
+            if let Some(id) = slot.as_ref().and_then(|s| s.main.control.peer_id()) {
+                table.by_id.remove(&id);
+            }
+            // A reconnect handshake still in flight becomes the address's main entry.
+            if let Some(replacement) = slot.and_then(|s| s.replacement) {
+                table.by_addr.insert(
+                    addr,
+                    Slot {
+                        main: replacement,
+                        replacement: None,
+                    },
+                );
+            }
+        }
+        table.publish(&self.stats);
+    }
+
+    /// Queues a packet for one connected peer without waiting.
+    pub fn enqueue(&self, id: PeerId, data: Vec<u8>) -> Result<(), Enqueue> {
+        let table = self.lock();
+        let entry = table
+            .by_id
+            .get(&id)
+            .and_then(|a| table.by_addr.get(a))
+            .map(|s| &s.main)
+            .filter(|e| e.connected)
+            .ok_or(Enqueue::Unknown)?;
+        entry.outbound.try_send(data).map_err(|_| {
+            Stats::inc(&self.stats.send_drops);
+            Enqueue::Full
+        })
+    }
+
+    /// Ids of every connected peer.
+    pub fn peer_ids(&self) -> Vec<PeerId> {
+        self.lock().by_id.keys().copied().collect()
+    }
+
+    /// Ends one session with `ClosedLocally`; false if the id is unknown.
+    pub fn disconnect(&self, id: PeerId) -> bool {
+        let table = self.lock();
+        let Some(slot) = table.by_id.get(&id).and_then(|a| table.by_addr.get(a)) else {
+            return false;
+        };
+        slot.main.control.stop(DisconnectReason::ClosedLocally);
+        true
+    }
+
+    /// The address a connected peer sends from.
+    pub fn address(&self, id: PeerId) -> Option<SocketAddr> {
+        self.lock().by_id.get(&id).copied()
+    }
+}

@@ -1,0 +1,148 @@
+//! The server handle a node owns: binds the socket, starts the demultiplexer, and offers
+//! non-blocking send, broadcast and disconnect.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use super::super::events::EventSender;
+use super::super::runtime;
+use super::config::{ServerOptions, server_config};
+use super::demux::{Demux, Enqueue};
+use super::events::{DtlsEvent, PeerId, SendError};
+use super::events_gate::Gate;
+use super::stats::{Stats, StatsSnapshot};
+
+/// A DTLS server: many clients on one UDP socket. Dropping it (or `close`) stops every
+/// task it started and silences its events.
+pub struct DtlsServer {
+    demux: Arc<Demux>,
+    closed: CancellationToken,
+    local_addr: SocketAddr,
+}
+
+impl DtlsServer {
+    /// Binds `addr` and starts serving. Errors (bad PEM, port in use) are returned here,
+    /// synchronously, so the node can report them from the call that caused them.
+    pub fn bind(
+        addr: SocketAddr,
+        options: ServerOptions,
+        events: EventSender<DtlsEvent>,
+    ) -> Result<Self, String> {
+        let config = server_config(&options)?;
+        let handle = runtime::handle();
+        let std_socket =
+            std::net::UdpSocket::bind(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
+        std_socket
+            .set_nonblocking(true)
+            .map_err(|e| e.to_string())?;
+        let socket = {
+            let _guard = handle.enter();
+            UdpSocket::from_std(std_socket).map_err(|e| e.to_string())?
+        };
+        let local_addr = socket.local_addr().map_err(|e| e.to_string())?;
+        let closed = CancellationToken::new();
+        let demux = Arc::new(Demux::new(
+            Arc::new(socket),
+            options,
+            config,
+            Gate::new(events, closed.clone()),
+            closed.clone(),
+            handle.clone(),
+        ));
+        handle.spawn(demux.clone().run());
+        Ok(Self {
+            demux,
+            closed,
+            local_addr,
+        })
+    }
+
+    /// The bound address (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Largest payload `send` accepts: the MTU minus DTLS record overhead.
+    pub fn max_payload(&self) -> usize {
+        self.demux.options.session.max_payload()
+    }
+
+    /// Queues one datagram for a peer. Never blocks and never truncates.
+    pub fn send(&self, id: PeerId, data: &[u8]) -> Result<(), SendError> {
+        if self.closed.is_cancelled() {
+            return Err(SendError::NotConnected);
+        }
+        let max = self.max_payload();
+        if data.len() > max {
+            return Err(SendError::TooLarge {
+                len: data.len(),
+                max,
+            });
+        }
+        self.demux.enqueue(id, data.to_vec()).map_err(|e| match e {
+            Enqueue::Unknown => SendError::UnknownPeer(id),
+            Enqueue::Full => SendError::QueueFull,
+        })
+    }
+
+    /// Queues a datagram for every connected peer; returns how many accepted it (a peer
+    /// with a full queue is skipped and counted as a drop).
+    pub fn broadcast(&self, data: &[u8]) -> Result<usize, SendError> {
+        let max = self.max_payload();
+        if data.len() > max {
+            return Err(SendError::TooLarge {
+                len: data.len(),
+                max,
+            });
+        }
+        let ids = self.demux.peer_ids();
+        Ok(ids
+            .into_iter()
+            .filter(|id| self.send(*id, data).is_ok())
+            .count())
+    }
+
+    /// Ends one peer's session (close_notify is sent); its `PeerDisconnected` follows.
+    pub fn disconnect_peer(&self, id: PeerId) -> bool {
+        self.demux.disconnect(id)
+    }
+
+    /// The address a connected peer sends from.
+    pub fn peer_address(&self, id: PeerId) -> Option<SocketAddr> {
+        self.demux.address(id)
+    }
+
+    /// Ids of all connected peers.
+    pub fn peers(&self) -> Vec<PeerId> {
+        self.demux.peer_ids()
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> &Stats {
+        &self.demux.stats
+    }
+
+    /// A copy of the counters.
+    pub fn stats_snapshot(&self) -> StatsSnapshot {
+        self.demux.stats.snapshot()
+    }
+
+    /// Stops serving: every session gets close_notify, no further events are sent.
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+
+    /// True once `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+}
+
+impl Drop for DtlsServer {
+    fn drop(&mut self) {
+        self.closed.cancel();
+    }
+}

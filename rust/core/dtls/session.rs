@@ -1,0 +1,187 @@
+//! One DTLS session's life after the transport exists: the bounded handshake, then the
+//! loop that moves packets both ways and watches the idle timer. Servers and clients
+//! share it.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout, timeout_at};
+use tokio_util::sync::CancellationToken;
+use webrtc_dtls::config::Config;
+use webrtc_dtls::conn::DTLSConn;
+
+use super::conn::{ConnShared, PeerConn};
+use super::events::{DisconnectReason, DtlsEvent, PeerId};
+use super::events_gate::Gate;
+use super::stats::Stats;
+
+/// Largest record payload webrtc-dtls can hand us; reads use a buffer this big.
+const READ_BUFFER: usize = 16 * 1024;
+/// How long a polite close (close_notify) may take before we just let go.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// The knobs one session's owner keeps to stop it and to learn its id.
+#[derive(Debug, Default)]
+pub(crate) struct SessionControl {
+    /// Cancelling ends the handshake or session promptly.
+    pub cancel: CancellationToken,
+    /// The peer id once connected, 0 before.
+    pub id: AtomicI32,
+    reason: Mutex<Option<DisconnectReason>>,
+}
+
+impl SessionControl {
+    /// A control whose token is a child of `parent`, so closing the owner stops it too.
+    pub fn child_of(parent: &CancellationToken) -> Self {
+        Self {
+            cancel: parent.child_token(),
+            ..Default::default()
+        }
+    }
+
+    /// Stops the session, remembering why (the first reason given wins).
+    pub fn stop(&self, reason: DisconnectReason) {
+        let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(reason);
+        drop(slot);
+        self.cancel.cancel();
+    }
+
+    fn reason(&self) -> DisconnectReason {
+        self.reason
+            .lock()
+            .map(|r| r.unwrap_or(DisconnectReason::ClosedLocally))
+            .unwrap_or(DisconnectReason::ClosedLocally)
+    }
+
+    /// The id published once connected.
+    pub fn peer_id(&self) -> Option<PeerId> {
+        let id = self.id.load(Ordering::Acquire);
+        (id != 0).then_some(id)
+    }
+}
+
+/// Runs `DTLSConn::new` with the timeout webrtc-dtls lacks, failing early on a fatal
+/// alert from the peer or on cancellation. `deadline` is when to give up; `limit` is
+/// the configured timeout it came from, for the error message.
+pub(crate) async fn handshake(
+    conn: Arc<PeerConn>,
+    shared: Arc<ConnShared>,
+    config: Config,
+    is_client: bool,
+    deadline: Instant,
+    limit: Duration,
+    cancel: &CancellationToken,
+) -> Result<Arc<DTLSConn>, String> {
+    let alert = shared.alert_seen.notified();
+    tokio::select! {
+        result = timeout_at(deadline, DTLSConn::new(conn, config, is_client, None)) => match result {
+            Ok(Ok(dtls)) => Ok(Arc::new(dtls)),
+            Ok(Err(err)) => Err(format!("handshake failed: {err}")),
+            Err(_) => Err(format!(
+                "handshake did not complete within {} ms",
+                limit.as_millis()
+            )),
+        },
+        _ = alert => Err(format!(
+            "the peer refused the handshake (fatal alert {})",
+            shared.fatal_alert().unwrap_or(0)
+        )),
+        _ = cancel.cancelled() => Err("handshake cancelled".to_owned()),
+    }
+}
+
+/// Everything [`run`] needs besides the connection.
+pub(crate) struct SessionContext {
+    /// Id reported in events.
+    pub id: PeerId,
+    /// How the owner stops the session.
+    pub control: Arc<SessionControl>,
+    /// Packets queued by `send`, bounded so `send` never blocks.
+    pub outbound: mpsc::Receiver<Vec<u8>>,
+    /// Silence that ends the session.
+    pub idle_timeout: Duration,
+    /// Optional empty-record keepalive period.
+    pub keepalive: Option<Duration>,
+    /// Where packets and the final disconnect go.
+    pub events: Gate,
+    /// Counters to update.
+    pub stats: Arc<Stats>,
+}
+
+/// Moves packets until the session ends and says why.
+pub(crate) async fn run(dtls: Arc<DTLSConn>, mut cx: SessionContext) -> (DisconnectReason, String) {
+    let mut buf = vec![0u8; READ_BUFFER];
+    let mut deadline = Instant::now() + cx.idle_timeout;
+    let mut last_send = Instant::now();
+    let keepalive = cx.keepalive.filter(|d| !d.is_zero());
+    let outcome = loop {
+        let keepalive_due = async {
+            match keepalive {
+                Some(every) => sleep_until(last_send + every).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = cx.control.cancel.cancelled() => {
+                let reason = cx.control.reason();
+                break (reason, reason.describe().to_owned());
+            }
+            _ = sleep_until(deadline) => {
+                let r = DisconnectReason::IdleTimeout;
+                break (r, r.describe().to_owned());
+            }
+            read = dtls.read(&mut buf, None) => match read {
+                Ok(n) => {
+                    deadline = Instant::now() + cx.idle_timeout;
+                    // Empty records are keepalives: they refresh the idle timer only.
+                    if n > 0 {
+                        Stats::inc(&cx.stats.packets_in);
+                        Stats::add(&cx.stats.bytes_in, n as u64);
+                        cx.events.send(DtlsEvent::Packet { id: cx.id, data: buf[..n].to_vec() });
+                    }
+                }
+                Err(webrtc_dtls::Error::ErrAlertFatalOrClose | webrtc_dtls::Error::ErrConnClosed) => {
+                    let r = DisconnectReason::ClosedByPeer;
+                    break (r, r.describe().to_owned());
+                }
+                Err(err) => break (DisconnectReason::Error, format!("receive failed: {err}")),
+            },
+            packet = cx.outbound.recv() => match packet {
+                Some(data) => {
+                    match timeout(CLOSE_GRACE, dtls.write(&data, None)).await {
+                        Ok(Ok(_)) => {
+                            last_send = Instant::now();
+                            Stats::inc(&cx.stats.packets_out);
+                            Stats::add(&cx.stats.bytes_out, data.len() as u64);
+                        }
+                        Ok(Err(err)) => break (DisconnectReason::Error, format!("send failed: {err}")),
+                        Err(_) => { Stats::inc(&cx.stats.send_drops); }
+                    }
+                }
+                None => {
+                    let r = DisconnectReason::ClosedLocally;
+                    break (r, r.describe().to_owned());
+                }
+            },
+            _ = keepalive_due => {
+                let _ = timeout(CLOSE_GRACE, dtls.write(&[], None)).await;
+                last_send = Instant::now();
+            }
+        }
+    };
+    // Tell the peer (close_notify) unless it already left; bounded so a dead path
+    // cannot hold the task. A replaced session stays quiet: its address now belongs to
+    // a new session, which could not decrypt a record under the old keys anyway.
+    if !matches!(
+        outcome.0,
+        DisconnectReason::ClosedByPeer | DisconnectReason::Replaced
+    ) {
+        let _ = timeout(CLOSE_GRACE, dtls.close()).await;
+    }
+    outcome
+}

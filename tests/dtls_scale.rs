@@ -1,0 +1,130 @@
+//! Many clients on one server, and a flood of half-open handshakes.
+
+mod dtls_support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use dtls_support::*;
+use netkit::core::dtls::DtlsEvent;
+
+#[test]
+fn hundred_clients_unique_ids_and_broadcast() {
+    let id = identity();
+    let mut sopts = cert_server_options(&id);
+    sopts.max_clients = 128;
+    sopts.session.handshake_timeout = Duration::from_secs(20);
+    let (server, mut sev) = start_server(sopts);
+    let mut clients = Vec::new();
+    for _ in 0..100 {
+        let mut copts = pinned_client_options(&id);
+        copts.session.handshake_timeout = Duration::from_secs(20);
+        clients.push(start_client(server.local_addr(), copts));
+    }
+    let mut ids = HashSet::new();
+    let end = Instant::now() + Duration::from_secs(60);
+    while ids.len() < 100 && Instant::now() < end {
+        if let Some(DtlsEvent::PeerConnected(i)) =
+            sev.wait(Duration::from_millis(100), is_connected)
+        {
+            assert!(i >= 2);
+            assert!(ids.insert(i), "id {i} handed out twice");
+        }
+    }
+    assert_eq!(ids.len(), 100);
+    for (_, ev) in clients.iter_mut() {
+        ev.wait(Duration::from_secs(10), is_connected)
+            .expect("client connected");
+    }
+    assert_eq!(server.broadcast(b"hello all").unwrap(), 100);
+    for (_, ev) in clients.iter_mut() {
+        let got = ev.wait(Duration::from_secs(5), |e| {
+            matches!(e, DtlsEvent::Packet { .. })
+        });
+        assert_eq!(
+            got,
+            Some(DtlsEvent::Packet {
+                id: 1,
+                data: b"hello all".to_vec()
+            })
+        );
+    }
+    assert_eq!(server.stats_snapshot().peers, 100);
+}
+
+#[test]
+fn thousand_vanishing_hellos_leave_no_state() {
+    let hello = capture_client_hello();
+    let id = identity();
+    let mut sopts = cert_server_options(&id);
+    sopts.session.handshake_timeout = Duration::from_secs(1);
+    let (server, mut sev) = start_server(sopts);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = rss_kib();
+    flood(&hello, server.local_addr());
+    std::thread::sleep(Duration::from_millis(300));
+    let during = server.stats_snapshot();
+    assert!(during.pending_handshakes <= 256, "{during:?}");
+    let peak = rss_kib();
+    // A real client gets in while the flood is still pending.
+    // Generous timeout: this test shares two cores with the rest of the suite.
+    let mut copts = pinned_client_options(&id);
+    copts.session.handshake_timeout = Duration::from_secs(10);
+    let (_c, mut cev) = start_client(server.local_addr(), copts);
+    let first = cev.wait(Duration::from_secs(10), |_| true);
+    assert!(matches!(first, Some(DtlsEvent::PeerConnected(1))));
+    sev.wait(Duration::from_secs(1), is_connected)
+        .expect("server saw it");
+    wait_no_pending(&server);
+    let after = server.stats_snapshot();
+    let rss_after = rss_kib();
+    eprintln!(
+        "VmRSS before {before} KiB, with pending {peak} KiB, after timeout {rss_after} KiB; \
+         pending during {} after {}; failed {}; dropped {}",
+        during.pending_handshakes,
+        after.pending_handshakes,
+        after.handshakes_failed,
+        after.dropped_datagrams
+    );
+    assert_eq!(after.pending_handshakes, 0, "{after:?}");
+    assert_eq!(after.peers, 1);
+    assert!(
+        rss_after < before + 64 * 1024,
+        "RSS grew from {before} to {rss_after} KiB"
+    );
+    // And it still accepts another one afterwards.
+    let (_c2, _cev2, _) = connect_pair(&server, &mut sev, pinned_client_options(&id));
+    // A second flood must not grow memory further: the cost is bounded, not leaked.
+    flood(&hello, server.local_addr());
+    wait_no_pending(&server);
+    let rss_second = rss_kib();
+    eprintln!("VmRSS after a second flood and timeout: {rss_second} KiB");
+    assert_eq!(server.stats_snapshot().pending_handshakes, 0);
+    assert!(
+        rss_second < rss_after + 16 * 1024,
+        "{rss_after} -> {rss_second} KiB"
+    );
+}
+
+fn flood(hello: &[u8], to: std::net::SocketAddr) {
+    // 1,000 distinct source ports (sockets are held so the kernel cannot reuse a port),
+    // all closed together afterwards: the clients vanish.
+    let sockets: Vec<_> = (0..1000)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for (i, s) in sockets.iter().enumerate() {
+        s.send_to(hello, to).unwrap();
+        // Paced just enough that the kernel's receive buffer does not drop most of them.
+        if i % 10 == 9 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// Handshake timeout is 1 s; allow scheduling slack on a busy two-core machine.
+fn wait_no_pending(server: &netkit::core::dtls::DtlsServer) {
+    let end = Instant::now() + Duration::from_secs(5);
+    while server.stats_snapshot().pending_handshakes > 0 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,147 @@
+//! Helpers shared by the DTLS integration tests: quick options, event waiting, and a
+//! captured ClientHello for flood tests.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use netkit::core::dtls::{
+    ClientCredentials, ClientOptions, DtlsClient, DtlsEvent, DtlsServer, SelfSigned,
+    ServerCredentials, ServerOptions, ServerVerification, SessionOptions, generate_self_signed,
+};
+use netkit::core::events::{Budget, EventQueue, channel};
+
+/// Short timeouts so failures show up in seconds.
+pub fn fast_session() -> SessionOptions {
+    SessionOptions {
+        handshake_timeout: Duration::from_secs(3),
+        idle_timeout: Duration::from_secs(5),
+        ..SessionOptions::default()
+    }
+}
+
+pub fn identity() -> SelfSigned {
+    generate_self_signed("netkit-test", &["localhost".to_owned()]).unwrap()
+}
+
+pub fn cert_server_options(id: &SelfSigned) -> ServerOptions {
+    let mut o = ServerOptions::new(ServerCredentials::Certificate {
+        certificate_pem: id.certificate_pem.clone(),
+        private_key_pem: id.private_key_pem.clone(),
+    });
+    o.session = fast_session();
+    o
+}
+
+pub fn pinned_client_options(id: &SelfSigned) -> ClientOptions {
+    let mut o = ClientOptions::new(ClientCredentials::Certificate(ServerVerification::Pinned {
+        sha256_fingerprint: id.sha256_fingerprint.clone(),
+    }));
+    o.session = fast_session();
+    o
+}
+
+/// Collects events from a queue and waits for matching ones.
+pub struct Events {
+    queue: EventQueue<DtlsEvent>,
+    pub seen: Vec<DtlsEvent>,
+}
+
+impl Events {
+    pub fn new(queue: EventQueue<DtlsEvent>) -> Self {
+        Self {
+            queue,
+            seen: Vec::new(),
+        }
+    }
+
+    fn pump(&mut self) {
+        self.seen.extend(self.queue.drain(Budget {
+            max_events: 0,
+            max_time: Duration::ZERO,
+        }));
+    }
+
+    /// Waits until an event matching `pred` arrives (consuming it), or the time runs out.
+    pub fn wait(
+        &mut self,
+        within: Duration,
+        pred: impl Fn(&DtlsEvent) -> bool,
+    ) -> Option<DtlsEvent> {
+        let end = Instant::now() + within;
+        loop {
+            self.pump();
+            if let Some(i) = self.seen.iter().position(&pred) {
+                return Some(self.seen.remove(i));
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Lets time pass and returns everything that arrived.
+    pub fn collect_for(&mut self, d: Duration) -> Vec<DtlsEvent> {
+        std::thread::sleep(d);
+        self.pump();
+        std::mem::take(&mut self.seen)
+    }
+}
+
+pub fn start_server(options: ServerOptions) -> (DtlsServer, Events) {
+    let (tx, rx) = channel();
+    let server = DtlsServer::bind("127.0.0.1:0".parse().unwrap(), options, tx).unwrap();
+    (server, Events::new(rx))
+}
+
+pub fn start_client(addr: SocketAddr, options: ClientOptions) -> (DtlsClient, Events) {
+    let (tx, rx) = channel();
+    let client = DtlsClient::connect(&addr.ip().to_string(), addr.port(), options, tx).unwrap();
+    (client, Events::new(rx))
+}
+
+pub fn is_connected(e: &DtlsEvent) -> bool {
+    matches!(e, DtlsEvent::PeerConnected(_))
+}
+
+/// Connects a client and waits for both sides to see it; returns the server's id for it.
+pub fn connect_pair(
+    server: &DtlsServer,
+    server_events: &mut Events,
+    options: ClientOptions,
+) -> (DtlsClient, Events, i32) {
+    let (client, mut events) = start_client(server.local_addr(), options);
+    events
+        .wait(Duration::from_secs(5), is_connected)
+        .expect("client connected");
+    let Some(DtlsEvent::PeerConnected(id)) =
+        server_events.wait(Duration::from_secs(5), is_connected)
+    else {
+        panic!("server saw no connection")
+    };
+    (client, events, id)
+}
+
+/// Captures the first datagram a client sends: a real ClientHello without cookie.
+pub fn capture_client_hello() -> Vec<u8> {
+    let trap = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    trap.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let id = identity();
+    let (_client, _events) = start_client(trap.local_addr().unwrap(), pinned_client_options(&id));
+    let mut buf = [0u8; 2048];
+    let (n, _) = trap.recv_from(&mut buf).unwrap();
+    buf[..n].to_vec()
+}
+
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
