@@ -6,4 +6,5 @@
 pub mod dtls;
 pub mod events;
 pub mod http;
+pub mod metrics;
 pub mod runtime;

@@ -113,6 +113,7 @@ impl INode for HttpPool {
 
     fn process(&mut self, _delta: f64) {
         self.dispatch();
+        super::monitors::maybe_log();
     }
 
     fn exit_tree(&mut self) {

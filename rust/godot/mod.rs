@@ -1,9 +1,13 @@
 //! The binding layer: registers the nodes and converts between engine and core types.
 
+mod dtls_options;
+mod dtls_peer;
 mod http_pool;
 mod http_response;
 mod http_task;
 mod json_variant;
+mod monitors;
+mod project_settings;
 
 use std::time::Duration;
 
@@ -20,8 +24,16 @@ pub struct NetkitExtension;
 
 #[gdextension(entry_symbol = netkit_init)]
 unsafe impl ExtensionLibrary for NetkitExtension {
+    fn on_stage_init(stage: InitStage) {
+        if stage == InitStage::Scene {
+            project_settings::register();
+            monitors::register();
+        }
+    }
+
     fn on_stage_deinit(stage: InitStage) {
         if stage == InitStage::Scene {
+            monitors::unregister();
             runtime::shutdown(SHUTDOWN_GRACE);
         }
     }

@@ -16,7 +16,7 @@ use super::response::Response;
 use super::retry::RetryPolicy;
 use super::settings::PoolSettings;
 use crate::core::events::{Budget, EventQueue, EventSender, channel};
-use crate::core::runtime;
+use crate::core::{metrics, runtime};
 
 /// Identifies a request within its pool; ids start at 1 and are never reused.
 pub type RequestId = u64;
@@ -98,6 +98,16 @@ struct Shared {
     bytes: AtomicU64,
 }
 
+impl metrics::MetricSource for Shared {
+    fn add_to(&self, totals: &mut metrics::Totals) {
+        let sched = self.lock();
+        totals.http_in_flight += sched.running.len() as u64;
+        totals.http_queued += sched.waiting.len() as u64;
+        totals.http_succeeded += self.succeeded.load(Ordering::Relaxed);
+        totals.http_failed += self.failed.load(Ordering::Relaxed);
+    }
+}
+
 impl RetryCounter for Shared {
     fn on_retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
@@ -133,6 +143,8 @@ impl HttpPool {
             retries: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
         });
+        let source: Arc<dyn metrics::MetricSource> = shared.clone();
+        metrics::register(Arc::downgrade(&source));
         HttpPool { shared, queue }
     }
 

@@ -1,0 +1,54 @@
+//! Process-wide totals for Godot's Performance monitors and the headless stats log: every
+//! live pool and DTLS endpoint registers itself, and a reader sums them on demand.
+
+use std::sync::{Mutex, Weak};
+
+/// Sums over every live pool and DTLS endpoint at one instant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// HTTP requests running.
+    pub http_in_flight: u64,
+    /// HTTP requests waiting in queues.
+    pub http_queued: u64,
+    /// HTTP requests that succeeded.
+    pub http_succeeded: u64,
+    /// HTTP requests that failed (cancellations excluded).
+    pub http_failed: u64,
+    /// Connected DTLS peers.
+    pub dtls_peers: u64,
+    /// DTLS handshakes in progress.
+    pub dtls_pending: u64,
+    /// DTLS application packets received.
+    pub dtls_packets_in: u64,
+    /// DTLS application packets sent.
+    pub dtls_packets_out: u64,
+}
+
+/// Something that contributes to the totals.
+pub trait MetricSource: Send + Sync {
+    /// Adds this source's current figures to `totals`.
+    fn add_to(&self, totals: &mut Totals);
+}
+
+static SOURCES: Mutex<Vec<Weak<dyn MetricSource>>> = Mutex::new(Vec::new());
+
+/// Registers a source; it drops out by itself when its last `Arc` goes.
+pub fn register(source: Weak<dyn MetricSource>) {
+    let mut sources = SOURCES.lock().unwrap_or_else(|p| p.into_inner());
+    sources.retain(|s| s.strong_count() > 0);
+    sources.push(source);
+}
+
+/// Current totals over all live sources.
+pub fn totals() -> Totals {
+    let sources: Vec<_> = {
+        let mut sources = SOURCES.lock().unwrap_or_else(|p| p.into_inner());
+        sources.retain(|s| s.strong_count() > 0);
+        sources.iter().filter_map(Weak::upgrade).collect()
+    };
+    let mut totals = Totals::default();
+    for source in sources {
+        source.add_to(&mut totals);
+    }
+    totals
+}

@@ -1,0 +1,83 @@
+//! Performance monitors (the debugger's Monitors tab) and, for headless servers where no
+//! debugger watches, an optional periodic one-line stats log.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use godot::classes::{DisplayServer, Performance};
+use godot::prelude::*;
+
+use super::project_settings::{STATS_LOG_INTERVAL, get_f64};
+use crate::core::metrics::{self, Totals};
+
+const MONITORS: &[(&str, fn(&Totals) -> u64)] = &[
+    ("netkit/http_in_flight", |t| t.http_in_flight),
+    ("netkit/http_queued", |t| t.http_queued),
+    ("netkit/http_succeeded", |t| t.http_succeeded),
+    ("netkit/http_failed", |t| t.http_failed),
+    ("netkit/dtls_peers", |t| t.dtls_peers),
+    ("netkit/dtls_pending_handshakes", |t| t.dtls_pending),
+    ("netkit/dtls_packets_in", |t| t.dtls_packets_in),
+    ("netkit/dtls_packets_out", |t| t.dtls_packets_out),
+];
+
+/// Adds the custom monitors (idempotent, since an editor reload may register twice).
+pub fn register() {
+    let mut performance = Performance::singleton();
+    for (name, read) in MONITORS {
+        let id = StringName::from(*name);
+        if performance.has_custom_monitor(&id) {
+            continue;
+        }
+        let read = *read;
+        let callable = Callable::from_fn(*name, move |_args| read(&metrics::totals()) as i64);
+        performance.add_custom_monitor(&id, &callable);
+    }
+}
+
+/// Removes the monitors when the extension unloads.
+pub fn unregister() {
+    let mut performance = Performance::singleton();
+    for (name, _) in MONITORS {
+        let id = StringName::from(*name);
+        if performance.has_custom_monitor(&id) {
+            performance.remove_custom_monitor(&id);
+        }
+    }
+}
+
+thread_local! {
+    static LAST_LOG: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Called every frame by the nodes (on the main thread; Godot 4.3 has no per-frame hook
+/// for extensions): prints the totals every
+/// `netkit/debug/stats_log_interval` seconds when running headless.
+pub fn maybe_log() {
+    let interval = get_f64(STATS_LOG_INTERVAL, 0.0);
+    if interval <= 0.0 || DisplayServer::singleton().get_name() != GString::from("headless") {
+        return;
+    }
+    let now = Instant::now();
+    let due = LAST_LOG.with(|last| match last.get() {
+        Some(at) if now.duration_since(at) < Duration::from_secs_f64(interval) => false,
+        _ => {
+            last.set(Some(now));
+            true
+        }
+    });
+    if due {
+        let t = metrics::totals();
+        godot_print!(
+            "[netkit] http in_flight={} queued={} ok={} failed={} | dtls peers={} pending={} in={} out={}",
+            t.http_in_flight,
+            t.http_queued,
+            t.http_succeeded,
+            t.http_failed,
+            t.dtls_peers,
+            t.dtls_pending,
+            t.dtls_packets_in,
+            t.dtls_packets_out
+        );
+    }
+}
