@@ -10,7 +10,10 @@ use godot::prelude::*;
 use super::project_settings::{STATS_LOG_INTERVAL, get_f64};
 use crate::core::metrics::{self, Totals};
 
-const MONITORS: &[(&str, fn(&Totals) -> u64)] = &[
+/// Reads one figure out of the totals.
+type Reader = fn(&Totals) -> u64;
+
+const MONITORS: &[(&str, Reader)] = &[
     ("netkit/http_in_flight", |t| t.http_in_flight),
     ("netkit/http_queued", |t| t.http_queued),
     ("netkit/http_succeeded", |t| t.http_succeeded),
@@ -55,7 +58,7 @@ thread_local! {
 /// `netkit/debug/stats_log_interval` seconds when running headless.
 pub fn maybe_log() {
     let interval = get_f64(STATS_LOG_INTERVAL, 0.0);
-    if interval <= 0.0 || DisplayServer::singleton().get_name() != GString::from("headless") {
+    if interval <= 0.0 || DisplayServer::singleton().get_name() != "headless" {
         return;
     }
     let now = Instant::now();
