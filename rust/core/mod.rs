@@ -8,3 +8,4 @@ pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod runtime;
+pub mod shutdown;

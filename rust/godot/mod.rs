@@ -7,6 +7,7 @@ mod http_response;
 mod http_task;
 mod json_variant;
 mod monitors;
+mod netkit_singleton;
 mod project_settings;
 
 use std::time::Duration;
@@ -28,11 +29,13 @@ unsafe impl ExtensionLibrary for NetkitExtension {
         if stage == InitStage::Scene {
             project_settings::register();
             monitors::register();
+            netkit_singleton::register();
         }
     }
 
     fn on_stage_deinit(stage: InitStage) {
         if stage == InitStage::Scene {
+            netkit_singleton::unregister();
             monitors::unregister();
             runtime::shutdown(SHUTDOWN_GRACE);
         }

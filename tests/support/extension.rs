@@ -10,20 +10,7 @@ const BUILT_NAME: &str = "libnetkit.so";
 /// library is looked for beside the running executable (`target/<profile>/` or its
 /// `deps/`), which is where Cargo put it while building this test or binary.
 pub fn stage_extension(repo: &Path) -> Result<PathBuf, String> {
-    let exe = std::env::current_exe()
-        .map_err(|e| format!("cannot locate the running executable: {e}"))?;
-    let built = exe
-        .ancestors()
-        .skip(1)
-        .take(3)
-        .map(|dir| dir.join(BUILT_NAME))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            format!(
-                "{BUILT_NAME} was not found next to {}; build it with `cargo build --lib`",
-                exe.display()
-            )
-        })?;
+    let built = built_library()?;
     let profile = if built.components().any(|c| c.as_os_str() == "release") {
         "release"
     } else {
@@ -38,4 +25,23 @@ pub fn stage_extension(repo: &Path) -> Result<PathBuf, String> {
     std::fs::copy(&built, &tmp).map_err(|e| format!("cannot copy {}: {e}", built.display()))?;
     std::fs::rename(&tmp, &dest).map_err(|e| format!("cannot place {}: {e}", dest.display()))?;
     Ok(dest)
+}
+
+/// The library Cargo built alongside the running executable (`target/<profile>/` or its
+/// `deps/`), without copying it anywhere; for callers that package or stage it
+/// themselves (the packaging test puts it into a zip).
+pub fn built_library() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot locate the running executable: {e}"))?;
+    exe.ancestors()
+        .skip(1)
+        .take(3)
+        .map(|dir| dir.join(BUILT_NAME))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            format!(
+                "{BUILT_NAME} was not found next to {}; build it with `cargo build --lib`",
+                exe.display()
+            )
+        })
 }

@@ -896,7 +896,15 @@ fn scan_project(
     }
 }
 
-fn run_captured(mut cmd: Command, timeout: Duration, echo: bool) -> std::io::Result<RunOutput> {
+/// Runs any command (a Godot, an exported game, a packaging tool) with both streams
+/// captured without pipe deadlocks and a kill after `timeout`; `echo` mirrors the output
+/// live into the test's output. Public so tests that run exported binaries get the same
+/// crash and hang handling as Godot runs.
+pub fn run_captured(
+    mut cmd: Command,
+    timeout: Duration,
+    echo: bool,
+) -> std::io::Result<RunOutput> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

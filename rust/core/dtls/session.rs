@@ -22,6 +22,8 @@ use super::stats::Stats;
 const READ_BUFFER: usize = 16 * 1024;
 /// How long a polite close (close_notify) may take before we just let go.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
+/// How long a handshake that saw a fatal alert may take to report its own error.
+const ALERT_GRACE: Duration = Duration::from_millis(100);
 
 /// The knobs one session's owner keeps to stop it and to learn its id.
 #[derive(Debug, Default)]
@@ -77,19 +79,30 @@ pub(crate) async fn handshake(
     cancel: &CancellationToken,
 ) -> Result<Arc<DTLSConn>, String> {
     let alert = shared.alert_seen.notified();
-    tokio::select! {
-        result = timeout_at(deadline, DTLSConn::new(conn, config, is_client, None)) => match result {
-            Ok(Ok(dtls)) => Ok(Arc::new(dtls)),
-            Ok(Err(err)) => Err(format!("handshake failed: {err}")),
-            Err(_) => Err(format!(
-                "handshake did not complete within {} ms",
-                limit.as_millis()
-            )),
-        },
-        _ = alert => Err(format!(
-            "the peer refused the handshake (fatal alert {})",
-            shared.fatal_alert().unwrap_or(0)
+    let attempt = timeout_at(deadline, DTLSConn::new(conn, config, is_client, None));
+    tokio::pin!(attempt);
+    let outcome = |result: Result<webrtc_dtls::Result<DTLSConn>, _>| match result {
+        Ok(Ok(dtls)) => Ok(Arc::new(dtls)),
+        Ok(Err(err)) => Err(format!("handshake failed: {err}")),
+        Err(_) => Err(format!(
+            "handshake did not complete within {} ms",
+            limit.as_millis()
         )),
+    };
+    tokio::select! {
+        result = &mut attempt => outcome(result),
+        _ = alert => {
+            // webrtc-dtls echoes every alert it receives, so when this side refused
+            // (a certificate failing the pin, say) the echo can arrive before our own
+            // handshake reports why. A moment's grace keeps that reason.
+            match timeout(ALERT_GRACE, &mut attempt).await {
+                Ok(result @ Ok(Err(_))) => outcome(result),
+                _ => Err(format!(
+                    "the peer refused the handshake (fatal alert {})",
+                    shared.fatal_alert().unwrap_or(0)
+                )),
+            }
+        }
         _ = cancel.cancelled() => Err("handshake cancelled".to_owned()),
     }
 }

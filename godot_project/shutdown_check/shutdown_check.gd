@@ -1,0 +1,32 @@
+extends Node
+## Used by tests/shutdown_signal.rs: a stand-in dedicated server that saves through
+## HTTPPool when SIGTERM arrives, then quits. Prints SHUTDOWN_CHECK lines the test reads.
+
+var pool: HTTPPool
+
+
+func _ready() -> void:
+	var url := ""
+	for arg in OS.get_cmdline_user_args():
+		if arg.begins_with("--url="):
+			url = arg.substr(6)
+	pool = HTTPPool.new()
+	pool.base_url = url
+	add_child(pool)
+	Netkit.shutdown_requested.connect(_on_shutdown_requested)
+	var err := Netkit.enable_graceful_shutdown(5.0)
+	print("SHUTDOWN_CHECK ready %d" % err)
+
+
+func _on_shutdown_requested(grace_seconds: float) -> void:
+	print("SHUTDOWN_CHECK requested grace=%.1f main_thread=%s" % [grace_seconds, OS.get_thread_caller_id() == OS.get_main_thread_id()])
+	var res: HTTPResponse = await pool.request(HTTPClient.METHOD_PUT, "/echo?key=" + _key(), {"saved": true}).completed
+	print("SHUTDOWN_CHECK saved %d" % res.status)
+	get_tree().quit(0)
+
+
+func _key() -> String:
+	for arg in OS.get_cmdline_user_args():
+		if arg.begins_with("--key="):
+			return arg.substr(6)
+	return "shutdown"

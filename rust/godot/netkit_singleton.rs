@@ -1,0 +1,136 @@
+//! `Netkit`: the engine singleton for process-wide things, chiefly graceful shutdown of
+//! headless servers.
+
+use std::time::{Duration, Instant};
+
+use godot::classes::{Engine, Object, SceneTree};
+use godot::global::Error;
+use godot::prelude::*;
+
+use crate::core::{metrics, shutdown};
+
+/// The name GDScript uses: `Netkit.enable_graceful_shutdown()`.
+pub const SINGLETON_NAME: &str = "Netkit";
+
+/// Process-wide netkit services, available everywhere as the [code]Netkit[/code] singleton.
+///
+/// On a headless dedicated server, call [method enable_graceful_shutdown] at startup: a
+/// SIGTERM or SIGINT then emits [signal shutdown_requested] on the main thread, so the game
+/// can save through [HTTPPool], deregister and disconnect [DTLSPeer] clients, then call
+/// [code]get_tree().quit()[/code]. If it has not quit when the grace period ends, netkit
+/// quits for it; a second signal quits at once.
+#[derive(GodotClass)]
+#[class(init, base = Object, rename = Netkit)]
+pub struct NetkitSingleton {
+    grace: Duration,
+    enabled: bool,
+    requested_at: Option<Instant>,
+    quit_sent: bool,
+    base: Base<Object>,
+}
+
+#[godot_api]
+impl NetkitSingleton {
+    /// Emitted once, on the main thread, when the process received SIGTERM or SIGINT after
+    /// [method enable_graceful_shutdown]. [param grace_seconds] is the time left before
+    /// netkit quits on its own.
+    #[signal]
+    fn shutdown_requested(grace_seconds: f64);
+
+    /// Watches SIGTERM and SIGINT (Linux, macOS, Android) and turns them into
+    /// [signal shutdown_requested]. [param grace_seconds] bounds how long the game may take
+    /// to quit after it. Returns [constant OK], or [constant ERR_UNAVAILABLE] where the
+    /// platform has no such signals.
+    #[func]
+    fn enable_graceful_shutdown(&mut self, #[opt(default = 10.0)] grace_seconds: f64) -> Error {
+        if let Err(why) = shutdown::install() {
+            godot_error!("Netkit: {why}");
+            return Error::ERR_UNAVAILABLE;
+        }
+        self.grace = Duration::from_secs_f64(grace_seconds.clamp(0.0, 3600.0));
+        if !self.enabled {
+            self.enabled = true;
+            let Some(mut tree) = Engine::singleton()
+                .get_main_loop()
+                .and_then(|m| m.try_cast::<SceneTree>().ok())
+            else {
+                godot_error!("Netkit: enable_graceful_shutdown() needs a running SceneTree");
+                return Error::ERR_UNCONFIGURED;
+            };
+            let poll = self.to_gd().callable("_poll_shutdown");
+            tree.connect("process_frame", &poll);
+        }
+        Error::OK
+    }
+
+    /// True once a shutdown was requested by a signal.
+    #[func]
+    fn is_shutdown_requested(&self) -> bool {
+        self.requested_at.is_some()
+    }
+
+    /// Totals over every pool and DTLS endpoint, as the Performance monitors show them.
+    #[func]
+    fn get_stats(&self) -> VarDictionary {
+        let t = metrics::totals();
+        let mut d = VarDictionary::new();
+        for (k, v) in [
+            ("http_in_flight", t.http_in_flight),
+            ("http_queued", t.http_queued),
+            ("http_succeeded", t.http_succeeded),
+            ("http_failed", t.http_failed),
+            ("dtls_peers", t.dtls_peers),
+            ("dtls_pending_handshakes", t.dtls_pending),
+            ("dtls_packets_in", t.dtls_packets_in),
+            ("dtls_packets_out", t.dtls_packets_out),
+        ] {
+            d.set(k, v as i64);
+        }
+        d
+    }
+
+    /// The addon's version.
+    #[func]
+    fn get_version(&self) -> GString {
+        GString::from(env!("CARGO_PKG_VERSION"))
+    }
+
+    /// Per-frame check, connected to [signal SceneTree.process_frame]; not for scripts.
+    #[func]
+    fn _poll_shutdown(&mut self) {
+        match self.requested_at {
+            None if shutdown::requested() => {
+                self.requested_at = Some(Instant::now());
+                let grace = self.grace.as_secs_f64();
+                godot_print!("[netkit] shutdown requested by signal; {grace:.1} s grace period");
+                self.signals().shutdown_requested().emit(grace);
+            }
+            Some(at) if !self.quit_sent && at.elapsed() >= self.grace => {
+                self.quit_sent = true;
+                godot_warn!("[netkit] the grace period ended before the game quit; quitting now");
+                if let Some(mut tree) = Engine::singleton()
+                    .get_main_loop()
+                    .and_then(|m| m.try_cast::<SceneTree>().ok())
+                {
+                    tree.quit();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Creates and registers the singleton.
+pub fn register() {
+    let singleton = NetkitSingleton::new_alloc();
+    Engine::singleton().register_singleton(SINGLETON_NAME, &singleton);
+}
+
+/// Unregisters and frees the singleton.
+pub fn unregister() {
+    let mut engine = Engine::singleton();
+    if let Some(obj) = engine.get_singleton(SINGLETON_NAME) {
+        engine.unregister_singleton(SINGLETON_NAME);
+        obj.free();
+    }
+}
