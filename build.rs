@@ -10,6 +10,14 @@ fn main() {
     println!("cargo:rerun-if-changed=Cargo.toml");
     println!("cargo:rerun-if-changed=build.rs");
 
+    // 16 KB page alignment for Android (Android 15+ devices, Google Play). Also set in
+    // .cargo/config.toml, but a RUSTFLAGS or CARGO_ENCODED_RUSTFLAGS variable (which
+    // cargo-ndk and CI setups may set) replaces config rustflags, while this link
+    // argument always applies to the cdylib.
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("android") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-z,max-page-size=16384");
+    }
+
     let manifest: toml::Table = fs::read_to_string(&manifest_path)
         .expect("read Cargo.toml")
         .parse()

@@ -5,12 +5,16 @@
 ## Arguments after `--`: --client=httprequest|httprequest_threads|httppool,
 ## --url=http://127.0.0.1:PORT/json, --requests=5000, --concurrency=8, --timeout=120.
 ##
-## Main-thread cost is the sum over the run of Performance.TIME_PROCESS (the whole process
-## step of each frame: HTTPRequest polling or HTTPPool dispatch, the handlers, request
-## submission), divided by the number of responses. The longest frame is the largest
-## single TIME_PROCESS value after the first frame (which issues the requests and is
-## reported on its own): the work of one frame without the idle sleep Godot adds between
-## headless frames.
+## Main-thread cost: each frame is timed from SceneTree.process_frame (emitted at the
+## start of the process step) to a call deferred from this node's _process, which runs
+## last (process_priority 1000) and whose deferred call runs in the message-queue flush
+## after all nodes processed, so the span holds HTTPRequest polling, HTTPPool dispatch,
+## the completion handlers (threaded HTTPRequest delivers through deferred calls) and the
+## request submission, but not the idle sleep Godot adds between headless frames.
+## (Performance.TIME_PROCESS cannot be used: Godot updates it once a second, with the
+## largest frame of that second.) The sum over the run divided by the responses is the
+## cost per response; the largest span after the first frame is the longest frame; the
+## first frame, which issues the requests, is reported on its own.
 extends Node
 
 var client := ""
@@ -35,6 +39,8 @@ var end_usec := 0
 var frames := 0
 var process_usec_total := 0
 var max_frame_usec := 0
+var issue_frame_usec := 0
+var frame_begin_usec := 0
 var pool: Node = null
 var path := "/json"
 
@@ -50,6 +56,9 @@ func _ready() -> void:
 			"requests": total = int(kv[1])
 			"concurrency": concurrency = int(kv[1])
 			"timeout": timeout_usec = int(kv[1]) * 1_000_000
+	# Runs last among the nodes, so _process sees the frame's work done by the others.
+	process_priority = 1000
+	get_tree().process_frame.connect(_on_frame_begin)
 	if url.is_empty() or total <= 0 or concurrency <= 0:
 		_report("bad arguments: need --client, --url, --requests > 0, --concurrency > 0")
 		return
@@ -94,14 +103,22 @@ func _process(_delta: float) -> void:
 			for r in get_children():
 				_issue(r)
 		submit_usec = Time.get_ticks_usec() - t0
+	_end_frame.call_deferred()
+
+
+func _on_frame_begin() -> void:
+	frame_begin_usec = Time.get_ticks_usec()
+
+
+func _end_frame() -> void:
+	if finished or frame_begin_usec == 0:
 		return
-	# TIME_PROCESS is the previous frame's process step, which belongs to the run.
-	var frame_usec := int(Performance.get_monitor(Performance.TIME_PROCESS) * 1_000_000.0)
+	var frame_usec := Time.get_ticks_usec() - frame_begin_usec
 	frames += 1
 	process_usec_total += frame_usec
-	# The first reading is the frame that issued the requests (reported as submit_usec);
-	# the longest frame is about delivering responses.
-	if frames > 1:
+	if frames == 1:
+		issue_frame_usec = frame_usec
+	else:
 		max_frame_usec = maxi(max_frame_usec, frame_usec)
 	if done >= total:
 		_finish("")
@@ -139,7 +156,7 @@ func _on_pool_done(_task_id: int, res: Object) -> void:
 
 
 func _read(data: Variant) -> void:
-	done += 1
+	_count_done()
 	if data is Dictionary and data.has("id"):
 		ok += 1
 		key_sum += int(data["id"])
@@ -150,15 +167,23 @@ func _read(data: Variant) -> void:
 
 
 func _count_failure(why: String) -> void:
-	done += 1
+	_count_done()
 	failed += 1
 	if first_error.is_empty():
 		first_error = why
 
 
+## The run ends at the last response, not at the end of its frame.
+func _count_done() -> void:
+	done += 1
+	if done == total:
+		end_usec = Time.get_ticks_usec()
+
+
 func _finish(error: String) -> void:
 	finished = true
-	end_usec = Time.get_ticks_usec()
+	if end_usec == 0:
+		end_usec = Time.get_ticks_usec()
 	if pool != null:
 		pool.cancel_all()
 	_report(error)
@@ -184,6 +209,7 @@ func _report(error: String) -> void:
 		"main_usec_per_response": float(process_usec_total) / float(maxi(done, 1)),
 		"handler_usec_per_response": float(handler_usec) / float(maxi(done, 1)),
 		"submit_usec": submit_usec,
+		"issue_frame_usec": issue_frame_usec,
 		"max_frame_usec": max_frame_usec,
 		"vm_hwm_kb": _status_kb("VmHWM:"),
 		"static_peak_bytes": OS.get_static_memory_peak_usage(),

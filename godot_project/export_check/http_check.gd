@@ -2,7 +2,9 @@ extends Node
 ## Export smoke check: proves that an *exported* build (not the editor) loads the netkit
 ## extension and can make a real request. tests/export_linux.rs exports this scene with the
 ## `dedicated_server` preset and runs it as:
-##     ./server.x86_64 --headless res://export_check/http_check.tscn -- --url=http://127.0.0.1:PORT/json
+##     ./dedicated_server.x86_64 --headless -- --url=http://127.0.0.1:PORT/json
+## (the test makes this scene the main scene of its scratch copy of the project: release
+## templates refuse a scene path on the command line).
 ## It GETs `--url`, prints `EXPORT_CHECK ok <status> <key>=<value>` for `--key` (default
 ## `int`) of the JSON answer and quits with 0; on any failure it prints
 ## `EXPORT_CHECK fail ...` and quits with 1, so the test never has to guess.

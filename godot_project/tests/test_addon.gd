@@ -36,3 +36,20 @@ func test_defaults_are_sensible() -> void:
 	assert_eq(pool.max_body_bytes, 16 * 1024 * 1024)
 	assert_true(pool.user_agent.begins_with("godot-netkit/"))
 	pool.free()
+
+
+func test_dtls_monitor_counts_peers() -> void:
+	var keys := DTLSPeer.generate_self_signed()
+	var server := DTLSPeer.new()
+	add_child(server)
+	assert_eq(server.start_server(0, {"certificate": keys["certificate"], "private_key": keys["private_key"]}), OK)
+	var client := DTLSPeer.new()
+	add_child(client)
+	assert_eq(client.connect_to_server("127.0.0.1", server.get_local_port(), {"pinned_sha256": keys["sha256_fingerprint"]}), OK)
+	assert_not_null(await wait_signal(client.peer_connected, 10.0))
+	assert_true(await wait_until(func() -> bool: return Performance.get_custom_monitor("netkit/dtls_peers") == 2, 5.0),
+			"one peer on each side")
+	client.close()
+	server.close()
+	assert_true(await wait_until(func() -> bool: return Performance.get_custom_monitor("netkit/dtls_peers") == 0, 5.0))
+	assert_eq(Netkit.get_stats()["dtls_peers"], 0)

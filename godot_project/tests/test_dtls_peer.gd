@@ -276,7 +276,7 @@ func test_silent_port_fails_within_handshake_timeout() -> void:
 	var elapsed := (Time.get_ticks_msec() - started) / 1000.0
 	assert_contains(reason, "1000 ms")
 	assert_ge(elapsed, 0.9)
-	assert_lt(elapsed, 2.0, "fails close to the timeout")
+	assert_lt(elapsed, 2.5, "fails close to the timeout")
 	assert_eq(client.get_status(), DTLSPeer.STATUS_ERROR)
 	silent.stop()
 	# Nothing listening at all (ICMP port unreachable) ends the same way.
@@ -285,7 +285,7 @@ func test_silent_port_fails_within_handshake_timeout() -> void:
 	assert_eq(nobody.connect_to_server("127.0.0.1", port,
 		{"pinned_sha256": ident["sha256_fingerprint"], "handshake_timeout": 1.0}), OK)
 	assert_contains(await failed_reason(nobody, 5.0), "1000 ms")
-	assert_lt((Time.get_ticks_msec() - started) / 1000.0, 2.0)
+	assert_lt((Time.get_ticks_msec() - started) / 1000.0, 2.5)
 
 
 func test_idle_timeout_and_keepalive() -> void:
@@ -317,7 +317,7 @@ func test_close_is_seen_promptly_by_the_other_side() -> void:
 	assert_eq(a.get_status(), DTLSPeer.STATUS_DISCONNECTED)
 	var started := Time.get_ticks_msec()
 	assert_true(await wait_disconnects(server, 1, 2.0), "the server sees the client leave")
-	assert_lt(Time.get_ticks_msec() - started, 1000, "promptly, not at the idle timeout")
+	assert_lt(Time.get_ticks_msec() - started, 2000, "promptly, not at the 15 s idle timeout")
 	assert_contains(log_of(server).disconnected[0][1], "closed")
 	await wait_frames(5)
 	assert_eq(log_of(a).disconnected, [], "close() reports nothing on its own side")

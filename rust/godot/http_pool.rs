@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use godot::classes::notify::NodeNotification;
 use godot::classes::{INode, Node};
 use godot::prelude::*;
 
@@ -119,6 +120,12 @@ impl INode for HttpPool {
     fn exit_tree(&mut self) {
         if let Some(core) = &self.core {
             core.cancel_all();
+        }
+    }
+
+    fn on_notification(&mut self, what: NodeNotification) {
+        if what == NodeNotification::PREDELETE {
+            self.end_pending_tasks();
         }
     }
 }
@@ -350,11 +357,18 @@ impl HttpPool {
     }
 }
 
-impl Drop for HttpPool {
-    fn drop(&mut self) {
-        // Whoever still awaits a task hears that it was cancelled, at the end of the frame,
-        // when this node is gone and cannot be called back.
-        for (id, mut task) in self.tasks.drain() {
+impl HttpPool {
+    /// Ends every task still awaited with `ERR_CANCELLED`, synchronously, while the node is
+    /// still alive (PREDELETE). Deferring it would not work when the game quits (no frame
+    /// follows), and an `await task.completed` that never resumes keeps the task and the
+    /// coroutine alive in a cycle that Godot reports as leaked at exit. Nothing is sent
+    /// to the pool's own `request_completed`: the pool is going away.
+    fn end_pending_tasks(&mut self) {
+        // Drop the core first: its requests are aborted and nothing more arrives.
+        self.core = None;
+        let tasks: Vec<(u64, Gd<HttpTask>)> = self.tasks.drain().collect();
+        let _guard = self.base_mut();
+        for (id, mut task) in tasks {
             let response = HttpResponse::from_core(
                 id,
                 crate::core::http::Response::failed(
@@ -364,10 +378,7 @@ impl Drop for HttpPool {
                 ),
             );
             task.bind_mut().set_response(response.clone());
-            task.call_deferred(
-                "emit_signal",
-                &["completed".to_variant(), response.to_variant()],
-            );
+            task.signals().completed().emit(&response);
         }
     }
 }

@@ -900,11 +900,7 @@ fn scan_project(
 /// captured without pipe deadlocks and a kill after `timeout`; `echo` mirrors the output
 /// live into the test's output. Public so tests that run exported binaries get the same
 /// crash and hang handling as Godot runs.
-pub fn run_captured(
-    mut cmd: Command,
-    timeout: Duration,
-    echo: bool,
-) -> std::io::Result<RunOutput> {
+pub fn run_captured(mut cmd: Command, timeout: Duration, echo: bool) -> std::io::Result<RunOutput> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -291,14 +291,18 @@ fn render_report(
 /// How each column is measured; printed under the tables so a result file explains itself.
 const METHOD_NOTES: &str = "\
 Columns: requests/s counts successful responses whose JSON was parsed and its `id` read, \
-from the first request to the last response. Main thread µs/response is the sum of Godot's \
-`Performance.TIME_PROCESS` (the whole process step of every frame: polling, dispatch, \
-handlers, issuing requests) over the run divided by the responses. Handlers µs/response is \
-the time inside the completion handlers alone (`Time.get_ticks_usec`). Longest frame is the \
-largest single process step after the first frame; issue frame is that first frame, which \
-issues the requests (all of them for HTTPPool, one per node for HTTPRequest). Peak RSS is \
-VmHWM of the Godot process. Godot runs headless with its default pacing (it sleeps about \
-6.9 ms between frames when no window draws).\n";
+from the first request to the last response. × HTTPPool divides the medians by the \
+HTTPPool row's at the same concurrency. Main thread µs/response: every frame is timed from \
+`SceneTree.process_frame` to a call deferred from the last-processed node, which spans \
+HTTPRequest polling, HTTPPool dispatch, the completion handlers and the issuing of requests \
+but not Godot's idle sleep; the sum over the run is divided by the responses. \
+(`Performance.TIME_PROCESS` is not used: Godot updates it once a second with that second's \
+largest frame.) Handlers µs/response is the time inside the GDScript completion handlers \
+alone (`Time.get_ticks_usec`). Longest frame is the largest such frame after the first; \
+issue frame is the first frame, which issues the requests (all of them for HTTPPool, one \
+per node for HTTPRequest). Peak RSS is VmHWM of the Godot process (/proc/self/status). \
+Godot runs headless with its default pacing (it sleeps about 6.9 ms between frames when no \
+window draws) and loads the release library under both feature tags.\n";
 
 /// `/proc/loadavg`'s first three figures, to show whether other work shared the machine.
 fn load_average() -> String {

@@ -54,7 +54,7 @@ pub fn raw_reqwest(url: &str, total: usize, concurrency: usize) -> Result<f64, S
     let next = Arc::new(AtomicUsize::new(0));
     let url = Arc::new(url.to_string());
     let started = Instant::now();
-    let outcome = rt.block_on(tokio::time::timeout(RUN_TIMEOUT, async {
+    let work = async {
         let mut tasks = Vec::new();
         for _ in 0..concurrency {
             let (client, next, url) = (client.clone(), next.clone(), url.clone());
@@ -84,7 +84,9 @@ pub fn raw_reqwest(url: &str, total: usize, concurrency: usize) -> Result<f64, S
             ok += task.await.map_err(|e| e.to_string())??;
         }
         Ok::<usize, String>(ok)
-    }));
+    };
+    // The timer needs the runtime's context, so it is created inside block_on.
+    let outcome = rt.block_on(async { tokio::time::timeout(RUN_TIMEOUT, work).await });
     let elapsed = started.elapsed();
     let ok = outcome
         .map_err(|_| format!("raw reqwest: not done within {RUN_TIMEOUT:?}"))?

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -20,6 +20,9 @@ use tokio::net::TcpListener;
 /// How long a login token stays valid.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(600);
 
+/// A game server that misses heartbeats for this long is dropped from the registry.
+pub const SERVER_TTL: Duration = Duration::from_secs(5);
+
 /// The demo accounts: name and password.
 pub const ACCOUNTS: &[(&str, &str)] = &[
     ("alice", "wonderland"),
@@ -27,16 +30,84 @@ pub const ACCOUNTS: &[(&str, &str)] = &[
     ("carol", "singer"),
 ];
 
+/// A game server in the registry.
+#[derive(Clone, Debug)]
+pub struct GameServer {
+    /// Registry id.
+    pub id: u64,
+    /// Display name.
+    pub name: String,
+    /// Where clients connect (host).
+    pub host: String,
+    /// Where clients connect (UDP port).
+    pub port: u16,
+    /// SHA-256 fingerprint of the server's DTLS certificate, for clients to pin.
+    pub fingerprint: String,
+    /// Last heartbeat.
+    pub seen: Instant,
+}
+
 /// Shared state of the running backend.
 struct State {
     key: hmac::Key,
+    server_key: String,
     scores: HashMap<String, i64>,
+    servers: HashMap<u64, GameServer>,
+    next_server_id: u64,
+    log: Vec<String>,
+}
+
+impl State {
+    fn prune(&mut self) {
+        let before: Vec<u64> = self.servers.keys().copied().collect();
+        self.servers.retain(|_, s| s.seen.elapsed() < SERVER_TTL);
+        for id in before {
+            if !self.servers.contains_key(&id) {
+                self.log
+                    .push(format!("server {id} missed its heartbeats and was dropped"));
+            }
+        }
+    }
 }
 
 /// A running backend; it serves until the process exits.
 pub struct Backend {
     /// `http://127.0.0.1:PORT`
     pub url: String,
+    /// The API key game servers authenticate with (`X-Server-Key`).
+    pub server_key: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Backend {
+    /// Mints a token as the login endpoint would, with any expiry (the demo uses a past
+    /// one to show that an expired token is refused).
+    pub fn issue_token(&self, name: &str, expiry_unix: u64) -> String {
+        issue(&self.lock().key, name, expiry_unix)
+    }
+
+    /// The game servers currently registered (expired ones dropped).
+    pub fn servers(&self) -> Vec<GameServer> {
+        let mut state = self.lock();
+        state.prune();
+        state.servers.values().cloned().collect()
+    }
+
+    /// What the backend did, in order, since the last call.
+    pub fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().log)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Starts the backend on 127.0.0.1 with a random port on the given runtime.
@@ -44,10 +115,20 @@ pub async fn start() -> std::io::Result<Backend> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr: SocketAddr = listener.local_addr()?;
     let secret: [u8; 32] = rand::random();
+    let server_key = hex(&rand::random::<[u8; 16]>());
     let state = Arc::new(Mutex::new(State {
         key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+        server_key: server_key.clone(),
         scores: HashMap::from([("zed".to_string(), 120), ("yuki".to_string(), 300)]),
+        servers: HashMap::new(),
+        next_server_id: 1,
+        log: Vec::new(),
     }));
+    let backend = Backend {
+        url: format!("http://{addr}"),
+        server_key,
+        state: state.clone(),
+    };
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -62,9 +143,7 @@ pub async fn start() -> std::io::Result<Backend> {
             });
         }
     });
-    Ok(Backend {
-        url: format!("http://{addr}"),
-    })
+    Ok(backend)
 }
 
 async fn handle(
@@ -73,6 +152,11 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let server_key = req
+        .headers()
+        .get("x-server-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let bearer = req
         .headers()
         .get("authorization")
@@ -90,7 +174,25 @@ async fn handle(
     };
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+    state.prune();
+    if path.starts_with("/servers/") || path == "/tokens/validate" {
+        if server_key.as_deref() != Some(state.server_key.as_str()) {
+            return Ok(reply(
+                StatusCode::FORBIDDEN,
+                json!({"error": "this endpoint needs a valid X-Server-Key"}),
+            ));
+        }
+        return Ok(game_server_api(&mut state, &method, &path, &body));
+    }
     Ok(match (method, path.as_str()) {
+        (Method::GET, "/servers") => match bearer.as_deref().map(|t| verify(&state.key, t)) {
+            Some(Ok(_)) => list_servers(&state),
+            Some(Err(why)) => reply(StatusCode::UNAUTHORIZED, json!({"error": why})),
+            None => reply(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "missing bearer token"}),
+            ),
+        },
         (Method::POST, "/login") => login(&state, &body),
         (Method::GET, "/leaderboard") => leaderboard(&state),
         (Method::POST, "/scores") => match bearer.as_deref().map(|t| verify(&state.key, t)) {
@@ -117,6 +219,92 @@ async fn handle(
             json!({"error": "no such endpoint", "path": path}),
         ),
     })
+}
+
+/// The endpoints game servers call with their API key: register, heartbeat, deregister,
+/// and validate a joining player's token.
+fn game_server_api(
+    state: &mut State,
+    method: &Method,
+    path: &str,
+    body: &Value,
+) -> Response<Full<Bytes>> {
+    match (method, path) {
+        (&Method::POST, "/servers/register") => {
+            let id = state.next_server_id;
+            state.next_server_id += 1;
+            let server = GameServer {
+                id,
+                name: body["name"].as_str().unwrap_or("unnamed").to_string(),
+                host: body["host"].as_str().unwrap_or("127.0.0.1").to_string(),
+                port: body["port"]
+                    .as_u64()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .unwrap_or(0),
+                fingerprint: body["fingerprint"].as_str().unwrap_or("").to_string(),
+                seen: Instant::now(),
+            };
+            state.log.push(format!(
+                "server {id} '{}' registered at {}:{}",
+                server.name, server.host, server.port
+            ));
+            state.servers.insert(id, server);
+            reply(
+                StatusCode::OK,
+                json!({"server_id": id, "heartbeat_every": 1.0}),
+            )
+        }
+        (&Method::POST, "/servers/heartbeat") => {
+            let id = body["server_id"].as_u64().unwrap_or(0);
+            match state.servers.get_mut(&id) {
+                Some(server) => {
+                    server.seen = Instant::now();
+                    reply(StatusCode::OK, json!({"ok": true}))
+                }
+                None => reply(
+                    StatusCode::NOT_FOUND,
+                    json!({"error": "unknown or expired server id; register again"}),
+                ),
+            }
+        }
+        (&Method::POST, "/servers/deregister") => {
+            let id = body["server_id"].as_u64().unwrap_or(0);
+            let known = state.servers.remove(&id).is_some();
+            if known {
+                state.log.push(format!("server {id} deregistered"));
+            }
+            reply(StatusCode::OK, json!({"removed": known}))
+        }
+        (&Method::POST, "/tokens/validate") => {
+            let token = body["token"].as_str().unwrap_or("");
+            match verify(&state.key, token) {
+                Ok(name) => {
+                    state
+                        .log
+                        .push(format!("token of {name} validated for a game server"));
+                    reply(StatusCode::OK, json!({"valid": true, "name": name}))
+                }
+                Err(why) => {
+                    state.log.push(format!("a token was refused: {why}"));
+                    reply(StatusCode::OK, json!({"valid": false, "reason": why}))
+                }
+            }
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": "no such endpoint", "path": path}),
+        ),
+    }
+}
+
+fn list_servers(state: &State) -> Response<Full<Bytes>> {
+    let mut servers: Vec<&GameServer> = state.servers.values().collect();
+    servers.sort_by_key(|s| s.id);
+    let servers: Vec<Value> = servers
+        .into_iter()
+        .map(|s| json!({"id": s.id, "name": s.name, "host": s.host, "port": s.port, "fingerprint": s.fingerprint}))
+        .collect();
+    reply(StatusCode::OK, json!({"servers": servers}))
 }
 
 fn login(state: &State, body: &Value) -> Response<Full<Bytes>> {
@@ -192,12 +380,6 @@ fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
         hyper::header::HeaderValue::from_static("application/json"),
     );
     res
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn hex(bytes: &[u8]) -> String {

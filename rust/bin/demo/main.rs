@@ -1,21 +1,36 @@
-//! `cargo run --bin demo`: starts the demo backend on loopback and runs the demo scene in
-//! a headless Godot that logs in, posts a score and shows the leaderboard through
-//! HTTPPool. Exits 0 when every step worked.
+//! `cargo run --bin demo`: the whole dedicated-server flow on loopback, with no setup.
+//!
+//! 1. An embedded backend (login with signed expiring tokens, token validation for game
+//!    servers, profiles, scores, leaderboard, a server registry with heartbeats).
+//! 2. A headless Godot dedicated server that registers and heartbeats through HTTPPool and
+//!    serves DTLS through DTLSPeer, validating each joining player's token.
+//! 3. A headless Godot client that logs in, lists servers, joins over DTLS, plays, posts a
+//!    score and reads the leaderboard; then clients with a forged and an expired token,
+//!    which the server refuses.
+//! 4. SIGTERM to the server, which deregisters and quits cleanly.
+//!
+//! Prints a readable log and exits 0 only when every step happened.
 
 mod backend;
 #[path = "../../../tests/support/extension.rs"]
 mod extension;
 #[path = "../../../tests/support/godot.rs"]
 mod godot_runner;
+mod server_process;
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use godot_runner::GodotCmd;
 
 fn main() -> ExitCode {
     match run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            println!("demo: every step happened");
+            ExitCode::SUCCESS
+        }
         Err(why) => {
-            eprintln!("demo: {why}");
+            eprintln!("demo: FAILED: {why}");
             ExitCode::FAILURE
         }
     }
@@ -26,37 +41,158 @@ fn run() -> Result<(), String> {
     let backend = runtime
         .block_on(backend::start())
         .map_err(|e| format!("cannot start the demo backend: {e}"))?;
-    println!("demo: backend listening on {}", backend.url);
+    step(&format!("backend listening on {}", backend.url));
 
     let godot = godot_runner::godot_command()?;
     let lib = extension::stage_extension(&godot_runner::repo_dir())?;
-    println!("demo: Godot {} with {}", godot.version(), lib.display());
+    godot_runner::ensure_imported(&godot, &godot_runner::project_dir())?;
+    step(&format!("Godot {} with {}", godot.version(), lib.display()));
 
-    let url_arg = format!("--backend-url={}", backend.url);
+    let mut server = server_process::start(&godot, &backend.url, &backend.server_key)?;
+    let registered = wait_until(Duration::from_secs(20), || !backend.servers().is_empty());
+    print_log(&backend);
+    if !registered {
+        server.stop();
+        return Err("the dedicated server did not register with the backend".into());
+    }
+    let game = backend.servers().remove(0);
+    step(&format!(
+        "server {} is listed at {}:{}",
+        game.id, game.host, game.port
+    ));
+
+    let backend_arg = format!("--backend-url={}", backend.url);
+    let port_arg = format!("--server-port={}", game.port);
+    let fp_arg = format!("--fingerprint={}", game.fingerprint);
+    // NETKIT_DEMO_SKIP=clients runs only the server part (for debugging the server alone).
+    let skip = std::env::var("NETKIT_DEMO_SKIP").unwrap_or_default();
+    let mut result = if skip.contains("clients") {
+        Ok(())
+    } else {
+        run_client(
+            &godot,
+            "alice",
+            &[&backend_arg, "--player=alice", "--password=wonderland"],
+            &backend,
+        )
+    };
+
+    if result.is_ok() && !skip.contains("clients") && !skip.contains("refused") {
+        let forged = format!("--token=bob.{}.{}", backend::now() + 600, "00".repeat(32));
+        result = run_client(
+            &godot,
+            "bob (forged token)",
+            &[
+                &backend_arg,
+                "--player=bob",
+                &forged,
+                &port_arg,
+                &fp_arg,
+                "--expect=refused",
+            ],
+            &backend,
+        );
+    }
+    if result.is_ok() && !skip.contains("clients") && !skip.contains("refused") {
+        let expired = format!(
+            "--token={}",
+            backend.issue_token("carol", backend::now() - 60)
+        );
+        result = run_client(
+            &godot,
+            "carol (expired token)",
+            &[
+                &backend_arg,
+                "--player=carol",
+                &expired,
+                &port_arg,
+                &fp_arg,
+                "--expect=refused",
+            ],
+            &backend,
+        );
+    }
+
+    step("sending SIGTERM to the dedicated server");
+    let exit = server.terminate(Duration::from_secs(10));
+    print_log(&backend);
+    result?;
+    let exit = exit?;
+    if exit != Some(0) {
+        return Err(format!(
+            "the dedicated server exited with {exit:?} after SIGTERM, not 0"
+        ));
+    }
+    if !backend.servers().is_empty() {
+        return Err("the dedicated server is still registered after shutting down".into());
+    }
+    if let Some(problem) = server.problems() {
+        return Err(format!(
+            "the dedicated server reported problems:\n{problem}"
+        ));
+    }
+    step("the server saved its state (deregistered) and quit with exit code 0");
+    Ok(())
+}
+
+fn run_client(
+    godot: &GodotCmd,
+    who: &str,
+    args: &[&str],
+    backend: &backend::Backend,
+) -> Result<(), String> {
+    step(&format!("starting client {who}"));
+    let mut all = vec!["res://demo/client.tscn", "--"];
+    all.extend_from_slice(args);
     let out = godot_runner::run_project_echo(
-        &godot,
+        godot,
         &godot_runner::project_dir(),
-        &["res://demo/demo.tscn", "--", &url_arg],
+        &all,
         &[],
-        Duration::from_secs(60),
+        Duration::from_secs(40),
         false,
     );
-    for line in out.stdout.lines().filter(|l| l.starts_with("[demo]")) {
-        println!("{line}");
+    for line in out.stdout.lines().filter(|l| l.starts_with("[client")) {
+        println!("  {line}");
     }
+    print_log(backend);
     let problems: Vec<&str> = out
         .combined
         .lines()
         .filter(|l| l.contains("SCRIPT ERROR") || l.contains("ERROR:") || l.contains("leaked"))
         .collect();
     if !problems.is_empty() {
-        return Err(format!("Godot reported problems:\n{}", problems.join("\n")));
+        return Err(format!(
+            "client {who}: Godot reported problems:\n{}",
+            problems.join("\n")
+        ));
     }
     match out.exit_code {
         Some(0) => Ok(()),
-        _ => Err(format!(
-            "the demo scene did not finish cleanly (exit {:?}, signal {:?}, timed out: {})\n{}",
-            out.exit_code, out.signal, out.timed_out, out.stderr
+        other => Err(format!(
+            "client {who} did not reach its expected outcome (exit {other:?}, timed out: {})",
+            out.timed_out
         )),
     }
+}
+
+fn print_log(backend: &backend::Backend) {
+    for line in backend.take_log() {
+        println!("  [backend] {line}");
+    }
+}
+
+fn step(text: &str) {
+    println!("demo: {text}");
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }

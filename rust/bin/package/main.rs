@@ -34,11 +34,7 @@ fn run() -> Result<(), String> {
         file_name: host_library_name()?,
     };
     let output = repo.join("dist").join(zipper::zip_file_name(version));
-    println!(
-        "package: {} -> bin/{}",
-        built.display(),
-        library.file_name
-    );
+    println!("package: {} -> bin/{}", built.display(), library.file_name);
     let summary = zipper::build_addon_zip(&repo.join("addons/netkit"), &[library], &output)?;
     // Read it back: a zip that does not open is worse than no zip.
     let listed = zipper::list_zip(&output)?;

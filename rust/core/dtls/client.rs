@@ -64,7 +64,7 @@ impl DtlsClient {
         let shared = Arc::new(Shared {
             status: AtomicU8::new(Status::Handshaking as u8),
             remote: Mutex::new(None),
-            stats: Arc::new(Stats::default()),
+            stats: super::stats::registered(),
             control: Arc::new(SessionControl::child_of(&closed)),
             events: Gate::new(events, closed.clone()),
         });

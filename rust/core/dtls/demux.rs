@@ -127,7 +127,7 @@ impl Demux {
             socket,
             options,
             config,
-            stats: Arc::new(Stats::default()),
+            stats: super::stats::registered(),
             events,
             closed,
             runtime,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep_until, timeout, timeout_at};
+use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use webrtc_dtls::config::Config;
 use webrtc_dtls::conn::DTLSConn;
@@ -79,31 +79,40 @@ pub(crate) async fn handshake(
     cancel: &CancellationToken,
 ) -> Result<Arc<DTLSConn>, String> {
     let alert = shared.alert_seen.notified();
-    let attempt = timeout_at(deadline, DTLSConn::new(conn, config, is_client, None));
+    let attempt = DTLSConn::new(conn, config, is_client, None);
     tokio::pin!(attempt);
-    let outcome = |result: Result<webrtc_dtls::Result<DTLSConn>, _>| match result {
-        Ok(Ok(dtls)) => Ok(Arc::new(dtls)),
-        Ok(Err(err)) => Err(format!("handshake failed: {err}")),
-        Err(_) => Err(format!(
+    let timed_out = || {
+        format!(
             "handshake did not complete within {} ms",
             limit.as_millis()
-        )),
+        )
     };
+    let outcome = |result: Result<DTLSConn, webrtc_dtls::Error>| match result {
+        Ok(dtls) => Ok(Arc::new(dtls)),
+        Err(err) => Err(format!("handshake failed: {err}")),
+    };
+    // Cancellation and the deadline are checked before webrtc-dtls is polled. A server
+    // swamped by spoofed ClientHellos evicts or expires many entries before their task
+    // first runs; polled first, webrtc-dtls would still spend an ECDHE key generation on
+    // each (it makes one before it sends HelloVerifyRequest), and that wasted work is
+    // what delays the real clients' handshakes past their timeout.
     tokio::select! {
-        result = &mut attempt => outcome(result),
+        biased;
+        _ = cancel.cancelled() => Err("handshake cancelled".to_owned()),
+        _ = sleep_until(deadline) => Err(timed_out()),
         _ = alert => {
             // webrtc-dtls echoes every alert it receives, so when this side refused
             // (a certificate failing the pin, say) the echo can arrive before our own
             // handshake reports why. A moment's grace keeps that reason.
             match timeout(ALERT_GRACE, &mut attempt).await {
-                Ok(result @ Ok(Err(_))) => outcome(result),
+                Ok(result @ Err(_)) => outcome(result),
                 _ => Err(format!(
                     "the peer refused the handshake (fatal alert {})",
                     shared.fatal_alert().unwrap_or(0)
                 )),
             }
         }
-        _ = cancel.cancelled() => Err("handshake cancelled".to_owned()),
+        result = &mut attempt => outcome(result),
     }
 }
 

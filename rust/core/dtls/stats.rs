@@ -79,3 +79,20 @@ impl Stats {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 }
+
+impl crate::core::metrics::MetricSource for Stats {
+    fn add_to(&self, totals: &mut crate::core::metrics::Totals) {
+        totals.dtls_peers += self.peers.load(Ordering::Relaxed);
+        totals.dtls_pending += self.pending_handshakes.load(Ordering::Relaxed);
+        totals.dtls_packets_in += self.packets_in.load(Ordering::Relaxed);
+        totals.dtls_packets_out += self.packets_out.load(Ordering::Relaxed);
+    }
+}
+
+/// Creates a stats block that the Performance monitors see for as long as it lives.
+pub fn registered() -> std::sync::Arc<Stats> {
+    let stats = std::sync::Arc::new(Stats::default());
+    let source: std::sync::Arc<dyn crate::core::metrics::MetricSource> = stats.clone();
+    crate::core::metrics::register(std::sync::Arc::downgrade(&source));
+    stats
+}
