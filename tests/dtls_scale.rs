@@ -71,7 +71,9 @@ fn thousand_vanishing_hellos_leave_no_state() {
     let mut copts = pinned_client_options(&id);
     copts.session.handshake_timeout = Duration::from_secs(10);
     let (_c, mut cev) = start_client(server.local_addr(), copts);
-    let first = cev.wait(Duration::from_secs(10), |_| true);
+    // Wait past the client's own timeout, so a failed handshake is reported as such
+    // (ConnectionFailed) rather than as nothing at all.
+    let first = cev.wait(Duration::from_secs(12), |_| true);
     assert!(
         matches!(first, Some(DtlsEvent::PeerConnected(1))),
         "a real client during the flood got {first:?}"
@@ -107,6 +109,54 @@ fn thousand_vanishing_hellos_leave_no_state() {
         rss_second < rss_after + 16 * 1024,
         "{rss_after} -> {rss_second} KiB"
     );
+}
+
+#[test]
+fn hello_for_a_lost_handshake_is_refused_without_state() {
+    // A client whose pending entry expired or was evicted after the cookie exchange
+    // retransmits a ClientHello with message_seq 1, which a fresh webrtc-dtls handshake
+    // can never accept. The server must neither keep an entry for it nor stay silent.
+    let mut hello = capture_client_hello();
+    let seq_at = 13 + 4; // record header, then handshake type and length
+    hello[seq_at..seq_at + 2].copy_from_slice(&1u16.to_be_bytes());
+    let id = identity();
+    let (server, _sev) = start_server(cert_server_options(&id));
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    socket.send_to(&hello, server.local_addr()).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = socket.recv_from(&mut buf).expect("an answer");
+    // A plaintext fatal handshake_failure alert, smaller than the hello.
+    assert_eq!((n, buf[0], buf[13], buf[14]), (15, 21, 2, 40));
+    assert_eq!(server.stats_snapshot().pending_handshakes, 0);
+}
+
+#[test]
+fn client_on_the_port_of_a_vanished_hello_gets_in() {
+    // Ephemeral ports are reused: after a flood a real client can be handed the port of
+    // a spoofed hello whose entry is still pending. It must get a handshake of its own,
+    // not the one webrtc-dtls started for the stranger's hello.
+    let hello = capture_client_hello();
+    let id = identity();
+    let (server, mut sev) = start_server(cert_server_options(&id));
+    let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = stranger.local_addr().unwrap();
+    stranger.send_to(&hello, server.local_addr()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.stats_snapshot().pending_handshakes, 1);
+    drop(stranger);
+    let mut copts = pinned_client_options(&id);
+    copts.bind_address = Some(port);
+    let (_c, mut cev) = start_client(server.local_addr(), copts);
+    let first = cev.wait(Duration::from_secs(5), |_| true);
+    assert!(
+        matches!(first, Some(DtlsEvent::PeerConnected(1))),
+        "the client on a reused port got {first:?}"
+    );
+    sev.wait(Duration::from_secs(1), is_connected)
+        .expect("server saw it");
 }
 
 fn flood(hello: &[u8], to: std::net::SocketAddr) {

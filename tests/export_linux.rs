@@ -162,7 +162,30 @@ fn build_release_library() -> Result<PathBuf, String> {
          minutes the first time, cached afterwards)"
     );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    let output = Command::new(cargo)
+    let mut build = Command::new(cargo);
+    // `cargo test` gives this process the package's own variables (CARGO_MANIFEST_DIR,
+    // CARGO_PKG_*, OUT_DIR, ...). Build scripts such as ring's declare
+    // rerun-if-env-changed on exactly those, so passing them on would make every build
+    // from here and every build from a shell invalidate each other (ring and all that
+    // depends on it recompiled each time, minutes on a small machine).
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "OUT_DIR",
+            ]
+            .contains(&key.as_ref())
+        {
+            build.env_remove(key.as_ref());
+        }
+    }
+    let output = build
         .args(["build", "--release", "--lib", "--message-format=json"])
         .arg("--manifest-path")
         .arg(repo_dir().join("Cargo.toml"))

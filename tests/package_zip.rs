@@ -110,8 +110,10 @@ fn packaged_zip_installs_into_a_fresh_project_and_works() {
 
     let server = support::http_server::start_blocking();
     let url = format!("--url={}/json", server.http_url);
-    // run_project imports the project first (`--import`), as opening it in the editor
-    // would, so the extension is registered before the scene runs.
+    // Import first (`--import`), as opening the project in the editor would, so the
+    // extension is registered before the scene runs; a failure here is reported whole.
+    support::godot::ensure_imported(&godot, &project)
+        .unwrap_or_else(|e| panic!("importing the fresh project with the addon failed:\n{e}"));
     let out = run_project(
         &godot,
         &project,

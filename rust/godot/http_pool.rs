@@ -99,6 +99,10 @@ pub struct HttpPool {
     #[init(val = 2000)]
     dispatch_budget_usec: i64,
     core: Option<CorePool>,
+    /// The property values the core was last configured from; compared on every request
+    /// without touching the core's lock (which worker threads take on every completion).
+    applied: Option<PropertySnapshot>,
+    listened: bool,
     tasks: HashMap<u64, Gd<HttpTask>>,
     frames_with_dispatch: u64,
     dispatched: u64,
@@ -235,23 +239,47 @@ impl HttpPool {
         }
     }
 
+    fn snapshot(&self) -> PropertySnapshot {
+        PropertySnapshot {
+            numbers: [
+                self.max_concurrent,
+                self.max_queued,
+                self.max_retries,
+                self.max_body_bytes,
+                self.max_redirects,
+            ],
+            seconds: [
+                self.timeout,
+                self.connect_timeout,
+                self.retry_base_delay,
+                self.retry_max_delay,
+            ],
+            verify_tls: self.verify_tls,
+            trusted_ca_pem: self.trusted_ca_pem.clone(),
+            user_agent: self.user_agent.clone(),
+        }
+    }
+
     /// The core pool, created on first use and kept in step with the properties.
     fn core(&mut self) -> &CorePool {
-        let settings = self.settings();
-        match &self.core {
-            None => {
-                let core = CorePool::new(settings);
-                if let Some(err) = core.client_error() {
-                    godot_error!("HTTPPool: {err}");
+        let snapshot = self.snapshot();
+        if self.core.is_none() || self.applied.as_ref() != Some(&snapshot) {
+            let settings = self.settings();
+            match &self.core {
+                None => {
+                    let core = CorePool::new(settings);
+                    if let Some(err) = core.client_error() {
+                        godot_error!("HTTPPool: {err}");
+                    }
+                    self.core = Some(core);
                 }
-                self.core = Some(core);
-            }
-            Some(core) if core.settings() != settings => {
-                if let Err(err) = core.set_settings(settings) {
-                    godot_error!("HTTPPool: {err}");
+                Some(core) => {
+                    if let Err(err) = core.set_settings(settings) {
+                        godot_error!("HTTPPool: {err}");
+                    }
                 }
             }
-            Some(_) => {}
+            self.applied = Some(snapshot);
         }
         self.core.as_ref().expect("just created")
     }
@@ -326,6 +354,10 @@ impl HttpPool {
     /// node's borrow released, so handlers may call back into the pool.
     fn dispatch(&mut self) {
         let started = Instant::now();
+        self.listened = !self
+            .base()
+            .get_signal_connection_list("request_completed")
+            .is_empty();
         let max = self.dispatch_max_per_frame.max(1) as usize;
         let budget = Duration::from_micros(self.dispatch_budget_usec.max(0) as u64);
         let mut delivered = 0usize;
@@ -355,6 +387,16 @@ impl HttpPool {
             self.frames_with_dispatch += 1;
         }
     }
+}
+
+/// The properties that shape the core's settings, as set on the node.
+#[derive(PartialEq)]
+struct PropertySnapshot {
+    numbers: [i64; 5],
+    seconds: [f64; 4],
+    verify_tls: bool,
+    trusted_ca_pem: GString,
+    user_agent: GString,
 }
 
 impl HttpPool {

@@ -20,7 +20,7 @@ pub const SINGLETON_NAME: &str = "Netkit";
 /// [code]get_tree().quit()[/code]. If it has not quit when the grace period ends, netkit
 /// quits for it; a second signal quits at once.
 #[derive(GodotClass)]
-#[class(init, base = Object, rename = Netkit)]
+#[class(tool, init, base = Object, rename = Netkit)]
 pub struct NetkitSingleton {
     grace: Duration,
     enabled: bool,

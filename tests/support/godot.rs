@@ -784,6 +784,7 @@ pub fn ensure_imported(godot: &GodotCmd, project: &Path) -> Result<(), String> {
         return Ok(());
     };
     eprintln!("importing {} ({reason})", project.display());
+    seed_extension_list(project)?;
     let mut cmd = godot.command();
     cmd.arg("--headless")
         .arg("--path")
@@ -809,6 +810,20 @@ pub fn ensure_imported(godot: &GodotCmd, project: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Writes `.godot/extension_list.cfg` listing every `.gdextension` of the project before
+/// an import. Without it Godot discovers the extension during the import's first scan and
+/// loads it mid-session; the Debian 4.6.3 build then aborts at exit (SIGABRT after the
+/// import finished), so a fresh checkout's first import would fail. Listed up front, the
+/// extension loads at startup like in every later run, and the import exits 0.
+fn seed_extension_list(project: &Path) -> Result<(), String> {
+    let mut extensions = BTreeSet::new();
+    let mut class_names = BTreeSet::new();
+    scan_project(project, project, &mut extensions, &mut class_names, 0);
+    let path = project.join(".godot").join("extension_list.cfg");
+    let text: String = extensions.iter().map(|e| format!("{e}\n")).collect();
+    fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn import_needed(project: &Path) -> Option<String> {

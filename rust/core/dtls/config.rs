@@ -3,15 +3,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use webrtc_dtls::cipher_suite::CipherSuiteId;
 use webrtc_dtls::config::Config;
 
-use super::certs::{
-    fingerprint, generate_self_signed, load_identity, normalize_fingerprint, parse_certificates,
-};
+use super::certs::{fingerprint, load_identity, normalize_fingerprint, parse_certificates};
 use super::record::GCM_RECORD_OVERHEAD;
 
 /// Looks up the pre-shared key for a client's PSK identity; `None` refuses the client.
@@ -175,29 +173,8 @@ fn base_config(session: &SessionOptions) -> Config {
         // Retransmit faster than the 1 s default so lossy links finish well within the
         // handshake timeout.
         flight_interval: Duration::from_millis(500),
-        roots_cas: placeholder_roots(),
         ..Default::default()
     }
-}
-
-/// A root store holding one throwaway self-signed certificate, generated once per
-/// process. With an empty store `DTLSConn::new` generates such a certificate itself,
-/// on every connection, only to build a verifier that servers, pinned and PSK clients
-/// never consult; under a ClientHello flood that cost a certificate per spoofed hello.
-/// A `CaChain` client replaces this with its real roots.
-fn placeholder_roots() -> rustls::RootCertStore {
-    static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
-    ROOTS
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            if let Ok(id) = generate_self_signed("netkit-unused-root", &[]) {
-                for cert in parse_certificates(&id.certificate_pem).unwrap_or_default() {
-                    let _ = roots.add(cert);
-                }
-            }
-            roots
-        })
-        .clone()
 }
 
 /// Translates server options into a webrtc-dtls config.

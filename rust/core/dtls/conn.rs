@@ -11,6 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{Mutex, Notify, mpsc};
 
 use super::authenticate::RecordAuthenticator;
+use super::first_flight::Turn;
 use super::record::{filter, plaintext_fatal_alert, split};
 
 /// State shared between a [`PeerConn`] and the task driving its session.
@@ -24,9 +25,22 @@ pub(crate) struct ConnShared {
     pub alert_seen: Notify,
     /// For PSK sessions: drops forged encrypted records that would otherwise be fatal.
     pub authenticator: OnceLock<RecordAuthenticator>,
+    /// A server handshake's turn at the expensive first flight; given back as soon as
+    /// webrtc-dtls sends its first datagram (the HelloVerifyRequest).
+    pub first_flight: std::sync::Mutex<Option<Turn>>,
 }
 
 impl ConnShared {
+    /// Passes this handshake's first-flight turn on, if it holds one.
+    pub fn end_first_flight(&self) {
+        let turn = self
+            .first_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(turn);
+    }
+
     /// The description byte of the fatal alert the peer sent during the handshake.
     pub fn fatal_alert(&self) -> Option<u8> {
         let v = self.fatal_alert.load(Ordering::Relaxed);
@@ -120,10 +134,13 @@ impl webrtc_util::Conn for PeerConn {
     }
 
     async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
-        self.socket
+        let sent = self
+            .socket
             .send_to(buf, self.remote)
             .await
-            .map_err(|e| webrtc_util::Error::Other(e.to_string()))
+            .map_err(|e| webrtc_util::Error::Other(e.to_string()));
+        self.shared.end_first_flight();
+        sent
     }
 
     async fn send_to(&self, buf: &[u8], _target: SocketAddr) -> webrtc_util::Result<usize> {

@@ -18,8 +18,10 @@ use super::config::ServerOptions;
 use super::conn::{ConnShared, PeerConn};
 use super::events::{DisconnectReason, DtlsEvent, PeerId};
 use super::events_gate::Gate;
+use super::first_flight::{FirstFlightGate, HOLD_LIMIT};
 use super::record::{
-    CONTENT_APPLICATION_DATA, MAX_DATAGRAM, find_client_hello, refusal_alert, split, split_by_epoch,
+    CONTENT_APPLICATION_DATA, ClientHelloInfo, MAX_DATAGRAM, find_client_hello, refusal_alert,
+    split, split_by_epoch,
 };
 use super::session::{self, SessionContext, SessionControl};
 use super::stats::Stats;
@@ -35,6 +37,8 @@ struct Entry {
     outbound: mpsc::Sender<Vec<u8>>,
     control: Arc<SessionControl>,
     created: Instant,
+    /// The random of the ClientHello that started this handshake.
+    random: [u8; 32],
     /// The client echoed a cookie (or sent later flights), so its address is real.
     verified: bool,
     connected: bool,
@@ -91,6 +95,15 @@ impl Table {
     }
 }
 
+/// A ClientHello sent after a HelloVerifyRequest (message_seq above 0) whose handshake
+/// the server no longer has: it timed out or was evicted while the client was answering.
+/// A new webrtc-dtls handshake accepts only message_seq 0 first, and the client only
+/// ever retransmits this hello, so an entry created for it could never complete; it
+/// would only hold a pending slot until its timeout, again at each retransmission.
+fn continues_lost_handshake(hello: ClientHelloInfo) -> bool {
+    hello.message_seq != 0
+}
+
 /// State shared by the demux task, the peer tasks and the server handle.
 pub(crate) struct Demux {
     table: Mutex<Table>,
@@ -101,6 +114,7 @@ pub(crate) struct Demux {
     pub events: Gate,
     pub closed: CancellationToken,
     pub runtime: Handle,
+    first_flight: FirstFlightGate,
 }
 
 /// Why the server refused to queue a packet for a peer.
@@ -131,6 +145,7 @@ impl Demux {
             events,
             closed,
             runtime,
+            first_flight: FirstFlightGate::default(),
         }
     }
 
@@ -183,6 +198,19 @@ impl Demux {
     fn route(self: &Arc<Self>, addr: SocketAddr, datagram: &[u8]) {
         let hello = find_client_hello(datagram);
         let mut table = self.lock();
+        if let Some(slot) = table.by_addr.get_mut(&addr)
+            && !slot.main.connected
+            && !slot.main.verified
+            && hello.is_some_and(|h| h.message_seq == 0 && h.random != slot.main.random)
+        {
+            // A new first hello from an address whose handshake never proved itself:
+            // the client restarted, or took over a port whose earlier owner (spoofed or
+            // gone) left an entry. That entry's webrtc-dtls state belongs to the old
+            // hello and would fail this client's handshake, so start over.
+            if let Some(old) = table.by_addr.remove(&addr) {
+                old.main.control.stop(DisconnectReason::ClosedLocally);
+            }
+        }
         if let Some(slot) = table.by_addr.get_mut(&addr) {
             if !slot.main.connected {
                 // Echoing a cookie proves the client receives at this address; a wrong
@@ -222,13 +250,21 @@ impl Demux {
             if plain.is_empty() {
                 return;
             }
+            if slot.replacement.is_none() && hello.is_some_and(continues_lost_handshake) {
+                // A hello past the cookie exchange for a handshake we no longer have
+                // can never complete (see `continues_lost_handshake`). No alert here:
+                // this address belongs to a live session.
+                Stats::inc(&self.stats.dropped_datagrams);
+                return;
+            }
             if slot.replacement.is_none() {
                 let full = table.pending() >= self.options.max_pending_handshakes;
                 if full && !table.evict_unverified() {
                     Stats::inc(&self.stats.dropped_datagrams);
                     return;
                 }
-                let entry = self.spawn_entry(&mut table, addr);
+                let random = hello.map(|h| h.random).unwrap_or_default();
+                let entry = self.spawn_entry(&mut table, addr, random);
                 if let Some(slot) = table.by_addr.get_mut(&addr) {
                     slot.replacement = Some(entry);
                 }
@@ -244,18 +280,19 @@ impl Demux {
             return;
         }
         // Unknown address: only a ClientHello may create state.
-        let Some(_) = hello else {
+        let Some(hello) = hello else {
             Stats::inc(&self.stats.dropped_datagrams);
             return;
         };
-        if table.by_id.len() >= self.options.max_clients {
+        if table.by_id.len() >= self.options.max_clients || continues_lost_handshake(hello) {
             drop(table);
             Stats::inc(&self.stats.dropped_datagrams);
             let seq = split(datagram)
                 .and_then(|r| r.first().map(|r| r.sequence))
                 .unwrap_or(0);
-            // Refuse in one small plaintext alert so the client fails at once; sent
-            // without waiting, since the demux must never block on a single peer.
+            // Refuse in one small plaintext alert so the client fails at once rather
+            // than after its own handshake timeout, and can start over; sent without
+            // waiting, since the demux must never block on a single peer.
             let _ = self.socket.try_send_to(&refusal_alert(seq), addr);
             return;
         }
@@ -263,7 +300,7 @@ impl Demux {
             Stats::inc(&self.stats.dropped_datagrams);
             return;
         }
-        let entry = self.spawn_entry(&mut table, addr);
+        let entry = self.spawn_entry(&mut table, addr, hello.random);
         self.deliver(&entry, datagram.to_vec());
         table.by_addr.insert(
             addr,
@@ -277,7 +314,12 @@ impl Demux {
 
     /// Creates the per-peer queues and starts the handshake task under a supervisor
     /// that cleans up whatever way the task ends, panics included.
-    fn spawn_entry(self: &Arc<Self>, table: &mut Table, addr: SocketAddr) -> Entry {
+    fn spawn_entry(
+        self: &Arc<Self>,
+        table: &mut Table,
+        addr: SocketAddr,
+        random: [u8; 32],
+    ) -> Entry {
         table.next_serial += 1;
         let serial = table.next_serial;
         let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
@@ -323,6 +365,7 @@ impl Demux {
             outbound: out_tx,
             control,
             created: Instant::now(),
+            random,
             verified: false,
             connected: false,
         }
@@ -338,17 +381,44 @@ impl Demux {
         outbound: mpsc::Receiver<Vec<u8>>,
     ) -> Option<(DisconnectReason, String)> {
         let session = &self.options.session;
-        let dtls = match session::handshake(
+        let deadline = tokio::time::Instant::now() + session.handshake_timeout;
+        // Waiting for a turn counts against the handshake timeout, so entries that
+        // never get one still go; eviction and cancellation end the wait too.
+        let turn = tokio::select! {
+            biased;
+            _ = control.cancel.cancelled() => None,
+            _ = tokio::time::sleep_until(deadline) => None,
+            turn = self.first_flight.acquire() => Some(turn),
+        };
+        let Some(turn) = turn else {
+            Stats::inc(&self.stats.handshakes_failed);
+            return None;
+        };
+        *shared
+            .first_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(turn);
+        let handshake = session::handshake(
             conn,
             shared.clone(),
             self.config.clone(),
             false,
-            tokio::time::Instant::now() + session.handshake_timeout,
+            deadline,
             session.handshake_timeout,
             &control.cancel,
-        )
-        .await
-        {
+        );
+        // A hello webrtc-dtls waits on without answering must not keep the turn.
+        let hold_limit = async {
+            tokio::time::sleep(HOLD_LIMIT).await;
+            shared.end_first_flight();
+            std::future::pending::<()>().await
+        };
+        let result = tokio::select! {
+            result = handshake => result,
+            _ = hold_limit => unreachable!("hold_limit never completes"),
+        };
+        shared.end_first_flight();
+        let dtls = match result {
             Ok(dtls) => dtls,
             Err(_) => {
                 Stats::inc(&self.stats.handshakes_failed);

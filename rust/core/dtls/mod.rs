@@ -11,6 +11,7 @@ mod conn;
 mod demux;
 pub mod events;
 mod events_gate;
+mod first_flight;
 pub mod record;
 mod server;
 mod session;

@@ -82,6 +82,9 @@ pub struct ClientHelloInfo {
     /// Length of the cookie; non-zero means the client answered a HelloVerifyRequest,
     /// which proves it receives datagrams at its source address.
     pub cookie_len: usize,
+    /// The client's random: the same in a retransmitted hello, different when the
+    /// client (or someone using its address) starts a new handshake.
+    pub random: [u8; 32],
 }
 
 /// Recognises a plaintext ClientHello (epoch 0) and reads its cookie length. Returns
@@ -100,6 +103,7 @@ pub fn client_hello(record: &Record<'_>) -> Option<ClientHelloInfo> {
     }
     let body = &b[HANDSHAKE_HEADER_LEN..];
     // client_version(2) + random(32), then session_id<0..32>, then cookie<0..255>.
+    let random: [u8; 32] = body.get(2..34)?.try_into().ok()?;
     let sid_len = usize::from(*body.get(34)?);
     let cookie_at = 35 + sid_len;
     let cookie_len = usize::from(*body.get(cookie_at)?);
@@ -109,6 +113,7 @@ pub fn client_hello(record: &Record<'_>) -> Option<ClientHelloInfo> {
     Some(ClientHelloInfo {
         message_seq,
         cookie_len,
+        random,
     })
 }
 
@@ -252,7 +257,8 @@ mod tests {
             find_client_hello(&h),
             Some(ClientHelloInfo {
                 message_seq: 0,
-                cookie_len: 0
+                cookie_len: 0,
+                random: [7; 32],
             })
         );
         let h = hello(&[1; 20], 1);

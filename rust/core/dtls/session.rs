@@ -81,12 +81,7 @@ pub(crate) async fn handshake(
     let alert = shared.alert_seen.notified();
     let attempt = DTLSConn::new(conn, config, is_client, None);
     tokio::pin!(attempt);
-    let timed_out = || {
-        format!(
-            "handshake did not complete within {} ms",
-            limit.as_millis()
-        )
-    };
+    let timed_out = || format!("handshake did not complete within {} ms", limit.as_millis());
     let outcome = |result: Result<DTLSConn, webrtc_dtls::Error>| match result {
         Ok(dtls) => Ok(Arc::new(dtls)),
         Err(err) => Err(format!("handshake failed: {err}")),
