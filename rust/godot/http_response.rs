@@ -26,16 +26,22 @@ pub struct HttpResponse {
     #[var(no_set)]
     error: i64,
     /// A sentence explaining [member error]; empty on success.
-    #[var(no_set)]
+    // Converted on first read, like the body: most games never read it on success.
+    #[allow(dead_code)]
+    #[var(get = get_error_message, no_set)]
     error_message: GString,
     /// Attempts made: 1 for a first-try success, more after retries, 0 if never sent.
     #[var(no_set)]
     attempts: i64,
     /// The final URL, after redirects.
-    #[var(no_set)]
+    // Converted on first read, like the body: most games never read it on success.
+    #[allow(dead_code)]
+    #[var(get = get_url, no_set)]
     url: GString,
     /// "HTTP/1.1" or "HTTP/2" (empty when no response arrived).
-    #[var(no_set)]
+    // Converted on first read, like the body: most games never read it on success.
+    #[allow(dead_code)]
+    #[var(get = get_http_version, no_set)]
     http_version: GString,
     /// Milliseconds from leaving the queue to the end, retries included.
     #[var(no_set)]
@@ -110,6 +116,24 @@ impl HttpResponse {
     #[constant]
     const ERR_INVALID_REQUEST: i32 = ErrorKind::InvalidRequest as i32;
 
+    /// Returns the sentence explaining [member error].
+    #[func]
+    pub fn get_error_message(&self) -> GString {
+        GString::from(self.inner.error_message.as_str())
+    }
+
+    /// Returns the final URL, after redirects.
+    #[func]
+    pub fn get_url(&self) -> GString {
+        GString::from(self.inner.url.as_str())
+    }
+
+    /// Returns "HTTP/1.1" or "HTTP/2" (empty when no response arrived).
+    #[func]
+    pub fn get_http_version(&self) -> GString {
+        GString::from(self.inner.http_version.as_str())
+    }
+
     /// Returns the parsed JSON body, converting it on first read.
     #[func]
     pub fn get_json(&self) -> Variant {
@@ -179,10 +203,10 @@ impl HttpResponse {
             ok: inner.ok(),
             status: i64::from(inner.status),
             error: i64::from(inner.error.code()),
-            error_message: GString::from(inner.error_message.as_str()),
+            error_message: GString::new(),
             attempts: i64::from(inner.attempts),
-            url: GString::from(inner.url.as_str()),
-            http_version: GString::from(inner.http_version.as_str()),
+            url: GString::new(),
+            http_version: GString::new(),
             elapsed_ms: inner.elapsed.as_secs_f64() * 1000.0,
             task_id: task_id as i64,
             json: Variant::nil(),

@@ -276,43 +276,59 @@ impl Shared {
         }
     }
 
-    fn start(self: &Arc<Self>, sched: &mut Sched, job: Queued) {
+    /// Marks `job` running and copies what its attempt needs out of the locked state.
+    fn prepare(&self, sched: &mut Sched, job: Queued) -> Prepared {
         let token = CancellationToken::new();
         sched.running.insert(job.id, token.clone());
         self.peak
             .fetch_max(sched.running.len() as u64, Ordering::Relaxed);
-
         let settings = &sched.settings;
-        let limits = AttemptLimits {
-            timeout: settings.timeout,
-            max_body_bytes: settings.max_body_bytes,
-        };
-        let policy = RetryPolicy {
-            max_retries: settings.max_retries,
-            base_delay: settings.retry_base_delay,
-            max_delay: settings.retry_max_delay,
-        };
-        let client = sched.client.clone();
-        let guard = FinishGuard {
-            shared: Arc::downgrade(self),
+        Prepared {
             id: job.id,
-            url: job.spec.url.clone(),
-            done: false,
-        };
+            spec: job.spec,
+            token,
+            limits: AttemptLimits {
+                timeout: settings.timeout,
+                max_body_bytes: settings.max_body_bytes,
+            },
+            policy: RetryPolicy {
+                max_retries: settings.max_retries,
+                base_delay: settings.retry_base_delay,
+                max_delay: settings.retry_max_delay,
+            },
+            client: sched.client.clone(),
+        }
+    }
+
+    /// Runs `job` on a new task. When it ends, the same task takes the next queued request
+    /// (if a slot is free), so a long queue costs no task spawn per request.
+    fn start(self: &Arc<Self>, sched: &mut Sched, job: Queued) {
+        let first = self.prepare(sched, job);
+        let weak = Arc::downgrade(self);
         self.runtime.spawn(async move {
-            let mut guard = guard;
-            let response = match client {
-                Err(message) => Response::failed(ErrorKind::Tls, message, &job.spec.url),
-                Ok(client) => {
-                    let Some(shared) = guard.shared.upgrade() else { return };
-                    tokio::select! {
-                        biased;
-                        _ = token.cancelled() => cancelled(&job.spec.url, "the request was cancelled while running"),
-                        response = execute(&client, &job.spec, limits, policy, shared.as_ref()) => response,
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                let mut guard = FinishGuard {
+                    shared: weak.clone(),
+                    id: job.id,
+                    url: job.spec.url.clone(),
+                    done: false,
+                    released: false,
+                };
+                let response = match job.client {
+                    Err(message) => Response::failed(ErrorKind::Tls, message, &job.spec.url),
+                    Ok(client) => {
+                        let Some(shared) = weak.upgrade() else { return };
+                        tokio::select! {
+                            biased;
+                            _ = job.token.cancelled() => cancelled(&job.spec.url, "the request was cancelled while running"),
+                            response = execute(&client, &job.spec, job.limits, job.policy, shared.as_ref()) => response,
+                        }
                     }
-                }
-            };
-            guard.complete(response);
+                };
+                guard.complete(response);
+                next = guard.hand_over();
+            }
         });
     }
 
@@ -379,6 +395,17 @@ struct FinishGuard {
     id: RequestId,
     url: String,
     done: bool,
+    released: bool,
+}
+
+/// A request taken off the queue, with the settings it runs under.
+struct Prepared {
+    id: RequestId,
+    spec: RequestSpec,
+    token: CancellationToken,
+    limits: AttemptLimits,
+    policy: RetryPolicy,
+    client: Result<reqwest::Client, String>,
 }
 
 impl FinishGuard {
@@ -388,6 +415,22 @@ impl FinishGuard {
         }
         self.done = true;
     }
+
+    /// Frees this request's slot and, when the queue has work and the limit allows,
+    /// claims the next request for the calling task.
+    fn hand_over(&mut self) -> Option<Prepared> {
+        self.released = true;
+        let shared = self.shared.upgrade()?;
+        let mut sched = shared.lock();
+        sched.running.remove(&self.id);
+        if shared.closed.load(Ordering::Acquire)
+            || sched.running.len() >= sched.settings.max_concurrent.max(1)
+        {
+            return None;
+        }
+        let job = sched.waiting.pop_front()?;
+        Some(shared.prepare(&mut sched, job))
+    }
 }
 
 impl Drop for FinishGuard {
@@ -395,6 +438,9 @@ impl Drop for FinishGuard {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
+        if self.released {
+            return;
+        }
         if !self.done {
             shared.finish(
                 self.id,
