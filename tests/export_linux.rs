@@ -18,10 +18,16 @@
 //!    *through* the loader instead would make the executable path the loader's, and the
 //!    engine would not find the pck embedded in the binary.
 //!
-//! The scene, preset and arguments are parameters ([`ExportCase`]), so the demo's
-//! dedicated server can be exported and checked the same way.
+//! The scene, preset and arguments are parameters ([`ExportCase`]): one case exports a
+//! small HTTP check scene, the other the demo's dedicated server, which then admits a
+//! real client over DTLS and stops cleanly on SIGTERM.
 
 mod support;
+
+// The demo's backend, to serve the exported demo server as `cargo run --bin demo` does.
+#[allow(dead_code)]
+#[path = "../rust/bin/demo/backend.rs"]
+mod backend;
 
 use std::ffi::OsString;
 use std::fs;
@@ -50,6 +56,8 @@ const DEBUG_LIBRARY: &str = "libnetkit.linux.x86_64.debug.so";
 /// One export to check: which preset, which scene to run, with which user arguments,
 /// and the line that proves it worked.
 struct ExportCase {
+    /// Names the scratch folder, so cases can run in parallel.
+    name: &'static str,
     /// Preset name in godot_project/export_presets.cfg.
     preset: &'static str,
     /// Scene the exported binary runs: written as `run/main_scene` into the scratch
@@ -71,6 +79,7 @@ struct ExportCase {
 fn dedicated_server_export_runs_and_serves_a_client() {
     let server = support::http_server::start_blocking();
     let case = ExportCase {
+        name: "http_check",
         preset: "dedicated_server",
         main_scene: "res://export_check/http_check.tscn",
         args: vec![format!("--url={}/json", server.http_url)],
@@ -83,7 +92,187 @@ fn dedicated_server_export_runs_and_serves_a_client() {
     }
 }
 
+/// An exported binary, ready to run.
+struct Exported {
+    binary: PathBuf,
+    library_path: OsString,
+    out_dir: PathBuf,
+}
+
+#[test]
+fn exported_demo_server_admits_a_real_client_and_stops_on_sigterm() {
+    if let Err(why) = exported_demo_server() {
+        panic!("exported demo server check failed:\n{why}");
+    }
+}
+
+/// The demo's dedicated server, exported for Linux and run as an operator would: it
+/// registers with the backend, a real client (a headless Godot on the demo's client
+/// scene) logs in, joins it over DTLS and plays, then SIGTERM makes it deregister and
+/// exit 0.
+fn exported_demo_server() -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let backend = runtime
+        .block_on(backend::start())
+        .map_err(|e| format!("cannot start the demo backend: {e}"))?;
+    let case = ExportCase {
+        name: "demo_server",
+        preset: "dedicated_server",
+        main_scene: "res://demo/server.tscn",
+        args: vec![
+            format!("--backend-url={}", backend.url),
+            format!("--server-key={}", backend.server_key),
+        ],
+        expect_line: "[server] bye".to_string(),
+        must_pack: "demo/server.gdc",
+        must_not_pack: &["tests/", "bench/"],
+    };
+    let exported = export_case(&case)?;
+    let mut server = Command::new(&exported.binary)
+        .env("LD_LIBRARY_PATH", &exported.library_path)
+        .arg("--headless")
+        .arg("--")
+        .args(&case.args)
+        .current_dir(&exported.out_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the exported server: {e}"))?;
+    let stdout = collect(server.stdout.take());
+    let stderr = collect(server.stderr.take());
+    let outcome = drive_demo_server(&backend, &mut server);
+    let _ = server.kill();
+    let _ = server.wait();
+    let out = stdout.join().unwrap_or_default();
+    let err = stderr.join().unwrap_or_default();
+    println!("exported server stdout:\n{out}\nstderr:\n{err}");
+    outcome?;
+    for expected in [
+        "[server] registered as server",
+        "[server] peer 2 is alice: token valid",
+        "[server] deregistered from the backend: yes",
+        "[server] bye",
+    ] {
+        if !out.contains(expected) {
+            return Err(format!("the exported server never printed {expected:?}"));
+        }
+    }
+    let problems: Vec<&str> = err
+        .lines()
+        .filter(|l| {
+            l.contains("SCRIPT ERROR") || l.starts_with("ERROR:") || l.contains("leaked at exit")
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(format!(
+            "the exported server reported:\n{}",
+            problems.join("\n")
+        ));
+    }
+    Ok(())
+}
+
+fn drive_demo_server(
+    backend: &backend::Backend,
+    server: &mut std::process::Child,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while backend.servers().is_empty() {
+        if Instant::now() > deadline {
+            return Err("the exported server never registered with the backend".into());
+        }
+        if let Ok(Some(status)) = server.try_wait() {
+            return Err(format!("the exported server exited early: {status}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let godot = godot_command()?;
+    support::extension::stage_extension(&repo_dir())?;
+    let client = support::godot::run_project(
+        &godot,
+        &support::godot::project_dir(),
+        &[
+            "res://demo/client.tscn",
+            "--",
+            &format!("--backend-url={}", backend.url),
+            "--player=alice",
+            "--password=wonderland",
+        ],
+        &[],
+        Duration::from_secs(60),
+    );
+    if client.exit_code != Some(0) || !client.stdout.contains("[client alice] move 3 acknowledged")
+    {
+        return Err(format!(
+            "the client did not play on the exported server (exit {:?}):\n{}",
+            client.exit_code,
+            last_lines(&client.combined, 30)
+        ));
+    }
+    let sent = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .map_err(|e| format!("cannot run kill: {e}"))?;
+    if !sent.success() {
+        return Err("kill -TERM failed".into());
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = server.try_wait().map_err(|e| e.to_string())? {
+            if status.code() != Some(0) {
+                return Err(format!(
+                    "after SIGTERM the exported server exited with {status}"
+                ));
+            }
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("the exported server did not quit within 15 s of SIGTERM".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !backend.servers().is_empty() {
+        return Err("the exported server is still registered after SIGTERM".into());
+    }
+    Ok(())
+}
+
+/// Reads a child's pipe to the end on a thread.
+fn collect(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    })
+}
+
 fn export_and_run(case: &ExportCase) -> Result<(), String> {
+    let started = Instant::now();
+    let exported = export_case(case)?;
+    let mut run = Command::new(&exported.binary);
+    run.env("LD_LIBRARY_PATH", &exported.library_path)
+        .arg("--headless")
+        .arg("--")
+        .args(&case.args)
+        .current_dir(&exported.out_dir);
+    let shown = format!("{run:?}");
+    let out = run_captured(run, Duration::from_secs(60), true)
+        .map_err(|e| format!("cannot start the exported binary: {shown}: {e}"))?;
+    judge_run(case, &out).map_err(|e| format!("{e}\nCommand: {shown}"))?;
+    println!(
+        "[{:>5.1?}] the exported {} answered: {}",
+        started.elapsed(),
+        case.preset,
+        case.expect_line
+    );
+    Ok(())
+}
+
+/// Steps 1 to 5: build, provision, copy, export, check, patch.
+fn export_case(case: &ExportCase) -> Result<Exported, String> {
     let started = Instant::now();
     let godot = godot_command()?;
     let release_library = build_release_library()?;
@@ -103,7 +292,7 @@ fn export_and_run(case: &ExportCase) -> Result<(), String> {
         template.display()
     );
 
-    let work = scratch_dir(&format!("export_linux_{}", case.preset))?;
+    let work = scratch_dir(&format!("export_linux_{}", case.name))?;
     let project = work.join("project");
     copy_project(&support::godot::project_dir(), &project)?;
     let bin = project.join("addons/netkit/bin");
@@ -129,23 +318,11 @@ fn export_and_run(case: &ExportCase) -> Result<(), String> {
     check_export_contents(case, &exported, &out_dir)?;
 
     let library_path = patch_interpreter(&root, &exported)?;
-    let mut run = Command::new(&exported);
-    run.env("LD_LIBRARY_PATH", &library_path)
-        .arg("--headless")
-        .arg("--")
-        .args(&case.args)
-        .current_dir(&out_dir);
-    let shown = format!("{run:?}");
-    let out = run_captured(run, Duration::from_secs(60), true)
-        .map_err(|e| format!("cannot start the exported binary: {shown}: {e}"))?;
-    judge_run(case, &out).map_err(|e| format!("{e}\nCommand: {shown}"))?;
-    println!(
-        "[{:>5.1?}] the exported {} answered: {}",
-        started.elapsed(),
-        case.preset,
-        case.expect_line
-    );
-    Ok(())
+    Ok(Exported {
+        binary: exported,
+        library_path,
+        out_dir,
+    })
 }
 
 /// Builds the release cdylib with Cargo (the same command a user runs) and returns its

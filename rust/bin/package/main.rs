@@ -29,13 +29,25 @@ fn run() -> Result<(), String> {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let version = env!("CARGO_PKG_VERSION");
     let built = release_library()?;
-    let library = zipper::Library {
-        source: built.clone(),
-        file_name: host_library_name()?,
-    };
+    // The editor (and debug exports) load the `debug` entry of netkit.gdextension and
+    // release exports the `release` one; the optimized build serves both, so a user who
+    // unzips the addon can open the editor and export without building anything.
+    let release_name = host_library_name()?;
+    let libraries = [
+        zipper::Library {
+            source: built.clone(),
+            file_name: release_name.replace(".release.", ".debug."),
+        },
+        zipper::Library {
+            source: built.clone(),
+            file_name: release_name,
+        },
+    ];
     let output = repo.join("dist").join(zipper::zip_file_name(version));
-    println!("package: {} -> bin/{}", built.display(), library.file_name);
-    let summary = zipper::build_addon_zip(&repo.join("addons/netkit"), &[library], &output)?;
+    for library in &libraries {
+        println!("package: {} -> bin/{}", built.display(), library.file_name);
+    }
+    let summary = zipper::build_addon_zip(&repo.join("addons/netkit"), &libraries, &output)?;
     // Read it back: a zip that does not open is worse than no zip.
     let listed = zipper::list_zip(&output)?;
     if listed != summary.entries {
