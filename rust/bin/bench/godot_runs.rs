@@ -11,7 +11,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -174,6 +177,155 @@ impl GodotBench {
             submit_ms: num("issue_frame_usec") / 1000.0,
             peak_rss_mib: num("vm_hwm_kb") / 1024.0,
         })
+    }
+}
+
+impl GodotBench {
+    /// Runs `scene` (e.g. `res://bench/dtls_bench.tscn`) once with these user arguments
+    /// and returns its `BENCH {json}` line, failing on a reported error, a SCRIPT ERROR
+    /// or a library other than the staged one.
+    pub fn run_scene(
+        &self,
+        scene: &str,
+        user_args: &[String],
+        timeout: Duration,
+    ) -> Result<Value, String> {
+        let mut args = vec![scene, "--"];
+        args.extend(user_args.iter().map(String::as_str));
+        let out = godot_runner::run_project_echo(
+            &self.godot,
+            &self.project,
+            &args,
+            &[],
+            timeout,
+            false,
+        );
+        let text = if out.combined.is_empty() {
+            format!("{}{}", out.stdout, out.stderr)
+        } else {
+            out.combined.clone()
+        };
+        let v = self.check_output(&text)?;
+        Ok(v)
+    }
+
+    /// Starts `scene` in the background, for runs whose clients come from this process.
+    pub fn spawn_scene(&self, scene: &str, user_args: &[String]) -> Result<LiveScene, String> {
+        godot_runner::ensure_imported(&self.godot, &self.project)?;
+        let mut cmd = self.godot.command();
+        cmd.arg("--headless")
+            .arg("--path")
+            .arg(&self.project)
+            .arg(scene)
+            .arg("--")
+            .args(user_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("could not start Godot: {e}"))?;
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().ok_or("no stdout")?;
+        let err = child.stderr.take().ok_or("no stderr")?;
+        for reader in [
+            Box::new(out) as Box<dyn std::io::Read + Send>,
+            Box::new(err) as Box<dyn std::io::Read + Send>,
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(LiveScene {
+            child,
+            lines: rx,
+            seen: String::new(),
+        })
+    }
+
+    /// Parses the BENCH line out of a scene's output and checks it.
+    pub fn check_output(&self, text: &str) -> Result<Value, String> {
+        let tail = || {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(15)..].join("\n")
+        };
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("BENCH "))
+            .ok_or_else(|| format!("the scene printed no BENCH line:\n{}", tail()))?;
+        let v: Value = serde_json::from_str(line)
+            .map_err(|e| format!("unreadable BENCH line ({e}): {line}"))?;
+        let error = v["error"].as_str().unwrap_or("");
+        if !error.is_empty() {
+            return Err(format!("{}: {error}", v["mode"]));
+        }
+        if text.contains("SCRIPT ERROR") {
+            return Err(format!("the scene raised a SCRIPT ERROR:\n{}", tail()));
+        }
+        let mapped = v["netkit_library"].as_str().unwrap_or("");
+        let expected = self
+            .library
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("");
+        if !mapped.ends_with(expected) {
+            return Err(format!(
+                "Godot loaded {mapped:?}, not the staged {expected}; the figures would be for another build"
+            ));
+        }
+        Ok(v)
+    }
+}
+
+/// A Godot scene running in the background; killed when dropped.
+pub struct LiveScene {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: String,
+}
+
+impl LiveScene {
+    /// Waits for a line starting with `prefix` and returns the rest of it.
+    pub fn wait_line(&mut self, prefix: &str, timeout: Duration) -> Result<String, String> {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push_str(&line);
+                    self.seen.push('\n');
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        return Ok(rest.to_string());
+                    }
+                }
+                Err(_) => {
+                    let lines: Vec<&str> = self.seen.lines().collect();
+                    return Err(format!(
+                        "no `{prefix}` line from Godot within {timeout:?}:\n{}",
+                        lines[lines.len().saturating_sub(15)..].join("\n")
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Everything Godot printed so far.
+    pub fn output(&self) -> &str {
+        &self.seen
+    }
+}
+
+impl Drop for LiveScene {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
     }
 }
 

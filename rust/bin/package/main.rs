@@ -9,7 +9,7 @@
 
 mod zipper;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// The file name Cargo gives the cdylib on Linux; the platforms this command packages.
@@ -29,9 +29,12 @@ fn run() -> Result<(), String> {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let version = env!("CARGO_PKG_VERSION");
     let built = release_library()?;
-    // The editor (and debug exports) load the `debug` entry of netkit.gdextension and
-    // release exports the `release` one; the optimized build serves both, so a user who
-    // unzips the addon can open the editor and export without building anything.
+    // The editor (and debug exports) load the `debug` entry of netkit.gdextension: it gets
+    // the optimized build with the editor docs. Release exports load the `release` entry:
+    // it gets the same build without the docs (`--no-default-features`), which a shipped
+    // game never shows. A user who unzips the addon can open the editor and export
+    // without building anything.
+    let without_docs = release_library_without_docs(&repo)?;
     let release_name = host_library_name()?;
     let libraries = [
         zipper::Library {
@@ -39,7 +42,7 @@ fn run() -> Result<(), String> {
             file_name: release_name.replace(".release.", ".debug."),
         },
         zipper::Library {
-            source: built.clone(),
+            source: without_docs,
             file_name: release_name,
         },
     ];
@@ -91,6 +94,29 @@ fn release_library() -> Result<PathBuf, String> {
         ));
     }
     Ok(built)
+}
+
+/// Builds the release library without the `editor-docs` feature into its own target
+/// folder (so it does not replace the one this command runs from) and returns it.
+fn release_library_without_docs(repo: &Path) -> Result<PathBuf, String> {
+    let target = repo.join("target").join("package-nodocs");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    println!("package: building the release library without editor docs (for release exports)");
+    let status = std::process::Command::new(cargo)
+        .current_dir(repo)
+        .args(["build", "--release", "--lib", "--no-default-features", "--target-dir"])
+        .arg(&target)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the release library without docs failed ({status})"));
+    }
+    let built = target.join("release").join(BUILT_NAME);
+    if built.is_file() {
+        Ok(built)
+    } else {
+        Err(format!("{} is missing after the build", built.display()))
+    }
 }
 
 /// The name `netkit.gdextension` gives the release library of the platform this command
