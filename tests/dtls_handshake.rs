@@ -137,24 +137,10 @@ fn psk_right_and_wrong() {
     let (server, mut sev) = start_server(psk_server());
     let (client, mut cev, peer) = connect_pair(&server, &mut sev, psk_client(b"sixteen byte key"));
     client.send(1, b"hi").unwrap();
-    assert!(
-        sev.wait(Duration::from_secs(3), |e| *e
-            == DtlsEvent::Packet {
-                id: peer,
-                data: b"hi".to_vec()
-            })
-        .is_some()
-    );
+    assert!(sev.got_packet(peer, b"hi", Duration::from_secs(3)));
     // Both directions pass the client's and server's own record authentication.
     server.send(peer, b"ho").unwrap();
-    assert!(
-        cev.wait(Duration::from_secs(3), |e| *e
-            == DtlsEvent::Packet {
-                id: 1,
-                data: b"ho".to_vec()
-            })
-        .is_some()
-    );
+    assert!(cev.got_packet(1, b"ho", Duration::from_secs(3)));
     let (_bad, mut bev) = start_client(server.local_addr(), psk_client(b"wrong key wrong!"));
     assert!(bev.wait(Duration::from_secs(5), failed).is_some());
 }

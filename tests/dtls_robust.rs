@@ -201,14 +201,7 @@ fn abruptly_dead_client_reconnects_from_same_port() {
         matches!(gone, DtlsEvent::PeerDisconnected { id, reason: DisconnectReason::Replaced, .. } if id == old)
     );
     client.send(1, b"again").unwrap();
-    assert!(
-        sev.wait(Duration::from_secs(3), |e| *e
-            == DtlsEvent::Packet {
-                id: new,
-                data: b"again".to_vec()
-            })
-        .is_some()
-    );
+    assert!(sev.got_packet(new, b"again", Duration::from_secs(3)));
     assert_eq!(server.stats_snapshot().peers, 1);
 }
 

@@ -14,7 +14,7 @@ var args := {}
 
 
 func _ready() -> void:
-	args = _user_args()
+	args = DemoArgs.parse()
 	pool = HTTPPool.new()
 	pool.base_url = args.get("backend-url", "http://127.0.0.1:8080")
 	pool.timeout = 5.0
@@ -133,10 +133,3 @@ func _send(msg: Dictionary) -> void:
 func say(text: String) -> void:
 	print("[client %s] %s" % [args.get("player", "?"), text])
 
-
-func _user_args() -> Dictionary:
-	var out := {}
-	for arg in OS.get_cmdline_user_args():
-		if arg.begins_with("--") and arg.contains("="):
-			out[arg.substr(2, arg.find("=") - 2)] = arg.substr(arg.find("=") + 1)
-	return out

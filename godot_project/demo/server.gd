@@ -14,7 +14,7 @@ var ticks := {}  # peer id -> messages handled
 
 
 func _ready() -> void:
-	var args := _user_args()
+	var args := DemoArgs.parse()
 	pool = HTTPPool.new()
 	pool.base_url = args.get("backend-url", "http://127.0.0.1:8080")
 	pool.default_headers = {"X-Server-Key": args.get("server-key", "")}
@@ -115,10 +115,3 @@ func _send(id: int, msg: Dictionary) -> void:
 func say(text: String) -> void:
 	print("[server] " + text)
 
-
-func _user_args() -> Dictionary:
-	var out := {}
-	for arg in OS.get_cmdline_user_args():
-		if arg.begins_with("--") and arg.contains("="):
-			out[arg.substr(2, arg.find("=") - 2)] = arg.substr(arg.find("=") + 1)
-	return out

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use netkit::core::dtls::{
-    ClientCredentials, ClientOptions, DtlsClient, DtlsEvent, DtlsServer, SelfSigned,
+    ClientCredentials, ClientOptions, DtlsClient, DtlsEvent, DtlsServer, PeerId, SelfSigned,
     ServerCredentials, ServerOptions, ServerVerification, SessionOptions, generate_self_signed,
 };
 use netkit::core::events::{Budget, EventQueue, channel};
@@ -82,6 +82,15 @@ impl Events {
     }
 
     /// Lets time pass and returns everything that arrived.
+    /// True when `data` from peer `id` arrives within `limit` (other events are skipped).
+    pub fn got_packet(&mut self, id: PeerId, data: &[u8], limit: Duration) -> bool {
+        let wanted = DtlsEvent::Packet {
+            id,
+            data: data.to_vec(),
+        };
+        self.wait(limit, |e| *e == wanted).is_some()
+    }
+
     pub fn collect_for(&mut self, d: Duration) -> Vec<DtlsEvent> {
         std::thread::sleep(d);
         self.pump();

@@ -75,11 +75,7 @@ struct IdleRow {
 }
 
 /// Runs the selected rows `runs` times each and returns the DTLS tables.
-pub fn run(
-    o: &DtlsOptions,
-    runs: usize,
-    godot: Option<&GodotBench>,
-) -> Result<Vec<Table>, String> {
+pub fn run(o: &DtlsOptions, runs: usize, godot: Option<&GodotBench>) -> Result<Vec<Table>, String> {
     let wants = |id: &str| o.rows.iter().any(|r| r == id);
     let mut hs: Vec<(&str, HandshakeRow)> = Vec::new();
     let mut echo = EchoRow::default();
@@ -311,11 +307,7 @@ fn core_handshakes(n: usize, cap_secs: u64) -> Result<Handshakes, String> {
     so.session.handshake_timeout = Duration::from_secs(30);
     so.session.idle_timeout = Duration::from_secs(600);
     let (tx, server_events) = channel();
-    let server = DtlsServer::bind(
-        "127.0.0.1:0".parse().expect("a literal address"),
-        so,
-        tx,
-    )?;
+    let server = DtlsServer::bind("127.0.0.1:0".parse().expect("a literal address"), so, tx)?;
     let port = server.local_addr().port();
     let copts = client_options(&id.sha256_fingerprint);
     let start = Instant::now();

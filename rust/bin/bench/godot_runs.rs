@@ -10,8 +10,8 @@
 //! /proc/self/maps, and the driver checks it.
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -192,14 +192,8 @@ impl GodotBench {
     ) -> Result<Value, String> {
         let mut args = vec![scene, "--"];
         args.extend(user_args.iter().map(String::as_str));
-        let out = godot_runner::run_project_echo(
-            &self.godot,
-            &self.project,
-            &args,
-            &[],
-            timeout,
-            false,
-        );
+        let out =
+            godot_runner::run_project_echo(&self.godot, &self.project, &args, &[], timeout, false);
         let text = if out.combined.is_empty() {
             format!("{}{}", out.stdout, out.stderr)
         } else {

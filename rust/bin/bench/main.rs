@@ -5,9 +5,15 @@
 //! Building with `--release` builds the release extension too (the library target is a
 //! dependency of this binary); the bench stages that library for Godot.
 //!
-//! Options: `--runs N` (3), `--requests N` (5000), `--concurrency 8,64`,
-//! `--clients httprequest,httprequest_threads,httppool,core,reqwest`.
+//! It also measures DTLSPeer against Godot's own DTLS (handshakes/s, echo throughput into
+//! GDScript, server memory per idle session); see dtls_runs.rs.
+//!
+//! Options: `--suite http,dtls` (both), `--runs N` (3), `--requests N` (5000),
+//! `--concurrency 8,64`, `--clients httprequest,httprequest_threads,httppool,core,reqwest`,
+//! `--dtls godot,dtlspeer,core,echo,idle`, `--handshake-clients 200`, `--echo-clients 50`,
+//! `--echo-rate 50000`, `--echo-secs 5`, `--idle-clients 1000`, `--dtls-cap 60`.
 
+mod dtls_runs;
 #[path = "../../../tests/support/extension.rs"]
 mod extension;
 #[path = "../../../tests/support/godot.rs"]
@@ -31,6 +37,8 @@ struct Options {
     requests: usize,
     concurrency: Vec<usize>,
     clients: Vec<String>,
+    suites: Vec<String>,
+    dtls: dtls_runs::DtlsOptions,
 }
 
 /// Every client the HTTP table knows, in row order: (id, row label).
@@ -69,6 +77,16 @@ fn parse_options() -> Result<Options, String> {
         requests: 5000,
         concurrency: vec![8, 64],
         clients: CLIENTS.iter().map(|(id, _)| id.to_string()).collect(),
+        suites: vec!["http".to_string(), "dtls".to_string()],
+        dtls: dtls_runs::DtlsOptions {
+            handshake_clients: 200,
+            echo_clients: 50,
+            echo_rate: 50_000,
+            echo_secs: 5,
+            idle_clients: 1000,
+            cap_secs: 60,
+            rows: dtls_runs::ROWS.iter().map(|r| r.to_string()).collect(),
+        },
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -105,15 +123,45 @@ fn parse_options() -> Result<Options, String> {
                     return Err(format!("unknown client '{bad}'"));
                 }
             }
+            "--suite" => {
+                o.suites = value()?.split(',').map(str::to_string).collect();
+                if let Some(bad) = o
+                    .suites
+                    .iter()
+                    .find(|s| !["http", "dtls"].contains(&s.as_str()))
+                {
+                    return Err(format!("unknown suite '{bad}' (http, dtls)"));
+                }
+            }
+            "--dtls" => {
+                o.dtls.rows = value()?.split(',').map(str::to_string).collect();
+                if let Some(bad) = o
+                    .dtls
+                    .rows
+                    .iter()
+                    .find(|r| !dtls_runs::ROWS.contains(&r.as_str()))
+                {
+                    return Err(format!("unknown DTLS row '{bad}'"));
+                }
+            }
+            "--handshake-clients" => o.dtls.handshake_clients = number(&value()?)?,
+            "--echo-clients" => o.dtls.echo_clients = number(&value()?)?,
+            "--echo-rate" => o.dtls.echo_rate = number(&value()?)?,
+            "--echo-secs" => o.dtls.echo_secs = number(&value()?)? as u64,
+            "--idle-clients" => o.dtls.idle_clients = number(&value()?)?,
+            "--dtls-cap" => o.dtls.cap_secs = number(&value()?)? as u64,
             "--help" | "-h" => {
                 println!(
-                    "cargo run --release --bin bench -- [--runs 3] [--requests 5000] \
-                     [--concurrency 8,64] [--clients {}]",
+                    "cargo run --release --bin bench -- [--suite http,dtls] [--runs 3] \
+                     [--requests 5000] [--concurrency 8,64] [--clients {}] [--dtls {}] \
+                     [--handshake-clients 200] [--echo-clients 50] [--echo-rate 50000] \
+                     [--echo-secs 5] [--idle-clients 1000] [--dtls-cap 60]",
                     CLIENTS
                         .iter()
                         .map(|(id, _)| *id)
                         .collect::<Vec<_>>()
-                        .join(",")
+                        .join(","),
+                    dtls_runs::ROWS.join(",")
                 );
                 std::process::exit(0);
             }
@@ -151,14 +199,39 @@ fn run() -> Result<(), String> {
     let options = parse_options()?;
     let repo = godot_runner::repo_dir();
     let load_before = load_average();
-    let server = BenchServer::start(2)?;
-    let url = server.url();
-    let needs_godot = options.clients.iter().any(|c| c.starts_with("http"));
+    let suite = |s: &str| options.suites.iter().any(|x| x == s);
+    let needs_godot = (suite("http") && options.clients.iter().any(|c| c.starts_with("http")))
+        || (suite("dtls") && options.dtls.rows.iter().any(|r| r != "core"));
     let godot = if needs_godot {
         Some(GodotBench::prepare(&repo)?)
     } else {
         None
     };
+    let mut tables = if suite("http") {
+        http_tables(&options, godot.as_ref())?
+    } else {
+        Vec::new()
+    };
+    if suite("dtls") {
+        tables.extend(dtls_runs::run(&options.dtls, options.runs, godot.as_ref())?);
+    }
+
+    let report = render_report(&options, godot.as_ref(), &tables, &load_before);
+    println!("\n{report}");
+    let out_dir = repo.join("target/bench");
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let out = out_dir.join("results.md");
+    std::fs::write(&out, &report).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    eprintln!("written to {}", out.display());
+    Ok(())
+}
+
+/// The HTTP suite: every client at every concurrency, `runs` times; one table per
+/// concurrency.
+fn http_tables(options: &Options, godot: Option<&GodotBench>) -> Result<Vec<Table>, String> {
+    let server = BenchServer::start(2)?;
+    let url = server.url();
 
     let mut results: BTreeMap<(usize, &str), Collected> = BTreeMap::new();
     for run in 1..=options.runs {
@@ -181,7 +254,7 @@ fn run() -> Result<(), String> {
                         eprintln!("{rps:.0} req/s");
                     }
                     scene => {
-                        let godot = godot.as_ref().ok_or("Godot was not prepared")?;
+                        let godot = godot.ok_or("Godot was not prepared")?;
                         let r = godot.run(scene, &url, options.requests, n)?;
                         eprintln!(
                             "{:.0} req/s, {:.1} µs/response on the main thread, longest frame {:.2} ms",
@@ -233,16 +306,7 @@ fn run() -> Result<(), String> {
         }
         tables.push(t);
     }
-
-    let report = render_report(&options, godot.as_ref(), &tables, &load_before);
-    println!("\n{report}");
-    let out_dir = repo.join("target/bench");
-    std::fs::create_dir_all(&out_dir)
-        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
-    let out = out_dir.join("results.md");
-    std::fs::write(&out, &report).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-    eprintln!("written to {}", out.display());
-    Ok(())
+    Ok(tables)
 }
 
 fn render_report(
@@ -278,13 +342,21 @@ fn render_report(
     );
     let _ = writeln!(
         out,
-        "- each figure: median of {} runs, (min–max) in brackets; {} requests per run\n",
+        "- each figure: median of {} runs, (min–max) in brackets; {} requests per HTTP run\n",
         options.runs, options.requests
     );
     for t in tables {
         let _ = writeln!(out, "{}", t.to_markdown());
     }
-    out.push_str(METHOD_NOTES);
+    if options.suites.iter().any(|s| s == "http") {
+        out.push_str(METHOD_NOTES);
+    }
+    if options.suites.iter().any(|s| s == "dtls") {
+        if options.suites.len() > 1 {
+            out.push('\n');
+        }
+        out.push_str(DTLS_METHOD_NOTES);
+    }
     out
 }
 
@@ -303,6 +375,22 @@ issue frame is the first frame, which issues the requests (all of them for HTTPP
 per node for HTTPRequest). Peak RSS is VmHWM of the Godot process (/proc/self/status). \
 Godot runs headless with its default pacing (it sleeps about 6.9 ms between frames when no \
 window draws) and loads the release library under both feature tags.\n";
+
+/// How the DTLS figures are measured.
+const DTLS_METHOD_NOTES: &str = "\
+DTLS, all on loopback with one ECDSA P-256 certificate from `DTLSPeer.generate_self_signed()` \
+(clients verify it: Godot's by `TLSOptions.client(cert)`, netkit's by pinned SHA-256). \
+Handshakes/s: handshakes completed on the client side divided by the time from the first \
+connect call to the last completion; a run stops at the time cap and then reports what \
+completed. The Godot rows poll every object once per frame, as a game's `_process` would. \
+Echo: core `DtlsClient`s in the bench process offer 256-byte datagrams at a fixed total \
+rate, round-robin, for the stated time, while a DTLSPeer server in headless Godot echoes \
+each one from its `packet_received` handler (dispatch raised to 1,000,000 events / 16 ms \
+per frame); packets/s into GDScript is handler calls over the span from the first to the \
+last one, loss is 1 − handler calls / packets the clients sent. Idle: VmRSS of the Godot \
+process before `start_server` and 1 s after the last client connected (core clients with a \
+600 s idle timeout, at most 200 handshakes in flight); per session is the difference \
+divided by the connected clients.\n";
 
 /// `/proc/loadavg`'s first three figures, to show whether other work shared the machine.
 fn load_average() -> String {

@@ -104,12 +104,20 @@ fn release_library_without_docs(repo: &Path) -> Result<PathBuf, String> {
     println!("package: building the release library without editor docs (for release exports)");
     let status = std::process::Command::new(cargo)
         .current_dir(repo)
-        .args(["build", "--release", "--lib", "--no-default-features", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--lib",
+            "--no-default-features",
+            "--target-dir",
+        ])
         .arg(&target)
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
-        return Err(format!("building the release library without docs failed ({status})"));
+        return Err(format!(
+            "building the release library without docs failed ({status})"
+        ));
     }
     let built = target.join("release").join(BUILT_NAME);
     if built.is_file() {
