@@ -27,7 +27,10 @@ use crate::core::http::{
 /// var res: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/scores", {"score": 10}).completed
 /// if res.ok: print(res.json) else: print(res.error_message)
 /// [/codeblock]
-/// Removing the node from the tree cancels its requests; freeing it delivers nothing more.
+/// Removing the node from the tree cancels its requests; freeing it delivers nothing more
+/// to the pool (tasks still awaited end with [constant HTTPResponse.ERR_CANCELLED]).
+/// Responses are delivered in [method Node._process]: while the tree is paused they wait,
+/// unless [member Node.process_mode] is [constant Node.PROCESS_MODE_ALWAYS].
 #[derive(GodotClass)]
 #[class(init, base = Node, rename = HTTPPool)]
 pub struct HttpPool {
