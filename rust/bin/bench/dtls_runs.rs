@@ -21,6 +21,9 @@ use crate::table::{Cell, Row, Samples, Table};
 /// The scene every Godot DTLS run uses.
 const SCENE: &str = "res://bench/dtls_bench.tscn";
 
+/// A core client and its event queue.
+type CoreClient = (DtlsClient, EventQueue<DtlsEvent>);
+
 /// Every DTLS row, by id, for `--dtls`.
 pub const ROWS: &[&str] = &["godot", "dtlspeer", "core", "echo", "idle"];
 
@@ -30,8 +33,8 @@ pub struct DtlsOptions {
     pub handshake_clients: usize,
     /// Clients of the echo run.
     pub echo_clients: usize,
-    /// Packets per second offered by all echo clients together.
-    pub echo_rate: usize,
+    /// Packets per second offered by all echo clients together; one row per rate.
+    pub echo_rates: Vec<usize>,
     /// Seconds of sending in the echo run.
     pub echo_secs: u64,
     /// Clients of the idle-memory run.
@@ -45,6 +48,7 @@ pub struct DtlsOptions {
 /// One handshake run.
 struct Handshakes {
     per_sec: f64,
+    cpu_ms_each: f64,
     completed: f64,
     seconds: f64,
     capped: bool,
@@ -53,6 +57,7 @@ struct Handshakes {
 #[derive(Default)]
 struct HandshakeRow {
     per_sec: Samples,
+    cpu_ms: Samples,
     completed: Samples,
     seconds: Samples,
     capped: usize,
@@ -64,6 +69,7 @@ struct EchoRow {
     delivered: Samples,
     loss: Samples,
     echoed: Samples,
+    server_cpu_us: Samples,
 }
 
 #[derive(Default)]
@@ -78,7 +84,7 @@ struct IdleRow {
 pub fn run(o: &DtlsOptions, runs: usize, godot: Option<&GodotBench>) -> Result<Vec<Table>, String> {
     let wants = |id: &str| o.rows.iter().any(|r| r == id);
     let mut hs: Vec<(&str, HandshakeRow)> = Vec::new();
-    let mut echo = EchoRow::default();
+    let mut echo: Vec<EchoRow> = o.echo_rates.iter().map(|_| EchoRow::default()).collect();
     let mut idle = IdleRow::default();
     for run in 1..=runs {
         for id in ["godot", "dtlspeer", "core"] {
@@ -109,24 +115,31 @@ pub fn run(o: &DtlsOptions, runs: usize, godot: Option<&GodotBench>) -> Result<V
                 }
             };
             row.per_sec.push(h.per_sec);
+            row.cpu_ms.push(h.cpu_ms_each);
             row.completed.push(h.completed);
             row.seconds.push(h.seconds);
             row.capped += usize::from(h.capped);
         }
-        if wants("echo") {
+        for (i, &rate) in o.echo_rates.iter().enumerate() {
+            if !wants("echo") {
+                break;
+            }
             eprint!(
-                "run {run}/{runs}: DTLS echo, {} clients at {} packets/s ... ",
-                o.echo_clients, o.echo_rate
+                "run {run}/{runs}: DTLS echo, {} clients at {rate} packets/s ... ",
+                o.echo_clients
             );
             let g = godot.ok_or("Godot was not prepared")?;
-            let (offered, delivered, loss, echoed) = echo_run(g, o)?;
+            let e = echo_run(g, o, rate)?;
             eprintln!(
-                "{delivered:.0} packets/s into GDScript, {loss:.2} % lost, {echoed:.1} % echoed back"
+                "{:.0} packets/s into GDScript, {:.2} % lost, {:.1} % echoed back, {:.1} µs server CPU/packet",
+                e.delivered, e.loss, e.echoed, e.server_cpu_us
             );
-            echo.offered.push(offered);
-            echo.delivered.push(delivered);
-            echo.loss.push(loss);
-            echo.echoed.push(echoed);
+            let row = &mut echo[i];
+            row.offered.push(e.offered);
+            row.delivered.push(e.delivered);
+            row.loss.push(e.loss);
+            row.echoed.push(e.echoed);
+            row.server_cpu_us.push(e.server_cpu_us);
         }
         if wants("idle") {
             eprint!(
@@ -156,6 +169,7 @@ pub fn run(o: &DtlsOptions, runs: usize, godot: Option<&GodotBench>) -> Result<V
             &[
                 "handshakes/s",
                 "× Godot",
+                "CPU ms/handshake, both sides",
                 "completed",
                 "seconds",
                 "runs capped",
@@ -189,6 +203,7 @@ pub fn run(o: &DtlsOptions, runs: usize, godot: Option<&GodotBench>) -> Result<V
                 cells: vec![
                     Cell::Stat(r.per_sec.clone(), 0),
                     ratio,
+                    Cell::Stat(r.cpu_ms.clone(), 2),
                     Cell::Stat(r.completed.clone(), 0),
                     Cell::Stat(r.seconds.clone(), 2),
                     Cell::Text(format!("{}/{}", r.capped, runs)),
@@ -200,28 +215,32 @@ pub fn run(o: &DtlsOptions, runs: usize, godot: Option<&GodotBench>) -> Result<V
     if wants("echo") {
         let mut t = Table::new(
             &format!(
-                "DTLS: echo of 256-byte datagrams, {} clients, {} packets/s offered for {} s",
-                o.echo_clients, o.echo_rate, o.echo_secs
+                "DTLS: echo of 256-byte datagrams, {} clients, fixed offered rate for {} s",
+                o.echo_clients, o.echo_secs
             ),
             &[
                 "offered packets/s",
                 "packets/s into GDScript",
                 "loss % (client → GDScript)",
                 "echoes back at clients %",
+                "server CPU µs/packet",
             ],
         );
-        t.rows.push(Row {
-            name: format!(
-                "DTLSPeer server echoing from GDScript, {} core DtlsClient clients (bench process)",
-                o.echo_clients
-            ),
-            cells: vec![
-                Cell::Stat(echo.offered, 0),
-                Cell::Stat(echo.delivered, 0),
-                Cell::Stat(echo.loss, 2),
-                Cell::Stat(echo.echoed, 1),
-            ],
-        });
+        for (rate, e) in o.echo_rates.iter().zip(echo) {
+            t.rows.push(Row {
+                name: format!(
+                    "DTLSPeer server echoing from GDScript, {} core DtlsClients (bench process), {rate}/s offered",
+                    o.echo_clients
+                ),
+                cells: vec![
+                    Cell::Stat(e.offered, 0),
+                    Cell::Stat(e.delivered, 0),
+                    Cell::Stat(e.loss, 2),
+                    Cell::Stat(e.echoed, 1),
+                    Cell::Stat(e.server_cpu_us, 1),
+                ],
+            });
+        }
         tables.push(t);
     }
     if wants("idle") {
@@ -278,6 +297,7 @@ fn scene_handshakes(
     }
     Ok(Handshakes {
         per_sec: num("handshakes_per_sec"),
+        cpu_ms_each: 1000.0 * num("cpu_seconds") / num("completed").max(1.0),
         completed: num("completed"),
         seconds: num("seconds"),
         capped: v["capped"].as_bool().unwrap_or(false),
@@ -310,6 +330,7 @@ fn core_handshakes(n: usize, cap_secs: u64) -> Result<Handshakes, String> {
     let server = DtlsServer::bind("127.0.0.1:0".parse().expect("a literal address"), so, tx)?;
     let port = server.local_addr().port();
     let copts = client_options(&id.sha256_fingerprint);
+    let cpu_start = cpu_seconds();
     let start = Instant::now();
     let mut clients = Vec::with_capacity(n);
     for _ in 0..n {
@@ -320,6 +341,7 @@ fn core_handshakes(n: usize, cap_secs: u64) -> Result<Handshakes, String> {
         ));
     }
     let (done, failed, last, capped) = wait_connected(&clients, start, cap_secs);
+    let cpu = cpu_seconds() - cpu_start;
     drop(server_events);
     drop(clients);
     drop(server);
@@ -329,16 +351,32 @@ fn core_handshakes(n: usize, cap_secs: u64) -> Result<Handshakes, String> {
     let seconds = last.duration_since(start).as_secs_f64().max(1e-6);
     Ok(Handshakes {
         per_sec: done as f64 / seconds,
+        cpu_ms_each: 1000.0 * cpu / done as f64,
         completed: done as f64,
         seconds,
         capped,
     })
 }
 
+/// User + system CPU time of this process so far, all threads, from /proc/self/stat
+/// (clock ticks, 100 per second on Linux); 0 where /proc is missing.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
 /// Polls client statuses until every client is connected or failed, or the cap passes.
 /// Returns (connected, failed, when the last one connected, capped).
 fn wait_connected(
-    clients: &[(DtlsClient, EventQueue<DtlsEvent>)],
+    clients: &[CoreClient],
     start: Instant,
     cap_secs: u64,
 ) -> (usize, usize, Instant, bool) {
@@ -376,10 +414,10 @@ fn connect_many(
     n: usize,
     in_flight: usize,
     cap_secs: u64,
-) -> Result<(Vec<(DtlsClient, EventQueue<DtlsEvent>)>, usize), String> {
+) -> Result<(Vec<CoreClient>, usize), String> {
     let copts = client_options(fingerprint);
     let start = Instant::now();
-    let mut clients: Vec<(DtlsClient, EventQueue<DtlsEvent>)> = Vec::with_capacity(n);
+    let mut clients: Vec<CoreClient> = Vec::with_capacity(n);
     loop {
         let mut pending = 0;
         let mut connected = 0;
@@ -436,9 +474,17 @@ fn finish(
     g.check_output(scene.output())
 }
 
+/// One echo run's figures.
+struct Echo {
+    offered: f64,
+    delivered: f64,
+    loss: f64,
+    echoed: f64,
+    server_cpu_us: f64,
+}
+
 /// Echo: fixed offered rate, spread round-robin over the clients, for `echo_secs`.
-/// Returns (offered packets/s, packets/s into GDScript, loss %, echoed-back %).
-fn echo_run(g: &GodotBench, o: &DtlsOptions) -> Result<(f64, f64, f64, f64), String> {
+fn echo_run(g: &GodotBench, o: &DtlsOptions, rate: usize) -> Result<Echo, String> {
     let mut scene = g.spawn_scene(
         SCENE,
         &[
@@ -454,7 +500,7 @@ fn echo_run(g: &GodotBench, o: &DtlsOptions) -> Result<(f64, f64, f64, f64), Str
             o.echo_clients
         ));
     }
-    let live: Vec<&(DtlsClient, EventQueue<DtlsEvent>)> = clients
+    let live: Vec<&CoreClient> = clients
         .iter()
         .filter(|(c, _)| c.status() == Status::Connected)
         .collect();
@@ -464,7 +510,7 @@ fn echo_run(g: &GodotBench, o: &DtlsOptions) -> Result<(f64, f64, f64, f64), Str
         max_time: Duration::ZERO,
     };
     let mut echoed = 0u64;
-    let mut count_echoes = |echoed: &mut u64| {
+    let count_echoes = |echoed: &mut u64| {
         for (_, q) in &live {
             *echoed += q
                 .drain(all)
@@ -477,7 +523,7 @@ fn echo_run(g: &GodotBench, o: &DtlsOptions) -> Result<(f64, f64, f64, f64), Str
     let duration = Duration::from_secs(o.echo_secs);
     let start = Instant::now();
     while start.elapsed() < duration {
-        let due = (o.echo_rate as f64 * start.elapsed().as_secs_f64()) as u64;
+        let due = (rate as f64 * start.elapsed().as_secs_f64()) as u64;
         while sent + refused < due {
             let (c, _) = live[next % live.len()];
             next += 1;
@@ -503,12 +549,13 @@ fn echo_run(g: &GodotBench, o: &DtlsOptions) -> Result<(f64, f64, f64, f64), Str
     let packets = v["packets"].as_f64().unwrap_or(0.0);
     let per_sec = v["packets_per_sec"].as_f64().unwrap_or(f64::NAN);
     let sent_f = sent.max(1) as f64;
-    Ok((
-        (sent + refused) as f64 / send_secs,
-        per_sec,
-        100.0 * (1.0 - packets / sent_f).max(0.0),
-        100.0 * echoed as f64 / sent_f,
-    ))
+    Ok(Echo {
+        offered: (sent + refused) as f64 / send_secs,
+        delivered: per_sec,
+        loss: 100.0 * (1.0 - packets / sent_f).max(0.0),
+        echoed: 100.0 * echoed as f64 / sent_f,
+        server_cpu_us: 1e6 * v["cpu_seconds"].as_f64().unwrap_or(f64::NAN) / packets.max(1.0),
+    })
 }
 
 /// Idle sessions: VmRSS of the server before listening and with the clients connected.

@@ -11,7 +11,7 @@
 //! Options: `--suite http,dtls` (both), `--runs N` (3), `--requests N` (5000),
 //! `--concurrency 8,64`, `--clients httprequest,httprequest_threads,httppool,core,reqwest`,
 //! `--dtls godot,dtlspeer,core,echo,idle`, `--handshake-clients 200`, `--echo-clients 50`,
-//! `--echo-rate 50000`, `--echo-secs 5`, `--idle-clients 1000`, `--dtls-cap 60`.
+//! `--echo-rate 25000,50000`, `--echo-secs 5`, `--idle-clients 1000`, `--dtls-cap 60`.
 
 mod dtls_runs;
 #[path = "../../../tests/support/extension.rs"]
@@ -81,7 +81,7 @@ fn parse_options() -> Result<Options, String> {
         dtls: dtls_runs::DtlsOptions {
             handshake_clients: 200,
             echo_clients: 50,
-            echo_rate: 50_000,
+            echo_rates: vec![25_000, 50_000],
             echo_secs: 5,
             idle_clients: 1000,
             cap_secs: 60,
@@ -146,7 +146,9 @@ fn parse_options() -> Result<Options, String> {
             }
             "--handshake-clients" => o.dtls.handshake_clients = number(&value()?)?,
             "--echo-clients" => o.dtls.echo_clients = number(&value()?)?,
-            "--echo-rate" => o.dtls.echo_rate = number(&value()?)?,
+            "--echo-rate" => {
+                o.dtls.echo_rates = value()?.split(',').map(number).collect::<Result<_, _>>()?
+            }
             "--echo-secs" => o.dtls.echo_secs = number(&value()?)? as u64,
             "--idle-clients" => o.dtls.idle_clients = number(&value()?)?,
             "--dtls-cap" => o.dtls.cap_secs = number(&value()?)? as u64,
@@ -154,7 +156,7 @@ fn parse_options() -> Result<Options, String> {
                 println!(
                     "cargo run --release --bin bench -- [--suite http,dtls] [--runs 3] \
                      [--requests 5000] [--concurrency 8,64] [--clients {}] [--dtls {}] \
-                     [--handshake-clients 200] [--echo-clients 50] [--echo-rate 50000] \
+                     [--handshake-clients 200] [--echo-clients 50] [--echo-rate 25000,50000] \
                      [--echo-secs 5] [--idle-clients 1000] [--dtls-cap 60]",
                     CLIENTS
                         .iter()
@@ -340,10 +342,15 @@ fn render_report(
         load_before.trim(),
         load_average().trim()
     );
+    let per_run = if options.suites.iter().any(|s| s == "http") {
+        format!("; {} requests per HTTP run", options.requests)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "- each figure: median of {} runs, (min–max) in brackets; {} requests per HTTP run\n",
-        options.runs, options.requests
+        "- each figure: median of {} runs, (min–max) in brackets{per_run}\n",
+        options.runs
     );
     for t in tables {
         let _ = writeln!(out, "{}", t.to_markdown());
