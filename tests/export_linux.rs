@@ -329,68 +329,15 @@ fn export_case(case: &ExportCase) -> Result<Exported, String> {
 /// path as Cargo reports it, so a custom target dir works too. The output of Cargo goes
 /// straight to the terminal: the first build takes minutes on a small machine.
 fn build_release_library() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("no current exe: {e}"))?;
-    // Under `cargo test --release` the library next to this test is already the one.
-    if exe.ancestors().nth(2).and_then(|d| d.file_name()) == Some("release".as_ref()) {
-        return support::extension::built_library();
-    }
     println!(
         "building the release library for the export (`cargo build --release --lib`; \
          minutes the first time, cached afterwards)"
     );
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    let mut build = Command::new(cargo);
-    // `cargo test` gives this process the package's own variables (CARGO_MANIFEST_DIR,
-    // CARGO_PKG_*, OUT_DIR, ...). Build scripts such as ring's declare
-    // rerun-if-env-changed on exactly those, so passing them on would make every build
-    // from here and every build from a shell invalidate each other (ring and all that
-    // depends on it recompiled each time, minutes on a small machine).
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_PKG_")
-            || key.starts_with("CARGO_MANIFEST_")
-            || [
-                "CARGO_CRATE_NAME",
-                "CARGO_BIN_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_TARGET_TMPDIR",
-                "CARGO_RUSTC_CURRENT_DIR",
-                "OUT_DIR",
-            ]
-            .contains(&key.as_ref())
-        {
-            build.env_remove(key.as_ref());
-        }
-    }
-    let output = build
-        .args(["build", "--release", "--lib", "--message-format=json"])
-        .arg("--manifest-path")
-        .arg(repo_dir().join("Cargo.toml"))
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "`cargo build --release --lib` failed ({})",
-            output.status
-        ));
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "netkit")
-        .flat_map(|msg| {
-            msg["filenames"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|f| f.as_str().map(PathBuf::from))
-        })
-        .find(|f| f.extension().is_some_and(|e| e == "so"))
-        .ok_or_else(|| "cargo reported no libnetkit .so for the release build".to_string())
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .ok_or("CARGO_TARGET_TMPDIR has no parent")?
+        .to_path_buf();
+    support::extension::build_library(true, &target)
 }
 
 /// Copies the Godot project, following the `addons/netkit` symlink and leaving out built
