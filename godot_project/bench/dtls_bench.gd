@@ -17,6 +17,8 @@
 ## first connect call to the last client seeing its connection complete.
 extends Node
 
+const Proc := preload("res://bench/proc_info.gd")
+
 var mode := ""
 var clients := 200
 var cap_usec := 60_000_000
@@ -233,7 +235,7 @@ func _on_echo_packet(id: int, data: PackedByteArray) -> void:
 
 
 func _start_idle_server() -> void:
-	rss_before_kb = _status_kb("VmRSS:")
+	rss_before_kb = Proc.status_kb("VmRSS:")
 	if _new_peer_server({}) != OK:
 		return
 	server.peer_connected.connect(func(_id: int) -> void:
@@ -282,7 +284,7 @@ func _report_echo(capped: bool) -> void:
 
 
 func _report_idle() -> void:
-	var after := _status_kb("VmRSS:")
+	var after := Proc.status_kb("VmRSS:")
 	var stats: Dictionary = server.get_stats()
 	_report({
 		"connected": done,
@@ -300,8 +302,8 @@ func _report(figures: Dictionary, error: String) -> void:
 	var line := {
 		"mode": mode,
 		"error": error,
-		"netkit_library": _mapped_library("libnetkit"),
-		"vm_hwm_kb": _status_kb("VmHWM:"),
+		"netkit_library": Proc.mapped_library("libnetkit"),
+		"vm_hwm_kb": Proc.status_kb("VmHWM:"),
 	}
 	line.merge(figures)
 	print("BENCH ", JSON.stringify(line))
@@ -317,32 +319,3 @@ func _cpu_seconds() -> float:
 	var l := f.get_line()
 	var fields := l.substr(l.rfind(")") + 2).split(" ")
 	return (int(fields[11]) + int(fields[12])) / 100.0
-
-
-## Reads one "Name:   123 kB" line of /proc/self/status; -1 where /proc is missing.
-func _status_kb(field: String) -> int:
-	var f := FileAccess.open("/proc/self/status", FileAccess.READ)
-	if f == null:
-		return -1
-	for i in 200:
-		if f.eof_reached():
-			break
-		var l := f.get_line()
-		if l.begins_with(field):
-			return int(l.trim_prefix(field).strip_edges().split(" ")[0])
-	return -1
-
-
-## The file the netkit library was mapped from, so the driver can check the build.
-func _mapped_library(needle: String) -> String:
-	var f := FileAccess.open("/proc/self/maps", FileAccess.READ)
-	if f == null:
-		return ""
-	for i in 100_000:
-		if f.eof_reached():
-			break
-		var l := f.get_line()
-		var at := l.find("/")
-		if at >= 0 and l.find(needle) >= 0:
-			return l.substr(at)
-	return ""

@@ -17,6 +17,8 @@
 ## first frame, which issues the requests, is reported on its own.
 extends Node
 
+const Proc := preload("res://bench/proc_info.gd")
+
 var client := ""
 var url := ""
 var total := 5000
@@ -211,42 +213,11 @@ func _report(error: String) -> void:
 		"submit_usec": submit_usec,
 		"issue_frame_usec": issue_frame_usec,
 		"max_frame_usec": max_frame_usec,
-		"vm_hwm_kb": _status_kb("VmHWM:"),
+		"vm_hwm_kb": Proc.status_kb("VmHWM:"),
 		"static_peak_bytes": OS.get_static_memory_peak_usage(),
-		"netkit_library": _mapped_library("libnetkit"),
+		"netkit_library": Proc.mapped_library("libnetkit"),
 		"godot_version": Engine.get_version_info().get("string", ""),
 		"debug_build": OS.is_debug_build(),
 	}
 	print("BENCH ", JSON.stringify(line))
 	get_tree().quit(0 if error.is_empty() else 1)
-
-
-## Reads one "Name:   123 kB" line of /proc/self/status (peak resident set for VmHWM);
-## -1 where /proc is missing.
-func _status_kb(field: String) -> int:
-	var f := FileAccess.open("/proc/self/status", FileAccess.READ)
-	if f == null:
-		return -1
-	for i in 200:
-		if f.eof_reached():
-			break
-		var l := f.get_line()
-		if l.begins_with(field):
-			return int(l.trim_prefix(field).strip_edges().split(" ")[0])
-	return -1
-
-
-## The file the netkit library was mapped from, so the driver can check which build
-## (debug or release name) Godot actually loaded.
-func _mapped_library(needle: String) -> String:
-	var f := FileAccess.open("/proc/self/maps", FileAccess.READ)
-	if f == null:
-		return ""
-	for i in 100_000:
-		if f.eof_reached():
-			break
-		var l := f.get_line()
-		var at := l.find("/")
-		if at >= 0 and l.find(needle) >= 0:
-			return l.substr(at)
-	return ""
