@@ -69,9 +69,7 @@ fn raw_roundtrip(
     tag: &[u8],
 ) {
     runtime::handle().block_on(conn.write(tag, None)).unwrap();
-    let got = sev.wait(Duration::from_secs(3), |e| {
-        matches!(e, DtlsEvent::Packet { .. })
-    });
+    let got = sev.next_packet(Duration::from_secs(3));
     assert_eq!(
         got,
         Some(DtlsEvent::Packet {

@@ -8,6 +8,7 @@ use godot::global::Error;
 use godot::prelude::*;
 
 use super::dtls_options::{client_setup, server_setup};
+use super::stats_dict::stats_dict;
 use crate::core::dtls::config::{client_config, server_config};
 use crate::core::dtls::{
     DtlsClient, DtlsEvent, DtlsServer, SendError, SessionOptions, StatsSnapshot, Status,
@@ -115,6 +116,7 @@ impl INode for DtlsPeer {
 
     fn process(&mut self, _delta: f64) {
         self.dispatch();
+        super::monitors::maybe_log();
     }
 
     fn exit_tree(&mut self) {
@@ -431,8 +433,7 @@ impl DtlsPeer {
     fn get_stats(&self) -> VarDictionary {
         let s = self.core.as_ref().map_or(self.last_stats, Core::stats);
         let waiting = self.events.as_ref().map_or(0, EventQueue::len);
-        let mut d = VarDictionary::new();
-        for (k, v) in [
+        stats_dict([
             ("peers", s.peers),
             ("pending_handshakes", s.pending_handshakes),
             ("handshakes_ok", s.handshakes_ok),
@@ -445,10 +446,7 @@ impl DtlsPeer {
             ("dropped_datagrams", s.dropped_datagrams),
             ("waiting_dispatch", waiting as u64),
             ("dispatched", self.dispatched),
-        ] {
-            d.set(k, v as i64);
-        }
-        d
+        ])
     }
 
     /// Makes a self-signed ECDSA P-256 certificate for a server, for development or for

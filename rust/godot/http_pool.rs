@@ -11,6 +11,7 @@ use godot::prelude::*;
 use super::http_response::HttpResponse;
 use super::http_task::HttpTask;
 use super::json_variant::variant_to_json;
+use super::stats_dict::stats_dict;
 use crate::core::http::{
     ErrorKind, HttpPool as CorePool, Method, PoolSettings, RequestBody, RequestSpec, build_url,
 };
@@ -190,26 +191,25 @@ impl HttpPool {
     /// frames_with_dispatch, last_frame_dispatched.
     #[func]
     fn get_stats(&self) -> VarDictionary {
-        let mut d = VarDictionary::new();
         let s = self.core.as_ref().map(|c| c.stats()).unwrap_or_default();
-        let waiting = self.core.as_ref().map_or(0, |c| c.pending_events()) as i64;
-        for (k, v) in [
-            ("in_flight", s.in_flight as i64),
-            ("queued", s.queued as i64),
-            ("peak_in_flight", s.peak_in_flight as i64),
-            ("succeeded", s.succeeded as i64),
-            ("failed", s.failed as i64),
-            ("cancelled", s.cancelled as i64),
-            ("retries", s.retries as i64),
-            ("bytes_received", s.bytes_received as i64),
+        let waiting = self.core.as_ref().map_or(0, |c| c.pending_events()) as u64;
+        stats_dict([
+            ("in_flight", s.in_flight),
+            ("queued", s.queued),
+            ("peak_in_flight", s.peak_in_flight),
+            ("succeeded", s.succeeded),
+            ("failed", s.failed),
+            ("cancelled", s.cancelled),
+            ("retries", s.retries),
+            ("bytes_received", s.bytes_received),
             ("waiting_dispatch", waiting),
-            ("dispatched", self.dispatched as i64),
-            ("frames_with_dispatch", self.frames_with_dispatch as i64),
-            ("last_frame_dispatched", self.last_frame_dispatched),
-        ] {
-            d.set(k, v);
-        }
-        d
+            ("dispatched", self.dispatched),
+            ("frames_with_dispatch", self.frames_with_dispatch),
+            (
+                "last_frame_dispatched",
+                self.last_frame_dispatched.max(0) as u64,
+            ),
+        ])
     }
 
     /// Requests not finished yet (running plus queued).

@@ -9,6 +9,7 @@ mod json_variant;
 mod monitors;
 mod netkit_singleton;
 mod project_settings;
+mod stats_dict;
 
 use std::time::Duration;
 

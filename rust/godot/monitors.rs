@@ -1,7 +1,7 @@
 //! Performance monitors (the debugger's Monitors tab) and, for headless servers where no
 //! debugger watches, an optional periodic one-line stats log.
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::time::{Duration, Instant};
 
 use godot::classes::{DisplayServer, Performance};
@@ -11,9 +11,10 @@ use super::project_settings::{STATS_LOG_INTERVAL, get_f64};
 use crate::core::metrics::{self, Totals};
 
 /// Reads one figure out of the totals.
-type Reader = fn(&Totals) -> u64;
+pub type Reader = fn(&Totals) -> u64;
 
-const MONITORS: &[(&str, Reader)] = &[
+/// Every monitor: its name and how to read it from the totals.
+pub const MONITORS: &[(&str, Reader)] = &[
     ("netkit/http_in_flight", |t| t.http_in_flight),
     ("netkit/http_queued", |t| t.http_queued),
     ("netkit/http_succeeded", |t| t.http_succeeded),
@@ -51,19 +52,26 @@ pub fn unregister() {
 
 thread_local! {
     static LAST_LOG: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The log interval, read once: `None` when off or not headless. Reading a setting
+    /// and the display server every frame would put that work on the per-frame path.
+    static LOG_INTERVAL: OnceCell<Option<Duration>> = const { OnceCell::new() };
 }
 
 /// Called every frame by the nodes (on the main thread; Godot 4.3 has no per-frame hook
-/// for extensions): prints the totals every
-/// `netkit/debug/stats_log_interval` seconds when running headless.
+/// for extensions): prints the totals every `netkit/debug/stats_log_interval` seconds
+/// when running headless. The setting is read at the first call.
 pub fn maybe_log() {
-    let interval = get_f64(STATS_LOG_INTERVAL, 0.0);
-    if interval <= 0.0 || DisplayServer::singleton().get_name() != "headless" {
-        return;
-    }
+    let interval = LOG_INTERVAL.with(|cell| {
+        *cell.get_or_init(|| {
+            let secs = get_f64(STATS_LOG_INTERVAL, 0.0);
+            let headless = DisplayServer::singleton().get_name() == "headless";
+            (secs > 0.0 && headless).then(|| Duration::from_secs_f64(secs.min(1e6)))
+        })
+    });
+    let Some(interval) = interval else { return };
     let now = Instant::now();
     let due = LAST_LOG.with(|last| match last.get() {
-        Some(at) if now.duration_since(at) < Duration::from_secs_f64(interval) => false,
+        Some(at) if now.duration_since(at) < interval => false,
         _ => {
             last.set(Some(now));
             true

@@ -7,6 +7,8 @@ use godot::classes::{Engine, Object, SceneTree};
 use godot::global::Error;
 use godot::prelude::*;
 
+use super::monitors::MONITORS;
+use super::stats_dict::stats_dict;
 use crate::core::{metrics, shutdown};
 
 /// The name GDScript uses: `Netkit.enable_graceful_shutdown()`.
@@ -72,21 +74,13 @@ impl NetkitSingleton {
     /// Totals over every pool and DTLS endpoint, as the Performance monitors show them.
     #[func]
     fn get_stats(&self) -> VarDictionary {
-        let t = metrics::totals();
-        let mut d = VarDictionary::new();
-        for (k, v) in [
-            ("http_in_flight", t.http_in_flight),
-            ("http_queued", t.http_queued),
-            ("http_succeeded", t.http_succeeded),
-            ("http_failed", t.http_failed),
-            ("dtls_peers", t.dtls_peers),
-            ("dtls_pending_handshakes", t.dtls_pending),
-            ("dtls_packets_in", t.dtls_packets_in),
-            ("dtls_packets_out", t.dtls_packets_out),
-        ] {
-            d.set(k, v as i64);
-        }
-        d
+        let totals = metrics::totals();
+        // The same figures as the monitors, named without their "netkit/" prefix.
+        stats_dict(
+            MONITORS
+                .iter()
+                .map(|(name, read)| (name.trim_start_matches("netkit/"), read(&totals))),
+        )
     }
 
     /// The addon's version.

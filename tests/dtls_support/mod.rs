@@ -82,6 +82,11 @@ impl Events {
     }
 
     /// Lets time pass and returns everything that arrived.
+    /// The next packet event within `limit` (other events are skipped).
+    pub fn next_packet(&mut self, limit: Duration) -> Option<DtlsEvent> {
+        self.wait(limit, |e| matches!(e, DtlsEvent::Packet { .. }))
+    }
+
     /// True when `data` from peer `id` arrives within `limit` (other events are skipped).
     pub fn got_packet(&mut self, id: PeerId, data: &[u8], limit: Duration) -> bool {
         let wanted = DtlsEvent::Packet {

@@ -120,52 +120,13 @@ impl GodotBench {
             format!("--concurrency={concurrency}"),
             format!("--timeout={SCENE_TIMEOUT_SECS}"),
         ];
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = godot_runner::run_project_echo(
-            &self.godot,
-            &self.project,
-            &args,
-            &[],
-            RUN_TIMEOUT,
-            false,
-        );
-        let text = if out.combined.is_empty() {
-            format!("{}{}", out.stdout, out.stderr)
-        } else {
-            out.combined.clone()
-        };
-        let tail = || {
-            let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(15)..].join("\n")
-        };
-        let line = text
-            .lines()
-            .find_map(|l| l.strip_prefix("BENCH "))
-            .ok_or_else(|| format!("the scene printed no BENCH line:\n{}", tail()))?;
-        let v: Value = serde_json::from_str(line)
-            .map_err(|e| format!("unreadable BENCH line ({e}): {line}"))?;
-        let error = v["error"].as_str().unwrap_or("");
-        if !error.is_empty() || v["failed"].as_i64() != Some(0) {
+        let v = self
+            .run_scene("res://bench/http_bench.tscn", &args, RUN_TIMEOUT)
+            .map_err(|e| format!("{client}: {e}"))?;
+        if v["failed"].as_i64() != Some(0) {
             return Err(format!(
-                "{client}: {error} {} failed responses, first: {}",
+                "{client}: {} failed responses, first: {}",
                 v["failed"], v["first_error"]
-            ));
-        }
-        if text.contains("SCRIPT ERROR") {
-            return Err(format!(
-                "{client}: the scene raised a SCRIPT ERROR:\n{}",
-                tail()
-            ));
-        }
-        let mapped = v["netkit_library"].as_str().unwrap_or("");
-        let expected = self
-            .library
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("");
-        if client == "httppool" && !mapped.ends_with(expected) {
-            return Err(format!(
-                "Godot loaded {mapped:?}, not the staged {expected}; the figures would be for another build"
             ));
         }
         let num = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
@@ -199,8 +160,7 @@ impl GodotBench {
         } else {
             out.combined.clone()
         };
-        let v = self.check_output(&text)?;
-        Ok(v)
+        self.check_output(&text)
     }
 
     /// Starts `scene` in the background, for runs whose clients come from this process.
