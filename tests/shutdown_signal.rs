@@ -82,6 +82,17 @@ fn sigterm_lets_the_game_save_then_quit() {
         "{lines:?}"
     );
     assert!(
+        wait_for("SHUTDOWN_CHECK handler", &mut lines),
+        "the handler did not get past freeing a pool: {lines:?}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains("callback=true freed_task=ERR_CANCELLED"),
+        "a handler of shutdown_requested may call back into Netkit and free a pool: {lines:?}"
+    );
+    assert!(
         wait_for("SHUTDOWN_CHECK saved 200", &mut lines),
         "the save did not complete: {lines:?}"
     );

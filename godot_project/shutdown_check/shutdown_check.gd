@@ -3,6 +3,10 @@ extends Node
 ## HTTPPool when SIGTERM arrives, then quits. Prints SHUTDOWN_CHECK lines the test reads.
 
 var pool: HTTPPool
+## A scene part the handler frees, with a request still running in its pool: freeing
+## from a shutdown handler is the common case (the game tears its world down).
+var doomed: Node
+var doomed_task: HTTPTask
 
 
 func _ready() -> void:
@@ -13,6 +17,12 @@ func _ready() -> void:
 	pool = HTTPPool.new()
 	pool.base_url = url
 	add_child(pool)
+	doomed = Node.new()
+	add_child(doomed)
+	var doomed_pool := HTTPPool.new()
+	doomed_pool.base_url = url
+	doomed.add_child(doomed_pool)
+	doomed_task = doomed_pool.fetch("/delay?ms=20000")
 	Netkit.shutdown_requested.connect(_on_shutdown_requested)
 	var err := Netkit.enable_graceful_shutdown(5.0)
 	print("SHUTDOWN_CHECK ready %d" % err)
@@ -20,6 +30,11 @@ func _ready() -> void:
 
 func _on_shutdown_requested(grace_seconds: float) -> void:
 	print("SHUTDOWN_CHECK requested grace=%.1f main_thread=%s" % [grace_seconds, OS.get_thread_caller_id() == OS.get_main_thread_id()])
+	# Call back into the emitter, and free a node with work in flight, inside the handler.
+	var requested := Netkit.is_shutdown_requested()
+	doomed.free()
+	var cancelled: HTTPResponse = await doomed_task.completed if not doomed_task.is_done() else doomed_task.response
+	print("SHUTDOWN_CHECK handler callback=%s freed_task=%s" % [requested, cancelled.get_error_name()])
 	var res: HTTPResponse = await pool.request(HTTPClient.METHOD_PUT, "/echo?key=" + _key(), {"saved": true}).completed
 	print("SHUTDOWN_CHECK saved %d" % res.status)
 	get_tree().quit(0)

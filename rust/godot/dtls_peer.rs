@@ -18,8 +18,8 @@ use crate::core::events::{EventQueue, channel};
 
 /// Secure UDP (DTLS 1.2) between game clients and a server. One node is either a server,
 /// serving many clients on one UDP port, or a client of one server. All network work runs
-/// on background threads; every signal is emitted on the main thread, during this node's
-/// [method Node._process], spread over frames by the dispatch budget.
+/// on background threads; every signal is emitted on the main thread at the start of a
+/// frame, spread over frames by the dispatch budget; handlers may free this node or its parent.
 /// [codeblock]
 /// # Server
 /// var server := DTLSPeer.new()
@@ -69,6 +69,8 @@ pub struct DtlsPeer {
     /// Counters of the last session, kept readable after [method close].
     last_stats: StatsSnapshot,
     dispatched: u64,
+    /// Whether `SceneTree.process_frame` already calls [`DtlsPeer::deliver`] for this node.
+    hooked: bool,
     base: Base<Node>,
 }
 
@@ -111,12 +113,9 @@ impl Core {
 #[godot_api]
 impl INode for DtlsPeer {
     fn ready(&mut self) {
+        // Delivery runs from the frame hook, not `_process`, but follows the processing
+        // flag so `set_process(false)` holds results back as it would for `_process`.
         self.base_mut().set_process(true);
-    }
-
-    fn process(&mut self, _delta: f64) {
-        self.dispatch();
-        super::monitors::maybe_log();
     }
 
     fn exit_tree(&mut self) {
@@ -205,6 +204,7 @@ impl DtlsPeer {
         }
         // Whatever ended before (a failed client, say) is cleared for the new session.
         self.close();
+        self.hook_frames();
         let (tx, rx) = channel();
         match DtlsServer::bind(setup.addr, setup.options, tx) {
             Ok(server) => {
@@ -272,6 +272,7 @@ impl DtlsPeer {
             );
         }
         self.close();
+        self.hook_frames();
         let (tx, rx) = channel();
         match DtlsClient::connect(&host, port, setup.options, tx) {
             Ok(client) => {
@@ -502,60 +503,89 @@ impl DtlsPeer {
     /// Delivers events within the frame's budget, one at a time and through
     /// `self.signals()`, which releases this node's borrow for the handlers: they may call
     /// back into the node, even [method close] or a new [method connect_to_server].
-    fn dispatch(&mut self) {
+    /// Connects this node to the frame hook once (see `frame_hook`).
+    fn hook_frames(&mut self) {
+        if !self.hooked {
+            self.hooked =
+                super::frame_hook::connect(&self.to_gd(), "DTLSPeer.deliver", Self::deliver);
+        }
+    }
+
+    /// Takes the next event under a short borrow and applies it to the node's state
+    /// (peer set, status), so the caller can emit with no borrow held.
+    fn take_next(&mut self) -> Option<DtlsEvent> {
+        // Read the queue afresh each time: a handler may have closed or restarted.
+        let event = self.events.as_ref().and_then(EventQueue::next)?;
+        self.dispatched += 1;
+        let client = matches!(self.core, Some(Core::Client(_)));
+        match &event {
+            DtlsEvent::PeerConnected(id) => {
+                self.peers.insert(*id);
+                if client {
+                    self.status = Status::Connected;
+                }
+            }
+            DtlsEvent::PeerDisconnected { id, reason, .. } => {
+                self.peers.remove(id);
+                if client {
+                    self.status = if *reason == crate::core::dtls::DisconnectReason::Error {
+                        Status::Error
+                    } else {
+                        Status::Disconnected
+                    };
+                }
+            }
+            DtlsEvent::Packet { .. } => {}
+            DtlsEvent::ConnectionFailed { .. } => self.status = Status::Error,
+        }
+        Some(event)
+    }
+
+    /// Delivers events within the frame's budget, at the start of each frame, with no
+    /// borrow of the node held while a signal is emitted: a handler may free this node or
+    /// its parent, close it, or call back into it. The node is re-checked after every
+    /// emission.
+    fn deliver(this: Gd<Self>) {
+        if !super::frame_hook::should_deliver(&this) {
+            return;
+        }
         let started = Instant::now();
-        let max = self.dispatch_max_per_frame.max(1) as usize;
-        let budget = Duration::from_micros(self.dispatch_budget_usec.max(0) as u64);
+        let (max, budget) = {
+            let peer = this.bind();
+            (
+                peer.dispatch_max_per_frame.max(1) as usize,
+                Duration::from_micros(peer.dispatch_budget_usec.max(0) as u64),
+            )
+        };
         let mut delivered = 0usize;
         while delivered < max && (budget.is_zero() || delivered == 0 || started.elapsed() < budget)
         {
-            // Read the queue afresh each time: a handler may have closed or restarted.
-            let Some(event) = self.events.as_ref().and_then(EventQueue::next) else {
+            let Some(event) = this.clone().bind_mut().take_next() else {
                 break;
             };
             delivered += 1;
-            self.dispatched += 1;
-            let client = matches!(self.core, Some(Core::Client(_)));
+            let mut signals = this.signals();
             match event {
-                DtlsEvent::PeerConnected(id) => {
-                    self.peers.insert(id);
-                    if client {
-                        self.status = Status::Connected;
-                    }
-                    self.signals().peer_connected().emit(i64::from(id));
-                }
-                DtlsEvent::PeerDisconnected {
-                    id,
-                    reason,
-                    message,
-                } => {
-                    self.peers.remove(&id);
-                    if client {
-                        self.status = if reason == crate::core::dtls::DisconnectReason::Error {
-                            Status::Error
-                        } else {
-                            Status::Disconnected
-                        };
-                    }
-                    self.signals()
-                        .peer_disconnected()
-                        .emit(i64::from(id), message.as_str());
-                }
+                DtlsEvent::PeerConnected(id) => signals.peer_connected().emit(i64::from(id)),
+                DtlsEvent::PeerDisconnected { id, message, .. } => signals
+                    .peer_disconnected()
+                    .emit(i64::from(id), message.as_str()),
                 DtlsEvent::Packet { id, data } => {
                     let data = PackedByteArray::from(data.as_slice());
-                    self.signals().packet_received().emit(i64::from(id), &data);
+                    signals.packet_received().emit(i64::from(id), &data);
                 }
                 DtlsEvent::ConnectionFailed { reason } => {
-                    self.status = Status::Error;
-                    self.signals().connection_failed().emit(reason.as_str());
+                    signals.connection_failed().emit(reason.as_str())
                 }
             }
+            if !this.is_instance_valid() {
+                return;
+            }
         }
+        super::monitors::maybe_log();
     }
 }
 
-/// Turns a refused send into the documented code; only the caller's mistake (too large)
-/// is printed, the rest are ordinary network weather the return value reports.
 fn send_error(what: &str, e: SendError) -> Error {
     match e {
         SendError::TooLarge { .. } => {

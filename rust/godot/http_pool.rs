@@ -30,8 +30,10 @@ use crate::core::http::{
 /// [/codeblock]
 /// Removing the node from the tree cancels its requests; freeing it delivers nothing more
 /// to the pool (tasks still awaited end with [constant HTTPResponse.ERR_CANCELLED]).
-/// Responses are delivered in [method Node._process]: while the tree is paused they wait,
-/// unless [member Node.process_mode] is [constant Node.PROCESS_MODE_ALWAYS].
+/// Responses are delivered at the start of each frame (SceneTree.process_frame). In the tree
+/// they follow the node's processing: they wait while the tree is paused (unless
+/// process_mode is PROCESS_MODE_ALWAYS) or after set_process(false). A pool outside the
+/// tree still delivers. Handlers may free the pool, its parent or anything else.
 #[derive(GodotClass)]
 #[class(init, base = Node, rename = HTTPPool)]
 pub struct HttpPool {
@@ -106,7 +108,8 @@ pub struct HttpPool {
     /// The property values the core was last configured from; compared on every request
     /// without touching the core's lock (which worker threads take on every completion).
     applied: Option<PropertySnapshot>,
-    listened: bool,
+    /// Whether `SceneTree.process_frame` already calls [`HttpPool::deliver`] for this node.
+    hooked: bool,
     tasks: HashMap<u64, Gd<HttpTask>>,
     frames_with_dispatch: u64,
     dispatched: u64,
@@ -117,12 +120,9 @@ pub struct HttpPool {
 #[godot_api]
 impl INode for HttpPool {
     fn ready(&mut self) {
+        // Delivery runs from the frame hook, not `_process`, but follows the processing
+        // flag so `set_process(false)` holds results back as it would for `_process`.
         self.base_mut().set_process(true);
-    }
-
-    fn process(&mut self, _delta: f64) {
-        self.dispatch();
-        super::monitors::maybe_log();
     }
 
     fn exit_tree(&mut self) {
@@ -160,6 +160,7 @@ impl HttpPool {
         #[opt(default = &PackedStringArray::new())] headers: PackedStringArray,
     ) -> Gd<HttpTask> {
         let spec = self.build_spec(method, &path.to_string(), &body, &headers);
+        self.hook_frames();
         let core = self.core();
         let id = core.submit(spec);
         let task = HttpTask::create(id, core.cancel_handle(id));
@@ -353,42 +354,75 @@ impl HttpPool {
         })
     }
 
-    /// Delivers finished requests within the frame's budget. Signals are emitted with the
-    /// node's borrow released, so handlers may call back into the pool.
-    fn dispatch(&mut self) {
+    /// Connects this node to the frame hook once (see `frame_hook`).
+    fn hook_frames(&mut self) {
+        if !self.hooked {
+            self.hooked =
+                super::frame_hook::connect(&self.to_gd(), "HTTPPool.deliver", Self::deliver);
+        }
+    }
+
+    /// Takes the next finished request under a short borrow, so the caller can emit with
+    /// none held. `None` when nothing is waiting.
+    fn take_next(&mut self) -> Option<(u64, Option<Gd<HttpTask>>, Gd<HttpResponse>)> {
+        let event = self.core.as_ref().and_then(|c| c.next_event())?;
+        let task = self.tasks.remove(&event.id);
+        let response = HttpResponse::from_core(event.id, event.response);
+        self.dispatched += 1;
+        Some((event.id, task, response))
+    }
+
+    /// Delivers finished requests within the frame's budget, at the start of each frame.
+    /// No borrow of the pool (or of a task) is held while a signal is emitted: a handler
+    /// or a resumed `await` may free the pool, its parent or anything else, or call back
+    /// into the pool. The pool is re-checked after every emission.
+    fn deliver(mut this: Gd<Self>) {
+        if !super::frame_hook::should_deliver(&this) {
+            return;
+        }
         let started = Instant::now();
-        self.listened = !self
-            .base()
+        let (max, budget) = {
+            let pool = this.bind();
+            (
+                pool.dispatch_max_per_frame.max(1) as usize,
+                Duration::from_micros(pool.dispatch_budget_usec.max(0) as u64),
+            )
+        };
+        // Building a response for nobody is skipped: read once per frame.
+        let listened = !this
             .get_signal_connection_list("request_completed")
             .is_empty();
-        let max = self.dispatch_max_per_frame.max(1) as usize;
-        let budget = Duration::from_micros(self.dispatch_budget_usec.max(0) as u64);
         let mut delivered = 0usize;
         while delivered < max && (budget.is_zero() || delivered == 0 || started.elapsed() < budget)
         {
-            let Some(event) = self.core.as_ref().and_then(|c| c.next_event()) else {
+            let Some((id, task, response)) = this.bind_mut().take_next() else {
                 break;
             };
             delivered += 1;
-            let task = self.tasks.remove(&event.id);
-            let response = HttpResponse::from_core(event.id, event.response);
-            {
-                // Suspends this borrow of the pool for the handlers (re-entrant calls).
-                let _guard = self.base_mut();
-                if let Some(mut task) = task {
-                    task.bind_mut().set_response(response.clone());
-                    task.signals().completed().emit(&response);
+            if let Some(mut task) = task {
+                task.bind_mut().set_response(response.clone());
+                task.signals().completed().emit(&response);
+                if !this.is_instance_valid() {
+                    return;
                 }
             }
-            self.signals()
-                .request_completed()
-                .emit(event.id as i64, &response);
+            if listened {
+                this.signals()
+                    .request_completed()
+                    .emit(id as i64, &response);
+                if !this.is_instance_valid() {
+                    return;
+                }
+            }
         }
-        self.dispatched += delivered as u64;
-        self.last_frame_dispatched = delivered as i64;
-        if delivered > 0 {
-            self.frames_with_dispatch += 1;
+        {
+            let mut pool = this.bind_mut();
+            pool.last_frame_dispatched = delivered as i64;
+            if delivered > 0 {
+                pool.frames_with_dispatch += 1;
+            }
         }
+        super::monitors::maybe_log();
     }
 }
 
@@ -412,18 +446,38 @@ impl HttpPool {
         // Drop the core first: its requests are aborted and nothing more arrives.
         self.core = None;
         let tasks: Vec<(u64, Gd<HttpTask>)> = self.tasks.drain().collect();
-        let _guard = self.base_mut();
-        for (id, mut task) in tasks {
-            let response = HttpResponse::from_core(
-                id,
-                crate::core::http::Response::failed(
-                    ErrorKind::Cancelled,
-                    "the HTTPPool was freed before the request finished",
-                    "",
-                ),
-            );
-            task.bind_mut().set_response(response.clone());
-            task.signals().completed().emit(&response);
+        if tasks.is_empty() {
+            return;
         }
+        let responses: Vec<(Gd<HttpTask>, Gd<HttpResponse>)> = tasks
+            .into_iter()
+            .map(|(id, task)| {
+                let response = HttpResponse::from_core(
+                    id,
+                    crate::core::http::Response::failed(
+                        ErrorKind::Cancelled,
+                        "the HTTPPool was freed before the request finished",
+                        "",
+                    ),
+                );
+                (task, response)
+            })
+            .collect();
+        // Emitting here would run handlers inside this notification's borrow of the
+        // pool. The message queue runs the callable later in this frame, with no borrow
+        // held; when the game quits it is flushed before scripts are torn down, so no
+        // awaiting coroutine is left hanging (or reported as leaked).
+        let mut pending = Some(responses);
+        let finish = Callable::from_fn("HTTPPool.cancel_freed", move |_args| {
+            for (mut task, response) in pending.take().unwrap_or_default() {
+                if task.bind().is_done() {
+                    continue;
+                }
+                task.bind_mut().set_response(response.clone());
+                task.signals().completed().emit(&response);
+            }
+            Variant::nil()
+        });
+        finish.call_deferred(&[]);
     }
 }

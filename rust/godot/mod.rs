@@ -2,6 +2,7 @@
 
 mod dtls_options;
 mod dtls_peer;
+mod frame_hook;
 mod http_pool;
 mod http_response;
 mod http_task;

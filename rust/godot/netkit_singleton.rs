@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use godot::classes::{Engine, Object, SceneTree};
+use godot::classes::{Engine, Object};
 use godot::global::Error;
 use godot::prelude::*;
 
@@ -51,16 +51,15 @@ impl NetkitSingleton {
         }
         self.grace = Duration::from_secs_f64(grace_seconds.clamp(0.0, 3600.0));
         if !self.enabled {
-            self.enabled = true;
-            let Some(mut tree) = Engine::singleton()
-                .get_main_loop()
-                .and_then(|m| m.try_cast::<SceneTree>().ok())
-            else {
+            if !super::frame_hook::connect(
+                &self.to_gd(),
+                "Netkit.poll_shutdown",
+                Self::poll_shutdown,
+            ) {
                 godot_error!("Netkit: enable_graceful_shutdown() needs a running SceneTree");
                 return Error::ERR_UNCONFIGURED;
-            };
-            let poll = self.to_gd().callable("_poll_shutdown");
-            tree.connect("process_frame", &poll);
+            }
+            self.enabled = true;
         }
         Error::OK
     }
@@ -88,24 +87,27 @@ impl NetkitSingleton {
     fn get_version(&self) -> GString {
         GString::from(env!("CARGO_PKG_VERSION"))
     }
+}
 
-    /// Per-frame check, connected to [signal SceneTree.process_frame]; not for scripts.
-    #[func]
-    fn _poll_shutdown(&mut self) {
-        match self.requested_at {
+impl NetkitSingleton {
+    /// Per-frame check, run by the frame hook with no borrow held while
+    /// `shutdown_requested` is emitted (its handlers commonly free the whole scene).
+    fn poll_shutdown(this: Gd<Self>) {
+        let (requested_at, quit_sent, grace) = {
+            let s = this.bind();
+            (s.requested_at, s.quit_sent, s.grace)
+        };
+        match requested_at {
             None if shutdown::requested() => {
-                self.requested_at = Some(Instant::now());
-                let grace = self.grace.as_secs_f64();
+                this.clone().bind_mut().requested_at = Some(Instant::now());
+                let grace = grace.as_secs_f64();
                 godot_print!("[netkit] shutdown requested by signal; {grace:.1} s grace period");
-                self.signals().shutdown_requested().emit(grace);
+                this.signals().shutdown_requested().emit(grace);
             }
-            Some(at) if !self.quit_sent && at.elapsed() >= self.grace => {
-                self.quit_sent = true;
+            Some(at) if !quit_sent && at.elapsed() >= grace => {
+                this.clone().bind_mut().quit_sent = true;
                 godot_warn!("[netkit] the grace period ended before the game quit; quitting now");
-                if let Some(mut tree) = Engine::singleton()
-                    .get_main_loop()
-                    .and_then(|m| m.try_cast::<SceneTree>().ok())
-                {
+                if let Some(mut tree) = super::frame_hook::scene_tree() {
                     tree.quit();
                 }
             }
