@@ -1,6 +1,6 @@
 extends NetkitTest
 ## The addon's integration with the editor and engine: ProjectSettings, Performance
-## monitors, class docs.
+## monitors, and the typed API the editor's autocompletion and help read from the ClassDB.
 
 
 func test_project_settings_are_registered() -> void:
@@ -53,3 +53,84 @@ func test_dtls_monitor_counts_peers() -> void:
 	server.close()
 	assert_true(await wait_until(func() -> bool: return Performance.get_custom_monitor("netkit/dtls_peers") == 0, 5.0))
 	assert_eq(Netkit.get_stats()["dtls_peers"], 0)
+
+
+## The method, if `cls` has one of that name, from the ClassDB (what autocompletion reads).
+func class_method(cls: StringName, name: StringName) -> Dictionary:
+	for method in ClassDB.class_get_method_list(cls, true):
+		if method["name"] == name:
+			return method
+	fail("%s has no method %s" % [cls, name])
+	return {}
+
+
+func is_enum_type(info: Dictionary, enum_name: String) -> bool:
+	return info["type"] == TYPE_INT and info["class_name"] == enum_name \
+			and info["usage"] & PROPERTY_USAGE_CLASS_IS_ENUM != 0
+
+
+func test_netkit_enums_are_class_enums() -> void:
+	assert_true(ClassDB.class_has_enum("DTLSPeer", "Status", true))
+	assert_eq(ClassDB.class_get_enum_constants("DTLSPeer", "Status", true), PackedStringArray([
+		"STATUS_DISCONNECTED", "STATUS_HANDSHAKING", "STATUS_CONNECTED", "STATUS_ERROR"]))
+	assert_eq(ClassDB.class_get_integer_constant("DTLSPeer", "STATUS_CONNECTED"), 2)
+	assert_eq(ClassDB.class_get_integer_constant_enum("DTLSPeer", "STATUS_ERROR", true), &"Status")
+
+	assert_true(ClassDB.class_has_enum("HTTPResponse", "Error", true))
+	var errors := ClassDB.class_get_enum_constants("HTTPResponse", "Error", true)
+	assert_eq(errors.size(), 13)
+	assert_eq(errors[0], "ERR_NONE")
+	for name in ["ERR_TIMEOUT", "ERR_CANCELLED", "ERR_HTTP_STATUS", "ERR_INVALID_REQUEST"]:
+		assert_true(errors.has(name), name)
+	assert_eq(ClassDB.class_get_integer_constant("HTTPResponse", "ERR_TIMEOUT"), 4)
+	# The enum is usable by name in scripts, and its constants stay on the class too.
+	assert_eq(HTTPResponse.Error.ERR_TIMEOUT, HTTPResponse.ERR_TIMEOUT)
+	assert_eq(DTLSPeer.Status.STATUS_ERROR, DTLSPeer.STATUS_ERROR)
+
+
+func test_parameters_and_returns_name_their_enums() -> void:
+	var request := class_method("HTTPPool", "request")
+	assert_true(is_enum_type(request["args"][0], "HTTPClient.Method"), str(request["args"][0]))
+	var status := class_method("DTLSPeer", "get_status")
+	assert_true(is_enum_type(status["return"], "DTLSPeer.Status"), str(status["return"]))
+	var error := class_method("HTTPResponse", "get_error")
+	assert_true(is_enum_type(error["return"], "HTTPResponse.Error"), str(error["return"]))
+	for prop in ClassDB.class_get_property_list("HTTPResponse", true):
+		if prop["name"] == "error":
+			assert_true(is_enum_type(prop, "HTTPResponse.Error"), str(prop))
+	# Godot's own methods that take or give the same enums, for comparison.
+	var godot_request := class_method("HTTPRequest", "request")
+	assert_eq(godot_request["args"][2]["class_name"], &"HTTPClient.Method")
+
+
+func test_cancel_is_not_const() -> void:
+	assert_eq(class_method("HTTPTask", "cancel")["flags"] & METHOD_FLAG_CONST, 0, "cancel() changes the task")
+	assert_ne(class_method("HTTPTask", "is_done")["flags"] & METHOD_FLAG_CONST, 0, "is_done() does not")
+
+
+func test_plain_ints_still_work() -> void:
+	var pool := HTTPPool.new()
+	pool.base_url = env("http-url")
+	add_child(pool)
+	var post: int = 2  # HTTPClient.METHOD_POST as a plain int
+	var task := pool.request(post, "/echo", {"a": 1})
+	if not assert_true(await wait_until(task.is_done, 10.0), "the request ends"):
+		return
+	assert_true(task.response.ok, task.response.error_message)
+	assert_eq(task.response.json["method"], "POST")
+	var error: int = task.response.error
+	assert_eq(error, 0)
+
+	var unknown: int = 99
+	task = pool.request(unknown, "/echo", null)
+	if not assert_true(await wait_until(task.is_done, 10.0), "the request ends"):
+		return
+	assert_eq(task.response.error, HTTPResponse.ERR_INVALID_REQUEST)
+	assert_contains(task.response.error_message, "99 is not an HTTPClient.Method value")
+
+	var peer := DTLSPeer.new()
+	var status: int = peer.get_status()
+	assert_eq(status, DTLSPeer.STATUS_DISCONNECTED)
+	var typed: DTLSPeer.Status = peer.get_status()
+	assert_eq(typed, DTLSPeer.Status.STATUS_DISCONNECTED)
+	peer.free()

@@ -7,6 +7,7 @@ use godot::classes::{INode, Node};
 use godot::global::Error;
 use godot::prelude::*;
 
+use super::class_enums::DtlsStatus;
 use super::dtls_options::{client_setup, server_setup};
 use super::stats_dict::stats_dict;
 use crate::core::dtls::config::{client_config, server_config};
@@ -16,44 +17,56 @@ use crate::core::dtls::{
 };
 use crate::core::events::{EventQueue, channel};
 
-/// Secure UDP (DTLS 1.2) between game clients and a server. One node is either a server,
-/// serving many clients on one UDP port, or a client of one server. All network work runs
-/// on background threads; every signal is emitted on the main thread at the start of a
-/// frame, spread over frames by the dispatch budget; handlers may free this node or its parent.
-/// [codeblock]
-/// # Server
+/// Secure UDP (DTLS 1.2) between game clients and a server, as a node.
+///
+/// One node is either a server, serving many clients on one UDP port
+/// ([method start_server]), or a client of one server ([method connect_to_server]). All
+/// network work runs on background threads; every signal is emitted on the main thread at
+/// the start of a frame, within [member dispatch_max_per_frame] and
+/// [member dispatch_budget_usec]. Handlers may free this node or its parent, or call back
+/// into it.
+///
+/// ```gdscript
+/// # Server, e.g. in a headless dedicated server.
+/// var keys := DTLSPeer.generate_self_signed("localhost")
 /// var server := DTLSPeer.new()
 /// add_child(server)
-/// var id := DTLSPeer.generate_self_signed("localhost")
-/// server.packet_received.connect(func(peer_id, data): server.send(peer_id, data))  # echo
-/// server.start_server(4433, {"certificate": id.certificate, "private_key": id.private_key})
+/// server.packet_received.connect(func(id, data): server.send(id, data))  # echo
+/// server.start_server(4433, {"certificate": keys.certificate, "private_key": keys.private_key})
 ///
-/// # Client
+/// # Client, trusting exactly that certificate.
 /// var client := DTLSPeer.new()
 /// add_child(client)
-/// client.peer_connected.connect(func(_id): client.send(1, "hello".to_utf8_buffer()))
-/// client.connect_to_server("127.0.0.1", 4433, {"pinned_sha256": id.sha256_fingerprint})
-/// [/codeblock]
-/// Peer ids: on a server, clients are numbered from 2 upward and an id is never reused by
-/// the same server; a client calls the server 1.
-/// Packets are datagrams: each [method send] arrives whole or not at all, possibly out of
-/// order, and one must fit [method get_max_payload].
-/// The cipher suites are ECDHE-ECDSA-AES128-GCM-SHA256 (certificates, which must be ECDSA
-/// P-256) and PSK-AES128-GCM-SHA256 (pre-shared keys); both interoperate with Godot's own
-/// [PacketPeerDTLS] and [DTLSServer].
-/// Removing the node from the tree or freeing it closes everything; nothing is delivered
-/// afterwards. While the tree is paused, events wait unless [member Node.process_mode]
-/// lets this node process.
+/// client.peer_connected.connect(func(id): client.send(id, "hello".to_utf8_buffer()))
+/// client.connect_to_server("127.0.0.1", 4433, {"pinned_sha256": keys.sha256_fingerprint})
+/// ```
+///
+/// **Peer ids.** On a server, clients are numbered from 2 upward and the same server never
+/// reuses an id; on a client the server is 1.
+///
+/// **Datagrams.** Each [method send] arrives whole or not at all, possibly out of order:
+/// DTLS secures UDP but does not retransmit lost packets. One packet must fit
+/// [method get_max_payload].
+///
+/// **Ciphers.** `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256` with certificates (ECDSA P-256,
+/// as [method generate_self_signed] makes) and `TLS_PSK_WITH_AES_128_GCM_SHA256` with
+/// pre-shared keys (RFC 5487). The certificate suite interoperates with Godot's own
+/// [PacketPeerDTLS] and [DTLSServer]; Godot's DTLS has no pre-shared keys.
+///
+/// **Lifetime.** Removing the node from the tree or freeing it closes everything, like
+/// [method close]; nothing is delivered afterwards. While the tree is paused, events wait
+/// unless [member Node.process_mode] lets this node run.
 #[derive(GodotClass)]
 #[class(init, base = Node, rename = DTLSPeer)]
 pub struct DtlsPeer {
-    /// Most events (packets, connects, disconnects) delivered per frame; the rest wait for
-    /// the next frame, in order.
+    /// Most events (packets, connects, disconnects) delivered per frame (int, default 256);
+    /// the rest wait for the next frame, in order.
     #[export(range = (1.0, 100000.0, or_greater))]
     #[init(val = 256)]
     dispatch_max_per_frame: i64,
-    /// Microseconds per frame spent delivering events (handlers included) before the rest
-    /// wait for the next frame. 0 means no time limit.
+    /// Microseconds per frame spent delivering events, handlers included (int, default 2000;
+    /// 0 means no time limit). The rest wait for the next frame, in order; at least one is
+    /// delivered per frame.
     #[export(range = (0.0, 100000.0, or_greater, suffix = "us"))]
     #[init(val = 2000)]
     dispatch_budget_usec: i64,
@@ -125,62 +138,87 @@ impl INode for DtlsPeer {
 
 #[godot_api]
 impl DtlsPeer {
-    /// Not started, or closed (by [method close], by the server, or by a clean
-    /// disconnect).
+    // The `DTLSPeer.Status` enum is registered by `class_enums` (gdext 0.5's `#[constant]`
+    // has no enum name). These declarations only carry its help text: `cfg(any())` removes
+    // them from the build, so gdext does not register them a second time, while its docs
+    // generator still reads their `///` comments.
+    /// Not started, or closed: by [method close], by the peer, or after an idle timeout.
     #[constant]
-    const STATUS_DISCONNECTED: i64 = Status::Disconnected as i64;
-    /// A client's handshake is under way.
+    #[cfg(any())]
+    const STATUS_DISCONNECTED: i64 = 0;
+    /// A client's handshake is under way; [signal peer_connected] or
+    /// [signal connection_failed] follows.
     #[constant]
-    const STATUS_HANDSHAKING: i64 = Status::Handshaking as i64;
+    #[cfg(any())]
+    const STATUS_HANDSHAKING: i64 = 1;
     /// A client is connected, or a server is listening.
     #[constant]
-    const STATUS_CONNECTED: i64 = Status::Connected as i64;
-    /// A client could not connect, or its connection broke.
+    #[cfg(any())]
+    const STATUS_CONNECTED: i64 = 2;
+    /// A client could not connect, or its connection failed; [signal connection_failed] or
+    /// [signal peer_disconnected] said why.
     #[constant]
-    const STATUS_ERROR: i64 = Status::Error as i64;
+    #[cfg(any())]
+    const STATUS_ERROR: i64 = 3;
 
-    /// A handshake finished: [param id] can now send and receive. On a client, [param id]
-    /// is always 1 (the server).
+    /// Emitted when a handshake finished: [param id] can now send and receive. On a client,
+    /// [param id] is always 1, the server.
     #[signal]
     fn peer_connected(id: i64);
 
-    /// [param id] is gone and nothing more arrives from it. [param reason] is a sentence
-    /// for logs and UI, e.g. "the peer closed the connection" or "nothing was received
-    /// within the idle timeout". Not emitted for peers dropped by [method close].
+    /// Emitted when [param id] is gone; nothing more arrives from it and [method send] to it
+    /// fails.
+    ///
+    /// [param reason] is a sentence for logs and UI, e.g. `"the peer closed the connection"`,
+    /// `"nothing was received within the idle timeout"` or
+    /// `"the peer reconnected from the same address"`. Not emitted for peers dropped by
+    /// [method close].
     #[signal]
     fn peer_disconnected(id: i64, reason: GString);
 
-    /// One datagram from [param id], whole, as the peer passed it to [method send].
+    /// Emitted for each datagram from [param id], whole, as the peer passed it to
+    /// [method send].
     #[signal]
     fn packet_received(id: i64, data: PackedByteArray);
 
-    /// A client could not connect: the name did not resolve, nothing answered within
-    /// [code]handshake_timeout[/code], the certificate, fingerprint or PSK did not match,
-    /// or the server refused (e.g. full). [param reason] says which. The status is then
+    /// Emitted on a client that could not connect: the name did not resolve, nothing answered
+    /// within the `handshake_timeout` option, the certificate, fingerprint or pre-shared key
+    /// did not match, or the server refused (e.g. it is full).
+    ///
+    /// [param reason] says which, in a sentence. [method get_status] is then
     /// [constant STATUS_ERROR].
     #[signal]
     fn connection_failed(reason: GString);
 
-    /// Starts serving on UDP [param port] (0 picks a free port; see [method get_local_port]).
-    /// [param options] must hold credentials, either
-    /// [code]"certificate"[/code] and [code]"private_key"[/code] (PEM Strings, or an
-    /// [X509Certificate] and a [CryptoKey]; ECDSA P-256, as [method generate_self_signed]
-    /// makes), or [code]"psk_keys"[/code], a Dictionary from identity (String) to key
-    /// (PackedByteArray, or hex String) with an optional [code]"psk_identity_hint"[/code].
-    /// More keys, all optional:
-    /// [code]"bind_address"[/code] ("*" = every IPv4 address, the default; or an IP such as
-    /// "127.0.0.1" or "::"), [code]"max_clients"[/code] (32; further clients are refused
-    /// with a fatal alert), [code]"max_pending_handshakes"[/code] (256),
-    /// [code]"handshake_timeout"[/code] (10.0 s), [code]"idle_timeout"[/code] (15.0 s; a
-    /// peer silent this long is dropped), [code]"keepalive_interval"[/code] (0 = off; sends
-    /// an empty record after this much silence; only between DTLSPeer nodes, since Godot's
-    /// [PacketPeerDTLS] drops a connection after a few empty records),
-    /// [code]"mtu"[/code] (1200 bytes per datagram), [code]"send_queue"[/code] (256 packets
-    /// per peer).
-    /// Returns [constant OK], or an error with a message in the output:
-    /// [constant ERR_INVALID_PARAMETER] for bad or unknown options,
-    /// [constant ERR_CANT_CREATE] when the port cannot be bound,
-    /// [constant ERR_ALREADY_IN_USE] when this node is already running (call [method close]).
+    /// Starts serving on UDP [param port] (0 picks a free port; [method get_local_port] tells
+    /// which) and returns at once.
+    ///
+    /// [param options] must hold the server's credentials, either
+    /// `"certificate"` and `"private_key"` (PEM Strings, or an [X509Certificate] and a
+    /// [CryptoKey]; ECDSA P-256, as [method generate_self_signed] makes) or `"psk_keys"`, a
+    /// Dictionary from identity (String) to key (PackedByteArray, or a String of hex digits),
+    /// with an optional `"psk_identity_hint"` (String). More keys, all optional:
+    ///
+    /// - `"bind_address"`: an IP address such as `"127.0.0.1"` or `"::"`; `"*"` (the default)
+    ///   is every IPv4 address.
+    /// - `"max_clients"`: connected clients (default 32); further clients are refused with a
+    ///   fatal alert and fail at once.
+    /// - `"max_pending_handshakes"`: handshakes in progress (default 256); when full, the
+    ///   oldest one whose client never echoed a cookie is dropped.
+    /// - `"handshake_timeout"`: seconds a handshake may take (default 10.0).
+    /// - `"idle_timeout"`: seconds without any packet from a peer before it is dropped
+    ///   (default 15.0).
+    /// - `"keepalive_interval"`: seconds of silence after which an empty record is sent
+    ///   (default 0, off). Only for links between DTLSPeer nodes: Godot's [PacketPeerDTLS]
+    ///   drops a connection after a few empty records.
+    /// - `"mtu"`: bytes per datagram, 256 to 8192 (default 1200).
+    /// - `"send_queue"`: packets waiting to be sent, per peer (default 256).
+    ///
+    /// Returns [constant OK], or an error with the reason in the output:
+    /// [constant ERR_INVALID_PARAMETER] for a bad port or bad, unknown or conflicting
+    /// options; [constant ERR_CANT_CREATE] when the port cannot be bound;
+    /// [constant ERR_ALREADY_IN_USE] when this node is already serving or connected (call
+    /// [method close] first).
     #[func]
     fn start_server(&mut self, port: i64, options: VarDictionary) -> Error {
         if let Err(code) = self.check_idle("start_server") {
@@ -222,23 +260,29 @@ impl DtlsPeer {
         }
     }
 
-    /// Starts connecting to [param host] (a name or IP) on UDP [param port] and returns at
-    /// once; [signal peer_connected] (with id 1) or [signal connection_failed] follows.
+    /// Starts connecting to [param host] (a name or an IP address) on UDP [param port] and
+    /// returns at once; [signal peer_connected] (with id 1) or [signal connection_failed]
+    /// follows.
+    ///
     /// [param options] must say how to trust the server, with exactly one of:
-    /// [code]"pinned_sha256"[/code] (the server certificate's SHA-256 fingerprint, as
-    /// [method generate_self_signed] returns it; colons and case do not matter),
-    /// [code]"ca_certificate"[/code] (PEM String or [X509Certificate] of the CA that signed
-    /// the server's certificate; a self-signed certificate is its own CA) with an optional
-    /// [code]"server_name"[/code] the certificate must be issued for (default: [param host]),
-    /// [code]"psk"[/code] (PackedByteArray or hex String) with [code]"psk_identity"[/code],
-    /// or [code]"insecure_skip_verify": true[/code] (encrypts without authenticating the
-    /// server; for local tests only, and warned about).
-    /// Optional: [code]"handshake_timeout"[/code], [code]"idle_timeout"[/code],
-    /// [code]"keepalive_interval"[/code], [code]"mtu"[/code], [code]"send_queue"[/code], as
-    /// in [method start_server].
-    /// Returns [constant OK], [constant ERR_INVALID_PARAMETER] for bad or unknown options
-    /// (with a message in the output), or [constant ERR_ALREADY_IN_USE] when this node is
-    /// already running.
+    ///
+    /// - `"pinned_sha256"`: the SHA-256 fingerprint of the server's certificate, as
+    ///   [method generate_self_signed] returns it (colons and case do not matter).
+    /// - `"ca_certificate"`: the PEM String or [X509Certificate] of the authority that signed
+    ///   the server's certificate (a self-signed certificate is its own), with an optional
+    ///   `"server_name"` the certificate must be issued for (default: [param host]).
+    /// - `"psk"`: the pre-shared key (PackedByteArray, or a String of hex digits) with
+    ///   `"psk_identity"`, the name the server looks it up by.
+    /// - `"insecure_skip_verify": true`: encrypts without checking who the server is; for
+    ///   local tests only, and warned about in the output.
+    ///
+    /// Optional, as in [method start_server]: `"handshake_timeout"` (which here covers name
+    /// resolution too), `"idle_timeout"`, `"keepalive_interval"`, `"mtu"`, `"send_queue"`.
+    ///
+    /// Returns [constant OK]; [constant ERR_INVALID_PARAMETER] for an empty host, a bad port
+    /// or bad, unknown or conflicting options (the reason is in the output);
+    /// [constant ERR_ALREADY_IN_USE] when this node is already serving or connected (call
+    /// [method close] first).
     #[func]
     fn connect_to_server(&mut self, host: GString, port: i64, options: VarDictionary) -> Error {
         if let Err(code) = self.check_idle("connect_to_server") {
@@ -290,13 +334,15 @@ impl DtlsPeer {
         }
     }
 
-    /// Queues one datagram for peer [param id] (1 = the server, on a client). Never blocks.
+    /// Queues one datagram for peer [param id] (1, the server, on a client) and returns at
+    /// once.
+    ///
     /// Returns [constant OK]; [constant ERR_INVALID_PARAMETER] when [param data] is larger
-    /// than [method get_max_payload] (nothing is sent, never truncated, and the output says
-    /// so); [constant ERR_DOES_NOT_EXIST] when no connected peer has that id (it may just
-    /// have left); [constant ERR_BUSY] when the peer's send queue is full (the packet is
-    /// dropped and counted in [method get_stats]); [constant ERR_UNCONFIGURED] when not
-    /// connected.
+    /// than [method get_max_payload] (nothing is sent, never a truncated packet, and the
+    /// output says so); [constant ERR_DOES_NOT_EXIST] when no connected peer has that id (it
+    /// may just have left); [constant ERR_BUSY] when the peer's send queue is full (the
+    /// packet is dropped and counted as `send_drops` in [method get_stats]);
+    /// [constant ERR_UNCONFIGURED] when the node is not running.
     #[func]
     fn send(&mut self, id: i64, data: PackedByteArray) -> Error {
         let Some(core) = &self.core else {
@@ -311,11 +357,13 @@ impl DtlsPeer {
         }
     }
 
-    /// Queues one datagram for every connected peer (on a client: the server).
-    /// Returns [constant OK] (also with no peers); [constant ERR_INVALID_PARAMETER] when
-    /// [param data] is larger than [method get_max_payload]; [constant ERR_UNCONFIGURED]
-    /// when not running. A peer whose send queue is full misses the packet, counted as
-    /// [code]send_drops[/code] in [method get_stats].
+    /// Queues one datagram for every connected peer (on a client: the server) and returns at
+    /// once.
+    ///
+    /// Returns [constant OK], also when no peer is connected; [constant ERR_INVALID_PARAMETER]
+    /// when [param data] is larger than [method get_max_payload]; [constant ERR_UNCONFIGURED]
+    /// when the node is not running. A peer whose send queue is full misses the packet,
+    /// counted as `send_drops` in [method get_stats].
     #[func]
     fn broadcast(&mut self, data: PackedByteArray) -> Error {
         let Some(core) = &self.core else {
@@ -327,9 +375,11 @@ impl DtlsPeer {
         }
     }
 
-    /// Ends the session with [param id] (close_notify is sent); [signal peer_disconnected]
-    /// follows. On a client, [code]disconnect_peer(1)[/code] closes the connection but,
-    /// unlike [method close], still reports it. Unknown ids are ignored.
+    /// Ends the session with [param id], sending it a `close_notify` alert; unknown ids are
+    /// ignored.
+    ///
+    /// [signal peer_disconnected] follows. On a client, `disconnect_peer(1)` closes the
+    /// connection and, unlike [method close], still reports it.
     #[func]
     fn disconnect_peer(&mut self, id: i64) {
         let Ok(id) = i32::try_from(id) else {
@@ -346,10 +396,13 @@ impl DtlsPeer {
         }
     }
 
-    /// Stops everything at once: peers get close_notify, the port is released, and
+    /// Stops everything at once: peers are sent `close_notify`, the port is released, and
     /// events not delivered yet are discarded, so no signal follows (not even
-    /// [signal peer_disconnected]). The status becomes [constant STATUS_DISCONNECTED].
-    /// Safe to call at any time, also twice. Leaving the tree does the same.
+    /// [signal peer_disconnected]).
+    ///
+    /// [method get_status] becomes [constant STATUS_DISCONNECTED]; [method get_stats] keeps
+    /// the session's counters. Safe to call at any time, also twice. Leaving the tree does
+    /// the same.
     #[func]
     fn close(&mut self) {
         if let Some(core) = self.core.take() {
@@ -364,36 +417,37 @@ impl DtlsPeer {
         self.local_port = 0;
     }
 
-    /// One of [constant STATUS_DISCONNECTED], [constant STATUS_HANDSHAKING],
-    /// [constant STATUS_CONNECTED] (a client is connected, or a server is listening) and
-    /// [constant STATUS_ERROR], as of the signals delivered so far.
+    /// Returns the node's state, one of [enum DTLSPeer.Status], as far as the signals
+    /// delivered so far go: a script never sees [constant STATUS_CONNECTED] before its
+    /// [signal peer_connected] handler ran.
     #[func]
-    fn get_status(&self) -> i64 {
-        self.status as i64
+    fn get_status(&self) -> DtlsStatus {
+        DtlsStatus::from(self.status)
     }
 
-    /// True while this node runs a server (from [method start_server] until [method close]).
+    /// Returns `true` while this node runs a server, from [method start_server] until
+    /// [method close].
     #[func]
     fn is_server(&self) -> bool {
         matches!(self.core, Some(Core::Server(_)))
     }
 
-    /// The UDP port a server listens on (the one picked when started with port 0); 0 for
-    /// a client or when not running.
+    /// Returns the UDP port a server listens on (the one picked when it was started with port
+    /// 0); 0 on a client or when not running.
     #[func]
     fn get_local_port(&self) -> i64 {
         i64::from(self.local_port)
     }
 
-    /// Ids of the connected peers (those whose [signal peer_connected] was delivered and
-    /// [signal peer_disconnected] not yet), in ascending order.
+    /// Returns the ids of the connected peers, in ascending order: those whose
+    /// [signal peer_connected] was delivered and [signal peer_disconnected] not yet.
     #[func]
     fn get_peer_ids(&self) -> PackedInt32Array {
         self.peers.iter().copied().collect()
     }
 
-    /// The address of peer [param id] as "ip:port" ("[ip]:port" for IPv6), or "" when no
-    /// connected peer has that id.
+    /// Returns the address of peer [param id] as `"ip:port"` (`"[ip]:port"` for IPv6), or
+    /// `""` when no connected peer has that id.
     #[func]
     fn get_peer_address(&self, id: i64) -> GString {
         let Ok(id) = i32::try_from(id) else {
@@ -411,8 +465,9 @@ impl DtlsPeer {
             .unwrap_or_default()
     }
 
-    /// Largest payload [method send] accepts, in bytes: the [code]mtu[/code] option minus
-    /// the DTLS record overhead (37 bytes). Without a running session, the default's.
+    /// Returns the largest payload [method send] accepts, in bytes: the `"mtu"` option minus
+    /// the DTLS record overhead (37 bytes with AES-GCM), 1163 by default. Without a running
+    /// session, the default's.
     #[func]
     fn get_max_payload(&self) -> i64 {
         let max = match &self.core {
@@ -422,14 +477,19 @@ impl DtlsPeer {
         max as i64
     }
 
-    /// Counters of the running (or last) session: [code]peers[/code],
-    /// [code]pending_handshakes[/code], [code]handshakes_ok[/code],
-    /// [code]handshakes_failed[/code], [code]packets_in[/code], [code]packets_out[/code],
-    /// [code]bytes_in[/code], [code]bytes_out[/code] (payload bytes),
-    /// [code]send_drops[/code] (packets dropped because a send queue was full),
-    /// [code]dropped_datagrams[/code] (incoming datagrams thrown away: garbage, oversize,
-    /// over limits), [code]waiting_dispatch[/code] (events received but not yet
-    /// delivered) and [code]dispatched[/code] (events delivered by this node so far).
+    /// Returns the counters of the running (or last) session as a Dictionary of String to int:
+    ///
+    /// - `peers`, `pending_handshakes`: connected peers, and handshakes in progress.
+    /// - `handshakes_ok`, `handshakes_failed`: finished handshakes.
+    /// - `packets_in`, `packets_out`, `bytes_in`, `bytes_out`: datagrams and payload bytes.
+    /// - `send_drops`: packets dropped because a peer's send queue was full.
+    /// - `dropped_datagrams`: incoming datagrams thrown away (garbage, oversized, over a
+    ///   limit).
+    /// - `waiting_dispatch`: events received but not delivered yet; `dispatched`: events
+    ///   this node delivered so far.
+    ///
+    /// The same figures summed over every node are Performance monitors (`netkit/dtls_*`)
+    /// and [method Netkit.get_stats].
     #[func]
     fn get_stats(&self) -> VarDictionary {
         let s = self.core.as_ref().map_or(self.last_stats, Core::stats);
@@ -450,14 +510,18 @@ impl DtlsPeer {
         ])
     }
 
-    /// Makes a self-signed ECDSA P-256 certificate for a server, for development or for
-    /// pinning. Returns [code]{"certificate": PEM String, "private_key": PEM String,
-    /// "sha256_fingerprint": "AB:CD:..."}[/code]. [param common_name] is the certificate's
-    /// name; [param alt_names] are the DNS names or IPs it is valid for when a client
-    /// verifies it with [code]"ca_certificate"[/code] (default: [param common_name]).
-    /// Give clients the fingerprint ([code]"pinned_sha256"[/code]) or the certificate
-    /// itself ([code]"ca_certificate"[/code]); keep the private key on the server. Returns
-    /// an empty Dictionary, with an error in the output, if a name is unusable.
+    /// Makes a self-signed ECDSA P-256 certificate and key for a server, for development or
+    /// for pinning.
+    ///
+    /// Returns `{"certificate": String, "private_key": String, "sha256_fingerprint": String}`:
+    /// the certificate and key as PEM, and the certificate's SHA-256 fingerprint as
+    /// `"AB:CD:..."`. [param common_name] is the certificate's name; [param alt_names] are
+    /// the DNS names or IP addresses it is valid for when a client checks it with
+    /// `"ca_certificate"` (default: [param common_name]).
+    ///
+    /// Give clients the fingerprint (`"pinned_sha256"`) or the certificate itself
+    /// (`"ca_certificate"`); keep the private key on the server. Returns an empty Dictionary,
+    /// with the reason in the output, when a name is unusable.
     #[func]
     fn generate_self_signed(
         #[opt(default = "localhost")] common_name: GString,

@@ -8,6 +8,7 @@ use godot::classes::notify::NodeNotification;
 use godot::classes::{INode, Node};
 use godot::prelude::*;
 
+use super::class_enums::HttpMethod;
 use super::http_response::HttpResponse;
 use super::http_task::HttpTask;
 use super::json_variant::variant_to_json;
@@ -16,91 +17,153 @@ use crate::core::http::{
     ErrorKind, HttpPool as CorePool, Method, PoolSettings, RequestBody, RequestSpec, build_url,
 };
 
-/// A pooled, keep-alive HTTP client for backend calls (login, profiles, leaderboards,
-/// saves). One node replaces a crowd of [HTTPRequest] nodes: connections are reused (HTTP/2
-/// where the server offers it), at most [member max_concurrent] requests run at once and the
-/// rest wait in order, failures are retried with backoff, and JSON is parsed off the main
-/// thread. Results arrive on the main thread, spread over frames by the dispatch budget.
-/// [codeblock]
+/// A pooled, keep-alive HTTP client node for a game's backend calls.
+///
+/// One node replaces a crowd of [HTTPRequest] nodes for login, profiles, leaderboards and
+/// saves: connections are kept open and reused (HTTP/2 where the server offers it), at most
+/// [member max_concurrent] requests run at once and the rest wait in order, failed attempts
+/// are retried with backoff, and JSON is parsed on a background thread. Every request ends
+/// exactly once, with an [HTTPResponse], through [signal HTTPTask.completed] and then
+/// [signal request_completed].
+///
+/// ```gdscript
 /// var pool := HTTPPool.new()
 /// pool.base_url = "https://api.example.com"
+/// pool.default_headers = {"Authorization": "Bearer " + token}
 /// add_child(pool)
+///
 /// var res: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/scores", {"score": 10}).completed
-/// if res.ok: print(res.json) else: print(res.error_message)
-/// [/codeblock]
-/// Removing the node from the tree cancels its requests; freeing it delivers nothing more
-/// to the pool (tasks still awaited end with [constant HTTPResponse.ERR_CANCELLED]).
-/// Responses are delivered at the start of each frame (SceneTree.process_frame). In the tree
-/// they follow the node's processing: they wait while the tree is paused (unless
-/// process_mode is PROCESS_MODE_ALWAYS) or after set_process(false). A pool outside the
-/// tree still delivers. Handlers may free the pool, its parent or anything else.
+/// if res.ok:
+///     print(res.json)
+/// else:
+///     print(res.get_error_name(), ": ", res.error_message)
+/// ```
+///
+/// **Delivery.** Finished requests are delivered at the start of each frame
+/// (`SceneTree.process_frame`), at most [member dispatch_max_per_frame] of them and for at
+/// most [member dispatch_budget_usec] per frame; the rest wait for the next frame, in order.
+/// In the tree, delivery follows the node's processing as `_process` would: results wait
+/// while the tree is paused (unless [member Node.process_mode] lets this node run) and after
+/// `set_process(false)`. A pool outside the tree still delivers. Handlers may free the pool,
+/// its parent or anything else, and may call [method request] again.
+///
+/// **Lifetime.** Removing the node from the tree cancels its requests: each ends with
+/// [constant HTTPResponse.ERR_CANCELLED]. Freeing the node ends every task still awaited with
+/// [constant HTTPResponse.ERR_CANCELLED] later in the same frame, without
+/// [signal request_completed].
+///
+/// **Settings.** A property change applies to the requests made after it; a request already
+/// queued or running keeps the settings it was made with.
 #[derive(GodotClass)]
 #[class(init, base = Node, rename = HTTPPool)]
 pub struct HttpPool {
-    /// Prefix for request paths, e.g. "https://api.example.com/v1". A path that is itself a
-    /// full http(s) URL is used as is.
+    /// Text put before every request path (String, default `""`), e.g.
+    /// `"https://api.example.com/v1"`.
+    ///
+    /// The path is appended with exactly one `/` between them: `"https://x/v1"` and
+    /// `"/scores"` make `"https://x/v1/scores"`. This is concatenation, not RFC 3986
+    /// reference resolution, which would drop the `/v1`. A path that is itself a full
+    /// `http://` or `https://` URL is used as is.
     #[export]
     base_url: GString,
-    /// Headers sent with every request (e.g. Authorization); a request's own headers win.
+    /// Headers sent with every request (Dictionary of name to value, default empty), e.g.
+    /// `{"Authorization": "Bearer " + token}`. Values are converted to text.
+    ///
+    /// A header of the same name passed to [method request] replaces the default one for that
+    /// request (names compare case-insensitively, RFC 9110 section 5.1).
     #[export]
     default_headers: VarDictionary,
-    /// Requests running at once. More wait in a FIFO queue.
+    /// Requests that run at once (int, default 8); more wait in a first-in, first-out queue.
     #[export(range = (1.0, 256.0, or_greater))]
     #[init(val = 8)]
     max_concurrent: i64,
-    /// Requests allowed to wait; one more ends at once with [constant HTTPResponse.ERR_QUEUE_FULL].
+    /// Requests that may wait for a free slot (int, default 1024). One more ends at once with
+    /// [constant HTTPResponse.ERR_QUEUE_FULL]; nothing waits without a bound.
     #[export(range = (0.0, 100000.0, or_greater))]
     #[init(val = 1024)]
     max_queued: i64,
-    /// Seconds one attempt may take, from sending to the last body byte.
+    /// Seconds one attempt may take, from sending the request to the last byte of the body
+    /// (float, default 30.0), like [member HTTPRequest.timeout]. A slower attempt ends with
+    /// [constant HTTPResponse.ERR_TIMEOUT], and is retried as [member max_retries] allows.
     #[export(range = (0.1, 600.0, 0.1, or_greater, suffix = "s"))]
     #[init(val = 30.0)]
     timeout: f64,
-    /// Seconds allowed to open a connection (TCP and TLS).
+    /// Seconds allowed to open a connection, TCP and TLS handshake together (float, default
+    /// 10.0). Running out ends the attempt with [constant HTTPResponse.ERR_TIMEOUT].
     #[export(range = (0.1, 120.0, 0.1, or_greater, suffix = "s"))]
     #[init(val = 10.0)]
     connect_timeout: f64,
-    /// Retries after the first attempt, on connection errors, timeouts and statuses 408, 429,
-    /// 500, 502, 503, 504. Only for idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS) or
-    /// requests carrying an `Idempotency-Key` header.
+    /// Retries after the first attempt (int, default 2; 0 turns retries off).
+    ///
+    /// A retry follows a connection error, a timeout, or one of the statuses 408, 429, 500,
+    /// 502, 503 and 504, which say "try again later". Only requests that are safe to repeat
+    /// are retried: the idempotent methods of RFC 9110 section 9.2.2 (GET, HEAD, PUT, DELETE,
+    /// OPTIONS, TRACE) and any request carrying an `Idempotency-Key` header. For other
+    /// requests the [member HTTPResponse.error_message] says why no retry was made.
     #[export(range = (0.0, 20.0, or_greater))]
     #[init(val = 2)]
     max_retries: i64,
-    /// Seconds; the backoff before retry n is random in [0, base * 2^(n-1)] (full jitter).
+    /// Base of the wait between attempts, in seconds (float, default 0.5).
+    ///
+    /// The wait before retry `n` is a random time between 0 and
+    /// `min(retry_max_delay, retry_base_delay * 2^(n - 1))` ("full jitter"), so clients that
+    /// failed together do not come back together. A `Retry-After` header from the server
+    /// (RFC 9110 section 10.2.3, seconds or a date) is waited for instead.
     #[export(range = (0.0, 60.0, 0.01, or_greater, suffix = "s"))]
     #[init(val = 0.5)]
     retry_base_delay: f64,
-    /// Seconds; caps the backoff. A `Retry-After` longer than this is not waited for: the
-    /// response is returned instead.
+    /// Longest wait between attempts, in seconds (float, default 30.0).
+    ///
+    /// It caps the backoff of [member retry_base_delay]. A `Retry-After` longer than this is
+    /// not waited for: the response is returned at once, and its
+    /// [member HTTPResponse.error_message] says how long the server asked to wait.
     #[export(range = (0.0, 600.0, 0.1, or_greater, suffix = "s"))]
     #[init(val = 30.0)]
     retry_max_delay: f64,
-    /// Largest body accepted, in bytes; larger ends with [constant HTTPResponse.ERR_BODY_TOO_LARGE].
+    /// Largest response body accepted, in bytes (int, default 16 MiB).
+    ///
+    /// A larger body ends the request with [constant HTTPResponse.ERR_BODY_TOO_LARGE]: at once
+    /// when `Content-Length` announces it, otherwise when the download passes the limit, and
+    /// then [member HTTPResponse.body] keeps the bytes read so far.
     #[export(range = (0.0, 1073741824.0, or_greater, suffix = "B"))]
     #[init(val = 16 * 1024 * 1024)]
     max_body_bytes: i64,
-    /// Redirects followed (301/302/303 switch to GET, 307/308 keep method and body); 0 disables.
+    /// Redirects followed per attempt (int, default 10; 0 returns the 3xx response itself).
+    ///
+    /// 301, 302 and 303 continue with a GET without body, 307 and 308 repeat the method and
+    /// body (RFC 9110 section 15.4). One more redirect ends the request with
+    /// [constant HTTPResponse.ERR_TOO_MANY_REDIRECTS].
     #[export(range = (0.0, 50.0))]
     #[init(val = 10)]
     max_redirects: i64,
-    /// Verify server certificates. Turn off only for throwaway local tests; prefer
-    /// [member trusted_ca_pem] for a self-signed development server.
+    /// Whether HTTPS server certificates are verified (bool, default `true`).
+    ///
+    /// Turn it off only for throwaway local tests: anyone on the path could then read and
+    /// change the traffic. For a development server with a self-signed certificate, add that
+    /// certificate to [member trusted_ca_pem] instead.
     #[export]
     #[init(val = true)]
     verify_tls: bool,
-    /// Extra CA certificates (PEM) to trust besides the bundled public roots.
+    /// Extra certificate authorities to trust, as PEM text (String, default `""`), besides the
+    /// bundled Mozilla root certificates. A self-signed certificate is its own authority.
+    ///
+    /// A PEM that cannot be read is reported in the output when the next request is made,
+    /// and requests end with [constant HTTPResponse.ERR_TLS] until it is fixed.
     #[export(multiline)]
     trusted_ca_pem: GString,
-    /// User-Agent sent unless a request sets its own.
+    /// The `User-Agent` header sent unless a request sets its own (String, default
+    /// `"godot-netkit/"` followed by the addon's version).
     #[export]
     #[init(val = GString::from(concat!("godot-netkit/", env!("CARGO_PKG_VERSION"))))]
     user_agent: GString,
-    /// Most responses delivered per frame; the rest wait for the next frame, in order.
+    /// Most finished requests delivered per frame (int, default 256); the rest wait for the
+    /// next frame, in order.
     #[export(range = (1.0, 10000.0, or_greater))]
     #[init(val = 256)]
     dispatch_max_per_frame: i64,
-    /// Microseconds per frame spent delivering responses (handlers included) before the
-    /// rest wait for the next frame. 0 means no time limit.
+    /// Microseconds per frame spent delivering finished requests, handlers included (int,
+    /// default 2000; 0 means no time limit). The rest wait for the next frame, in order; at
+    /// least one is delivered per frame.
     #[export(range = (0.0, 100000.0, or_greater, suffix = "us"))]
     #[init(val = 2000)]
     dispatch_budget_usec: i64,
@@ -140,21 +203,38 @@ impl INode for HttpPool {
 
 #[godot_api]
 impl HttpPool {
-    /// Emitted for every finished request, after its [signal HTTPTask.completed], for code
-    /// that prefers one handler for all requests.
+    /// Emitted for every finished request, right after its [signal HTTPTask.completed], for
+    /// code that prefers one handler for all requests.
+    ///
+    /// [param task_id] is the task's [member HTTPTask.id]; [param response] is the same
+    /// [HTTPResponse] the task got.
     #[signal]
     fn request_completed(task_id: i64, response: Gd<HttpResponse>);
 
-    /// Starts (or queues) a request and returns its [HTTPTask]. [param method] is an
-    /// [enum HTTPClient.Method]. [param body]: a Dictionary or Array is sent as JSON, a
-    /// String as text, a PackedByteArray as bytes, null as no body. [param headers] are
-    /// "Name: value" lines, as [method HTTPRequest.request] takes them; they add to (and
-    /// override) [member default_headers]. Bad input never raises: the task completes with
-    /// an error such as [constant HTTPResponse.ERR_INVALID_URL].
+    /// Starts a request, or queues it behind [member max_concurrent] running ones, and returns
+    /// its [HTTPTask] at once.
+    ///
+    /// - [param method]: an [enum HTTPClient.Method] value, e.g. `HTTPClient.METHOD_POST`.
+    /// - [param path]: appended to [member base_url]; a full `http://` or `https://` URL is
+    ///   used as is.
+    /// - [param body]: a Dictionary or Array is sent as JSON (`application/json`), a String as
+    ///   UTF-8 text (`text/plain; charset=utf-8`), a PackedByteArray as bytes
+    ///   (`application/octet-stream`), `null` as no body. A `Content-Type` header of your own
+    ///   wins.
+    /// - [param headers]: `"Name: value"` lines, as [method HTTPRequest.request] takes them;
+    ///   they add to [member default_headers] and replace a default of the same name.
+    ///
+    /// Bad input never raises an error here: the task completes on a later frame with
+    /// [constant HTTPResponse.ERR_INVALID_URL] (no usable http or https URL),
+    /// [constant HTTPResponse.ERR_INVALID_REQUEST] (an int that is no [enum HTTPClient.Method],
+    /// a malformed header, a body JSON cannot carry such as an Object, NaN or nesting deeper
+    /// than 128 levels) or [constant HTTPResponse.ERR_QUEUE_FULL] (already
+    /// [member max_queued] requests waiting), with the reason in
+    /// [member HTTPResponse.error_message].
     #[func]
     fn request(
         &mut self,
-        method: i64,
+        method: HttpMethod,
         path: GString,
         body: Variant,
         #[opt(default = &PackedStringArray::new())] headers: PackedStringArray,
@@ -168,18 +248,21 @@ impl HttpPool {
         task
     }
 
-    /// Shortcut for a GET: [code]request(HTTPClient.METHOD_GET, path, null, headers)[/code].
+    /// Starts a GET request: the same as `request(HTTPClient.METHOD_GET, path, null, headers)`.
     #[func]
     fn fetch(
         &mut self,
         path: GString,
         #[opt(default = &PackedStringArray::new())] headers: PackedStringArray,
     ) -> Gd<HttpTask> {
-        self.request(0, path, Variant::nil(), headers)
+        self.request(HttpMethod::GET, path, Variant::nil(), headers)
     }
 
-    /// Cancels every queued and running request. Each still completes, with
-    /// [constant HTTPResponse.ERR_CANCELLED]. Never blocks.
+    /// Cancels every queued and running request of this pool, without blocking.
+    ///
+    /// Each still completes on a later frame, through [signal HTTPTask.completed] and
+    /// [signal request_completed], with [constant HTTPResponse.ERR_CANCELLED]; a request that
+    /// had already finished keeps its result.
     #[func]
     fn cancel_all(&mut self) {
         if let Some(core) = &self.core {
@@ -187,9 +270,19 @@ impl HttpPool {
         }
     }
 
-    /// Counters: in_flight, queued, peak_in_flight, succeeded, failed, cancelled, retries,
-    /// bytes_received, waiting_dispatch (finished, not yet delivered), dispatched,
-    /// frames_with_dispatch, last_frame_dispatched.
+    /// Returns this pool's counters as a Dictionary of String to int:
+    ///
+    /// - `in_flight`, `queued`: requests running now, and waiting for a slot.
+    /// - `peak_in_flight`: the most that ever ran at once.
+    /// - `succeeded`, `failed`, `cancelled`: requests that ended [member HTTPResponse.ok],
+    ///   with another error (HTTP status errors included), or cancelled.
+    /// - `retries`: attempts beyond the first; `bytes_received`: body bytes received.
+    /// - `waiting_dispatch`: finished requests not delivered yet; `dispatched`: delivered so
+    ///   far; `frames_with_dispatch`: frames that delivered any; `last_frame_dispatched`: how
+    ///   many the last delivering frame handled.
+    ///
+    /// The same figures summed over every pool are Performance monitors (`netkit/http_*`)
+    /// and [method Netkit.get_stats].
     #[func]
     fn get_stats(&self) -> VarDictionary {
         let s = self.core.as_ref().map(|c| c.stats()).unwrap_or_default();
@@ -213,7 +306,8 @@ impl HttpPool {
         ])
     }
 
-    /// Requests not finished yet (running plus queued).
+    /// Returns how many requests of this pool have not finished: running plus queued
+    /// (finished ones still waiting for delivery are not counted).
     #[func]
     fn get_pending_count(&self) -> i64 {
         self.core.as_ref().map_or(0, |c| {
@@ -290,7 +384,7 @@ impl HttpPool {
 
     fn build_spec(
         &self,
-        method: i64,
+        method: HttpMethod,
         path: &str,
         body: &Variant,
         headers: &PackedStringArray,
@@ -300,9 +394,10 @@ impl HttpPool {
             .map_err(|e| (ErrorKind::InvalidUrl, e, format!("{base}{path}")))?
             .to_string();
         let fail = |message: String| (ErrorKind::InvalidRequest, message, url.clone());
-        let method = Method::from_godot(method).ok_or_else(|| {
+        let method = Method::from_godot(method.0).ok_or_else(|| {
             fail(format!(
-                "{method} is not an HTTPClient.Method value (use HTTPClient.METHOD_GET, METHOD_POST, ...)"
+                "{} is not an HTTPClient.Method value (use HTTPClient.METHOD_GET, METHOD_POST, ...)",
+                method.0
             ))
         })?;
         let mut pairs: Vec<(String, String)> = self

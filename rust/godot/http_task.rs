@@ -5,18 +5,35 @@ use godot::prelude::*;
 use super::http_response::HttpResponse;
 use crate::core::http::CancelHandle;
 
-/// One request made with [method HTTPPool.request]. Await [signal completed] to get its
-/// [HTTPResponse]; it is emitted exactly once, on the main thread, whatever the outcome.
-/// [code]var res: HTTPResponse = await pool.fetch("/me").completed[/code]
-/// When awaiting several tasks one after another, a later one may already have finished:
-/// a signal is not replayed, so read [member response] when [method is_done] is true.
+/// A handle to one [HTTPPool] request: await its [signal completed] signal, or cancel it.
+///
+/// [method HTTPPool.request] and [method HTTPPool.fetch] return one. [signal completed] is
+/// emitted exactly once, on the main thread, with the request's [HTTPResponse], whatever
+/// the outcome: success, an HTTP error status, a failure or a cancellation.
+///
+/// ```gdscript
+/// var task: HTTPTask = pool.fetch("/me")
+/// var res: HTTPResponse = await task.completed
+/// ```
+///
+/// A signal is not replayed. When awaiting several tasks one after another, a later one may
+/// have finished while an earlier one was awaited, so check [method is_done] and read
+/// [member response] rather than awaiting it:
+///
+/// ```gdscript
+/// var tasks: Array[HTTPTask] = [pool.fetch("/profile"), pool.fetch("/inventory")]
+/// for task in tasks:
+///     var res: HTTPResponse = task.response if task.is_done() else await task.completed
+///     print(res.status)
+/// ```
 #[derive(GodotClass)]
 #[class(no_init, base = RefCounted, rename = HTTPTask)]
 pub struct HttpTask {
-    /// The request's id, unique within its pool; also passed to [signal HTTPPool.request_completed].
+    /// The request's id (int), unique within its pool; [signal HTTPPool.request_completed]
+    /// passes it as `task_id`.
     #[var(no_set)]
     id: i64,
-    /// The response once [signal completed] was emitted, null before.
+    /// The [HTTPResponse] once [signal completed] was emitted; `null` before.
     #[var(no_set)]
     response: Option<Gd<HttpResponse>>,
     cancel_handle: CancelHandle,
@@ -25,18 +42,22 @@ pub struct HttpTask {
 
 #[godot_api]
 impl HttpTask {
-    /// Emitted once when the request ends, with its [HTTPResponse].
+    /// Emitted once when the request ends, with its [HTTPResponse]; also when it failed or
+    /// was cancelled.
     #[signal]
     pub fn completed(response: Gd<HttpResponse>);
 
-    /// Cancels the request. It still ends through [signal completed], with
-    /// [constant HTTPResponse.ERR_CANCELLED], unless it had already finished. Never blocks.
+    /// Cancels the request, without blocking.
+    ///
+    /// It still ends through [signal completed], on a later frame, with
+    /// [constant HTTPResponse.ERR_CANCELLED]. A request that had already finished keeps its
+    /// result; calling again does nothing.
     #[func]
-    pub fn cancel(&self) {
+    pub fn cancel(&mut self) {
         self.cancel_handle.cancel();
     }
 
-    /// True once [signal completed] has been emitted.
+    /// Returns `true` once [signal completed] has been emitted; [member response] is set then.
     #[func]
     pub fn is_done(&self) -> bool {
         self.response.is_some()
@@ -54,7 +75,7 @@ impl HttpTask {
         })
     }
 
-    /// Records the response; the caller emits [signal completed] once no borrow is held.
+    /// Records the response; the caller emits `completed` once no borrow is held.
     pub fn set_response(&mut self, response: Gd<HttpResponse>) {
         self.response = Some(response);
     }

@@ -1,5 +1,6 @@
 //! The binding layer: registers the nodes and converts between engine and core types.
 
+mod class_enums;
 mod dtls_options;
 mod dtls_peer;
 mod frame_hook;
@@ -29,6 +30,8 @@ pub struct NetkitExtension;
 unsafe impl ExtensionLibrary for NetkitExtension {
     fn on_stage_init(stage: InitStage) {
         if stage == InitStage::Scene {
+            // After gdext registered the classes at this stage; see class_enums.
+            class_enums::register();
             project_settings::register();
             monitors::register();
             netkit_singleton::register();
@@ -43,3 +46,5 @@ unsafe impl ExtensionLibrary for NetkitExtension {
         }
     }
 }
+#[cfg(all(test, feature = "editor-docs"))]
+mod editor_help_tests;

@@ -14,13 +14,26 @@ use crate::core::{metrics, shutdown};
 /// The name GDScript uses: `Netkit.enable_graceful_shutdown()`.
 pub const SINGLETON_NAME: &str = "Netkit";
 
-/// Process-wide netkit services, available everywhere as the [code]Netkit[/code] singleton.
+/// Process-wide netkit services, available everywhere as the `Netkit` singleton.
 ///
-/// On a headless dedicated server, call [method enable_graceful_shutdown] at startup: a
-/// SIGTERM or SIGINT then emits [signal shutdown_requested] on the main thread, so the game
-/// can save through [HTTPPool], deregister and disconnect [DTLSPeer] clients, then call
-/// [code]get_tree().quit()[/code]. If it has not quit when the grace period ends, netkit
-/// quits for it; a second signal quits at once.
+/// Its main use is graceful shutdown of a headless dedicated server: call
+/// [method enable_graceful_shutdown] at startup, and a SIGTERM or SIGINT (what container
+/// platforms and `Ctrl+C` send) then emits [signal shutdown_requested] on the main thread,
+/// so the game can save through an [HTTPPool], deregister, disconnect its [DTLSPeer]
+/// clients, and then call `get_tree().quit()`. If it has not quit when the grace period
+/// ends, netkit quits for it; a second signal quits at once.
+///
+/// ```gdscript
+/// func _ready() -> void:
+///     Netkit.shutdown_requested.connect(_on_shutdown_requested)
+///     Netkit.enable_graceful_shutdown(10.0)
+///
+///
+/// func _on_shutdown_requested(grace_seconds: float) -> void:
+///     await save_world()
+///     dtls.close()
+///     get_tree().quit()
+/// ```
 #[derive(GodotClass)]
 #[class(tool, init, base = Object, rename = Netkit)]
 pub struct NetkitSingleton {
@@ -34,15 +47,19 @@ pub struct NetkitSingleton {
 #[godot_api]
 impl NetkitSingleton {
     /// Emitted once, on the main thread, when the process received SIGTERM or SIGINT after
-    /// [method enable_graceful_shutdown]. [param grace_seconds] is the time left before
-    /// netkit quits on its own.
+    /// [method enable_graceful_shutdown].
+    ///
+    /// [param grace_seconds] is the time left before netkit quits on its own.
     #[signal]
     fn shutdown_requested(grace_seconds: f64);
 
-    /// Watches SIGTERM and SIGINT (Linux, macOS, Android) and turns them into
-    /// [signal shutdown_requested]. [param grace_seconds] bounds how long the game may take
-    /// to quit after it. Returns [constant OK], or [constant ERR_UNAVAILABLE] where the
-    /// platform has no such signals.
+    /// Turns SIGTERM and SIGINT into [signal shutdown_requested] (Linux, macOS and Android),
+    /// instead of ending the process at once, as they do by default.
+    ///
+    /// [param grace_seconds] (float, default 10.0, at most 3600) bounds how long the game may
+    /// take to quit after the signal; calling again changes it. Returns [constant OK];
+    /// [constant ERR_UNAVAILABLE] where the platform has no such signals;
+    /// [constant ERR_UNCONFIGURED] when the main loop is not a [SceneTree].
     #[func]
     fn enable_graceful_shutdown(&mut self, #[opt(default = 10.0)] grace_seconds: f64) -> Error {
         if let Err(why) = shutdown::install() {
@@ -64,13 +81,16 @@ impl NetkitSingleton {
         Error::OK
     }
 
-    /// True once a shutdown was requested by a signal.
+    /// Returns `true` once a shutdown was requested by a signal (after
+    /// [method enable_graceful_shutdown]).
     #[func]
     fn is_shutdown_requested(&self) -> bool {
         self.requested_at.is_some()
     }
 
-    /// Totals over every pool and DTLS endpoint, as the Performance monitors show them.
+    /// Returns totals over every [HTTPPool] and [DTLSPeer] in the process as a Dictionary of
+    /// String to int: the figures the `netkit/*` Performance monitors show, named without
+    /// the `netkit/` prefix (`http_in_flight`, `http_queued`, `dtls_peers`, ...).
     #[func]
     fn get_stats(&self) -> VarDictionary {
         let totals = metrics::totals();
@@ -82,7 +102,7 @@ impl NetkitSingleton {
         )
     }
 
-    /// The addon's version.
+    /// Returns the addon's version, e.g. `"0.1.0"`.
     #[func]
     fn get_version(&self) -> GString {
         GString::from(env!("CARGO_PKG_VERSION"))
