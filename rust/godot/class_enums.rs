@@ -55,6 +55,8 @@ pub fn register() {
     register_enum::<HttpResponse>(HttpError::ENUM, error_constants());
 }
 
+/// Registers `constants` as the enum `enum_name` of class `T`, through the `#[doc(hidden)]`
+/// gdext API that its own `#[constant]` expands to (with `ConstantKind::Integer`).
 fn register_enum<T: GodotClass>(
     enum_name: &str,
     constants: impl IntoIterator<Item = (&'static str, i64)>,
