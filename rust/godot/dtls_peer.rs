@@ -166,7 +166,7 @@ impl DtlsPeer {
     /// [param options] must hold credentials, either
     /// [code]"certificate"[/code] and [code]"private_key"[/code] (PEM Strings, or an
     /// [X509Certificate] and a [CryptoKey]; ECDSA P-256, as [method generate_self_signed]
-    /// makes), or [code]"psk_keys"[/code], a Dictionary from identity (String) to key
+    /// makes, or RSA of 2048 to 4096 bits, as `Crypto.generate_rsa()` makes), or [code]"psk_keys"[/code], a Dictionary from identity (String) to key
     /// (PackedByteArray, or hex String) with an optional [code]"psk_identity_hint"[/code].
     /// More keys, all optional:
     /// [code]"bind_address"[/code] ("*" = every IPv4 address, the default; or an IP such as
@@ -176,8 +176,12 @@ impl DtlsPeer {
     /// peer silent this long is dropped), [code]"keepalive_interval"[/code] (0 = off; sends
     /// an empty record after this much silence; only between DTLSPeer nodes, since Godot's
     /// [PacketPeerDTLS] drops a connection after a few empty records),
-    /// [code]"mtu"[/code] (1200 bytes per datagram), [code]"send_queue"[/code] (256 packets
-    /// per peer).
+    /// [code]"mtu"[/code] (1200 bytes per datagram, handshake datagrams included),
+    /// [code]"send_queue"[/code] (1024 packets per peer),
+    /// `"inbound_queue"` (1024 received datagrams per peer waiting for decryption, so a
+    /// burst sent in one frame arrives whole; memory per peer is at most that many times
+    /// the larger of `mtu` and 1500 bytes; drops are counted as `inbound_drops` in
+    /// `get_stats()`).
     /// Returns [constant OK], or an error with a message in the output:
     /// [constant ERR_INVALID_PARAMETER] for bad or unknown options,
     /// [constant ERR_CANT_CREATE] when the port cannot be bound,
@@ -234,8 +238,8 @@ impl DtlsPeer {
     /// or [code]"insecure_skip_verify": true[/code] (encrypts without authenticating the
     /// server; for local tests only, and warned about).
     /// Optional: [code]"handshake_timeout"[/code], [code]"idle_timeout"[/code],
-    /// [code]"keepalive_interval"[/code], [code]"mtu"[/code], [code]"send_queue"[/code], as
-    /// in [method start_server].
+    /// [code]"keepalive_interval"[/code], [code]"mtu"[/code], [code]"send_queue"[/code],
+    /// `"inbound_queue"`, as in [method start_server].
     /// Returns [constant OK], [constant ERR_INVALID_PARAMETER] for bad or unknown options
     /// (with a message in the output), or [constant ERR_ALREADY_IN_USE] when this node is
     /// already running.
@@ -427,7 +431,8 @@ impl DtlsPeer {
     /// [code]bytes_in[/code], [code]bytes_out[/code] (payload bytes),
     /// [code]send_drops[/code] (packets dropped because a send queue was full),
     /// [code]dropped_datagrams[/code] (incoming datagrams thrown away: garbage, oversize,
-    /// over limits), [code]waiting_dispatch[/code] (events received but not yet
+    /// over limits), `inbound_drops` (of those, datagrams dropped because a peer's
+    /// `inbound_queue` was full), [code]waiting_dispatch[/code] (events received but not yet
     /// delivered) and [code]dispatched[/code] (events delivered by this node so far).
     #[func]
     fn get_stats(&self) -> VarDictionary {
@@ -444,6 +449,7 @@ impl DtlsPeer {
             ("bytes_out", s.bytes_out),
             ("send_drops", s.send_drops),
             ("dropped_datagrams", s.dropped_datagrams),
+            ("inbound_drops", s.inbound_drops),
             ("waiting_dispatch", waiting as u64),
             ("dispatched", self.dispatched),
         ])
