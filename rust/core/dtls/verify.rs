@@ -2,6 +2,7 @@
 //! pinned fingerprint. Both run as webrtc-dtls's `verify_peer_certificate` callback so
 //! that every refusal is a sentence a developer can act on, not a library error name.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use rustls::CertificateError;
@@ -51,7 +52,7 @@ pub(crate) fn ca_verifier(ca_pem: &str, server_name: &str) -> Result<VerifyFn, S
             .split_first()
             .ok_or_else(|| refuse("the server sent no certificate".to_owned()))?;
         if cas.iter().any(|ca| ca.as_ref() == leaf.as_slice()) {
-            return Ok(());
+            return check_trusted_as_is(leaf, &wanted).map_err(refuse);
         }
         let leaf = CertificateDer::from(leaf.clone());
         let intermediates: Vec<CertificateDer<'_>> = rest
@@ -63,6 +64,70 @@ pub(crate) fn ca_verifier(ca_pem: &str, server_name: &str) -> Result<VerifyFn, S
             .map(|_| ())
             .map_err(|e| refuse(explain(&e, &wanted)))
     }))
+}
+
+/// Checks a certificate the client trusts as is, as mbedTLS (and so Godot) does: it must
+/// be within its validity period and issued for `server_name`, by its subject alternative
+/// names or, when it has none (Godot's certificates), its common name.
+fn check_trusted_as_is(der: &[u8], server_name: &str) -> Result<(), String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|_| "the server's certificate could not be parsed".to_owned())?;
+    if !cert.validity().is_valid() {
+        return Err("the server's certificate has expired or is not valid yet; check its dates and both machines' clocks".to_owned());
+    }
+    let mut dns: Vec<String> = Vec::new();
+    let mut ips: Vec<IpAddr> = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => dns.push(d.to_ascii_lowercase()),
+                GeneralName::IPAddress(b) => {
+                    if let Ok(v4) = <[u8; 4]>::try_from(*b) {
+                        ips.push(IpAddr::from(v4));
+                    } else if let Ok(v6) = <[u8; 16]>::try_from(*b) {
+                        ips.push(IpAddr::from(v6));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if dns.is_empty() && ips.is_empty() {
+        dns.extend(
+            cert.subject()
+                .iter_common_name()
+                .filter_map(|cn| cn.as_str().ok())
+                .map(str::to_ascii_lowercase),
+        );
+    }
+    let wanted = server_name.trim_end_matches('.').to_ascii_lowercase();
+    let issued_for = match wanted.parse::<IpAddr>() {
+        Ok(ip) => ips.contains(&ip) || dns.contains(&wanted),
+        Err(_) => dns.iter().any(|pattern| dns_matches(pattern, &wanted)),
+    };
+    if issued_for {
+        Ok(())
+    } else {
+        Err(format!(
+            "the server's certificate is not issued for \"{server_name}\" (it names {}); set \"server_name\" to one of those, or connect by that name",
+            dns.iter()
+                .map(String::as_str)
+                .chain(ips.iter().map(|_| "an IP address"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// DNS name matching with a wildcard in the leftmost label only (RFC 6125 §6.4.3).
+fn dns_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(rest) => name
+            .split_once('.')
+            .is_some_and(|(label, tail)| !label.is_empty() && tail == rest),
+        None => pattern == name,
+    }
 }
 
 /// Trusts exactly the leaf certificate with this SHA-256 fingerprint.
@@ -134,6 +199,10 @@ mod tests {
         let godot_like = ca_marked_self_signed("localhost");
         let verify = ca_verifier(&godot_like.pem(), "localhost").unwrap();
         assert!(verify(&[godot_like.der().to_vec()], &[]).is_ok());
+        // Trusted as is, but still only for the name it carries.
+        let elsewhere = ca_verifier(&godot_like.pem(), "evil.example").unwrap();
+        let err = verify_err(&elsewhere, &godot_like);
+        assert!(err.contains("\"server_name\"") && err.contains("localhost"), "{err}");
 
         // Another self-signed certificate, as a different Godot server would have.
         let stranger = ca_marked_self_signed("localhost");
@@ -141,6 +210,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("\"ca_certificate\""), "{err}");
+    }
+
+    fn verify_err(verify: &VerifyFn, cert: &rcgen::Certificate) -> String {
+        verify(&[cert.der().to_vec()], &[]).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn wildcards_match_one_label() {
+        assert!(dns_matches("*.example.com", "game.example.com"));
+        assert!(!dns_matches("*.example.com", "a.b.example.com"));
+        assert!(!dns_matches("*.example.com", "example.com"));
     }
 
     #[test]
