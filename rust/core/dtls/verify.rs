@@ -202,7 +202,10 @@ mod tests {
         // Trusted as is, but still only for the name it carries.
         let elsewhere = ca_verifier(&godot_like.pem(), "evil.example").unwrap();
         let err = verify_err(&elsewhere, &godot_like);
-        assert!(err.contains("\"server_name\"") && err.contains("localhost"), "{err}");
+        assert!(
+            err.contains("\"server_name\"") && err.contains("localhost"),
+            "{err}"
+        );
 
         // Another self-signed certificate, as a different Godot server would have.
         let stranger = ca_marked_self_signed("localhost");
