@@ -295,3 +295,22 @@ fn keepalive_holds_an_idle_session_open() {
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(server.stats_snapshot().peers, 1);
 }
+
+/// RSA keys, as Godot's `Crypto.generate_rsa()` makes them (PKCS#1 PEM), serve with
+/// ECDHE-RSA; ECDSA stays what `generate_self_signed` makes.
+#[test]
+fn rsa_server_keys_both_sizes_and_pkcs1_or_pkcs8() {
+    for (key, out) in [
+        (RSA2048_PKCS8, RSA2048_PKCS1),
+        (RSA2048_PKCS8, RSA2048_PKCS8),
+        (RSA4096_PKCS8, RSA4096_PKCS8),
+    ] {
+        let id = self_signed_with(key, out);
+        let (server, mut sev) = start_server(cert_server_options(&id));
+        let (client, mut cev, peer) = connect_pair(&server, &mut sev, pinned_client_options(&id));
+        client.send(1, b"rsa up").unwrap();
+        assert!(sev.got_packet(peer, b"rsa up", Duration::from_secs(3)));
+        server.send(peer, b"rsa down").unwrap();
+        assert!(cev.got_packet(1, b"rsa down", Duration::from_secs(3)));
+    }
+}

@@ -24,6 +24,7 @@ const SESSION_KEYS: &[&str] = &[
     "keepalive_interval",
     "mtu",
     "send_queue",
+    "inbound_queue",
 ];
 /// Keys only `start_server` understands.
 const SERVER_KEYS: &[&str] = &[
@@ -243,6 +244,9 @@ impl Reader {
         }
         if let Some(n) = self.int("send_queue", 1, 1_000_000)? {
             s.send_queue = n as usize;
+        }
+        if let Some(n) = self.int("inbound_queue", 1, 1_000_000)? {
+            s.inbound_queue = n as usize;
         }
         Ok(s)
     }

@@ -195,7 +195,8 @@ impl DtlsPeer {
     ///
     /// [param options] must hold the server's credentials, either
     /// `"certificate"` and `"private_key"` (PEM Strings, or an [X509Certificate] and a
-    /// [CryptoKey]; ECDSA P-256, as [method generate_self_signed] makes) or `"psk_keys"`, a
+    /// [CryptoKey]; ECDSA P-256, as [method generate_self_signed] makes, or RSA of 2048 to
+    /// 4096 bits, as [method Crypto.generate_rsa] makes) or `"psk_keys"`, a
     /// Dictionary from identity (String) to key (PackedByteArray, or a String of hex digits),
     /// with an optional `"psk_identity_hint"` (String). More keys, all optional:
     ///
@@ -212,7 +213,11 @@ impl DtlsPeer {
     ///   (default 0, off). Only for links between DTLSPeer nodes: Godot's [PacketPeerDTLS]
     ///   drops a connection after a few empty records.
     /// - `"mtu"`: bytes per datagram, 256 to 8192 (default 1200).
-    /// - `"send_queue"`: packets waiting to be sent, per peer (default 256).
+    /// - `"send_queue"`: packets waiting to be sent, per peer (default 1024).
+    /// - `"inbound_queue"`: received datagrams waiting for decryption, per connected peer
+    ///   (default 1024), so a burst sent in one frame arrives whole; memory per peer is at
+    ///   most that many times the larger of `mtu` and 1500 bytes; drops are counted as
+    ///   `inbound_drops` in [method get_stats].
     ///
     /// Returns [constant OK], or an error with the reason in the output:
     /// [constant ERR_INVALID_PARAMETER] for a bad port or bad, unknown or conflicting
@@ -277,7 +282,8 @@ impl DtlsPeer {
     ///   local tests only, and warned about in the output.
     ///
     /// Optional, as in [method start_server]: `"handshake_timeout"` (which here covers name
-    /// resolution too), `"idle_timeout"`, `"keepalive_interval"`, `"mtu"`, `"send_queue"`.
+    /// resolution too), `"idle_timeout"`, `"keepalive_interval"`, `"mtu"`, `"send_queue"`,
+    /// `"inbound_queue"`.
     ///
     /// Returns [constant OK]; [constant ERR_INVALID_PARAMETER] for an empty host, a bad port
     /// or bad, unknown or conflicting options (the reason is in the output);
@@ -484,7 +490,8 @@ impl DtlsPeer {
     /// - `packets_in`, `packets_out`, `bytes_in`, `bytes_out`: datagrams and payload bytes.
     /// - `send_drops`: packets dropped because a peer's send queue was full.
     /// - `dropped_datagrams`: incoming datagrams thrown away (garbage, oversized, over a
-    ///   limit).
+    ///   limit); `inbound_drops`: of those, datagrams dropped because a peer's
+    ///   `inbound_queue` was full.
     /// - `waiting_dispatch`: events received but not delivered yet; `dispatched`: events
     ///   this node delivered so far.
     ///
@@ -505,6 +512,7 @@ impl DtlsPeer {
             ("bytes_out", s.bytes_out),
             ("send_drops", s.send_drops),
             ("dropped_datagrams", s.dropped_datagrams),
+            ("inbound_drops", s.inbound_drops),
             ("waiting_dispatch", waiting as u64),
             ("dispatched", self.dispatched),
         ])

@@ -1,6 +1,9 @@
-//! Helpers shared by the DTLS integration tests: quick options, event waiting, and a
-//! captured ClientHello for flood tests.
+//! Helpers shared by the DTLS integration tests: quick options, event waiting, a
+//! captured ClientHello for flood tests, RSA test keys and certificate chains, and a
+//! relay that plays a bad network path (relay.rs).
 #![allow(dead_code)]
+
+pub mod relay;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -158,4 +161,57 @@ pub fn rss_kib() -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// A 2048-bit RSA test key as PKCS#1 ("RSA PRIVATE KEY"), the form Godot's
+/// `CryptoKey.save_to_string()` writes. Generated once with openssl; test use only.
+pub const RSA2048_PKCS1: &str = include_str!("rsa2048.key.pem");
+/// The same key as PKCS#8, the form rcgen signs with.
+pub const RSA2048_PKCS8: &str = include_str!("rsa2048.pk8.pem");
+/// A 4096-bit RSA test key as PKCS#8.
+pub const RSA4096_PKCS8: &str = include_str!("rsa4096.pk8.pem");
+
+/// A self-signed certificate for `key_pem` (PKCS#8) naming "localhost", with its key
+/// given as `key_out` (any PEM form of the same key) and its fingerprint.
+pub fn self_signed_with(key_pem: &str, key_out: &str) -> SelfSigned {
+    let key = rcgen::KeyPair::from_pem(key_pem).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    SelfSigned {
+        certificate_pem: cert.pem(),
+        private_key_pem: key_out.to_owned(),
+        sha256_fingerprint: netkit::core::dtls::certs::fingerprint(cert.der()),
+    }
+}
+
+/// A three-certificate chain, as a server behind a real CA sends it: an RSA-4096 root,
+/// an ECDSA intermediate and an RSA-2048 leaf for "localhost". Returns (leaf +
+/// intermediate + root PEM, leaf key PEM, root PEM).
+pub fn three_certificate_chain() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, PKCS_ECDSA_P256_SHA256};
+    let ca = |name: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, name.to_owned());
+        p
+    };
+    let root_key = KeyPair::from_pem(RSA4096_PKCS8).unwrap();
+    let root = ca("netkit test root").self_signed(&root_key).unwrap();
+    let mid_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let mid = ca("netkit test intermediate")
+        .signed_by(&mid_key, &root, &root_key)
+        .unwrap();
+    let leaf_key = KeyPair::from_pem(RSA2048_PKCS8).unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &mid, &mid_key)
+        .unwrap();
+    (
+        format!("{}{}{}", leaf.pem(), mid.pem(), root.pem()),
+        RSA2048_PKCS1.to_owned(),
+        root.pem(),
+    )
 }

@@ -1,7 +1,7 @@
 //! Certificates and keys: generating a self-signed identity, loading PEM, and the
 //! SHA-256 fingerprint used for pinning.
 
-use rcgen::{CertificateParams, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
+use rcgen::{CertificateParams, DnType, KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256};
 use ring::digest::{SHA256, digest};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use webrtc_dtls::crypto::{Certificate, CryptoPrivateKey};
@@ -18,8 +18,8 @@ pub struct SelfSigned {
     pub sha256_fingerprint: String,
 }
 
-/// Generates an ECDSA P-256 self-signed certificate, the only kind the pinned cipher
-/// suite (ECDHE-ECDSA-AES128-GCM) can use. `sans` become DNS/IP subject alt names.
+/// Generates an ECDSA P-256 self-signed certificate: smaller and far cheaper to sign
+/// with than RSA, so it stays the default. `sans` become DNS/IP subject alt names.
 pub fn generate_self_signed(common_name: &str, sans: &[String]) -> Result<SelfSigned, String> {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
     let mut params = CertificateParams::new(sans.to_vec()).map_err(|e| e.to_string())?;
@@ -63,10 +63,27 @@ pub fn parse_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, Str
     Ok(certs)
 }
 
+/// The kind of key a server identity holds; it decides the cipher suite the server
+/// offers (ECDHE-ECDSA or ECDHE-RSA, both with AES-128-GCM).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// ECDSA P-256, what [`generate_self_signed`] makes.
+    EcdsaP256,
+    /// RSA 2048 to 4096 bits, what Godot's `Crypto.generate_rsa()` makes.
+    Rsa,
+}
+
 /// Builds webrtc-dtls's identity from a certificate chain PEM and a private key PEM.
-/// Accepts PKCS#8 and SEC1 ("EC PRIVATE KEY", which mbedTLS and so Godot write) P-256
-/// keys; RSA keys are refused with a reason because the pinned suite is ECDSA-only.
-pub fn load_identity(certificate_pem: &str, private_key_pem: &str) -> Result<Certificate, String> {
+///
+/// Accepts ECDSA P-256 keys as PKCS#8 or SEC1 ("EC PRIVATE KEY", which mbedTLS and so
+/// Godot write) and RSA keys of 2048 to 4096 bits as PKCS#8 or PKCS#1 ("RSA PRIVATE
+/// KEY", what Godot's `CryptoKey.save_to_string()` writes for `Crypto.generate_rsa()`).
+/// The key must belong to the first (leaf) certificate: a mismatch would only show up
+/// later as every client failing to verify the handshake signature.
+pub fn load_identity(
+    certificate_pem: &str,
+    private_key_pem: &str,
+) -> Result<(Certificate, KeyKind), String> {
     let certificate = parse_certificates(certificate_pem)?;
     let key = rustls_pemfile::private_key(&mut private_key_pem.as_bytes())
         .map_err(|e| format!("unreadable private key PEM: {e}"))?
@@ -74,18 +91,52 @@ pub fn load_identity(certificate_pem: &str, private_key_pem: &str) -> Result<Cer
     let pkcs8 = match key {
         PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
         PrivateKeyDer::Sec1(k) => sec1_p256_to_pkcs8(k.secret_sec1_der()),
-        PrivateKeyDer::Pkcs1(_) => {
-            return Err("RSA keys are not supported: DTLS here uses ECDSA P-256 keys".into());
-        }
+        PrivateKeyDer::Pkcs1(k) => pkcs1_rsa_to_pkcs8(k.secret_pkcs1_der()),
         _ => return Err("unsupported private key format".into()),
     };
-    let pair = KeyPair::try_from(pkcs8.as_slice())
-        .map_err(|e| format!("private key is not a usable ECDSA P-256 key: {e}"))?;
+    let pair = KeyPair::try_from(pkcs8.as_slice()).map_err(|e| {
+        format!(
+            "the private key is not a usable ECDSA P-256 key or RSA key of 2048 to 4096 bits ({e})"
+        )
+    })?;
+    let kind = if pair.is_compatible(&PKCS_ECDSA_P256_SHA256) {
+        KeyKind::EcdsaP256
+    } else if pair.is_compatible(&PKCS_RSA_SHA256) {
+        KeyKind::Rsa
+    } else {
+        return Err(
+            "unsupported key type: DTLS here takes ECDSA P-256 keys (DTLSPeer.generate_self_signed()) or RSA keys of 2048 to 4096 bits (Crypto.generate_rsa())".into(),
+        );
+    };
+    if !contains(certificate[0].as_ref(), pair.public_key_raw()) {
+        return Err(
+            "the private key does not belong to the certificate (the first certificate in the PEM must be the server's own, issued for this key)".into(),
+        );
+    }
     let private_key = CryptoPrivateKey::from_key_pair(&pair).map_err(|e| e.to_string())?;
-    Ok(Certificate {
-        certificate,
-        private_key,
-    })
+    Ok((
+        Certificate {
+            certificate,
+            private_key,
+        },
+        kind,
+    ))
+}
+
+/// Whether `needle` occurs in `haystack`. A certificate carries its public key verbatim
+/// (DER is canonical), so this tells whether a key pair belongs to a certificate without
+/// an X.509 parser.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Wraps a PKCS#1 RSAPrivateKey in a PKCS#8 envelope, since ring only reads PKCS#8.
+fn pkcs1_rsa_to_pkcs8(pkcs1: &[u8]) -> Vec<u8> {
+    // AlgorithmIdentifier { rsaEncryption, NULL }
+    const ALG: [u8; 15] = [
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    pkcs8_envelope(&ALG, pkcs1)
 }
 
 /// Wraps a SEC1 EC key in a PKCS#8 envelope naming P-256, since ring only reads PKCS#8.
@@ -96,11 +147,16 @@ fn sec1_p256_to_pkcs8(sec1: &[u8]) -> Vec<u8> {
         0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86,
         0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
     ];
+    pkcs8_envelope(&ALG, sec1)
+}
+
+/// PrivateKeyInfo { version 0, algorithm, OCTET STRING key } (RFC 5208).
+fn pkcs8_envelope(algorithm: &[u8], key: &[u8]) -> Vec<u8> {
     let mut inner = vec![0x02, 0x01, 0x00];
-    inner.extend_from_slice(&ALG);
+    inner.extend_from_slice(algorithm);
     inner.push(0x04);
-    push_der_len(&mut inner, sec1.len());
-    inner.extend_from_slice(sec1);
+    push_der_len(&mut inner, key.len());
+    inner.extend_from_slice(key);
     let mut out = vec![0x30];
     push_der_len(&mut out, inner.len());
     out.extend_from_slice(&inner);

@@ -18,12 +18,10 @@ use super::config::{ClientOptions, client_config};
 use super::conn::{ConnShared, PeerConn};
 use super::events::{DisconnectReason, DtlsEvent, PeerId, SERVER_PEER_ID, SendError, Status};
 use super::events_gate::Gate;
+use super::inbound::{self, InboundLimits, InboundSender};
 use super::record::MAX_DATAGRAM;
 use super::session::{self, SessionContext, SessionControl};
 use super::stats::{Stats, StatsSnapshot};
-
-/// Datagrams waiting for the DTLS layer; more are dropped as a congested path would.
-const INBOUND_QUEUE: usize = 64;
 
 struct Shared {
     status: AtomicU8,
@@ -209,7 +207,7 @@ async fn bind_for(remote: SocketAddr, local: Option<SocketAddr>) -> Result<UdpSo
 async fn pump(
     socket: Arc<UdpSocket>,
     remote: SocketAddr,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: InboundSender,
     stats: Arc<Stats>,
     stop: CancellationToken,
 ) {
@@ -262,7 +260,8 @@ async fn drive(
         }
     };
     *shared.remote.lock().unwrap_or_else(|p| p.into_inner()) = Some(remote);
-    let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
+    let limits = InboundLimits::new(options.session.inbound_queue, options.session.mtu);
+    let (in_tx, in_rx) = inbound::queue(limits, shared.stats.clone());
     let pump_stop = cancel.child_token();
     tokio::spawn(pump(
         socket.clone(),
@@ -273,7 +272,7 @@ async fn drive(
     ));
     // The pump must stop however this task ends, including by panic unwinding.
     let _pump_guard = pump_stop.drop_guard();
-    let conn_shared = Arc::new(ConnShared::default());
+    let conn_shared = Arc::new(ConnShared::for_client());
     let conn = Arc::new(PeerConn::new(in_rx, socket, remote, conn_shared.clone()));
     let dtls = match session::handshake(
         conn,
@@ -299,9 +298,7 @@ async fn drive(
     if let Some(auth) = RecordAuthenticator::for_psk_session(&dtls, true).await {
         let _ = conn_shared.authenticator.set(auth);
     }
-    conn_shared
-        .established
-        .store(true, std::sync::atomic::Ordering::Release);
+    conn_shared.mark_established();
     Stats::inc(&shared.stats.handshakes_ok);
     shared.stats.peers.store(1, Ordering::Relaxed);
     shared.control.id.store(SERVER_PEER_ID, Ordering::Release);
@@ -315,6 +312,7 @@ async fn drive(
         keepalive: options.session.keepalive_interval,
         events: shared.events.clone(),
         stats: shared.stats.clone(),
+        confirm: None,
     };
     let (reason, message) = session::run(dtls, cx).await;
     shared.stats.peers.store(0, Ordering::Relaxed);

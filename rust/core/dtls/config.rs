@@ -9,8 +9,22 @@ use std::time::Duration;
 use webrtc_dtls::cipher_suite::CipherSuiteId;
 use webrtc_dtls::config::Config;
 
-use super::certs::{fingerprint, load_identity, normalize_fingerprint, parse_certificates};
+use super::certs::{KeyKind, load_identity};
 use super::record::GCM_RECORD_OVERHEAD;
+use super::verify::{ca_verifier, pin_verifier};
+
+/// What a handshake record adds around a fragment of a handshake message: the record
+/// header, the handshake header (RFC 6347 §4.2.2) and, for the encrypted Finished, the
+/// GCM nonce and tag. webrtc-dtls's `mtu` is the fragment size, not the datagram size,
+/// so it gets `mtu` minus this and every datagram stays within `mtu`.
+pub(crate) const HANDSHAKE_RECORD_OVERHEAD: usize = GCM_RECORD_OVERHEAD + 12;
+
+/// The certificate suites: ECDHE with AES-128-GCM, signed with ECDSA or RSA. The CBC
+/// suites in webrtc-dtls's default list panic on short records, so they are never offered.
+const CERT_SUITES: [CipherSuiteId; 2] = [
+    CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256,
+    CipherSuiteId::Tls_Ecdhe_Rsa_With_Aes_128_Gcm_Sha256,
+];
 
 /// Looks up the pre-shared key for a client's PSK identity; `None` refuses the client.
 pub type PskLookup = Arc<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;
@@ -23,11 +37,12 @@ pub fn psk_map(keys: HashMap<Vec<u8>, Vec<u8>>) -> PskLookup {
 /// How a server proves who it is.
 #[derive(Clone)]
 pub enum ServerCredentials {
-    /// An ECDSA P-256 certificate chain and its private key, both PEM.
+    /// A certificate chain and its private key, both PEM: ECDSA P-256 or RSA 2048 to
+    /// 4096 bits.
     Certificate {
         /// Leaf first, then any intermediates.
         certificate_pem: String,
-        /// PKCS#8 or SEC1 private key.
+        /// PKCS#8, SEC1 (EC) or PKCS#1 (RSA) private key.
         private_key_pem: String,
     },
     /// Pre-shared keys, looked up by the identity each client presents.
@@ -53,6 +68,9 @@ impl fmt::Debug for ServerCredentials {
 #[derive(Clone, Debug)]
 pub enum ServerVerification {
     /// Verify the chain against these CA certificates (PEM) and the name in the leaf.
+    /// A certificate given here that the server presents as its own is trusted as is,
+    /// like a pin, as Godot's `TLSOptions.client(trusted_chain)` does for a self-signed
+    /// certificate.
     CaChain {
         /// One or more trusted CA certificates.
         ca_pem: String,
@@ -94,10 +112,16 @@ pub struct SessionOptions {
     /// Off by default: mbedTLS (Godot's `PacketPeerDTLS`) rejects a connection after
     /// four consecutive empty records, so enable it only between netkit peers.
     pub keepalive_interval: Option<Duration>,
-    /// Largest datagram this side sends, DTLS overhead included.
+    /// Largest datagram this side sends, DTLS overhead included; handshake flights are
+    /// fragmented to fit.
     pub mtu: usize,
     /// Outgoing packets that may wait per peer before `send` reports `QueueFull`.
     pub send_queue: usize,
+    /// Incoming datagrams that may wait per connected peer for decryption, so a burst
+    /// sent in one frame arrives whole; beyond it (or beyond `inbound_queue` × the
+    /// larger of `mtu` and 1500 bytes) datagrams are dropped and counted in
+    /// `Stats::inbound_drops`. Handshakes get a small fixed queue instead.
+    pub inbound_queue: usize,
 }
 
 impl Default for SessionOptions {
@@ -107,7 +131,8 @@ impl Default for SessionOptions {
             idle_timeout: Duration::from_secs(15),
             keepalive_interval: None,
             mtu: 1200,
-            send_queue: 256,
+            send_queue: 1024,
+            inbound_queue: 1024,
         }
     }
 }
@@ -169,7 +194,7 @@ impl ClientOptions {
 
 fn base_config(session: &SessionOptions) -> Config {
     Config {
-        mtu: session.mtu,
+        mtu: session.mtu.saturating_sub(HANDSHAKE_RECORD_OVERHEAD).max(1),
         // Retransmit faster than the 1 s default so lossy links finish well within the
         // handshake timeout.
         flight_interval: Duration::from_millis(500),
@@ -185,9 +210,14 @@ pub(crate) fn server_config(options: &ServerOptions) -> Result<Config, String> {
             certificate_pem,
             private_key_pem,
         } => {
-            config.certificates = vec![load_identity(certificate_pem, private_key_pem)?];
-            // The default list includes CBC suites that panic on short records.
-            config.cipher_suites = vec![CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256];
+            let (identity, kind) = load_identity(certificate_pem, private_key_pem)?;
+            config.certificates = vec![identity];
+            // webrtc-dtls picks the first suite the client offers from this list without
+            // looking at the key, so offer only the one this key can sign for.
+            config.cipher_suites = vec![match kind {
+                KeyKind::EcdsaP256 => CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256,
+                KeyKind::Rsa => CipherSuiteId::Tls_Ecdhe_Rsa_With_Aes_128_Gcm_Sha256,
+            }];
         }
         ServerCredentials::Psk {
             lookup,
@@ -216,41 +246,22 @@ pub(crate) fn client_config(options: &ClientOptions) -> Result<Config, String> {
             config.cipher_suites = vec![CipherSuiteId::Tls_Psk_With_Aes_128_Gcm_Sha256];
         }
         ClientCredentials::Certificate(verification) => {
-            config.cipher_suites = vec![CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256];
+            config.cipher_suites = CERT_SUITES.to_vec();
+            // Chain and pin checks run in our callback, which words every failure so a
+            // developer can act on it; webrtc-dtls's own check would only be skipped.
+            config.insecure_skip_verify = true;
             match verification {
                 ServerVerification::CaChain {
                     ca_pem,
                     server_name,
                 } => {
-                    let mut roots = rustls::RootCertStore::empty();
-                    for cert in parse_certificates(ca_pem)? {
-                        roots
-                            .add(cert)
-                            .map_err(|e| format!("unusable CA certificate: {e}"))?;
-                    }
-                    config.roots_cas = roots;
+                    config.verify_peer_certificate = Some(ca_verifier(ca_pem, server_name)?);
                     config.server_name = server_name.clone();
                 }
                 ServerVerification::Pinned { sha256_fingerprint } => {
-                    let want = normalize_fingerprint(sha256_fingerprint)
-                        .ok_or("the pinned fingerprint is not 32 bytes of hex")?;
-                    // Chain checks are replaced by the pin, which is stricter for a
-                    // self-signed server: only this exact leaf is accepted.
-                    config.insecure_skip_verify = true;
-                    config.verify_peer_certificate = Some(Arc::new(move |certs, _| {
-                        let leaf = certs.first().ok_or(webrtc_dtls::Error::ErrNoCertificates)?;
-                        let got = normalize_fingerprint(&fingerprint(leaf)).unwrap_or_default();
-                        if got == want {
-                            Ok(())
-                        } else {
-                            Err(webrtc_dtls::Error::Other(
-                                "server certificate does not match the pinned fingerprint"
-                                    .to_owned(),
-                            ))
-                        }
-                    }));
+                    config.verify_peer_certificate = Some(pin_verifier(sha256_fingerprint)?);
                 }
-                ServerVerification::InsecureSkipVerify => config.insecure_skip_verify = true,
+                ServerVerification::InsecureSkipVerify => {}
             }
         }
     }

@@ -5,13 +5,16 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use tokio::net::UdpSocket;
-use tokio::sync::{Mutex, Notify, mpsc};
+use tokio::sync::{Mutex, Notify};
 
 use super::authenticate::RecordAuthenticator;
+use super::final_flight::{FinalFlight, is_final_flight_record};
 use super::first_flight::Turn;
+use super::inbound::{InboundLimits, InboundReceiver};
 use super::record::{filter, plaintext_fatal_alert, split};
 
 /// State shared between a [`PeerConn`] and the task driving its session.
@@ -28,9 +31,34 @@ pub(crate) struct ConnShared {
     /// A server handshake's turn at the expensive first flight; given back as soon as
     /// webrtc-dtls sends its first datagram (the HelloVerifyRequest).
     pub first_flight: std::sync::Mutex<Option<Turn>>,
+    /// The server's last handshake flight, resent when the client shows it was lost.
+    pub final_flight: FinalFlight,
+    /// True on a client, which has no final flight to resend: its last flight is
+    /// retransmitted by webrtc-dtls until the server's arrives.
+    client_side: bool,
+    /// The inbound queue's limits, deepened once the session is established.
+    inbound: OnceLock<Arc<InboundLimits>>,
 }
 
 impl ConnShared {
+    /// State for a client's connection.
+    pub fn for_client() -> Self {
+        Self {
+            client_side: true,
+            ..Self::default()
+        }
+    }
+
+    /// The handshake completed: strict record filtering from now on, the session's deep
+    /// inbound queue, and the final flight as sent is what gets resent.
+    pub fn mark_established(&self) {
+        self.established.store(true, Ordering::Release);
+        if let Some(limits) = self.inbound.get() {
+            limits.establish();
+        }
+        self.final_flight.freeze();
+    }
+
     /// Passes this handshake's first-flight turn on, if it holds one.
     pub fn end_first_flight(&self) {
         let turn = self
@@ -51,7 +79,7 @@ impl ConnShared {
 /// A `webrtc_util::Conn` for one peer. webrtc-dtls only calls `recv`, `send`,
 /// `local_addr`, `remote_addr` and `close` on it.
 pub(crate) struct PeerConn {
-    inbound: Mutex<mpsc::Receiver<Vec<u8>>>,
+    inbound: Mutex<InboundReceiver>,
     socket: Arc<UdpSocket>,
     remote: SocketAddr,
     shared: Arc<ConnShared>,
@@ -60,17 +88,40 @@ pub(crate) struct PeerConn {
 impl PeerConn {
     /// Wraps the queue the demultiplexer feeds and the socket replies go out on.
     pub fn new(
-        inbound: mpsc::Receiver<Vec<u8>>,
+        inbound: InboundReceiver,
         socket: Arc<UdpSocket>,
         remote: SocketAddr,
         shared: Arc<ConnShared>,
     ) -> Self {
+        let _ = shared.inbound.set(inbound.limits());
         Self {
             inbound: Mutex::new(inbound),
             socket,
             remote,
             shared,
         }
+    }
+}
+
+impl PeerConn {
+    /// When a datagram carries the client's final flight again after the handshake, our
+    /// final flight was lost: sends it again (see final_flight.rs) and returns the rest of
+    /// the datagram, which webrtc-dtls would only discard. `None` for any other datagram.
+    async fn answer_final_flight(&self, datagram: &[u8]) -> Option<Vec<u8>> {
+        let records = split(datagram)?;
+        if !records.iter().any(is_final_flight_record) {
+            return None;
+        }
+        for resend in self.shared.final_flight.answer(Instant::now()) {
+            let _ = self.socket.send_to(&resend, self.remote).await;
+        }
+        Some(
+            records
+                .iter()
+                .filter(|r| !is_final_flight_record(r))
+                .flat_map(|r| r.raw.iter().copied())
+                .collect(),
+        )
     }
 }
 
@@ -85,7 +136,7 @@ impl webrtc_util::Conn for PeerConn {
     async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
         let mut inbound = self.inbound.lock().await;
         loop {
-            let Some(datagram) = inbound.recv().await else {
+            let Some(mut datagram) = inbound.recv().await else {
                 // The demultiplexer forgot this peer. Returning an error here would make
                 // webrtc-dtls's reader loop spin (it only stops on fatal alerts), so wait
                 // instead: the reader ends when the DTLSConn is closed or dropped.
@@ -93,6 +144,13 @@ impl webrtc_util::Conn for PeerConn {
                 continue;
             };
             let established = self.shared.established.load(Ordering::Acquire);
+            if established && !self.shared.client_side {
+                match self.answer_final_flight(&datagram).await {
+                    Some(rest) if rest.is_empty() => continue,
+                    Some(rest) => datagram = rest,
+                    None => {}
+                }
+            }
             let alert = (!established)
                 .then(|| split(&datagram))
                 .flatten()
@@ -134,6 +192,9 @@ impl webrtc_util::Conn for PeerConn {
     }
 
     async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
+        if !self.shared.client_side && !self.shared.established.load(Ordering::Acquire) {
+            self.shared.final_flight.sent(buf);
+        }
         let sent = self
             .socket
             .send_to(buf, self.remote)

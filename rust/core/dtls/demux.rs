@@ -19,21 +19,18 @@ use super::conn::{ConnShared, PeerConn};
 use super::events::{DisconnectReason, DtlsEvent, PeerId};
 use super::events_gate::Gate;
 use super::first_flight::{FirstFlightGate, HOLD_LIMIT};
+use super::inbound::{self, InboundLimits, InboundSender};
 use super::record::{
     CONTENT_APPLICATION_DATA, ClientHelloInfo, MAX_DATAGRAM, find_client_hello, refusal_alert,
     split, split_by_epoch,
 };
-use super::session::{self, SessionContext, SessionControl};
+use super::session::{self, Confirmation, SessionContext, SessionControl};
 use super::stats::Stats;
-
-/// Datagrams that may wait for one peer's DTLS layer; beyond this they are dropped, as
-/// a congested UDP path would.
-const INBOUND_QUEUE: usize = 64;
 
 /// One handshake or session for one address.
 struct Entry {
     serial: u64,
-    inbound: mpsc::Sender<Vec<u8>>,
+    inbound: InboundSender,
     outbound: mpsc::Sender<Vec<u8>>,
     control: Arc<SessionControl>,
     created: Instant,
@@ -322,7 +319,9 @@ impl Demux {
     ) -> Entry {
         table.next_serial += 1;
         let serial = table.next_serial;
-        let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
+        let session = &self.options.session;
+        let limits = InboundLimits::new(session.inbound_queue, session.mtu);
+        let (in_tx, in_rx) = inbound::queue(limits, self.stats.clone());
         let (out_tx, out_rx) = mpsc::channel(self.options.session.send_queue.max(1));
         let control = Arc::new(SessionControl::child_of(&self.closed));
         let shared = Arc::new(ConnShared::default());
@@ -350,14 +349,19 @@ impl Demux {
                     "internal error: the session task panicked".to_owned(),
                 )),
             };
-            demux.forget(addr, serial);
-            if let (Some(id), Some((reason, message))) = (supervised.peer_id(), outcome) {
-                demux.events.send(DtlsEvent::PeerDisconnected {
-                    id,
-                    reason,
-                    message,
-                });
-            }
+            // Announced under the table lock, so a reconnect from the same address
+            // cannot announce its new session in between (see `promote`).
+            demux.forget(addr, serial, || {
+                if let (Some(id), Some((reason, message))) = (supervised.peer_id(), outcome) {
+                    supervised.announce_end(|| {
+                        demux.events.send(DtlsEvent::PeerDisconnected {
+                            id,
+                            reason,
+                            message,
+                        })
+                    });
+                }
+            });
         });
         Entry {
             serial,
@@ -428,7 +432,7 @@ impl Demux {
         if let Some(auth) = RecordAuthenticator::for_psk_session(&dtls, false).await {
             let _ = shared.authenticator.set(auth);
         }
-        shared.established.store(true, Ordering::Release);
+        shared.mark_established();
         let Some(id) = self.promote(addr, serial) else {
             let _ = tokio::time::timeout(std::time::Duration::from_millis(200), dtls.close()).await;
             return None;
@@ -444,6 +448,10 @@ impl Demux {
             keepalive: session.keepalive_interval,
             events: self.events.clone(),
             stats: self.stats.clone(),
+            confirm: Some(Confirmation {
+                shared,
+                by: tokio::time::Instant::now() + session.handshake_timeout,
+            }),
         };
         Some(session::run(dtls, cx).await)
     }
@@ -475,20 +483,32 @@ impl Demux {
         };
         table.next_id += 1;
         if let Some(old) = old {
+            old.control.stop(DisconnectReason::Replaced);
             if let Some(old_id) = old.control.peer_id() {
                 table.by_id.remove(&old_id);
+                // The old session's end is announced here, before the caller announces
+                // the new one, so scripts always see peer_disconnected(old) first.
+                let r = DisconnectReason::Replaced;
+                old.control.announce_end(|| {
+                    self.events.send(DtlsEvent::PeerDisconnected {
+                        id: old_id,
+                        reason: r,
+                        message: r.describe().to_owned(),
+                    })
+                });
             }
-            old.control.stop(DisconnectReason::Replaced);
         }
         table.by_id.insert(id, addr);
         table.publish(&self.stats);
         Some(id)
     }
 
-    /// Removes the entry with this serial, if it is still in the table.
-    fn forget(&self, addr: SocketAddr, serial: u64) {
+    /// Removes the entry with this serial, if it is still in the table, and runs
+    /// `farewell` before the table is unlocked.
+    fn forget(&self, addr: SocketAddr, serial: u64, farewell: impl FnOnce()) {
         let mut table = self.lock();
         let Some(slot) = table.by_addr.get_mut(&addr) else {
+            farewell();
             return;
         };
         if slot
@@ -514,6 +534,7 @@ impl Demux {
             }
         }
         table.publish(&self.stats);
+        farewell();
     }
 
     /// Queues a packet for one connected peer without waiting.

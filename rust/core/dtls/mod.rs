@@ -11,13 +11,17 @@ mod conn;
 mod demux;
 pub mod events;
 mod events_gate;
+mod failure;
+mod final_flight;
 mod first_flight;
+mod inbound;
 pub mod record;
 mod server;
 mod session;
 pub mod stats;
+mod verify;
 
-pub use certs::{SelfSigned, generate_self_signed};
+pub use certs::{KeyKind, SelfSigned, generate_self_signed};
 pub use client::DtlsClient;
 pub use config::{
     ClientCredentials, ClientOptions, PskLookup, ServerCredentials, ServerOptions,

@@ -16,6 +16,7 @@ use webrtc_dtls::conn::DTLSConn;
 use super::conn::{ConnShared, PeerConn};
 use super::events::{DisconnectReason, DtlsEvent, PeerId};
 use super::events_gate::Gate;
+use super::failure;
 use super::stats::Stats;
 
 /// Largest record payload webrtc-dtls can hand us; reads use a buffer this big.
@@ -33,6 +34,11 @@ pub(crate) struct SessionControl {
     /// The peer id once connected, 0 before.
     pub id: AtomicI32,
     reason: Mutex<Option<DisconnectReason>>,
+    /// True once `PeerDisconnected` went out for this session. Events for the session
+    /// are sent while holding it, so nothing for this id follows its disconnect, and
+    /// whoever announces a session's end (its supervisor, or the reconnect that
+    /// replaces it) does so exactly once and before anything else is announced.
+    ended: Mutex<bool>,
 }
 
 impl SessionControl {
@@ -59,6 +65,31 @@ impl SessionControl {
             .unwrap_or(DisconnectReason::ClosedLocally)
     }
 
+    /// Runs `send` (which sends the session's `PeerDisconnected`) unless the end was
+    /// already announced; true if it ran. Stops the session too.
+    pub fn announce_end(&self, send: impl FnOnce()) -> bool {
+        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        if *ended {
+            return false;
+        }
+        *ended = true;
+        send();
+        drop(ended);
+        self.cancel.cancel();
+        true
+    }
+
+    /// Runs `send` (which sends an event of this session) unless its end was already
+    /// announced; false then, and the session should stop.
+    pub fn emit(&self, send: impl FnOnce()) -> bool {
+        let ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        if *ended {
+            return false;
+        }
+        send();
+        true
+    }
+
     /// The id published once connected.
     pub fn peer_id(&self) -> Option<PeerId> {
         let id = self.id.load(Ordering::Acquire);
@@ -78,13 +109,17 @@ pub(crate) async fn handshake(
     limit: Duration,
     cancel: &CancellationToken,
 ) -> Result<Arc<DTLSConn>, String> {
+    let psk = config.psk.is_some();
     let alert = shared.alert_seen.notified();
     let attempt = DTLSConn::new(conn, config, is_client, None);
     tokio::pin!(attempt);
     let timed_out = || format!("handshake did not complete within {} ms", limit.as_millis());
     let outcome = |result: Result<DTLSConn, webrtc_dtls::Error>| match result {
         Ok(dtls) => Ok(Arc::new(dtls)),
-        Err(err) => Err(format!("handshake failed: {err}")),
+        Err(err) => Err(format!(
+            "handshake failed: {}",
+            failure::describe(&err, shared.fatal_alert(), psk)
+        )),
     };
     // Cancellation and the deadline are checked before webrtc-dtls is polled. A server
     // swamped by spoofed ClientHellos evicts or expires many entries before their task
@@ -102,13 +137,24 @@ pub(crate) async fn handshake(
             match timeout(ALERT_GRACE, &mut attempt).await {
                 Ok(result @ Err(_)) => outcome(result),
                 _ => Err(format!(
-                    "the peer refused the handshake (fatal alert {})",
-                    shared.fatal_alert().unwrap_or(0)
+                    "handshake failed: {}",
+                    failure::refused_by_peer(shared.fatal_alert().unwrap_or(40), psk)
                 )),
             }
         }
         result = &mut attempt => outcome(result),
     }
+}
+
+/// For a server session whose final flight had to be resent: the client has not shown
+/// that it completed the handshake, and must before `by` (any authenticated record
+/// does), or the session ends. A client that gave up would otherwise stay counted
+/// against `max_clients` until the idle timeout.
+pub(crate) struct Confirmation {
+    /// Whose final flight to ask about.
+    pub shared: Arc<ConnShared>,
+    /// The end of the grace period.
+    pub by: Instant,
 }
 
 /// Everything [`run`] needs besides the connection.
@@ -127,6 +173,8 @@ pub(crate) struct SessionContext {
     pub events: Gate,
     /// Counters to update.
     pub stats: Arc<Stats>,
+    /// Servers only: the confirmation rule, see [`Confirmation`].
+    pub confirm: Option<Confirmation>,
 }
 
 /// Moves packets until the session ends and says why.
@@ -135,7 +183,14 @@ pub(crate) async fn run(dtls: Arc<DTLSConn>, mut cx: SessionContext) -> (Disconn
     let mut deadline = Instant::now() + cx.idle_timeout;
     let mut last_send = Instant::now();
     let keepalive = cx.keepalive.filter(|d| !d.is_zero());
+    let mut confirm = cx.confirm.take();
     let outcome = loop {
+        let unconfirmed = async {
+            match &confirm {
+                Some(c) => sleep_until(c.by).await,
+                None => std::future::pending().await,
+            }
+        };
         let keepalive_due = async {
             match keepalive {
                 Some(every) => sleep_until(last_send + every).await,
@@ -152,14 +207,29 @@ pub(crate) async fn run(dtls: Arc<DTLSConn>, mut cx: SessionContext) -> (Disconn
                 let r = DisconnectReason::IdleTimeout;
                 break (r, r.describe().to_owned());
             }
+            _ = unconfirmed => {
+                if confirm.take().is_some_and(|c| c.shared.final_flight.was_resent()) {
+                    break (
+                        DisconnectReason::Error,
+                        "the client never finished the handshake: it kept resending its last flight, then sent nothing".to_owned(),
+                    );
+                }
+            }
             read = dtls.read(&mut buf, None) => match read {
                 Ok(n) => {
                     deadline = Instant::now() + cx.idle_timeout;
+                    // Anything that decrypts proves the client has the session keys.
+                    confirm = None;
                     // Empty records are keepalives: they refresh the idle timer only.
                     if n > 0 {
                         Stats::inc(&cx.stats.packets_in);
                         Stats::add(&cx.stats.bytes_in, n as u64);
-                        cx.events.send(DtlsEvent::Packet { id: cx.id, data: buf[..n].to_vec() });
+                        let packet = DtlsEvent::Packet { id: cx.id, data: buf[..n].to_vec() };
+                        if !cx.control.emit(|| cx.events.send(packet)) {
+                            // Retired (replaced by a reconnect): its end is announced.
+                            let r = cx.control.reason();
+                            break (r, r.describe().to_owned());
+                        }
                     }
                 }
                 Err(webrtc_dtls::Error::ErrAlertFatalOrClose | webrtc_dtls::Error::ErrConnClosed) => {

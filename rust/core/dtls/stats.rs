@@ -26,6 +26,9 @@ pub struct Stats {
     pub send_drops: AtomicU64,
     /// Incoming datagrams or records thrown away (garbage, oversize, full queues, limits).
     pub dropped_datagrams: AtomicU64,
+    /// Of those, datagrams dropped because a peer's inbound queue was full (a burst
+    /// larger than `inbound_queue`).
+    pub inbound_drops: AtomicU64,
 }
 
 /// A plain copy of [`Stats`] at one instant, convenient for a node to hand to a script.
@@ -51,6 +54,8 @@ pub struct StatsSnapshot {
     pub send_drops: u64,
     /// See [`Stats::dropped_datagrams`].
     pub dropped_datagrams: u64,
+    /// See [`Stats::inbound_drops`].
+    pub inbound_drops: u64,
 }
 
 impl Stats {
@@ -68,6 +73,7 @@ impl Stats {
             bytes_out: g(&self.bytes_out),
             send_drops: g(&self.send_drops),
             dropped_datagrams: g(&self.dropped_datagrams),
+            inbound_drops: g(&self.inbound_drops),
         }
     }
 

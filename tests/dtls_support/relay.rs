@@ -1,0 +1,239 @@
+//! A UDP relay that behaves like a bad network path between DTLS clients and a server:
+//! it loses, duplicates, delays (so reorders) and size-limits datagrams, each by a seeded
+//! random choice, and records the largest datagram it saw each way.
+//!
+//! It works like a NAT: every client address gets its own socket towards the server, so
+//! many clients can share one relay and the server sees one address per client.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+/// How bad the path is. Probabilities are per datagram and per direction.
+#[derive(Clone, Copy, Debug)]
+pub struct PathConfig {
+    /// Share of datagrams dropped.
+    pub loss: f64,
+    /// Share of datagrams delivered twice.
+    pub duplicate: f64,
+    /// Share of datagrams held back 20-60 ms, so later ones overtake them.
+    pub reorder: f64,
+    /// Datagrams larger than this are dropped, as a path with this MTU would.
+    pub max_size: Option<usize>,
+    /// Seed of the random choices, so a failing run can be repeated.
+    pub seed: u64,
+}
+
+impl PathConfig {
+    /// A perfect path (useful with only `max_size` set).
+    pub fn clean() -> Self {
+        Self {
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            max_size: None,
+            seed: 1,
+        }
+    }
+
+    /// The path of issue 9: 20 % lost, 5 % duplicated, 10 % reordered.
+    pub fn lossy(seed: u64) -> Self {
+        Self {
+            loss: 0.2,
+            duplicate: 0.05,
+            reorder: 0.1,
+            max_size: None,
+            seed,
+        }
+    }
+}
+
+/// What the relay saw.
+#[derive(Debug, Default)]
+pub struct PathStats {
+    /// Largest datagram a client sent (client → server), in bytes.
+    pub largest_up: AtomicUsize,
+    /// Largest datagram the server sent (server → client), in bytes.
+    pub largest_down: AtomicUsize,
+    /// Datagrams dropped for exceeding `max_size`.
+    pub oversize: AtomicU64,
+    /// Datagrams dropped at random.
+    pub lost: AtomicU64,
+    /// Datagrams forwarded (duplicates counted twice).
+    pub forwarded: AtomicU64,
+}
+
+/// A running relay; dropping it stops it.
+pub struct Relay {
+    /// Where clients send to.
+    pub addr: SocketAddr,
+    /// What it saw so far.
+    pub stats: Arc<PathStats>,
+    stop: CancellationToken,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Up,
+    Down,
+}
+
+/// Shared by both directions of every flow.
+struct Path {
+    config: PathConfig,
+    rng: Mutex<StdRng>,
+    stats: Arc<PathStats>,
+    stop: CancellationToken,
+}
+
+impl Path {
+    /// Sends `datagram` through `send` as the path decides: not at all, once, twice, or
+    /// late.
+    fn forward<F, Fut>(self: &Arc<Self>, direction: Direction, datagram: &[u8], send: F)
+    where
+        F: Fn(Vec<u8>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let largest = match direction {
+            Direction::Up => &self.stats.largest_up,
+            Direction::Down => &self.stats.largest_down,
+        };
+        largest.fetch_max(datagram.len(), Ordering::Relaxed);
+        if self.config.max_size.is_some_and(|max| datagram.len() > max) {
+            self.stats.oversize.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let (lost, copies, delay) = {
+            let mut rng = self.rng.lock().unwrap();
+            let lost = rng.random_bool(self.config.loss);
+            let copies = if rng.random_bool(self.config.duplicate) {
+                2
+            } else {
+                1
+            };
+            let delay = rng
+                .random_bool(self.config.reorder)
+                .then(|| Duration::from_millis(rng.random_range(20..60)));
+            (lost, copies, delay)
+        };
+        if lost {
+            self.stats.lost.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.stats.forwarded.fetch_add(copies, Ordering::Relaxed);
+        let datagram = datagram.to_vec();
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            if let Some(d) = delay {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(d) => {}
+                }
+            }
+            for _ in 0..copies {
+                send(datagram.clone()).await;
+            }
+        });
+    }
+}
+
+impl Relay {
+    /// Starts relaying to `server` on netkit's runtime.
+    pub fn start(server: SocketAddr, config: PathConfig) -> Relay {
+        let handle = netkit::core::runtime::handle();
+        let front = handle
+            .block_on(UdpSocket::bind("127.0.0.1:0"))
+            .expect("bind relay");
+        let addr = front.local_addr().unwrap();
+        let stats = Arc::new(PathStats::default());
+        let stop = CancellationToken::new();
+        let path = Arc::new(Path {
+            config,
+            rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
+            stats: stats.clone(),
+            stop: stop.clone(),
+        });
+        handle.spawn(run(Arc::new(front), server, path));
+        Relay { addr, stats, stop }
+    }
+}
+
+async fn run(front: Arc<UdpSocket>, server: SocketAddr, path: Arc<Path>) {
+    let mut flows: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, client) = tokio::select! {
+            _ = path.stop.cancelled() => return,
+            r = front.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                // ICMP errors surface here; pause so a dead peer cannot make this spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                }
+            },
+        };
+        let back = match flows.get(&client) {
+            Some(b) => b.clone(),
+            None => {
+                let Ok(b) = UdpSocket::bind("127.0.0.1:0").await else {
+                    continue;
+                };
+                if b.connect(server).await.is_err() {
+                    continue;
+                }
+                let b = Arc::new(b);
+                flows.insert(client, b.clone());
+                tokio::spawn(downstream(b.clone(), front.clone(), client, path.clone()));
+                b
+            }
+        };
+        let to_server = back.clone();
+        path.forward(Direction::Up, &buf[..n], move |d| {
+            let s = to_server.clone();
+            async move {
+                let _ = s.send(&d).await;
+            }
+        });
+    }
+}
+
+async fn downstream(
+    back: Arc<UdpSocket>,
+    front: Arc<UdpSocket>,
+    client: SocketAddr,
+    path: Arc<Path>,
+) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = tokio::select! {
+            _ = path.stop.cancelled() => return,
+            r = back.recv(&mut buf) => match r {
+                Ok(n) => n,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                }
+            },
+        };
+        let f = front.clone();
+        path.forward(Direction::Down, &buf[..n], move |d| {
+            let f = f.clone();
+            async move {
+                let _ = f.send_to(&d, client).await;
+            }
+        });
+    }
+}
