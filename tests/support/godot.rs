@@ -946,7 +946,14 @@ pub fn run_captured(mut cmd: Command, timeout: Duration, echo: bool) -> std::io:
                     let line = String::from_utf8_lossy(&buf);
                     let line = line.trim_end_matches(['\n', '\r']);
                     if echo {
-                        println!("godot{} {line}", if is_err { "!" } else { "|" });
+                        // The runner's per-test lines read like libtest's, as they are;
+                        // its `--- run` lines only repeat them (check_suite still reads
+                        // them); everything else Godot prints is marked as Godot's.
+                        if !is_err && is_test_line(line) {
+                            println!("{line}");
+                        } else if is_err || !line.starts_with("--- run ") {
+                            println!("godot{} {line}", if is_err { "!" } else { "|" });
+                        }
                     }
                     own.push_str(line);
                     own.push('\n');
@@ -1107,19 +1114,11 @@ pub fn check_suite_allowing(
         .collect();
 
     // Per-test results and the summary.
-    let mut ok = 0usize;
-    let mut failed_lines = Vec::new();
-    let mut summary = None;
-    for line in &lines {
-        let l = line.trim_end();
-        if l.starts_with("test ") && l.ends_with(" ... ok") {
-            ok += 1;
-        } else if l.starts_with("test ") && l.contains(" ... FAILED") {
-            failed_lines.push(l.to_string());
-        } else if let Some(counts) = parse_summary(l) {
-            summary = Some(counts);
-        }
-    }
+    let (ok, failed_lines) = test_results(&lines);
+    let summary = lines
+        .iter()
+        .filter_map(|l| parse_summary(l.trim_end()))
+        .next_back();
     let mut counts = None;
     match summary {
         None => problems.push(
@@ -1207,6 +1206,28 @@ pub fn check_suite_allowing(
             tail(&lines.join("\n"), 25)
         )),
     }
+}
+
+/// The runner's per-test lines in a run's output: how many passed, and each `... FAILED`
+/// line. Counted from the lines themselves, so a run that died before the runner's
+/// summary still reports what it got through.
+pub fn test_results<S: AsRef<str>>(lines: &[S]) -> (usize, Vec<String>) {
+    let mut ok = 0usize;
+    let mut failed = Vec::new();
+    for line in lines {
+        let l = line.as_ref().trim_end();
+        if l.starts_with("test ") && l.ends_with(" ... ok") {
+            ok += 1;
+        } else if l.starts_with("test ") && l.contains(" ... FAILED") {
+            failed.push(l.to_string());
+        }
+    }
+    (ok, failed)
+}
+
+/// A runner result line: `test NAME ... ok` or `test NAME ... FAILED: why`.
+fn is_test_line(line: &str) -> bool {
+    line.starts_with("test ") && (line.ends_with(" ... ok") || line.contains(" ... FAILED"))
 }
 
 fn parse_summary(line: &str) -> Option<(usize, usize)> {
