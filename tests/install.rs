@@ -20,18 +20,14 @@ mod install;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use extension_list::Registered;
 use support::godot::{godot_command, repo_dir};
 use support::scratch_project::{
-    assert_exit_0, assert_request_works, run_headless, scratch_dir, write_request_project,
+    OTHER_ENTRY, OTHER_LOADED, add_other_extension, assert_exit_0, assert_request_works,
+    run_headless, scratch_dir, write_request_project,
 };
-
-/// What the other extension prints when Godot initializes it (tests/fixtures).
-const OTHER_LOADED: &str = "other_extension: initialized";
-const OTHER_ENTRY: &str = "res://addons/other/other.gdextension";
 
 #[test]
 fn install_into_an_empty_project_then_first_import_exits_0() {
@@ -183,35 +179,4 @@ fn install(project: &Path) -> install::Installed {
 
 fn listed(project: &Path) -> Vec<String> {
     extension_list::entries(project).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Builds tests/fixtures/other_extension.rs with `rustc` and puts it in the project at
-/// `res://addons/other/` with its `.gdextension`.
-fn add_other_extension(work: &Path, project: &Path) {
-    let dir = project.join("addons/other");
-    fs::create_dir_all(&dir).unwrap();
-    let library = dir.join("libother_extension.so");
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let status = Command::new(rustc)
-        .args([
-            "--edition",
-            "2024",
-            "--crate-type",
-            "cdylib",
-            "-C",
-            "opt-level=1",
-        ])
-        .arg("--out-dir")
-        .arg(work)
-        .arg(repo_dir().join("tests/fixtures/other_extension.rs"))
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run rustc: {e}"));
-    assert!(status.success(), "building the other extension failed");
-    fs::copy(work.join("libother_extension.so"), &library).unwrap();
-    fs::write(
-        dir.join("other.gdextension"),
-        "[configuration]\nentry_symbol = \"other_extension_init\"\n\
-         compatibility_minimum = \"4.3\"\n\n[libraries]\nlinux = \"libother_extension.so\"\n",
-    )
-    .unwrap();
 }

@@ -1,10 +1,10 @@
 //! The Asset-Library zip works as a user gets it: build it with the same code as
-//! `cargo run --release --bin package` (rust/bin/package/zipper.rs), unzip it into an
-//! empty Godot project that has never seen netkit, register the extension with the
-//! shipped `install.gd` as the addon README says, and then the project's very first
-//! headless import exits 0 (a raw unzip aborts there with exit code 134, Godot bug
-//! godotengine/godot#123511) and a scene makes a real HTTPPool request to the loopback
-//! test server.
+//! `cargo run --release --bin package` (rust/bin/package/zipper.rs), unzip it into a
+//! Godot project that has never seen netkit (but uses another GDExtension), register
+//! netkit with the shipped `install.gd` as the addon README says; then the project's
+//! first headless import with netkit exits 0 (a raw unzip aborts there with exit code
+//! 134, Godot bug godotengine/godot#123511), the other extension stays listed and
+//! loaded, and a scene makes a real HTTPPool request to the loopback test server.
 //!
 //! The zip here carries the debug library this `cargo test` built, under the debug name
 //! (`linux.debug.x86_64`), because the headless editor binary that runs the project
@@ -24,7 +24,8 @@ use std::time::Instant;
 
 use support::godot::godot_command;
 use support::scratch_project::{
-    assert_exit_0, assert_request_works, run_headless, scratch_dir, write_request_project,
+    OTHER_ENTRY, OTHER_LOADED, add_other_extension, assert_exit_0, assert_request_works,
+    run_headless, scratch_dir, write_request_project,
 };
 
 const NETKIT_ENTRY: &str = "res://addons/netkit/netkit.gdextension";
@@ -52,16 +53,21 @@ fn packaged_zip_installs_into_a_fresh_project_and_works() {
         "the zip reads back differently from what was written"
     );
 
-    // An empty project that has never seen netkit, then the zip unpacked into it.
+    // A project that has never seen netkit but already uses another GDExtension (listed
+    // by hand, without a final newline), then the zip unpacked into it.
     let project = work.join("project");
     write_request_project(&project);
+    add_other_extension(&work, &project);
+    let list = project.join(".godot/extension_list.cfg");
+    fs::create_dir_all(list.parent().unwrap()).unwrap();
+    fs::write(&list, OTHER_ENTRY).unwrap();
     let mut archive = zip::ZipArchive::new(File::open(&zip_path).unwrap()).unwrap();
     archive
         .extract(&project)
         .unwrap_or_else(|e| panic!("cannot unzip {}: {e}", zip_path.display()));
 
-    // The README's step for a raw unzip, run twice: the second run must add nothing.
-    let list = project.join(".godot/extension_list.cfg");
+    // The README's step for a raw unzip, run twice: the second run must add nothing, and
+    // the other extension's line stays first, as it was.
     for (round, says) in [(1, "added"), (2, "already lists")] {
         let out = run_headless(&godot, &project, &["--script", INSTALL_SCRIPT]);
         assert_exit_0(&out, &format!("install.gd (run {round})"));
@@ -78,7 +84,7 @@ fn packaged_zip_installs_into_a_fresh_project_and_works() {
         let text = fs::read_to_string(&list).unwrap_or_default();
         assert_eq!(
             text,
-            format!("{NETKIT_ENTRY}\n"),
+            format!("{OTHER_ENTRY}\n{NETKIT_ENTRY}\n"),
             "after install.gd run {round}"
         );
     }
@@ -86,6 +92,16 @@ fn packaged_zip_installs_into_a_fresh_project_and_works() {
     // The project's first import, as a user's CI runs it.
     let import = run_headless(&godot, &project, &["--import"]);
     assert_exit_0(&import, "the first headless import of the unzipped addon");
+    assert!(
+        import.stdout.contains(OTHER_LOADED),
+        "the import did not load the other extension:\n{}",
+        import.combined
+    );
+    let listed = fs::read_to_string(&list).unwrap();
+    assert!(
+        listed.contains(OTHER_ENTRY) && listed.contains(NETKIT_ENTRY),
+        "after the import the list is {listed:?}"
+    );
 
     let server = support::http_server::start_blocking();
     assert_request_works(&godot, &project, &format!("{}/json", server.http_url));

@@ -921,7 +921,10 @@ pub fn run_captured(mut cmd: Command, timeout: Duration, echo: bool) -> std::io:
         .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
     let combined = Arc::new(Mutex::new(String::new()));
-    let (done_tx, done_rx) = mpsc::channel::<()>();
+    // Each reader sends its stream's text when it reaches EOF. Sent, not returned from
+    // the thread: a thread that has sent is not yet `is_finished()`, so joining only
+    // finished threads lost a stream's text now and then.
+    let (done_tx, done_rx) = mpsc::channel::<(usize, String)>();
     let readers = [
         child
             .stdout
@@ -934,7 +937,8 @@ pub fn run_captured(mut cmd: Command, timeout: Duration, echo: bool) -> std::io:
     ]
     .into_iter()
     .zip([false, true])
-    .map(|(stream, is_err)| {
+    .enumerate()
+    .map(|(index, (stream, is_err))| {
         let combined = Arc::clone(&combined);
         let done_tx = done_tx.clone();
         thread::spawn(move || {
@@ -965,8 +969,7 @@ pub fn run_captured(mut cmd: Command, timeout: Duration, echo: bool) -> std::io:
                     buf.clear();
                 }
             }
-            let _ = done_tx.send(());
-            own
+            let _ = done_tx.send((index, own));
         })
     })
     .collect::<Vec<_>>();
@@ -988,22 +991,15 @@ pub fn run_captured(mut cmd: Command, timeout: Duration, echo: bool) -> std::io:
     // Readers end at EOF. Should a grandchild keep a pipe open, give up after a grace
     // period instead of hanging the test; that reader's text is still in `combined`.
     let grace = Instant::now() + Duration::from_secs(5);
-    let mut finished = 0;
-    while finished < readers.len() {
+    let mut texts = vec![String::new(); readers.len()];
+    for _ in 0..readers.len() {
         let left = grace.saturating_duration_since(Instant::now());
-        if done_rx.recv_timeout(left).is_err() {
-            break;
+        match done_rx.recv_timeout(left) {
+            Ok((index, text)) => texts[index] = text,
+            Err(_) => break,
         }
-        finished += 1;
     }
-    let mut texts = Vec::new();
-    for reader in readers {
-        texts.push(if reader.is_finished() {
-            reader.join().unwrap_or_default()
-        } else {
-            String::new()
-        });
-    }
+    drop(readers); // detached: a reader still blocked on an open pipe ends with it
     let combined = combined.lock().map(|s| s.clone()).unwrap_or_default();
     let (exit_code, signal) = match status {
         Some(status) => (status.code(), exit_signal(&status)),

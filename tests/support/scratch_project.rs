@@ -4,9 +4,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use super::godot::{GodotCmd, RunOutput, check_suite, run_captured, run_project};
+
+/// What the other extension (tests/fixtures/other_extension.rs) prints when Godot
+/// initializes it, and where [`add_other_extension`] puts its `.gdextension`.
+pub const OTHER_LOADED: &str = "other_extension: initialized";
+pub const OTHER_ENTRY: &str = "res://addons/other/other.gdextension";
 
 /// Upper bound for a headless `--import` or `--script` run of a scratch project.
 const GODOT_STEP_TIMEOUT: Duration = Duration::from_secs(300);
@@ -122,4 +128,35 @@ pub fn assert_request_works(godot: &GodotCmd, project: &Path, url: &str) -> RunO
         Ok(counts) => panic!("unexpected result counts {counts:?}"),
         Err(why) => panic!("the installed addon did not work in the project:\n{why}"),
     }
+}
+
+/// Builds tests/fixtures/other_extension.rs with `rustc` and puts it in the project at
+/// `res://addons/other/` with its `.gdextension`.
+pub fn add_other_extension(work: &Path, project: &Path) {
+    let dir = project.join("addons/other");
+    fs::create_dir_all(&dir).unwrap();
+    let library = dir.join("libother_extension.so");
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let status = Command::new(rustc)
+        .args([
+            "--edition",
+            "2024",
+            "--crate-type",
+            "cdylib",
+            "-C",
+            "opt-level=1",
+        ])
+        .arg("--out-dir")
+        .arg(work)
+        .arg(super::godot::repo_dir().join("tests/fixtures/other_extension.rs"))
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run rustc: {e}"));
+    assert!(status.success(), "building the other extension failed");
+    fs::copy(work.join("libother_extension.so"), &library).unwrap();
+    fs::write(
+        dir.join("other.gdextension"),
+        "[configuration]\nentry_symbol = \"other_extension_init\"\n\
+         compatibility_minimum = \"4.3\"\n\n[libraries]\nlinux = \"libother_extension.so\"\n",
+    )
+    .unwrap();
 }
