@@ -1,7 +1,10 @@
 //! The Asset-Library zip works as a user gets it: build it with the same code as
-//! `cargo run --release --bin package` (rust/bin/package/zipper.rs), unzip it into an
-//! empty Godot project that has never seen netkit, import that project, and run a scene
-//! that makes a real HTTPPool request to the loopback test server.
+//! `cargo run --release --bin package` (rust/bin/package/zipper.rs), unzip it into a
+//! Godot project that has never seen netkit (but uses another GDExtension), register
+//! netkit with the shipped `install.gd` as the addon README says; then the project's
+//! first headless import with netkit exits 0 (a raw unzip aborts there with exit code
+//! 134, Godot bug godotengine/godot#123511), the other extension stays listed and
+//! loaded, and a scene makes a real HTTPPool request to the loopback test server.
 //!
 //! The zip here carries the debug library this `cargo test` built, under the debug name
 //! (`linux.debug.x86_64`), because the headless editor binary that runs the project
@@ -10,70 +13,23 @@
 
 mod support;
 
+#[path = "../rust/bin/package/addon.rs"]
+mod addon;
 #[allow(dead_code)]
 #[path = "../rust/bin/package/zipper.rs"]
 mod zipper;
 
 use std::fs::{self, File};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use support::godot::{check_suite, godot_command, run_project};
+use support::godot::godot_command;
+use support::scratch_project::{
+    OTHER_ENTRY, OTHER_LOADED, add_other_extension, assert_exit_0, assert_request_works,
+    run_headless, scratch_dir, write_request_project,
+};
 
-/// The scene written into the scratch project. It prints the runner's line format
-/// (`test NAME ... ok`, `N passed, M failed`) so `check_suite` judges the run with all
-/// its checks (SCRIPT ERROR, engine errors, leaks, crashes, exit code).
-const MAIN_GD: &str = r#"extends Node
-## Scratch project of tests/package_zip.rs: one GET through the unzipped addon.
-
-func _ready() -> void:
-	var url := ""
-	for arg in OS.get_cmdline_user_args():
-		if arg.begins_with("--url="):
-			url = arg.substr(6)
-	get_tree().create_timer(20.0).timeout.connect(_report.bind(false, "no answer within 20 s"))
-	var pool := HTTPPool.new()
-	add_child(pool)
-	var res: HTTPResponse = await pool.fetch(url).completed
-	if res.ok and res.json is Dictionary and res.json.get("int") == 42:
-		_report(true, "")
-	else:
-		_report(false, "status %d %s %s" % [res.status, res.get_error_name(), res.error_message])
-
-
-var _reported := false
-
-
-func _report(ok: bool, why: String) -> void:
-	if _reported:
-		return
-	_reported = true
-	if ok:
-		print("test packaged_addon_request ... ok")
-		print("1 passed, 0 failed")
-	else:
-		print("test packaged_addon_request ... FAILED: " + why)
-		print("0 passed, 1 failed")
-	get_tree().quit(0 if ok else 1)
-"#;
-
-const MAIN_TSCN: &str = r#"[gd_scene load_steps=2 format=3]
-
-[ext_resource type="Script" path="res://main.gd" id="1_main"]
-
-[node name="Main" type="Node"]
-script = ExtResource("1_main")
-"#;
-
-const PROJECT_GODOT: &str = r#"; Scratch project made by tests/package_zip.rs.
-config_version=5
-
-[application]
-
-config/name="netkit package check"
-run/main_scene="res://main.tscn"
-run/flush_stdout_on_print=true
-"#;
+const NETKIT_ENTRY: &str = "res://addons/netkit/netkit.gdextension";
+const INSTALL_SCRIPT: &str = "res://addons/netkit/install.gd";
 
 #[test]
 fn packaged_zip_installs_into_a_fresh_project_and_works() {
@@ -83,7 +39,7 @@ fn packaged_zip_installs_into_a_fresh_project_and_works() {
     let work = scratch_dir("package_zip");
     let zip_path = work.join(zipper::zip_file_name("test"));
 
-    let library = zipper::Library {
+    let library = addon::Library {
         source: debug_library,
         file_name: "libnetkit.linux.x86_64.debug.so".to_string(),
     };
@@ -97,35 +53,58 @@ fn packaged_zip_installs_into_a_fresh_project_and_works() {
         "the zip reads back differently from what was written"
     );
 
-    // An empty project that has never seen netkit, then the zip unpacked into it.
+    // A project that has never seen netkit but already uses another GDExtension (listed
+    // by hand, without a final newline), then the zip unpacked into it.
     let project = work.join("project");
-    fs::create_dir_all(&project).unwrap();
-    fs::write(project.join("project.godot"), PROJECT_GODOT).unwrap();
-    fs::write(project.join("main.gd"), MAIN_GD).unwrap();
-    fs::write(project.join("main.tscn"), MAIN_TSCN).unwrap();
+    write_request_project(&project);
+    add_other_extension(&work, &project);
+    let list = project.join(".godot/extension_list.cfg");
+    fs::create_dir_all(list.parent().unwrap()).unwrap();
+    fs::write(&list, OTHER_ENTRY).unwrap();
     let mut archive = zip::ZipArchive::new(File::open(&zip_path).unwrap()).unwrap();
     archive
         .extract(&project)
         .unwrap_or_else(|e| panic!("cannot unzip {}: {e}", zip_path.display()));
 
-    let server = support::http_server::start_blocking();
-    let url = format!("--url={}/json", server.http_url);
-    // Import first (`--import`), as opening the project in the editor would, so the
-    // extension is registered before the scene runs; a failure here is reported whole.
-    support::godot::ensure_imported(&godot, &project)
-        .unwrap_or_else(|e| panic!("importing the fresh project with the addon failed:\n{e}"));
-    let out = run_project(
-        &godot,
-        &project,
-        &[url.as_str()],
-        &[],
-        Duration::from_secs(180),
-    );
-    match check_suite(&out) {
-        Ok((1, 0)) => {}
-        Ok(counts) => panic!("unexpected result counts {counts:?}"),
-        Err(why) => panic!("the unzipped addon did not work in a fresh project:\n{why}"),
+    // The README's step for a raw unzip, run twice: the second run must add nothing, and
+    // the other extension's line stays first, as it was.
+    for (round, says) in [(1, "added"), (2, "already lists")] {
+        let out = run_headless(&godot, &project, &["--script", INSTALL_SCRIPT]);
+        assert_exit_0(&out, &format!("install.gd (run {round})"));
+        assert!(
+            out.stdout.contains(says),
+            "install.gd run {round} should say {says:?}:\n{}",
+            out.combined
+        );
+        assert!(
+            !out.combined.contains("ERROR"),
+            "install.gd run {round} printed an error:\n{}",
+            out.combined
+        );
+        let text = fs::read_to_string(&list).unwrap_or_default();
+        assert_eq!(
+            text,
+            format!("{OTHER_ENTRY}\n{NETKIT_ENTRY}\n"),
+            "after install.gd run {round}"
+        );
     }
+
+    // The project's first import, as a user's CI runs it.
+    let import = run_headless(&godot, &project, &["--import"]);
+    assert_exit_0(&import, "the first headless import of the unzipped addon");
+    assert!(
+        import.stdout.contains(OTHER_LOADED),
+        "the import did not load the other extension:\n{}",
+        import.combined
+    );
+    let listed = fs::read_to_string(&list).unwrap();
+    assert!(
+        listed.contains(OTHER_ENTRY) && listed.contains(NETKIT_ENTRY),
+        "after the import the list is {listed:?}"
+    );
+
+    let server = support::http_server::start_blocking();
+    assert_request_works(&godot, &project, &format!("{}/json", server.http_url));
     println!(
         "zip of {} entries ({} bytes) installed and answered a request in {:.1?}",
         summary.entries.len(),
@@ -139,6 +118,7 @@ fn check_entries(entries: &[String]) {
     for required in [
         "addons/netkit/LICENSE",
         "addons/netkit/README.md",
+        "addons/netkit/install.gd",
         "addons/netkit/netkit.gdextension",
         "addons/netkit/bin/libnetkit.linux.x86_64.debug.so",
         "addons/netkit/icons/http_pool.svg",
@@ -169,15 +149,4 @@ fn check_entries(entries: &[String]) {
         1,
         "only the library handed to the builder may ship, found {libraries:?}"
     );
-}
-
-/// A fresh folder under Cargo's per-target scratch space, emptied first so an earlier
-/// run cannot make this one pass.
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    if dir.exists() {
-        fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("cannot clear {}: {e}", dir.display()));
-    }
-    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    dir
 }

@@ -1,5 +1,15 @@
 //! The addon's ProjectSettings, under `netkit/`: registered at startup so they appear in
 //! Project Settings (with "Advanced Settings" on) and are read by the runtime.
+//!
+//! Godot shows a setting's description from the `ProjectSettings` class documentation
+//! only, and gives an extension no way to add to it: `ProjectSettings.add_property_info`
+//! takes a name, type, hint and hint string, no description (proposal
+//! godotengine/godot-proposals#11294), and loading documentation XML for the class
+//! `ProjectSettings` would replace Godot's own documentation of every setting. So the
+//! editor shows "No description available" for these settings; [`SETTINGS`] holds the
+//! descriptions, and addons/netkit/README.md shows them in a table that a test keeps
+//! in step with this file. The range hint (and its unit suffix) is what the editor does
+//! show.
 
 use godot::classes::ProjectSettings;
 use godot::prelude::*;
@@ -12,27 +22,65 @@ pub const WORKER_THREADS: &str = "netkit/runtime/worker_threads";
 /// Seconds between one-line stats logs in headless runs; 0 turns the log off.
 pub const STATS_LOG_INTERVAL: &str = "netkit/debug/stats_log_interval";
 
+/// A setting's default, which also fixes its Variant type.
+#[derive(Clone, Copy, Debug)]
+pub enum Default {
+    Int(i64),
+    Float(f64),
+}
+
+/// One netkit setting, as registered and as documented in the addon README. `unit` and
+/// `description` are read only by the README test: Godot has nowhere to show them.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub struct Setting {
+    pub name: &'static str,
+    pub default: Default,
+    /// `PROPERTY_HINT_RANGE` string: `min,max,step[,suffix:unit]`.
+    pub range: &'static str,
+    /// Unit for the README table (`-` when the value is a count).
+    pub unit: &'static str,
+    /// What it does, when it is read, and what a change needs to take effect.
+    pub description: &'static str,
+}
+
+/// Every netkit setting.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: WORKER_THREADS,
+        default: Default::Int(runtime::DEFAULT_WORKER_THREADS as i64),
+        range: "1,64,1",
+        unit: "threads",
+        description: "Worker threads of the tokio runtime that every HTTPPool and DTLSPeer \
+            shares. Read once when the extension loads, so a change takes effect at the next \
+            start. Values outside 1 to 64 are clamped.",
+    },
+    Setting {
+        name: STATS_LOG_INTERVAL,
+        default: Default::Float(0.0),
+        range: "0,3600,0.5,suffix:s",
+        unit: "seconds",
+        description: "Interval of a one-line stats log (the figures of the `netkit/` \
+            Performance monitors) printed while an HTTPPool or DTLSPeer is in the scene tree \
+            and the game runs headless (e.g. a dedicated server); 0 turns it off. Read once, \
+            the first time one of those nodes processes a frame.",
+    },
+];
+
 /// Registers every setting with its default and hint, then applies the runtime ones.
 pub fn register() {
     let mut settings = ProjectSettings::singleton();
-    add(
-        &mut settings,
-        WORKER_THREADS,
-        (runtime::DEFAULT_WORKER_THREADS as i64).to_variant(),
-        PropertyHint::RANGE,
-        "1,64,1",
-    );
-    add(
-        &mut settings,
-        STATS_LOG_INTERVAL,
-        0.0f64.to_variant(),
-        PropertyHint::RANGE,
-        "0,3600,0.5,suffix:s",
-    );
+    for setting in SETTINGS {
+        let default = match setting.default {
+            Default::Int(v) => v.to_variant(),
+            Default::Float(v) => v.to_variant(),
+        };
+        add(&mut settings, setting.name, default, setting.range);
+    }
     let workers = settings
         .get_setting(WORKER_THREADS)
         .try_to::<i64>()
-        .unwrap_or(2);
+        .unwrap_or(runtime::DEFAULT_WORKER_THREADS as i64);
     runtime::set_worker_threads(workers.clamp(1, 64) as usize);
 }
 
@@ -44,13 +92,7 @@ pub fn get_f64(name: &str, default: f64) -> f64 {
         .unwrap_or(default)
 }
 
-fn add(
-    settings: &mut Gd<ProjectSettings>,
-    name: &str,
-    default: Variant,
-    hint: PropertyHint,
-    hint_string: &str,
-) {
+fn add(settings: &mut Gd<ProjectSettings>, name: &str, default: Variant, range: &str) {
     if !settings.has_setting(name) {
         settings.set_setting(name, &default);
     }
@@ -59,7 +101,54 @@ fn add(
     let mut info = VarDictionary::new();
     info.set("name", name);
     info.set("type", default.get_type().ord() as i64);
-    info.set("hint", hint.ord() as i64);
-    info.set("hint_string", hint_string);
+    info.set("hint", PropertyHint::RANGE.ord() as i64);
+    info.set("hint_string", range);
     settings.add_property_info(&info);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Default, SETTINGS};
+
+    /// The addon README's settings table is the only place a user can read what a
+    /// setting does (see the module docs): every setting must have a row with its type,
+    /// default, unit and description, and no row may name a setting that does not exist.
+    #[test]
+    fn addon_readme_documents_every_setting() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/addons/netkit/README.md");
+        let readme = std::fs::read_to_string(path).expect("addons/netkit/README.md");
+        let rows: Vec<Vec<String>> = readme
+            .lines()
+            .filter(|l| l.starts_with("| `netkit/"))
+            .map(|l| {
+                l.trim_matches('|')
+                    .split(" | ")
+                    .map(|cell| cell.trim().to_string())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            rows.len(),
+            SETTINGS.len(),
+            "one README row per setting: {rows:?}"
+        );
+        for setting in SETTINGS {
+            let row = rows
+                .iter()
+                .find(|r| r[0] == format!("`{}`", setting.name))
+                .unwrap_or_else(|| panic!("no README row for {}", setting.name));
+            let (kind, default) = match setting.default {
+                Default::Int(v) => ("int", v.to_string()),
+                Default::Float(v) => ("float", format!("{v:.1}")),
+            };
+            let expected = [
+                format!("`{}`", setting.name),
+                kind.to_string(),
+                format!("`{default}`"),
+                setting.unit.to_string(),
+                setting.description.to_string(),
+            ];
+            assert_eq!(row[..], expected[..], "README row of {}", setting.name);
+        }
+    }
 }

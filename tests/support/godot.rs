@@ -921,7 +921,10 @@ pub fn run_captured(mut cmd: Command, timeout: Duration, echo: bool) -> std::io:
         .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
     let combined = Arc::new(Mutex::new(String::new()));
-    let (done_tx, done_rx) = mpsc::channel::<()>();
+    // Each reader sends its stream's text when it reaches EOF. Sent, not returned from
+    // the thread: a thread that has sent is not yet `is_finished()`, so joining only
+    // finished threads lost a stream's text now and then.
+    let (done_tx, done_rx) = mpsc::channel::<(usize, String)>();
     let readers = [
         child
             .stdout
@@ -934,7 +937,8 @@ pub fn run_captured(mut cmd: Command, timeout: Duration, echo: bool) -> std::io:
     ]
     .into_iter()
     .zip([false, true])
-    .map(|(stream, is_err)| {
+    .enumerate()
+    .map(|(index, (stream, is_err))| {
         let combined = Arc::clone(&combined);
         let done_tx = done_tx.clone();
         thread::spawn(move || {
@@ -946,7 +950,14 @@ pub fn run_captured(mut cmd: Command, timeout: Duration, echo: bool) -> std::io:
                     let line = String::from_utf8_lossy(&buf);
                     let line = line.trim_end_matches(['\n', '\r']);
                     if echo {
-                        println!("godot{} {line}", if is_err { "!" } else { "|" });
+                        // The runner's per-test lines read like libtest's, as they are;
+                        // its `--- run` lines only repeat them (check_suite still reads
+                        // them); everything else Godot prints is marked as Godot's.
+                        if !is_err && is_test_line(line) {
+                            println!("{line}");
+                        } else if is_err || !line.starts_with("--- run ") {
+                            println!("godot{} {line}", if is_err { "!" } else { "|" });
+                        }
                     }
                     own.push_str(line);
                     own.push('\n');
@@ -958,8 +969,7 @@ pub fn run_captured(mut cmd: Command, timeout: Duration, echo: bool) -> std::io:
                     buf.clear();
                 }
             }
-            let _ = done_tx.send(());
-            own
+            let _ = done_tx.send((index, own));
         })
     })
     .collect::<Vec<_>>();
@@ -981,22 +991,15 @@ pub fn run_captured(mut cmd: Command, timeout: Duration, echo: bool) -> std::io:
     // Readers end at EOF. Should a grandchild keep a pipe open, give up after a grace
     // period instead of hanging the test; that reader's text is still in `combined`.
     let grace = Instant::now() + Duration::from_secs(5);
-    let mut finished = 0;
-    while finished < readers.len() {
+    let mut texts = vec![String::new(); readers.len()];
+    for _ in 0..readers.len() {
         let left = grace.saturating_duration_since(Instant::now());
-        if done_rx.recv_timeout(left).is_err() {
-            break;
+        match done_rx.recv_timeout(left) {
+            Ok((index, text)) => texts[index] = text,
+            Err(_) => break,
         }
-        finished += 1;
     }
-    let mut texts = Vec::new();
-    for reader in readers {
-        texts.push(if reader.is_finished() {
-            reader.join().unwrap_or_default()
-        } else {
-            String::new()
-        });
-    }
+    drop(readers); // detached: a reader still blocked on an open pipe ends with it
     let combined = combined.lock().map(|s| s.clone()).unwrap_or_default();
     let (exit_code, signal) = match status {
         Some(status) => (status.code(), exit_signal(&status)),
@@ -1107,19 +1110,11 @@ pub fn check_suite_allowing(
         .collect();
 
     // Per-test results and the summary.
-    let mut ok = 0usize;
-    let mut failed_lines = Vec::new();
-    let mut summary = None;
-    for line in &lines {
-        let l = line.trim_end();
-        if l.starts_with("test ") && l.ends_with(" ... ok") {
-            ok += 1;
-        } else if l.starts_with("test ") && l.contains(" ... FAILED") {
-            failed_lines.push(l.to_string());
-        } else if let Some(counts) = parse_summary(l) {
-            summary = Some(counts);
-        }
-    }
+    let (ok, failed_lines) = test_results(&lines);
+    let summary = lines
+        .iter()
+        .filter_map(|l| parse_summary(l.trim_end()))
+        .next_back();
     let mut counts = None;
     match summary {
         None => problems.push(
@@ -1207,6 +1202,28 @@ pub fn check_suite_allowing(
             tail(&lines.join("\n"), 25)
         )),
     }
+}
+
+/// The runner's per-test lines in a run's output: how many passed, and each `... FAILED`
+/// line. Counted from the lines themselves, so a run that died before the runner's
+/// summary still reports what it got through.
+pub fn test_results<S: AsRef<str>>(lines: &[S]) -> (usize, Vec<String>) {
+    let mut ok = 0usize;
+    let mut failed = Vec::new();
+    for line in lines {
+        let l = line.as_ref().trim_end();
+        if l.starts_with("test ") && l.ends_with(" ... ok") {
+            ok += 1;
+        } else if l.starts_with("test ") && l.contains(" ... FAILED") {
+            failed.push(l.to_string());
+        }
+    }
+    (ok, failed)
+}
+
+/// A runner result line: `test NAME ... ok` or `test NAME ... FAILED: why`.
+fn is_test_line(line: &str) -> bool {
+    line.starts_with("test ") && (line.ends_with(" ... ok") || line.contains(" ... FAILED"))
 }
 
 fn parse_summary(line: &str) -> Option<(usize, usize)> {

@@ -1,7 +1,8 @@
-//! Shared test support: the real HTTP test server, the headless Godot harness, and the
-//! staging of the built extension.
+//! Shared test support: the real HTTP test server, the headless Godot harness, the
+//! staging of the built extension, and fresh projects for the install tests.
 #![allow(dead_code)]
 
 pub mod extension;
 pub mod godot;
 pub mod http_server;
+pub mod scratch_project;

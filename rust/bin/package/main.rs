@@ -2,21 +2,58 @@
 //! Asset-Library-ready zip of `addons/netkit` with the release library of this host in
 //! `bin/`.
 //!
+//! `cargo run --release --bin package -- --install <project>`: puts the same addon into
+//! a Godot project and registers it in the project's `.godot/extension_list.cfg`, so
+//! that the project's first headless import does not abort (see `extension_list.rs`).
+//!
 //! One command on purpose: building this binary under `--release` also builds the
 //! crate's cdylib with the release profile (the bin depends on the lib, and Cargo builds
 //! every crate type of it), so the library found next to this executable is the fresh
 //! release build, and `build.rs` has just regenerated `netkit.gdextension`.
 
+mod addon;
+mod extension_list;
+mod install;
 mod zipper;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use addon::Library;
+use extension_list::Registered;
+
 /// The file name Cargo gives the cdylib on Linux; the platforms this command packages.
 const BUILT_NAME: &str = "libnetkit.so";
 
+const USAGE: &str = "\
+usage: cargo run --release --bin package                       write dist/godot-netkit-<version>.zip
+       cargo run --release --bin package -- --install <project>  install the addon into a Godot project";
+
+/// What the command was asked to do.
+#[derive(Debug, PartialEq, Eq)]
+enum Task {
+    Zip,
+    Install(PathBuf),
+    Help,
+}
+
 fn main() -> ExitCode {
-    match run() {
+    let task = match parse_args(std::env::args_os().skip(1)) {
+        Ok(task) => task,
+        Err(why) => {
+            eprintln!("package: {why}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match task {
+        Task::Help => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Task::Zip => write_zip(),
+        Task::Install(project) => install_into(&project),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(why) => {
             eprintln!("package: {why}");
@@ -25,31 +62,30 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), String> {
+fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Task, String> {
+    let mut args = args.into_iter();
+    let Some(first) = args.next() else {
+        return Ok(Task::Zip);
+    };
+    let task = match first.to_str() {
+        Some("-h" | "--help") => Task::Help,
+        Some("--install") => match args.next() {
+            Some(project) if !project.is_empty() => Task::Install(PathBuf::from(project)),
+            _ => return Err("--install needs the path of a Godot project".to_string()),
+        },
+        _ => return Err(format!("unknown argument {}", first.to_string_lossy())),
+    };
+    match args.next() {
+        Some(extra) => Err(format!("unexpected argument {}", extra.to_string_lossy())),
+        None => Ok(task),
+    }
+}
+
+fn write_zip() -> Result<(), String> {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let version = env!("CARGO_PKG_VERSION");
-    let built = release_library()?;
-    // The editor (and debug exports) load the `debug` entry of netkit.gdextension: it gets
-    // the optimized build with the editor docs. Release exports load the `release` entry:
-    // it gets the same build without the docs (`--no-default-features`), which a shipped
-    // game never shows. A user who unzips the addon can open the editor and export
-    // without building anything.
-    let without_docs = release_library_without_docs(&repo)?;
-    let release_name = host_library_name()?;
-    let libraries = [
-        zipper::Library {
-            source: built.clone(),
-            file_name: release_name.replace(".release.", ".debug."),
-        },
-        zipper::Library {
-            source: without_docs,
-            file_name: release_name,
-        },
-    ];
+    let libraries = host_libraries(&repo)?;
     let output = repo.join("dist").join(zipper::zip_file_name(version));
-    for library in &libraries {
-        println!("package: {} -> bin/{}", built.display(), library.file_name);
-    }
     let summary = zipper::build_addon_zip(&repo.join("addons/netkit"), &libraries, &output)?;
     // Read it back: a zip that does not open is worse than no zip.
     let listed = zipper::list_zip(&output)?;
@@ -69,6 +105,80 @@ fn run() -> Result<(), String> {
         summary.bytes as f64 / (1024.0 * 1024.0)
     );
     Ok(())
+}
+
+fn install_into(project: &Path) -> Result<(), String> {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // Checked before the (slow) second build, so a typo fails at once.
+    if !project.join("project.godot").is_file() {
+        return Err(format!(
+            "{} is not a Godot project (it has no project.godot)",
+            project.display()
+        ));
+    }
+    let libraries = host_libraries(&repo)?;
+    let installed = install::install_addon(&repo.join("addons/netkit"), &libraries, project)?;
+    for file in &installed.files {
+        println!("  {}", file.display());
+    }
+    println!(
+        "package: installed {} files into {}",
+        installed.files.len(),
+        installed.addon_dir.display()
+    );
+    match installed.registered {
+        Registered::Added => println!(
+            "package: added {} to {}, which lists:",
+            installed.entry,
+            installed.list.display()
+        ),
+        Registered::AlreadyListed => println!(
+            "package: {} already lists {}; it lists:",
+            installed.list.display(),
+            installed.entry
+        ),
+    }
+    for entry in extension_list::entries(project)? {
+        println!("  {entry}");
+    }
+    println!(
+        "package: `godot --headless --path {} --import` now loads netkit at startup. A fresh \
+         clone needs the same list: commit .godot/extension_list.cfg, or run \
+         `godot --headless --path <project> --script res://addons/netkit/install.gd` first \
+         (addons/netkit/README.md)",
+        project.display()
+    );
+    Ok(())
+}
+
+/// The two libraries of this host, named as `netkit.gdextension` lists them.
+fn host_libraries(repo: &Path) -> Result<Vec<Library>, String> {
+    let built = release_library()?;
+    // The editor (and debug exports) load the `debug` entry of netkit.gdextension: it gets
+    // the optimized build with the editor docs. Release exports load the `release` entry:
+    // it gets the same build without the docs (`--no-default-features`), which a shipped
+    // game never shows. A user who installs the addon can open the editor and export
+    // without building anything.
+    let without_docs = release_library_without_docs(repo)?;
+    let release_name = host_library_name()?;
+    let libraries = vec![
+        Library {
+            source: built,
+            file_name: release_name.replace(".release.", ".debug."),
+        },
+        Library {
+            source: without_docs,
+            file_name: release_name,
+        },
+    ];
+    for library in &libraries {
+        println!(
+            "package: {} -> bin/{}",
+            library.source.display(),
+            library.file_name
+        );
+    }
+    Ok(libraries)
 }
 
 /// The release cdylib next to this executable. A debug run is refused rather than
@@ -141,4 +251,36 @@ fn host_library_name() -> Result<String, String> {
         }
     };
     Ok(format!("libnetkit.linux.{arch}.release.so"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Task, parse_args};
+    use std::path::PathBuf;
+
+    fn parse(args: &[&str]) -> Result<Task, String> {
+        parse_args(args.iter().map(Into::into))
+    }
+
+    #[test]
+    fn arguments() {
+        assert_eq!(parse(&[]), Ok(Task::Zip));
+        assert_eq!(
+            parse(&["--install", "../game"]),
+            Ok(Task::Install(PathBuf::from("../game")))
+        );
+        assert_eq!(parse(&["--help"]), Ok(Task::Help));
+        assert!(
+            parse(&["--install"])
+                .unwrap_err()
+                .contains("needs the path")
+        );
+        assert!(parse(&["--install", ""]).is_err());
+        assert!(
+            parse(&["--install", "a", "b"])
+                .unwrap_err()
+                .contains("unexpected")
+        );
+        assert!(parse(&["--zip"]).unwrap_err().contains("unknown"));
+    }
 }

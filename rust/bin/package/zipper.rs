@@ -3,7 +3,8 @@
 //! `package` command (which profile, which platform) so that tests/package_zip.rs can
 //! build the same zip around the debug library and install it into a scratch project.
 //!
-//! Uses only std and the `zip` crate, because the test includes this file with `#[path]`.
+//! Uses only std, the `zip` crate and `addon.rs`, because the test includes this file with
+//! `#[path]`.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -12,27 +13,7 @@ use std::path::{Path, PathBuf};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
-/// Folder every entry lives under, so unzipping into a project root (or installing from
-/// the Asset Library with "Ignore asset root" off) puts the addon at `res://addons/netkit`.
-pub const ADDON_PREFIX: &str = "addons/netkit";
-
-/// The `.gdextension` file inside the addon; its library paths must be relative to it.
-pub const GDEXTENSION_FILE: &str = "netkit.gdextension";
-
-/// Files a user-facing addon must carry: the licence has to travel with the binary, and
-/// the README is what the Asset Library and a curious user open first.
-const REQUIRED_FILES: [&str; 3] = [GDEXTENSION_FILE, "LICENSE", "README.md"];
-
-/// One built library to ship in the addon's `bin/`.
-#[derive(Clone, Debug)]
-pub struct Library {
-    /// Where Cargo (or cargo-ndk) put the built file.
-    pub source: PathBuf,
-    /// Its name inside `bin/`, exactly as the `.gdextension` lists it (e.g.
-    /// `libnetkit.linux.x86_64.release.so`); checked, so a typo cannot ship an addon
-    /// whose library Godot never loads.
-    pub file_name: String,
-}
+use crate::addon::{self, ADDON_PREFIX, Library};
 
 /// What went into a zip, for the command's summary and the test's assertions.
 #[derive(Clone, Debug)]
@@ -50,31 +31,15 @@ pub fn zip_file_name(version: &str) -> String {
 }
 
 /// Writes `output` (through a temporary file, so a failed run never leaves a half zip
-/// that looks finished) holding `addon_dir`'s files under [`ADDON_PREFIX`] and
-/// `libraries` in `bin/`. Left out: the addon's own `bin/` contents (stale or debug
-/// builds; only `libraries` ship), Godot's generated `*.uid` and `*.import` files,
-/// hidden files and editor backups. Entries are sorted and dated 1980-01-01, so the
-/// same inputs give the same bytes.
+/// that looks finished) holding `addon_dir`'s shipped files (see
+/// [`addon::shipped_files`]) under [`ADDON_PREFIX`] and `libraries` in `bin/`. Entries
+/// are sorted and dated 1980-01-01, so the same inputs give the same bytes.
 pub fn build_addon_zip(
     addon_dir: &Path,
     libraries: &[Library],
     output: &Path,
 ) -> Result<ZipSummary, String> {
-    for name in REQUIRED_FILES {
-        if !addon_dir.join(name).is_file() {
-            return Err(format!(
-                "{} has no {name}; it is not a complete addon folder",
-                addon_dir.display()
-            ));
-        }
-    }
-    let gdextension = fs::read_to_string(addon_dir.join(GDEXTENSION_FILE))
-        .map_err(|e| format!("cannot read {GDEXTENSION_FILE}: {e}"))?;
-    check_gdextension(&gdextension, libraries)?;
-
-    let mut files = Vec::new();
-    collect_files(addon_dir, Path::new(""), &mut files)?;
-    files.sort();
+    let files = addon::shipped_files(addon_dir, libraries)?;
 
     if let Some(parent) = output.parent() {
         fs::create_dir_all(parent)
@@ -104,72 +69,6 @@ pub fn list_zip(path: &Path) -> Result<Vec<String>, String> {
     let archive =
         ZipArchive::new(file).map_err(|e| format!("{} is not a zip: {e}", path.display()))?;
     Ok(archive.file_names().map(String::from).collect())
-}
-
-/// Refuses libraries the `.gdextension` does not list, and a `.gdextension` whose paths
-/// are project-absolute (`res://`), which would break as soon as a game puts the addon
-/// anywhere but the one folder it was written for.
-fn check_gdextension(text: &str, libraries: &[Library]) -> Result<(), String> {
-    if text.contains("res://") {
-        return Err(format!(
-            "{GDEXTENSION_FILE} contains a res:// path; library and icon paths must be relative \
-             to the addon folder"
-        ));
-    }
-    for library in libraries {
-        let listed = format!("\"bin/{}\"", library.file_name);
-        if !text.contains(&listed) {
-            return Err(format!(
-                "{GDEXTENSION_FILE} does not list bin/{}, so Godot would never load it; \
-                 check the name against [package.metadata.gdextension.libraries]",
-                library.file_name
-            ));
-        }
-        if !library.source.is_file() {
-            return Err(format!(
-                "the library {} does not exist (was it built?)",
-                library.source.display()
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Whether a file of the addon folder belongs in the zip (see [`build_addon_zip`]).
-fn ships(relative: &Path) -> bool {
-    let name = relative
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let in_bin = relative.components().next().map(|c| c.as_os_str()) == Some("bin".as_ref());
-    !(in_bin
-        || name.starts_with('.')
-        || name.ends_with('~')
-        || name.ends_with(".uid")
-        || name.ends_with(".import")
-        || name.ends_with(".tmp"))
-}
-
-/// Lists the files under `dir` (following symlinks, as the project links the addon in)
-/// relative to the addon root, keeping those [`ships`] accepts.
-fn collect_files(root: &Path, relative: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    let dir = root.join(relative);
-    let entries = fs::read_dir(&dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-        let rel = relative.join(entry.file_name());
-        let path = entry.path();
-        if path.is_dir() {
-            let name = entry.file_name();
-            // bin/ is rebuilt from `libraries`; hidden folders are tool state.
-            if name != "bin" && !name.to_string_lossy().starts_with('.') {
-                collect_files(root, &rel, out)?;
-            }
-        } else if ships(&rel) {
-            out.push(rel);
-        }
-    }
-    Ok(())
 }
 
 fn write_zip(
