@@ -172,6 +172,8 @@ impl IMultiplayerPeerExtension for DtlsMultiplayerPeer {
                     self.emit_later("peer_disconnected", id);
                     break;
                 }
+                // A peer this side is disconnecting says nothing more to SceneMultiplayer.
+                MpEvent::Packet { from, .. } if !self.peers.contains(&from) => {}
                 MpEvent::Packet {
                     from,
                     channel,
@@ -198,8 +200,15 @@ impl IMultiplayerPeerExtension for DtlsMultiplayerPeer {
     }
 
     fn disconnect_peer(&mut self, peer: i32, force: bool) {
-        if let Some(endpoint) = &self.endpoint {
-            endpoint.disconnect_peer(peer, force);
+        let Some(endpoint) = &self.endpoint else {
+            return;
+        };
+        endpoint.disconnect_peer(peer, force);
+        // From now on nothing from this peer reaches SceneMultiplayer, which may already
+        // have forgotten it (an authentication refusal, say); `peer_disconnected` follows
+        // once the session is gone.
+        if self.peers.remove(&peer) {
+            self.incoming.retain(|w| w.from != peer);
         }
     }
 
@@ -275,8 +284,9 @@ impl DtlsMultiplayerPeer {
         };
         match Endpoint::server(setup.addr, setup.options, config.clone()) {
             Ok(endpoint) => {
-                self.local_port = endpoint.local_addr().map_or(0, |a| a.port());
+                let port = endpoint.local_addr().map_or(0, |a| a.port());
                 self.start(endpoint, true, &config);
+                self.local_port = port;
                 Error::OK
             }
             Err(msg) => {
@@ -329,7 +339,6 @@ impl DtlsMultiplayerPeer {
         }
         match Endpoint::client(&host, port, setup.options, config.clone()) {
             Ok(endpoint) => {
-                self.local_port = 0;
                 self.start(endpoint, false, &config);
                 Error::OK
             }
