@@ -135,11 +135,13 @@ func test_authentication_admits_valid_refuses_invalid_and_drops_the_silent() -> 
 	var failed := []
 	smp.peer_connected.connect(func(id): admitted.append(id))
 	smp.peer_authentication_failed.connect(func(id): failed.append(id))
+	# Callbacks look their SceneMultiplayer up instead of capturing it: a lambda stored in
+	# (or connected to) the object it captures is a reference cycle that leaks.
 	smp.auth_callback = func(id: int, data: PackedByteArray) -> void:
 		if data.get_string_from_utf8() == "valid-token":
-			smp.complete_auth(id)
+			mp_of(s).complete_auth(id)
 		else:
-			smp.disconnect_peer(id)
+			mp_of(s).disconnect_peer(id)
 	var sp := start_server(s)
 	var clients := {}
 	for spec in [["Good", "valid-token"], ["Forged", "forged-token"], ["Silent", ""]]:
@@ -150,8 +152,8 @@ func test_authentication_admits_valid_refuses_invalid_and_drops_the_silent() -> 
 			pass
 		mp.peer_authenticating.connect(func(id: int) -> void:
 			if token != "":
-				mp.send_auth(id, token.to_utf8_buffer())
-				mp.complete_auth(id))
+				mp_of(b).send_auth(id, token.to_utf8_buffer())
+				mp_of(b).complete_auth(id))
 		start_client(b, sp.get_local_port())
 		clients[spec[0]] = b
 	var good_mp := mp_of(clients["Good"])

@@ -492,11 +492,11 @@ mod tests {
             let now = Duration::from_millis(step * 10);
             got.extend(carry(&mut a, &mut b, now, |_| {
                 n += 1;
-                n % 3 == 0
+                n.is_multiple_of(3)
             }));
             carry(&mut b, &mut a, now, |_| {
                 n += 1;
-                n % 4 == 0
+                n.is_multiple_of(4)
             });
             if a.is_drained() && got.len() == 501 {
                 break;
