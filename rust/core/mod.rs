@@ -7,5 +7,6 @@ pub mod dtls;
 pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod multiplayer;
 pub mod runtime;
 pub mod shutdown;

@@ -1,6 +1,7 @@
 //! The binding layer: registers the nodes and converts between engine and core types.
 
 mod class_enums;
+mod dtls_multiplayer_peer;
 mod dtls_options;
 mod dtls_peer;
 mod frame_hook;

@@ -1,0 +1,94 @@
+//! Control messages between netkit peers: id assignment, readiness and delivery feedback.
+
+/// Protocol version carried in `Welcome`; a mismatch is refused with a clear reason.
+pub(crate) const PROTOCOL_VERSION: u8 = 1;
+
+/// A message on a control channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// Server to client: your peer id, and the channel count both sides must share.
+    Welcome {
+        id: i32,
+        channel_count: u8,
+        version: u8,
+    },
+    /// Client to server: the id arrived; the server now reports the client connected.
+    Ready,
+    /// Either way, unreliable: how many renet messages of each reliable channel this side
+    /// has handed on. The sender's window advances with it.
+    Delivered(Vec<(u8, u64)>),
+}
+
+impl Control {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::Welcome {
+                id,
+                channel_count,
+                version,
+            } => {
+                let mut v = vec![1];
+                v.extend_from_slice(&id.to_le_bytes());
+                v.push(*channel_count);
+                v.push(*version);
+                v
+            }
+            Self::Ready => vec![2],
+            Self::Delivered(counts) => {
+                let mut v = vec![3];
+                for (channel, count) in counts {
+                    v.push(*channel);
+                    v.extend_from_slice(&count.to_le_bytes());
+                }
+                v
+            }
+        }
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let bad = || "malformed control message".to_string();
+        let (&kind, rest) = bytes.split_first().ok_or_else(bad)?;
+        match kind {
+            1 if rest.len() == 6 => Ok(Self::Welcome {
+                id: i32::from_le_bytes(rest[..4].try_into().map_err(|_| bad())?),
+                channel_count: rest[4],
+                version: rest[5],
+            }),
+            2 if rest.is_empty() => Ok(Self::Ready),
+            3 if rest.len().is_multiple_of(9) => Ok(Self::Delivered(
+                rest.chunks(9)
+                    .map(|c| {
+                        (
+                            c[0],
+                            u64::from_le_bytes(c[1..].try_into().expect("8 bytes")),
+                        )
+                    })
+                    .collect(),
+            )),
+            _ => Err(bad()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_garbage() {
+        for c in [
+            Control::Welcome {
+                id: 123_456,
+                channel_count: 4,
+                version: PROTOCOL_VERSION,
+            },
+            Control::Ready,
+            Control::Delivered(vec![(0, 1), (2, u64::MAX)]),
+        ] {
+            assert_eq!(Control::decode(&c.encode()), Ok(c));
+        }
+        for garbage in [&[][..], &[1, 2], &[2, 0], &[3, 1], &[9]] {
+            assert!(Control::decode(garbage).is_err());
+        }
+    }
+}

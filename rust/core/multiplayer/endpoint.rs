@@ -1,0 +1,805 @@
+//! One multiplayer endpoint (a server with its clients, or a client): a tokio task that owns
+//! the DTLS server or client and a [`Link`] per session, and the handle the node keeps.
+//!
+//! The node talks to the task through a command channel and hears back through an event
+//! queue; each packet handed to the main thread carries a [`Delivery`] ticket that keeps
+//! its peer's share of that queue counted until the node drops it, so the queue is bounded
+//! per peer in bytes and packets. When a peer's share is full the task stops taking that
+//! peer's reliable messages out of renet, the window stops advancing, and the sender holds
+//! back: nothing grows, nothing reliable is dropped.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::super::dtls::{
+    ClientOptions, DtlsClient, DtlsEvent, DtlsServer, PeerId, SERVER_PEER_ID, ServerOptions,
+};
+use super::super::events::{EventQueue, EventSender, channel};
+use super::super::runtime;
+use super::control::{Control, PROTOCOL_VERSION};
+use super::layout::{MAX_RENET_PACKET, TransferMode};
+use super::link::{Incoming, Link, LinkConfig, LinkStats, QueueError, Room};
+
+/// Everything an endpoint needs besides the DTLS options.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// The reliability layer's limits.
+    pub link: LinkConfig,
+    /// Bytes per peer waiting for the main thread before the peer is held back.
+    pub receive_buffer: usize,
+    /// Packets per peer waiting for the main thread before the peer is held back.
+    pub receive_packets: usize,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            link: LinkConfig::default(),
+            receive_buffer: 4 << 20,
+            receive_packets: 65_536,
+        }
+    }
+}
+
+/// Largest DTLS payload renet may need, so the `mtu` option must leave at least this much
+/// after DTLS overhead.
+pub const MIN_PAYLOAD: usize = MAX_RENET_PACKET;
+
+/// Keeps one packet counted against its peer's receive queue until dropped.
+#[derive(Debug)]
+pub struct Delivery {
+    usage: Arc<Usage>,
+    len: usize,
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        self.usage.bytes.fetch_sub(self.len, Ordering::AcqRel);
+        self.usage.packets.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Usage {
+    bytes: AtomicUsize,
+    packets: AtomicUsize,
+}
+
+/// What the node turns into MultiplayerPeer state and signals.
+#[derive(Debug)]
+pub enum MpEvent {
+    /// A client learned its id from the server (always before `PeerConnected(1)`).
+    IdAssigned(i32),
+    /// A peer joined: on a server a client that knows its id; on a client the server (1).
+    PeerConnected(i32),
+    /// A peer left; `reason` is a sentence.
+    PeerDisconnected {
+        /// The Godot peer id.
+        id: i32,
+        /// Why, for logs.
+        reason: String,
+    },
+    /// One complete packet.
+    Packet {
+        /// Sender (1 on a client).
+        from: i32,
+        /// Godot channel.
+        channel: usize,
+        /// How it was sent.
+        mode: TransferMode,
+        /// The bytes.
+        data: Vec<u8>,
+        /// Frees the peer's queue share when dropped.
+        ticket: Delivery,
+    },
+    /// A client could not join (DTLS failure, refusal, or a configuration mismatch).
+    ConnectionFailed(String),
+}
+
+/// Per-peer figures the node shows in `get_peer_stats`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PeerStats {
+    /// Round-trip time and loss estimates and queued reliable bytes.
+    pub link: LinkStats,
+    /// DTLS payload bytes sent to this peer.
+    pub bytes_sent: u64,
+    /// DTLS payload bytes received from this peer.
+    pub bytes_received: u64,
+    /// Datagrams sent to this peer.
+    pub packets_sent: u64,
+    /// Datagrams received from this peer.
+    pub packets_received: u64,
+    /// The peer's address.
+    pub address: Option<SocketAddr>,
+}
+
+/// Who gets a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Every connected peer.
+    All,
+    /// One peer.
+    Peer(i32),
+    /// Every connected peer but this one.
+    AllBut(i32),
+}
+
+impl Target {
+    /// Godot's convention: 0 is everyone, a negative id is everyone but that peer.
+    pub fn from_godot(id: i32) -> Self {
+        match id {
+            0 => Self::All,
+            id if id < 0 => Self::AllBut(id.saturating_neg()),
+            id => Self::Peer(id),
+        }
+    }
+}
+
+enum Command {
+    Send {
+        target: Target,
+        channel: usize,
+        mode: TransferMode,
+        data: Vec<u8>,
+    },
+    Disconnect {
+        id: i32,
+        force: bool,
+    },
+}
+
+struct Shared {
+    stats: Mutex<HashMap<i32, PeerStats>>,
+    refuse: AtomicBool,
+    unique_id: AtomicI32,
+    command_bytes: AtomicUsize,
+}
+
+/// The node's handle. Dropping it (or `close`) ends every session at once.
+pub struct Endpoint {
+    commands: mpsc::UnboundedSender<Command>,
+    events: EventQueue<MpEvent>,
+    shared: Arc<Shared>,
+    closed: CancellationToken,
+    local_addr: Option<SocketAddr>,
+    max_message_size: usize,
+}
+
+/// Bytes of commands that may wait for the task, so a stalled runtime cannot make the
+/// command channel grow without bound.
+const MAX_COMMAND_BYTES: usize = 64 << 20;
+/// The task wakes at least this often to read DTLS events and run timers.
+const TICK: Duration = Duration::from_millis(1);
+/// Each link is flushed at least this often (retransmissions, acknowledgements).
+const FLUSH_INTERVAL: Duration = Duration::from_millis(10);
+/// Statistics for the node are refreshed this often.
+const STATS_INTERVAL: Duration = Duration::from_millis(100);
+
+impl Endpoint {
+    /// Starts a server on `addr`. Errors (bad credentials, port in use) come back here.
+    pub fn server(
+        addr: SocketAddr,
+        options: ServerOptions,
+        config: EndpointConfig,
+    ) -> Result<Self, String> {
+        check_payload(options.session.max_payload())?;
+        let (tx, rx) = channel();
+        let server = DtlsServer::bind(addr, options, tx)?;
+        let local_addr = Some(server.local_addr());
+        Ok(Self::start(
+            Transport::Server(server),
+            rx,
+            config,
+            local_addr,
+        ))
+    }
+
+    /// Starts connecting to `host:port`; `IdAssigned` then `PeerConnected(1)` or
+    /// `ConnectionFailed` follow.
+    pub fn client(
+        host: &str,
+        port: u16,
+        options: ClientOptions,
+        config: EndpointConfig,
+    ) -> Result<Self, String> {
+        check_payload(options.session.max_payload())?;
+        let (tx, rx) = channel();
+        let client = DtlsClient::connect(host, port, options, tx)?;
+        Ok(Self::start(Transport::Client(client), rx, config, None))
+    }
+
+    fn start(
+        transport: Transport,
+        dtls_events: EventQueue<DtlsEvent>,
+        config: EndpointConfig,
+        local_addr: Option<SocketAddr>,
+    ) -> Self {
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = channel();
+        let shared = Arc::new(Shared {
+            stats: Mutex::new(HashMap::new()),
+            refuse: AtomicBool::new(false),
+            unique_id: AtomicI32::new(if transport.is_server() { 1 } else { 0 }),
+            command_bytes: AtomicUsize::new(0),
+        });
+        let closed = CancellationToken::new();
+        let max_message_size = config.link.max_message_size;
+        let task = Task {
+            transport,
+            dtls_events,
+            links: HashMap::new(),
+            by_godot: HashMap::new(),
+            config,
+            started: Instant::now(),
+            out: ev_tx,
+            shared: shared.clone(),
+            closed: closed.clone(),
+            last_stats: Duration::ZERO,
+        };
+        runtime::handle().spawn(task.run(cmd_rx));
+        Self {
+            commands: cmd_tx,
+            events: ev_rx,
+            shared,
+            closed,
+            local_addr,
+            max_message_size,
+        }
+    }
+
+    /// Queues a packet. Refused at once when it is larger than `max_message_size` (or the
+    /// unreliable limit) or when the task is far behind; everything else is decided in the
+    /// task (a peer whose reliable send buffer overflows is disconnected with a reason).
+    pub fn send(
+        &self,
+        target: Target,
+        channel: usize,
+        mode: TransferMode,
+        data: Vec<u8>,
+    ) -> Result<(), SendRefused> {
+        if self.closed.is_cancelled() {
+            return Err(SendRefused::Closed);
+        }
+        let limit = match mode {
+            TransferMode::Reliable => self.max_message_size,
+            _ => self
+                .max_message_size
+                .min(super::framing::MAX_UNRELIABLE_PACKET),
+        };
+        if data.len() > limit {
+            return Err(SendRefused::TooLarge { limit });
+        }
+        let queued = self
+            .shared
+            .command_bytes
+            .fetch_add(data.len(), Ordering::AcqRel);
+        if queued + data.len() > MAX_COMMAND_BYTES {
+            self.shared
+                .command_bytes
+                .fetch_sub(data.len(), Ordering::AcqRel);
+            return Err(SendRefused::Busy);
+        }
+        self.commands
+            .send(Command::Send {
+                target,
+                channel,
+                mode,
+                data,
+            })
+            .map_err(|_| SendRefused::Closed)
+    }
+
+    /// Ends one peer's session. `force` ends it at once; otherwise reliable data already
+    /// queued for it is delivered first (bounded by the ack timeout).
+    pub fn disconnect_peer(&self, id: i32, force: bool) {
+        let _ = self.commands.send(Command::Disconnect { id, force });
+    }
+
+    /// Servers: refuse (close at once) new sessions while set.
+    pub fn set_refuse_new_connections(&self, refuse: bool) {
+        self.shared.refuse.store(refuse, Ordering::Release);
+    }
+
+    /// The next event, if any.
+    pub fn next_event(&self) -> Option<MpEvent> {
+        self.events.next()
+    }
+
+    /// Events waiting.
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Figures for one peer, refreshed every 100 ms.
+    pub fn peer_stats(&self, id: i32) -> Option<PeerStats> {
+        self.shared
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// The server's bound address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// 1 on a server, the assigned id on a client, 0 before it is known.
+    pub fn unique_id(&self) -> i32 {
+        self.shared.unique_id.load(Ordering::Acquire)
+    }
+
+    /// Ends everything; no event follows.
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Why `send` refused a packet on the spot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendRefused {
+    /// Larger than the limit for its transfer mode.
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The endpoint is closed.
+    Closed,
+    /// The background task is far behind (64 MiB of commands waiting).
+    Busy,
+}
+
+fn check_payload(max_payload: usize) -> Result<(), String> {
+    if max_payload < MIN_PAYLOAD {
+        return Err(format!(
+            "the \"mtu\" option leaves {max_payload} bytes per datagram after DTLS overhead; the multiplayer layer needs {MIN_PAYLOAD} (mtu {} or more)",
+            MIN_PAYLOAD + crate::core::dtls::record::GCM_RECORD_OVERHEAD
+        ));
+    }
+    Ok(())
+}
+
+enum Transport {
+    Server(DtlsServer),
+    Client(DtlsClient),
+}
+
+impl Transport {
+    fn is_server(&self) -> bool {
+        matches!(self, Self::Server(_))
+    }
+
+    fn send(&self, id: PeerId, data: &[u8]) -> bool {
+        match self {
+            Self::Server(s) => s.send(id, data).is_ok(),
+            Self::Client(c) => c.send(id, data).is_ok(),
+        }
+    }
+
+    fn disconnect(&self, id: PeerId) {
+        match self {
+            Self::Server(s) => {
+                s.disconnect_peer(id);
+            }
+            Self::Client(c) => {
+                c.disconnect_peer(id);
+            }
+        }
+    }
+
+    fn address(&self, id: PeerId) -> Option<SocketAddr> {
+        match self {
+            Self::Server(s) => s.peer_address(id),
+            Self::Client(c) => c.peer_address(id),
+        }
+    }
+}
+
+struct Session {
+    link: Link,
+    godot_id: i32,
+    /// The node knows this peer (it got `PeerConnected`).
+    announced: bool,
+    /// Disconnect once drained (non-forced `disconnect_peer`), by this time at the latest.
+    closing: Option<Duration>,
+    usage: Arc<Usage>,
+    last_flush: Duration,
+    flush_now: bool,
+    stats: PeerStats,
+}
+
+struct Task {
+    transport: Transport,
+    dtls_events: EventQueue<DtlsEvent>,
+    links: HashMap<PeerId, Session>,
+    by_godot: HashMap<i32, PeerId>,
+    config: EndpointConfig,
+    started: Instant,
+    out: EventSender<MpEvent>,
+    shared: Arc<Shared>,
+    closed: CancellationToken,
+    last_stats: Duration,
+}
+
+impl Task {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.closed.cancelled() => break,
+                command = commands.recv() => match command {
+                    Some(c) => self.command(c),
+                    None => break,
+                },
+                _ = tick.tick() => {}
+            }
+            while let Ok(c) = commands.try_recv() {
+                self.command(c);
+            }
+            self.step();
+        }
+        // Dropping the transport sends close_notify to every peer; the node hears nothing.
+    }
+
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn emit(&self, event: MpEvent) {
+        if !self.closed.is_cancelled() {
+            self.out.send(event);
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Send {
+                target,
+                channel,
+                mode,
+                data,
+            } => {
+                self.shared
+                    .command_bytes
+                    .fetch_sub(data.len(), Ordering::AcqRel);
+                let ids: Vec<PeerId> = match (target, &self.transport) {
+                    (_, Transport::Client(_)) => self.links.keys().copied().collect(),
+                    (Target::Peer(g), _) => self.by_godot.get(&g).copied().into_iter().collect(),
+                    (Target::All, _) => self.by_godot.values().copied().collect(),
+                    (Target::AllBut(g), _) => self
+                        .by_godot
+                        .iter()
+                        .filter(|(gid, _)| **gid != g)
+                        .map(|(_, d)| *d)
+                        .collect(),
+                };
+                for id in ids {
+                    let Some(s) = self.links.get_mut(&id) else {
+                        continue;
+                    };
+                    // Only peers the node was told about: no packet reaches a client
+                    // before it knows its id.
+                    if !s.announced {
+                        continue;
+                    }
+                    match s.link.queue(channel, mode, &data) {
+                        Ok(()) => s.flush_now = true,
+                        Err(QueueError::BufferFull(n)) => self.end(
+                            id,
+                            format!(
+                                "more than {n} bytes of reliable data waited for this peer (send_buffer); it is not keeping up"
+                            ),
+                        ),
+                        // Checked by the node before queuing; unreachable from GDScript.
+                        Err(QueueError::BadChannel | QueueError::TooLarge) => {}
+                    }
+                }
+            }
+            Command::Disconnect { id, force } => {
+                let dtls_id = if self.transport.is_server() {
+                    self.by_godot.get(&id).copied()
+                } else {
+                    (id == SERVER_PEER_ID).then_some(SERVER_PEER_ID)
+                };
+                let Some(dtls_id) = dtls_id else { return };
+                if force {
+                    self.end(dtls_id, "disconnected by this side".into());
+                } else if let Some(s) = self.links.get_mut(&dtls_id) {
+                    let deadline = self.started.elapsed() + self.config.link.ack_timeout;
+                    s.closing.get_or_insert(deadline);
+                }
+            }
+        }
+    }
+
+    /// Ends a session from this side, reporting it if the node knew the peer.
+    fn end(&mut self, dtls_id: PeerId, reason: String) {
+        self.transport.disconnect(dtls_id);
+        self.forget(dtls_id, reason);
+    }
+
+    fn forget(&mut self, dtls_id: PeerId, reason: String) {
+        let Some(session) = self.links.remove(&dtls_id) else {
+            return;
+        };
+        self.by_godot.remove(&session.godot_id);
+        self.shared
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&session.godot_id);
+        if session.announced {
+            self.emit(MpEvent::PeerDisconnected {
+                id: session.godot_id,
+                reason,
+            });
+        } else if !self.transport.is_server() {
+            self.emit(MpEvent::ConnectionFailed(format!(
+                "the server ended the session before assigning an id: {reason}"
+            )));
+        }
+    }
+
+    fn new_godot_id(&self) -> i32 {
+        let mut rng = rand::rng();
+        loop {
+            let id = rng.random_range(2..=i32::MAX);
+            if !self.by_godot.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    fn session(&self, godot_id: i32) -> Session {
+        Session {
+            link: Link::new(self.config.link.clone()),
+            godot_id,
+            announced: false,
+            closing: None,
+            usage: Arc::new(Usage::default()),
+            last_flush: Duration::ZERO,
+            flush_now: true,
+            stats: PeerStats::default(),
+        }
+    }
+
+    fn step(&mut self) {
+        while let Some(event) = self.dtls_events.next() {
+            self.dtls_event(event);
+        }
+        let now = self.now();
+        let ids: Vec<PeerId> = self.links.keys().copied().collect();
+        for id in ids {
+            self.service(id, now);
+        }
+        if now.saturating_sub(self.last_stats) >= STATS_INTERVAL {
+            self.last_stats = now;
+            let mut stats = self.shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+            stats.clear();
+            for s in self.links.values().filter(|s| s.announced) {
+                let mut figures = s.stats.clone();
+                figures.link = s.link.stats();
+                stats.insert(s.godot_id, figures);
+            }
+        }
+    }
+
+    fn room(&self, usage: &Usage) -> Room {
+        Room {
+            bytes: self
+                .config
+                .receive_buffer
+                .saturating_sub(usage.bytes.load(Ordering::Acquire)),
+            packets: self
+                .config
+                .receive_packets
+                .saturating_sub(usage.packets.load(Ordering::Acquire)),
+        }
+    }
+
+    fn dtls_event(&mut self, event: DtlsEvent) {
+        match event {
+            DtlsEvent::PeerConnected(id) => {
+                if self.transport.is_server() {
+                    if self.shared.refuse.load(Ordering::Acquire) {
+                        self.transport.disconnect(id);
+                        return;
+                    }
+                    let godot_id = self.new_godot_id();
+                    let mut session = self.session(godot_id);
+                    session.link.send_control(&Control::Welcome {
+                        id: godot_id,
+                        channel_count: self.config.link.channel_count as u8,
+                        version: PROTOCOL_VERSION,
+                    });
+                    session.stats.address = self.transport.address(id);
+                    self.by_godot.insert(godot_id, id);
+                    self.links.insert(id, session);
+                } else {
+                    let mut session = self.session(SERVER_PEER_ID);
+                    session.stats.address = self.transport.address(id);
+                    self.links.insert(id, session);
+                }
+            }
+            DtlsEvent::PeerDisconnected { id, message, .. } => self.forget(id, message),
+            DtlsEvent::Packet { id, data } => self.datagram(id, &data),
+            DtlsEvent::ConnectionFailed { reason } => self.emit(MpEvent::ConnectionFailed(reason)),
+        }
+    }
+
+    fn datagram(&mut self, id: PeerId, data: &[u8]) {
+        let Some(session) = self.links.get_mut(&id) else {
+            return;
+        };
+        session.stats.bytes_received += data.len() as u64;
+        session.stats.packets_received += 1;
+        let mut room = Room {
+            bytes: 0,
+            packets: 0,
+        };
+        let usage = session.usage.clone();
+        let computed = self.room(&usage);
+        room.bytes = computed.bytes;
+        room.packets = computed.packets;
+        let session = self.links.get_mut(&id).expect("checked above");
+        let mut incoming = Vec::new();
+        let result = session.link.receive(data, &mut room, &mut incoming);
+        session.flush_now = true;
+        self.handle_incoming(id, incoming);
+        if let Err(reason) = result {
+            self.end(id, reason);
+        }
+    }
+
+    fn handle_incoming(&mut self, id: PeerId, incoming: Vec<Incoming>) {
+        for item in incoming {
+            let Some(session) = self.links.get_mut(&id) else {
+                return;
+            };
+            match item {
+                Incoming::Control(Control::Welcome {
+                    id: assigned,
+                    channel_count,
+                    version,
+                }) if !self.transport.is_server() && !session.announced => {
+                    let ours = self.config.link.channel_count;
+                    if version != PROTOCOL_VERSION || usize::from(channel_count) != ours {
+                        let reason = if version != PROTOCOL_VERSION {
+                            format!(
+                                "the server speaks netkit multiplayer protocol {version}, this client {PROTOCOL_VERSION}"
+                            )
+                        } else {
+                            format!(
+                                "the server uses channel_count {channel_count} and this client {ours}; give both the same \"channel_count\" option"
+                            )
+                        };
+                        self.transport.disconnect(id);
+                        self.links.remove(&id);
+                        self.emit(MpEvent::ConnectionFailed(reason));
+                        return;
+                    }
+                    if assigned < 2 {
+                        self.end(id, "the server assigned an invalid peer id".into());
+                        return;
+                    }
+                    session.link.send_control(&Control::Ready);
+                    session.announced = true;
+                    session.flush_now = true;
+                    self.shared.unique_id.store(assigned, Ordering::Release);
+                    self.by_godot.insert(SERVER_PEER_ID, id);
+                    self.emit(MpEvent::IdAssigned(assigned));
+                    self.emit(MpEvent::PeerConnected(SERVER_PEER_ID));
+                }
+                Incoming::Control(Control::Ready) if self.transport.is_server() => {
+                    self.announce(id);
+                }
+                Incoming::Control(_) => {
+                    self.end(
+                        id,
+                        "protocol violation by the peer: unexpected control message".into(),
+                    );
+                    return;
+                }
+                Incoming::Data {
+                    channel,
+                    mode,
+                    data,
+                } => {
+                    if self.transport.is_server() {
+                        // Data may overtake `Ready` (another renet channel): it proves the
+                        // client knows its id just as well.
+                        self.announce(id);
+                    } else if !session.announced {
+                        continue;
+                    }
+                    let Some(session) = self.links.get(&id) else {
+                        return;
+                    };
+                    session.usage.bytes.fetch_add(data.len(), Ordering::AcqRel);
+                    session.usage.packets.fetch_add(1, Ordering::AcqRel);
+                    let ticket = Delivery {
+                        usage: session.usage.clone(),
+                        len: data.len(),
+                    };
+                    self.emit(MpEvent::Packet {
+                        from: session.godot_id,
+                        channel,
+                        mode,
+                        data,
+                        ticket,
+                    });
+                }
+            }
+        }
+    }
+
+    fn announce(&mut self, id: PeerId) {
+        if let Some(s) = self.links.get_mut(&id)
+            && !s.announced
+        {
+            s.announced = true;
+            let godot_id = s.godot_id;
+            self.emit(MpEvent::PeerConnected(godot_id));
+        }
+    }
+
+    fn service(&mut self, id: PeerId, now: Duration) {
+        let Some(session) = self.links.get(&id) else {
+            return;
+        };
+        let mut room = self.room(&session.usage.clone());
+        let session = self.links.get_mut(&id).expect("checked above");
+        let mut incoming = Vec::new();
+        let pulled = session.link.pull(&mut room, &mut incoming);
+        if !incoming.is_empty() {
+            session.flush_now = true;
+        }
+        self.handle_incoming(id, incoming);
+        if let Err(reason) = pulled {
+            self.end(id, reason);
+            return;
+        }
+        let Some(session) = self.links.get_mut(&id) else {
+            return;
+        };
+        if !session.flush_now && now.saturating_sub(session.last_flush) < FLUSH_INTERVAL {
+            return;
+        }
+        session.flush_now = false;
+        session.last_flush = now;
+        match session.link.flush(now) {
+            Ok(packets) => {
+                for p in packets {
+                    session.stats.bytes_sent += p.len() as u64;
+                    session.stats.packets_sent += 1;
+                    // A full DTLS queue loses the datagram; renet sends it again.
+                    self.transport.send(id, &p);
+                }
+            }
+            Err(reason) => {
+                self.end(id, reason);
+                return;
+            }
+        }
+        if let Some(deadline) = session.closing
+            && (session.link.is_drained() || now >= deadline)
+        {
+            self.end(id, "disconnected by this side".into());
+        }
+    }
+}

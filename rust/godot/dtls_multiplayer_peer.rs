@@ -1,0 +1,513 @@
+//! `DTLSMultiplayerPeer`: Godot's high-level multiplayer over netkit's DTLS.
+//!
+//! SceneMultiplayer calls `_poll` with this object's `bind_mut()` held, so nothing is
+//! emitted from there: `peer_connected`/`peer_disconnected` go out through
+//! `run_deferred_gd` (gdext's typed `call_deferred`) at the end of the frame, with no
+//! borrow held and a strong reference keeping the peer alive while handlers run. Packets
+//! that arrived after a connect or disconnect wait in the core until the next `_poll`, so
+//! SceneMultiplayer never sees a packet from a peer it was not told about yet.
+
+use std::collections::{BTreeSet, VecDeque};
+
+mod options;
+
+use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode as GodotMode};
+use godot::classes::{IMultiplayerPeerExtension, MultiplayerPeerExtension, Object};
+use godot::global::Error;
+use godot::prelude::*;
+
+use super::stats_dict::stats_dict;
+use crate::core::dtls::config::{client_config, server_config};
+use crate::core::multiplayer::{
+    Delivery, Endpoint, EndpointConfig, MpEvent, SendRefused, Target, TransferMode,
+};
+use options::{multiplayer_client_setup, multiplayer_server_setup};
+
+/// A packet waiting for SceneMultiplayer; its ticket frees the peer's queue share when it
+/// is dropped.
+struct Waiting {
+    from: i32,
+    channel: usize,
+    mode: TransferMode,
+    data: Vec<u8>,
+    _ticket: Delivery,
+}
+
+/// Godot's high-level multiplayer (`@rpc`, MultiplayerSpawner, MultiplayerSynchronizer,
+/// SceneMultiplayer's authentication) over encrypted, authenticated UDP (DTLS 1.2).
+///
+/// Use it like `ENetMultiplayerPeer`:
+///
+/// ```gdscript
+/// # Server (e.g. a headless dedicated server)
+/// var keys := DTLSPeer.generate_self_signed("game.example.com")
+/// var peer := DTLSMultiplayerPeer.new()
+/// peer.create_server(7777, {"certificate": keys.certificate, "private_key": keys.private_key})
+/// multiplayer.multiplayer_peer = peer
+///
+/// # Client, pinning the server's certificate
+/// var peer := DTLSMultiplayerPeer.new()
+/// peer.create_client("play.example.com", 7777, {"pinned_sha256": fingerprint})
+/// multiplayer.multiplayer_peer = peer
+/// ```
+///
+/// Every transfer mode works on channel 0 and on the custom channels 1 to `channel_count`:
+/// `TRANSFER_MODE_RELIABLE` arrives exactly once and in order per channel (retransmitted
+/// until acknowledged, split and reassembled when large), `TRANSFER_MODE_UNRELIABLE_ORDERED`
+/// may lose packets but never delivers one older than a packet already delivered on its
+/// channel, and `TRANSFER_MODE_UNRELIABLE` may lose or reorder. The server is peer 1; each
+/// client gets a random unique id from 2 to 2147483647, and stays
+/// `CONNECTION_CONNECTING` until it knows it. Clients reach each other through the server
+/// (`SceneMultiplayer.server_relay`, on by default).
+///
+/// Reliability runs on netkit's background threads (acknowledgements, retransmission,
+/// timers); the main thread only moves complete packets in and out when SceneMultiplayer
+/// polls. Every buffer is bounded: a peer that stops acknowledging reliable data for
+/// `ack_timeout`, or lets more than `send_buffer` bytes pile up, is disconnected, and
+/// `get_last_disconnect_reason()` says why.
+#[derive(GodotClass)]
+#[class(init, tool, base = MultiplayerPeerExtension, rename = DTLSMultiplayerPeer)]
+pub struct DtlsMultiplayerPeer {
+    endpoint: Option<Endpoint>,
+    server: bool,
+    #[init(val = ConnectionStatus::DISCONNECTED)]
+    status: ConnectionStatus,
+    unique_id: i32,
+    /// Peers SceneMultiplayer was (or is about to be) told about.
+    peers: BTreeSet<i32>,
+    incoming: VecDeque<Waiting>,
+    transfer_channel: i32,
+    #[init(val = GodotMode::RELIABLE)]
+    transfer_mode: GodotMode,
+    target_peer: i32,
+    refusing: bool,
+    channel_count: usize,
+    max_message_size: usize,
+    local_port: u16,
+    last_reason: String,
+    /// Bumped by every (re)start and close, so a deferred signal of an older session is
+    /// never emitted.
+    generation: u64,
+    base: Base<MultiplayerPeerExtension>,
+}
+
+#[godot_api]
+impl IMultiplayerPeerExtension for DtlsMultiplayerPeer {
+    fn get_available_packet_count(&self) -> i32 {
+        self.incoming.len().min(i32::MAX as usize) as i32
+    }
+
+    fn get_max_packet_size(&self) -> i32 {
+        self.max_message_size.min(i32::MAX as usize) as i32
+    }
+
+    fn get_packet_script(&mut self) -> PackedByteArray {
+        self.incoming
+            .pop_front()
+            .map(|w| PackedByteArray::from(w.data.as_slice()))
+            .unwrap_or_default()
+    }
+
+    fn put_packet_script(&mut self, buffer: PackedByteArray) -> Error {
+        self.put(buffer.as_slice())
+    }
+
+    fn get_packet_channel(&self) -> i32 {
+        self.incoming.front().map_or(0, |w| w.channel as i32)
+    }
+
+    fn get_packet_mode(&self) -> GodotMode {
+        self.incoming
+            .front()
+            .map_or(GodotMode::RELIABLE, |w| to_godot_mode(w.mode))
+    }
+
+    fn set_transfer_channel(&mut self, channel: i32) {
+        self.transfer_channel = channel;
+    }
+
+    fn get_transfer_channel(&self) -> i32 {
+        self.transfer_channel
+    }
+
+    fn set_transfer_mode(&mut self, mode: GodotMode) {
+        self.transfer_mode = mode;
+    }
+
+    fn get_transfer_mode(&self) -> GodotMode {
+        self.transfer_mode
+    }
+
+    fn set_target_peer(&mut self, peer: i32) {
+        self.target_peer = peer;
+    }
+
+    fn get_packet_peer(&self) -> i32 {
+        self.incoming.front().map_or(0, |w| w.from)
+    }
+
+    fn is_server(&self) -> bool {
+        self.server && self.endpoint.is_some()
+    }
+
+    fn poll(&mut self) {
+        while let Some(event) = self.endpoint.as_ref().and_then(Endpoint::next_event) {
+            match event {
+                MpEvent::IdAssigned(id) => {
+                    self.unique_id = id;
+                    self.status = ConnectionStatus::CONNECTED;
+                }
+                MpEvent::PeerConnected(id) => {
+                    self.peers.insert(id);
+                    self.emit_later("peer_connected", id);
+                    // Later packets wait until SceneMultiplayer has added this peer.
+                    break;
+                }
+                MpEvent::PeerDisconnected { id, reason } => {
+                    self.peers.remove(&id);
+                    self.last_reason = format!("peer {id}: {reason}");
+                    if !self.server {
+                        self.status = ConnectionStatus::DISCONNECTED;
+                    }
+                    self.emit_later("peer_disconnected", id);
+                    break;
+                }
+                // A peer this side is disconnecting says nothing more to SceneMultiplayer.
+                MpEvent::Packet { from, .. } if !self.peers.contains(&from) => {}
+                MpEvent::Packet {
+                    from,
+                    channel,
+                    mode,
+                    data,
+                    ticket,
+                } => self.incoming.push_back(Waiting {
+                    from,
+                    channel,
+                    mode,
+                    data,
+                    _ticket: ticket,
+                }),
+                MpEvent::ConnectionFailed(reason) => {
+                    self.last_reason = reason;
+                    self.status = ConnectionStatus::DISCONNECTED;
+                }
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        self.stop();
+    }
+
+    fn disconnect_peer(&mut self, peer: i32, force: bool) {
+        let Some(endpoint) = &self.endpoint else {
+            return;
+        };
+        endpoint.disconnect_peer(peer, force);
+        // From now on nothing from this peer reaches SceneMultiplayer, which may already
+        // have forgotten it (an authentication refusal, say); `peer_disconnected` follows
+        // once the session is gone.
+        if self.peers.remove(&peer) {
+            self.incoming.retain(|w| w.from != peer);
+        }
+    }
+
+    fn get_unique_id(&self) -> i32 {
+        self.unique_id
+    }
+
+    fn set_refuse_new_connections(&mut self, enable: bool) {
+        self.refusing = enable;
+        if let Some(endpoint) = &self.endpoint {
+            endpoint.set_refuse_new_connections(enable);
+        }
+    }
+
+    fn is_refusing_new_connections(&self) -> bool {
+        self.refusing
+    }
+
+    fn is_server_relay_supported(&self) -> bool {
+        true
+    }
+
+    fn get_connection_status(&self) -> ConnectionStatus {
+        self.status
+    }
+}
+
+#[godot_api]
+impl DtlsMultiplayerPeer {
+    /// Starts a server on UDP `port` (0 picks a free one, see `get_local_port()`).
+    ///
+    /// `options` takes every `DTLSPeer.start_server()` option: credentials
+    /// (`"certificate"` and `"private_key"`, or `"psk_keys"`), `"bind_address"`,
+    /// `"max_clients"` (32), `"max_pending_handshakes"`, `"handshake_timeout"`,
+    /// `"idle_timeout"` (15 s; a peer silent this long is dropped), `"keepalive_interval"`,
+    /// `"mtu"` (here 1392 bytes by default, and at least 1249: the reliability layer's
+    /// packets must fit one datagram) and `"send_queue"` (here 1024 datagrams). Plus the
+    /// multiplayer keys, which must match on server and clients where noted:
+    ///
+    /// - `"channel_count"`: custom channels besides channel 0, 0 to 32 (4). Same on both sides.
+    /// - `"max_message_size"`: largest packet in bytes (1048576); unreliable packets are
+    ///   also limited to 291720 bytes.
+    /// - `"send_buffer"`: reliable bytes per peer waiting to be sent or acknowledged
+    ///   (4194304); beyond it the peer is disconnected.
+    /// - `"receive_buffer"`: bytes per peer waiting for SceneMultiplayer (4194304); beyond
+    ///   it the peer is held back.
+    /// - `"ack_timeout"`: seconds with reliable data in flight and no acknowledgement before
+    ///   the peer is disconnected (10.0).
+    /// - `"resend_interval"`: seconds before an unacknowledged packet is sent again (0.1).
+    ///
+    /// Returns `OK`; `ERR_INVALID_PARAMETER` for bad or unknown options (the output says
+    /// which); `ERR_CANT_CREATE` when the port cannot be bound; `ERR_ALREADY_IN_USE` while
+    /// this peer runs (call `close()` first).
+    #[func]
+    fn create_server(&mut self, port: i64, options: VarDictionary) -> Error {
+        if let Err(e) = self.check_idle("create_server") {
+            return e;
+        }
+        let Ok(port) = u16::try_from(port) else {
+            godot_error!(
+                "DTLSMultiplayerPeer.create_server: the port must be 0 to 65535, got {port}"
+            );
+            return Error::ERR_INVALID_PARAMETER;
+        };
+        let (setup, config) = match multiplayer_server_setup(port, &options)
+            .and_then(|s| server_config(&s.0.options).map(|_| s))
+        {
+            Ok(s) => s,
+            Err(msg) => {
+                godot_error!("DTLSMultiplayerPeer.create_server: {msg}");
+                return Error::ERR_INVALID_PARAMETER;
+            }
+        };
+        match Endpoint::server(setup.addr, setup.options, config.clone()) {
+            Ok(endpoint) => {
+                let port = endpoint.local_addr().map_or(0, |a| a.port());
+                self.start(endpoint, true, &config);
+                self.local_port = port;
+                Error::OK
+            }
+            Err(msg) => {
+                godot_error!("DTLSMultiplayerPeer.create_server: {msg}");
+                Error::ERR_CANT_CREATE
+            }
+        }
+    }
+
+    /// Starts connecting to `address` (a name or IP) on UDP `port` and returns at once in
+    /// `CONNECTION_CONNECTING`; SceneMultiplayer then emits `connected_to_server` or
+    /// `connection_failed`.
+    ///
+    /// `options` takes every `DTLSPeer.connect_to_server()` option and must say how to
+    /// trust the server: `"pinned_sha256"`, `"ca_certificate"` (with optional
+    /// `"server_name"`), `"psk"` with `"psk_identity"`, or `"insecure_skip_verify": true`
+    /// (local tests only). The multiplayer keys are those of `create_server()`;
+    /// `"channel_count"` must equal the server's, or the connection fails with a reason.
+    ///
+    /// Returns `OK`, `ERR_INVALID_PARAMETER` for bad options or address, or
+    /// `ERR_ALREADY_IN_USE` while this peer runs.
+    #[func]
+    fn create_client(&mut self, address: GString, port: i64, options: VarDictionary) -> Error {
+        if let Err(e) = self.check_idle("create_client") {
+            return e;
+        }
+        let host = address.to_string();
+        let port = match u16::try_from(port) {
+            Ok(p) if p != 0 && !host.trim().is_empty() => p,
+            _ => {
+                godot_error!(
+                    "DTLSMultiplayerPeer.create_client: give a host and a port from 1 to 65535, got \"{host}\" and {port}"
+                );
+                return Error::ERR_INVALID_PARAMETER;
+            }
+        };
+        let (setup, config) = match multiplayer_client_setup(&host, &options)
+            .and_then(|s| client_config(&s.0.options).map(|_| s))
+        {
+            Ok(s) => s,
+            Err(msg) => {
+                godot_error!("DTLSMultiplayerPeer.create_client: {msg}");
+                return Error::ERR_INVALID_PARAMETER;
+            }
+        };
+        if setup.insecure {
+            godot_warn!(
+                "DTLSMultiplayerPeer.create_client: insecure_skip_verify is on, so {host} is not authenticated; use \"pinned_sha256\" or \"ca_certificate\" outside local tests"
+            );
+        }
+        match Endpoint::client(&host, port, setup.options, config.clone()) {
+            Ok(endpoint) => {
+                self.start(endpoint, false, &config);
+                Error::OK
+            }
+            Err(msg) => {
+                godot_error!("DTLSMultiplayerPeer.create_client: {msg}");
+                Error::ERR_INVALID_PARAMETER
+            }
+        }
+    }
+
+    /// Figures for peer `id` (on a client, 1 is the server), refreshed every 0.1 s:
+    /// `rtt_ms` (float, smoothed round-trip time), `packet_loss` (float, 0 to 1),
+    /// `bytes_sent`, `bytes_received`, `packets_sent`, `packets_received` (datagrams and
+    /// their payload bytes), `queued_reliable_bytes` (waiting to be sent or acknowledged)
+    /// and `address` ("ip:port"). Empty for an unknown peer.
+    #[func]
+    fn get_peer_stats(&self, id: i64) -> VarDictionary {
+        let Some(stats) = i32::try_from(id)
+            .ok()
+            .and_then(|id| self.endpoint.as_ref()?.peer_stats(id))
+        else {
+            return VarDictionary::new();
+        };
+        let mut d = stats_dict([
+            ("bytes_sent", stats.bytes_sent),
+            ("bytes_received", stats.bytes_received),
+            ("packets_sent", stats.packets_sent),
+            ("packets_received", stats.packets_received),
+            (
+                "queued_reliable_bytes",
+                stats.link.queued_reliable_bytes as u64,
+            ),
+        ]);
+        d.set("rtt_ms", stats.link.rtt * 1000.0);
+        d.set("packet_loss", stats.link.packet_loss);
+        d.set(
+            "address",
+            stats.address.map(|a| a.to_string()).unwrap_or_default(),
+        );
+        d
+    }
+
+    /// The UDP port a server listens on; 0 for a client or when closed.
+    #[func]
+    fn get_local_port(&self) -> i64 {
+        i64::from(self.local_port)
+    }
+
+    /// Why the last peer left or the last connection attempt failed, as a sentence (for
+    /// example "peer 1: the peer closed the connection", or a `channel_count` mismatch).
+    /// Empty until something ended.
+    #[func]
+    fn get_last_disconnect_reason(&self) -> GString {
+        self.last_reason.as_str().into()
+    }
+}
+
+impl DtlsMultiplayerPeer {
+    fn check_idle(&self, what: &str) -> Result<(), Error> {
+        if self.endpoint.is_some() && self.status != ConnectionStatus::DISCONNECTED {
+            godot_error!(
+                "DTLSMultiplayerPeer.{what}: this peer is already running; call close() first"
+            );
+            return Err(Error::ERR_ALREADY_IN_USE);
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, endpoint: Endpoint, server: bool, config: &EndpointConfig) {
+        self.stop();
+        endpoint.set_refuse_new_connections(self.refusing);
+        self.server = server;
+        self.unique_id = endpoint.unique_id();
+        self.status = if server {
+            ConnectionStatus::CONNECTED
+        } else {
+            ConnectionStatus::CONNECTING
+        };
+        self.channel_count = config.link.channel_count;
+        self.max_message_size = config.link.max_message_size;
+        self.last_reason.clear();
+        self.endpoint = Some(endpoint);
+    }
+
+    /// Ends everything at once, without signals (the MultiplayerPeer contract for `close`).
+    fn stop(&mut self) {
+        self.generation += 1;
+        self.endpoint = None;
+        self.incoming.clear();
+        self.peers.clear();
+        self.status = ConnectionStatus::DISCONNECTED;
+        self.unique_id = 0;
+        self.local_port = 0;
+    }
+
+    /// Emits `signal(id)` at the end of the frame, with no borrow held, unless the session
+    /// has changed by then.
+    fn emit_later(&mut self, signal: &'static str, id: i32) {
+        let generation = self.generation;
+        self.run_deferred_gd(move |this: Gd<Self>| {
+            if this.bind().generation != generation {
+                return;
+            }
+            // `this` is a strong reference: handlers may drop every other one (or set
+            // `multiplayer_peer = null`) and the object still outlives the emission.
+            let mut object = this.clone().upcast::<Object>();
+            object.emit_signal(signal, &[id.to_variant()]);
+        });
+    }
+
+    fn put(&mut self, data: &[u8]) -> Error {
+        let Some(endpoint) = &self.endpoint else {
+            return Error::ERR_UNCONFIGURED;
+        };
+        if self.status != ConnectionStatus::CONNECTED {
+            return Error::ERR_UNCONFIGURED;
+        }
+        let channel = self.transfer_channel;
+        if channel < 0 || channel as usize > self.channel_count {
+            godot_error!(
+                "DTLSMultiplayerPeer: channel {channel} does not exist; this peer has channels 0 to {} (option \"channel_count\")",
+                self.channel_count
+            );
+            return Error::ERR_INVALID_PARAMETER;
+        }
+        let mode = match self.transfer_mode {
+            GodotMode::UNRELIABLE => TransferMode::Unreliable,
+            GodotMode::UNRELIABLE_ORDERED => TransferMode::UnreliableOrdered,
+            _ => TransferMode::Reliable,
+        };
+        let target = Target::from_godot(self.target_peer);
+        if !self.server {
+            match target {
+                Target::Peer(1) | Target::All | Target::AllBut(_) => {}
+                Target::Peer(other) => {
+                    godot_error!(
+                        "DTLSMultiplayerPeer: a client sends only to the server (1), not to peer {other}; SceneMultiplayer relays through the server"
+                    );
+                    return Error::ERR_INVALID_PARAMETER;
+                }
+            }
+            if target == Target::AllBut(1) {
+                return Error::OK;
+            }
+        } else if let Target::Peer(id) = target
+            && !self.peers.contains(&id)
+        {
+            // It may have left a moment ago; SceneMultiplayer checks its own peer list.
+            return Error::ERR_DOES_NOT_EXIST;
+        }
+        match endpoint.send(target, channel as usize, mode, data.to_vec()) {
+            Ok(()) => Error::OK,
+            Err(SendRefused::TooLarge { limit }) => {
+                godot_error!(
+                    "DTLSMultiplayerPeer: a packet of {} bytes exceeds the {limit}-byte limit for its transfer mode (option \"max_message_size\")",
+                    data.len()
+                );
+                Error::ERR_INVALID_PARAMETER
+            }
+            Err(SendRefused::Busy) => Error::ERR_BUSY,
+            Err(SendRefused::Closed) => Error::ERR_UNCONFIGURED,
+        }
+    }
+}
+
+fn to_godot_mode(mode: TransferMode) -> GodotMode {
+    match mode {
+        TransferMode::Unreliable => GodotMode::UNRELIABLE,
+        TransferMode::UnreliableOrdered => GodotMode::UNRELIABLE_ORDERED,
+        TransferMode::Reliable => GodotMode::RELIABLE,
+    }
+}

@@ -1,0 +1,311 @@
+//! The multiplayer core (renet over netkit's DTLS) against real DTLS sessions on
+//! 127.0.0.1, directly and through a relay that loses, duplicates and reorders.
+
+mod mp_support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use mp_support::*;
+use netkit::core::multiplayer::{EndpointConfig, LinkConfig, MpEvent, Target, TransferMode};
+
+fn packets(ep: &netkit::core::multiplayer::Endpoint, events: &mut Vec<MpEvent>) {
+    while let Some(e) = ep.next_event() {
+        events.push(e);
+    }
+}
+
+/// (channel, mode) -> payloads in arrival order.
+fn by_lane(events: &[MpEvent]) -> HashMap<(usize, TransferMode), Vec<Vec<u8>>> {
+    let mut out: HashMap<_, Vec<_>> = HashMap::new();
+    for e in events {
+        if let MpEvent::Packet {
+            channel,
+            mode,
+            data,
+            ..
+        } = e
+        {
+            out.entry((*channel, *mode)).or_default().push(data.clone());
+        }
+    }
+    out
+}
+
+fn numbered(tag: u8, i: u32) -> Vec<u8> {
+    let mut v = vec![tag];
+    v.extend_from_slice(&i.to_le_bytes());
+    v
+}
+
+#[test]
+fn lossy_relay_reliable_exactly_once_in_order_ordered_never_backwards_and_64k_intact() {
+    let id = identity();
+    let server = start_server(&id, EndpointConfig::default());
+    let relay = lossy_relay(server.local_addr().unwrap(), 0.20, 0.05, 0.10, 7);
+    let (client, cid) = join(&server, &id, relay.addr, EndpointConfig::default());
+    let big: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
+    const N: u32 = 1000;
+    for i in 0..N {
+        for ch in [0usize, 3] {
+            client
+                .send(
+                    Target::Peer(1),
+                    ch,
+                    TransferMode::Reliable,
+                    numbered(ch as u8, i),
+                )
+                .unwrap();
+            server
+                .send(
+                    Target::Peer(cid),
+                    ch,
+                    TransferMode::Reliable,
+                    numbered(ch as u8, i),
+                )
+                .unwrap();
+        }
+        client
+            .send(
+                Target::Peer(1),
+                1,
+                TransferMode::UnreliableOrdered,
+                numbered(9, i),
+            )
+            .unwrap();
+        if i == N / 2 {
+            client
+                .send(Target::Peer(1), 2, TransferMode::Reliable, big.clone())
+                .unwrap();
+        }
+        if i % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let (mut at_server, mut at_client) = (Vec::new(), Vec::new());
+    let end = Instant::now() + Duration::from_secs(60);
+    let complete = |events: &[MpEvent], lanes: &[usize]| {
+        let got = by_lane(events);
+        lanes
+            .iter()
+            .all(|ch| got.get(&(*ch, TransferMode::Reliable)).map_or(0, Vec::len) >= N as usize)
+    };
+    while Instant::now() < end
+        && !(complete(&at_server, &[0, 3])
+            && complete(&at_client, &[0, 3])
+            && by_lane(&at_server).contains_key(&(2, TransferMode::Reliable)))
+    {
+        packets(&server, &mut at_server);
+        packets(&client, &mut at_client);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    packets(&server, &mut at_server);
+    packets(&client, &mut at_client);
+    for (label, events) in [("server", &at_server), ("client", &at_client)] {
+        let got = by_lane(events);
+        for ch in [0usize, 3] {
+            let want: Vec<Vec<u8>> = (0..N).map(|i| numbered(ch as u8, i)).collect();
+            let have = got
+                .get(&(ch, TransferMode::Reliable))
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(have.len(), want.len(), "{label} channel {ch}: count");
+            assert!(
+                have == want,
+                "{label} channel {ch}: order or content differs"
+            );
+        }
+    }
+    let got = by_lane(&at_server);
+    assert_eq!(
+        got[&(2, TransferMode::Reliable)],
+        vec![big],
+        "64 KB message"
+    );
+    let ordered: Vec<u32> = got
+        .get(&(1, TransferMode::UnreliableOrdered))
+        .map(|v| {
+            v.iter()
+                .map(|d| u32::from_le_bytes(d[1..5].try_into().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        ordered.windows(2).all(|w| w[0] < w[1]),
+        "unreliable-ordered went backwards"
+    );
+    assert!(
+        ordered.len() > (N / 2) as usize,
+        "only {} unreliable-ordered arrived",
+        ordered.len()
+    );
+    let stats = server.peer_stats(cid).expect("stats for the client");
+    assert!(
+        stats.link.rtt > 0.0 && stats.bytes_received > 0,
+        "{stats:?}"
+    );
+    eprintln!(
+        "through the lossy relay: {} unreliable-ordered of {N} delivered; server's view of the client: {stats:?}",
+        ordered.len()
+    );
+    drop(client);
+}
+
+#[test]
+fn ids_are_random_unique_and_broadcast_reaches_everyone_but_the_excluded() {
+    let id = identity();
+    let server = start_server(&id, EndpointConfig::default());
+    let addr = server.local_addr().unwrap();
+    let (a, ida) = join(&server, &id, addr, EndpointConfig::default());
+    let (b, idb) = join(&server, &id, addr, EndpointConfig::default());
+    assert_ne!(ida, idb);
+    for n in [ida, idb] {
+        assert!(n >= 2, "id {n}");
+    }
+    assert_eq!(
+        (a.unique_id(), b.unique_id(), server.unique_id()),
+        (ida, idb, 1)
+    );
+    server
+        .send(
+            Target::AllBut(ida),
+            0,
+            TransferMode::Reliable,
+            b"not a".to_vec(),
+        )
+        .unwrap();
+    server
+        .send(Target::All, 0, TransferMode::Reliable, b"all".to_vec())
+        .unwrap();
+    let mut seen = Vec::new();
+    let got_b = wait_for(
+        &b,
+        &mut seen,
+        Duration::from_secs(5),
+        |e| matches!(e, MpEvent::Packet { data, .. } if data == b"all"),
+    );
+    assert!(got_b.is_some());
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, MpEvent::Packet { data, from: 1, .. } if data == b"not a"))
+    );
+    let mut seen_a = Vec::new();
+    wait_for(
+        &a,
+        &mut seen_a,
+        Duration::from_secs(5),
+        |e| matches!(e, MpEvent::Packet { data, .. } if data == b"all"),
+    )
+    .expect("a got the broadcast");
+    assert!(
+        !seen_a
+            .iter()
+            .any(|e| matches!(e, MpEvent::Packet { data, .. } if data == b"not a"))
+    );
+    // A client leaving is reported to the server with its id.
+    drop(a);
+    wait_for(
+        &server,
+        &mut Vec::new(),
+        Duration::from_secs(5),
+        |e| matches!(e, MpEvent::PeerDisconnected { id, .. } if *id == ida),
+    )
+    .expect("server saw a leave");
+}
+
+#[test]
+fn peer_that_stops_acknowledging_is_disconnected_with_a_reason_and_memory_stays_bounded() {
+    let id = identity();
+    let config = EndpointConfig {
+        link: LinkConfig {
+            ack_timeout: Duration::from_secs(2),
+            send_buffer: 1 << 20,
+            ..LinkConfig::default()
+        },
+        ..EndpointConfig::default()
+    };
+    let server = start_server(&id, config.clone());
+    let relay = lossy_relay(server.local_addr().unwrap(), 0.0, 0.0, 0.0, 1);
+    let (_client, cid) = join(&server, &id, relay.addr, config);
+    relay
+        .blackhole
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let started = Instant::now();
+    let mut max_queued = 0;
+    let mut reason = None;
+    while started.elapsed() < Duration::from_secs(10) && reason.is_none() {
+        let _ = server.send(
+            Target::Peer(cid),
+            0,
+            TransferMode::Reliable,
+            vec![7; 10_000],
+        );
+        if let Some(s) = server.peer_stats(cid) {
+            max_queued = max_queued.max(s.link.queued_reliable_bytes);
+        }
+        while let Some(e) = server.next_event() {
+            if let MpEvent::PeerDisconnected { id, reason: r } = e
+                && id == cid
+            {
+                reason = Some(r);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let reason = reason.expect("the silent client was disconnected");
+    assert!(
+        reason.contains("acknowledged no reliable data") || reason.contains("send_buffer"),
+        "{reason}"
+    );
+    assert!(max_queued <= 1 << 20, "queued {max_queued} bytes");
+    eprintln!(
+        "after {:?}: {reason}; at most {max_queued} bytes queued",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn channel_count_mismatch_and_refused_connections_fail_with_reasons() {
+    let id = identity();
+    let server = start_server(&id, EndpointConfig::default());
+    let addr = server.local_addr().unwrap();
+    let other = EndpointConfig {
+        link: LinkConfig {
+            channel_count: 7,
+            ..LinkConfig::default()
+        },
+        ..EndpointConfig::default()
+    };
+    let client = start_client(addr, &id, other);
+    match wait_for(&client, &mut Vec::new(), Duration::from_secs(10), |e| {
+        matches!(e, MpEvent::ConnectionFailed(_))
+    }) {
+        Some(MpEvent::ConnectionFailed(r)) => assert!(r.contains("channel_count"), "{r}"),
+        other => panic!("{other:?}"),
+    }
+    server.set_refuse_new_connections(true);
+    let client = start_client(addr, &id, EndpointConfig::default());
+    let failed = wait_for(&client, &mut Vec::new(), Duration::from_secs(10), |e| {
+        matches!(e, MpEvent::ConnectionFailed(_) | MpEvent::IdAssigned(_))
+    });
+    assert!(
+        matches!(failed, Some(MpEvent::ConnectionFailed(_))),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn mtu_too_small_for_the_reliability_layer_is_refused_up_front() {
+    let id = identity();
+    let mut options = server_options(&id);
+    options.session.mtu = 1200;
+    let err = netkit::core::multiplayer::Endpoint::server(
+        "127.0.0.1:0".parse().unwrap(),
+        options,
+        EndpointConfig::default(),
+    )
+    .err()
+    .expect("refused");
+    assert!(err.contains("mtu"), "{err}");
+}
