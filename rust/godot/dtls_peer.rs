@@ -429,6 +429,9 @@ impl DtlsPeer {
     /// [code]dropped_datagrams[/code] (incoming datagrams thrown away: garbage, oversize,
     /// over limits), [code]waiting_dispatch[/code] (events received but not yet
     /// delivered) and [code]dispatched[/code] (events delivered by this node so far).
+    /// `dropped_fragments`: handshake fragments dropped before reaching the DTLS layer
+    /// because no valid handshake message could contain them, or because the peer sent
+    /// more than any handshake needs (a hostile or broken sender; see ARCHITECTURE.md).
     #[func]
     fn get_stats(&self) -> VarDictionary {
         let s = self.core.as_ref().map_or(self.last_stats, Core::stats);
@@ -444,6 +447,7 @@ impl DtlsPeer {
             ("bytes_out", s.bytes_out),
             ("send_drops", s.send_drops),
             ("dropped_datagrams", s.dropped_datagrams),
+            ("dropped_fragments", s.dropped_fragments),
             ("waiting_dispatch", waiting as u64),
             ("dispatched", self.dispatched),
         ])

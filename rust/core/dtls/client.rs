@@ -18,6 +18,7 @@ use super::config::{ClientOptions, client_config};
 use super::conn::{ConnShared, PeerConn};
 use super::events::{DisconnectReason, DtlsEvent, PeerId, SERVER_PEER_ID, SendError, Status};
 use super::events_gate::Gate;
+use super::handshake_filter::HandshakeFilter;
 use super::record::MAX_DATAGRAM;
 use super::session::{self, SessionContext, SessionControl};
 use super::stats::{Stats, StatsSnapshot};
@@ -214,6 +215,7 @@ async fn pump(
     stop: CancellationToken,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut fragments = HandshakeFilter::for_client();
     loop {
         let received = tokio::select! {
             _ = stop.cancelled() => return,
@@ -221,7 +223,10 @@ async fn pump(
         };
         match received {
             Ok((n, from)) if from == remote && n <= MAX_DATAGRAM => {
-                if tx.try_send(buf[..n].to_vec()).is_err() {
+                let Some(datagram) = fragments.admit(buf[..n].to_vec(), &stats) else {
+                    continue;
+                };
+                if tx.try_send(datagram).is_err() {
                     Stats::inc(&stats.dropped_datagrams);
                 }
             }

@@ -19,6 +19,7 @@ use super::conn::{ConnShared, PeerConn};
 use super::events::{DisconnectReason, DtlsEvent, PeerId};
 use super::events_gate::Gate;
 use super::first_flight::{FirstFlightGate, HOLD_LIMIT};
+use super::handshake_filter::HandshakeFilter;
 use super::record::{
     CONTENT_APPLICATION_DATA, ClientHelloInfo, MAX_DATAGRAM, find_client_hello, refusal_alert,
     split, split_by_epoch,
@@ -42,6 +43,8 @@ struct Entry {
     /// The client echoed a cookie (or sent later flights), so its address is real.
     verified: bool,
     connected: bool,
+    /// What this peer's handshake records may still bring (see `handshake_filter.rs`).
+    fragments: Mutex<HandshakeFilter>,
 }
 
 /// An address's current entry plus, while a client reconnects from the same address,
@@ -190,6 +193,12 @@ impl Demux {
     }
 
     fn deliver(&self, entry: &Entry, datagram: Vec<u8>) {
+        let admitted = entry
+            .fragments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(datagram, &self.stats);
+        let Some(datagram) = admitted else { return };
         if entry.inbound.try_send(datagram).is_err() {
             Stats::inc(&self.stats.dropped_datagrams);
         }
@@ -368,6 +377,7 @@ impl Demux {
             random,
             verified: false,
             connected: false,
+            fragments: Mutex::new(HandshakeFilter::for_server()),
         }
     }
 

@@ -12,6 +12,7 @@ mod demux;
 pub mod events;
 mod events_gate;
 mod first_flight;
+mod handshake_filter;
 pub mod record;
 mod server;
 mod session;

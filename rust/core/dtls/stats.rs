@@ -26,6 +26,10 @@ pub struct Stats {
     pub send_drops: AtomicU64,
     /// Incoming datagrams or records thrown away (garbage, oversize, full queues, limits).
     pub dropped_datagrams: AtomicU64,
+    /// Handshake fragments dropped before webrtc-dtls saw them: malformed, impossible
+    /// within their message, or over the per-message and per-peer bounds
+    /// (`handshake_filter.rs`).
+    pub dropped_fragments: AtomicU64,
 }
 
 /// A plain copy of [`Stats`] at one instant, convenient for a node to hand to a script.
@@ -51,6 +55,8 @@ pub struct StatsSnapshot {
     pub send_drops: u64,
     /// See [`Stats::dropped_datagrams`].
     pub dropped_datagrams: u64,
+    /// See [`Stats::dropped_fragments`].
+    pub dropped_fragments: u64,
 }
 
 impl Stats {
@@ -68,6 +74,7 @@ impl Stats {
             bytes_out: g(&self.bytes_out),
             send_drops: g(&self.send_drops),
             dropped_datagrams: g(&self.dropped_datagrams),
+            dropped_fragments: g(&self.dropped_fragments),
         }
     }
 
@@ -86,6 +93,7 @@ impl crate::core::metrics::MetricSource for Stats {
         totals.dtls_pending += self.pending_handshakes.load(Ordering::Relaxed);
         totals.dtls_packets_in += self.packets_in.load(Ordering::Relaxed);
         totals.dtls_packets_out += self.packets_out.load(Ordering::Relaxed);
+        totals.dtls_dropped_fragments += self.dropped_fragments.load(Ordering::Relaxed);
     }
 }
 
