@@ -120,7 +120,13 @@ fn attack_once(order: Order, count: u32, sources: usize, target: Target) -> Resu
     };
     {
         let mut all: Vec<&mut Prober> = direct.iter_mut().chain(relayed.iter_mut()).collect();
-        run_frames(&mut server, &mut all, &busy, Duration::from_millis(500));
+        run_frames(
+            &mut server,
+            &mut all,
+            &busy,
+            Duration::from_millis(500),
+            Duration::from_millis(1),
+        );
     }
     sender.join().unwrap();
 

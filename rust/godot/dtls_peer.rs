@@ -432,6 +432,9 @@ impl DtlsPeer {
     /// `dropped_fragments`: handshake fragments dropped before reaching the DTLS layer
     /// because no valid handshake message could contain them, or because the peer sent
     /// more than any handshake needs (a hostile or broken sender; see ARCHITECTURE.md).
+    /// `dispatch_drops`: received packets dropped because their peer sent faster than
+    /// this node delivers them; each peer has its own queue (2,048 packets) and peers
+    /// take turns, so only the fast sender loses packets.
     #[func]
     fn get_stats(&self) -> VarDictionary {
         let s = self.core.as_ref().map_or(self.last_stats, Core::stats);
@@ -448,6 +451,7 @@ impl DtlsPeer {
             ("send_drops", s.send_drops),
             ("dropped_datagrams", s.dropped_datagrams),
             ("dropped_fragments", s.dropped_fragments),
+            ("dispatch_drops", s.dispatch_drops),
             ("waiting_dispatch", waiting as u64),
             ("dispatched", self.dispatched),
         ])

@@ -182,7 +182,11 @@ pub struct NodeLikeServer {
     pub server: DtlsServer,
     pub queue: EventQueue<DtlsEvent>,
     pub per_frame: usize,
+    /// Packets longer than this are delivered but not echoed.
+    pub echo_max_len: usize,
     pub connected: Vec<i32>,
+    /// Packets delivered per peer.
+    pub delivered: HashMap<i32, u64>,
 }
 
 impl NodeLikeServer {
@@ -193,7 +197,9 @@ impl NodeLikeServer {
             server,
             queue: rx,
             per_frame: 256,
+            echo_max_len: usize::MAX,
             connected: Vec::new(),
+            delivered: HashMap::new(),
         }
     }
 
@@ -212,7 +218,10 @@ impl NodeLikeServer {
             n += 1;
             match event {
                 DtlsEvent::Packet { id, data } => {
-                    let _ = self.server.send(id, &data);
+                    *self.delivered.entry(id).or_default() += 1;
+                    if data.len() <= self.echo_max_len {
+                        let _ = self.server.send(id, &data);
+                    }
                 }
                 DtlsEvent::PeerConnected(id) => self.connected.push(id),
                 DtlsEvent::PeerDisconnected { id, .. } => self.connected.retain(|c| *c != id),
@@ -300,17 +309,22 @@ pub fn percentile(values: &[Duration], p: usize) -> Duration {
     v[((v.len() - 1) * p) / 100]
 }
 
-/// Runs frames (server drain + probes) every millisecond while `busy` is true, then for
-/// `settle` more.
+/// Runs server frames every `frame` and probes every millisecond while `busy` is
+/// true, then for `settle` more.
 pub fn run_frames(
     server: &mut NodeLikeServer,
     probers: &mut [&mut Prober],
     busy: &AtomicBool,
     settle: Duration,
+    frame: Duration,
 ) {
     let mut quiet_since: Option<Instant> = None;
+    let mut next_frame = Instant::now();
     loop {
-        server.frame_echo();
+        if Instant::now() >= next_frame {
+            server.frame_echo();
+            next_frame += frame;
+        }
         for p in probers.iter_mut() {
             p.tick(Duration::from_millis(10));
         }

@@ -62,12 +62,15 @@ impl DtlsClient {
         let config = client_config(&options)?;
         let closed = CancellationToken::new();
         let (out_tx, out_rx) = mpsc::channel(options.session.send_queue.max(1));
+        let stats = super::stats::registered();
+        let events = Gate::new(events, closed.clone())
+            .for_peer(options.session.dispatch_queue, stats.clone());
         let shared = Arc::new(Shared {
             status: AtomicU8::new(Status::Handshaking as u8),
             remote: Mutex::new(None),
-            stats: super::stats::registered(),
+            stats,
             control: Arc::new(SessionControl::child_of(&closed)),
-            events: Gate::new(events, closed.clone()),
+            events,
         });
         let handle = runtime::handle();
         let task = handle.spawn(drive(

@@ -98,6 +98,11 @@ pub struct SessionOptions {
     pub mtu: usize,
     /// Outgoing packets that may wait per peer before `send` reports `QueueFull`.
     pub send_queue: usize,
+    /// Received packets that may wait per peer for the node to deliver them. Peers take
+    /// turns, so a peer sending faster than the game reads fills only its own queue;
+    /// what it sends beyond is dropped and counted in `dispatch_drops`. Connects and
+    /// disconnects are never dropped.
+    pub dispatch_queue: usize,
 }
 
 impl Default for SessionOptions {
@@ -108,6 +113,8 @@ impl Default for SessionOptions {
             keepalive_interval: None,
             mtu: 1200,
             send_queue: 256,
+            // A burst of 1,000 packets in one frame, twice over, arrives complete.
+            dispatch_queue: 2048,
         }
     }
 }

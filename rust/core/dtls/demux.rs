@@ -45,6 +45,8 @@ struct Entry {
     connected: bool,
     /// What this peer's handshake records may still bring (see `handshake_filter.rs`).
     fragments: Mutex<HandshakeFilter>,
+    /// The lane this entry reports on (shared with the entry it replaces, if any).
+    events: Gate,
 }
 
 /// An address's current entry plus, while a client reconnects from the same address,
@@ -118,6 +120,13 @@ pub(crate) struct Demux {
     pub closed: CancellationToken,
     pub runtime: Handle,
     first_flight: FirstFlightGate,
+}
+
+/// Who a peer task serves: its address, its entry's serial, and its event lane.
+struct PeerTask {
+    addr: SocketAddr,
+    serial: u64,
+    events: Gate,
 }
 
 /// Why the server refused to queue a packet for a peer.
@@ -273,7 +282,10 @@ impl Demux {
                     return;
                 }
                 let random = hello.map(|h| h.random).unwrap_or_default();
-                let entry = self.spawn_entry(&mut table, addr, random);
+                // The replacement reports on the lane of the session it replaces, so
+                // the node sees the old session end before the new one begins.
+                let lane = table.by_addr.get(&addr).map(|s| s.main.events.clone());
+                let entry = self.spawn_entry(&mut table, addr, random, lane);
                 if let Some(slot) = table.by_addr.get_mut(&addr) {
                     slot.replacement = Some(entry);
                 }
@@ -309,7 +321,7 @@ impl Demux {
             Stats::inc(&self.stats.dropped_datagrams);
             return;
         }
-        let entry = self.spawn_entry(&mut table, addr, hello.random);
+        let entry = self.spawn_entry(&mut table, addr, hello.random, None);
         self.deliver(&entry, datagram.to_vec());
         table.by_addr.insert(
             addr,
@@ -322,12 +334,14 @@ impl Demux {
     }
 
     /// Creates the per-peer queues and starts the handshake task under a supervisor
-    /// that cleans up whatever way the task ends, panics included.
+    /// that cleans up whatever way the task ends, panics included. `lane` is the event
+    /// lane to report on; `None` opens a new one.
     fn spawn_entry(
         self: &Arc<Self>,
         table: &mut Table,
         addr: SocketAddr,
         random: [u8; 32],
+        lane: Option<Gate>,
     ) -> Entry {
         table.next_serial += 1;
         let serial = table.next_serial;
@@ -341,14 +355,23 @@ impl Demux {
             addr,
             shared.clone(),
         ));
+        // Everything this peer reports goes through its own bounded lane, in order.
+        let events = lane.unwrap_or_else(|| {
+            self.events
+                .for_peer(self.options.session.dispatch_queue, self.stats.clone())
+        });
         let task = self.runtime.spawn(self.clone().peer_task(
-            addr,
-            serial,
+            PeerTask {
+                addr,
+                serial,
+                events: events.clone(),
+            },
             conn,
             shared,
             control.clone(),
             out_rx,
         ));
+        let lane_for_entry = events.clone();
         let demux = self.clone();
         let supervised = control.clone();
         self.runtime.spawn(async move {
@@ -361,7 +384,7 @@ impl Demux {
             };
             demux.forget(addr, serial);
             if let (Some(id), Some((reason, message))) = (supervised.peer_id(), outcome) {
-                demux.events.send(DtlsEvent::PeerDisconnected {
+                events.send(DtlsEvent::PeerDisconnected {
                     id,
                     reason,
                     message,
@@ -378,13 +401,17 @@ impl Demux {
             verified: false,
             connected: false,
             fragments: Mutex::new(HandshakeFilter::for_server()),
+            events: lane_for_entry,
         }
     }
 
     async fn peer_task(
         self: Arc<Self>,
-        addr: SocketAddr,
-        serial: u64,
+        PeerTask {
+            addr,
+            serial,
+            events,
+        }: PeerTask,
         conn: Arc<PeerConn>,
         shared: Arc<ConnShared>,
         control: Arc<SessionControl>,
@@ -445,14 +472,14 @@ impl Demux {
         };
         Stats::inc(&self.stats.handshakes_ok);
         control.id.store(id, Ordering::Release);
-        self.events.send(DtlsEvent::PeerConnected(id));
+        events.send(DtlsEvent::PeerConnected(id));
         let cx = SessionContext {
             id,
             control: control.clone(),
             outbound,
             idle_timeout: session.idle_timeout,
             keepalive: session.keepalive_interval,
-            events: self.events.clone(),
+            events,
             stats: self.stats.clone(),
         };
         Some(session::run(dtls, cx).await)
