@@ -336,3 +336,35 @@ pub fn run_frames(
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// The cookie of a HelloVerifyRequest datagram, if it is one.
+pub fn hello_verify_cookie(datagram: &[u8]) -> Option<Vec<u8>> {
+    // Record header (13), handshake header (12) of type 3, then version (2), cookie<0..255>.
+    if datagram.len() < 13 + 12 + 3 || datagram[0] != HANDSHAKE || datagram[13] != 3 {
+        return None;
+    }
+    let body = &datagram[25..];
+    let len = usize::from(body[2]);
+    body.get(3..3 + len).map(<[u8]>::to_vec)
+}
+
+/// The ClientHello a client sends after a HelloVerifyRequest: `first` (a captured first
+/// hello, one record) with `cookie` filled in, message_seq 1 and record sequence 1.
+pub fn hello_with_cookie(first: &[u8], cookie: &[u8]) -> Vec<u8> {
+    let body = &first[25..];
+    let sid_len = usize::from(body[34]);
+    let cookie_at = 35 + sid_len;
+    let mut new_body = body[..cookie_at].to_vec();
+    new_body.push(cookie.len() as u8);
+    new_body.extend_from_slice(cookie);
+    let old_cookie_len = usize::from(body[cookie_at]);
+    new_body.extend_from_slice(&body[cookie_at + 1 + old_cookie_len..]);
+    let len = (new_body.len() as u32).to_be_bytes();
+    let mut hs = vec![CLIENT_HELLO, len[1], len[2], len[3], 0, 1, 0, 0, 0];
+    hs.extend_from_slice(&len[1..]);
+    hs.extend_from_slice(&new_body);
+    let mut record = vec![HANDSHAKE, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1];
+    record.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    record.extend_from_slice(&hs);
+    record
+}

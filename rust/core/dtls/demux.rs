@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -31,6 +31,15 @@ use super::stats::Stats;
 /// a congested UDP path would.
 const INBOUND_QUEUE: usize = 64;
 
+/// Verified handshakes may fill this fraction (numerator, denominator) of the pending
+/// table before the one verified longest ago gives way (see `Table::make_room`); the
+/// rest stays for newcomers, whose hellos are not verified yet.
+const VERIFIED_SHARE: (usize, usize) = (3, 4);
+
+/// How long a verified handshake is safe from eviction: two round trips and the key
+/// exchange take a fraction of this on any path a game is played over.
+const VERIFIED_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One handshake or session for one address.
 struct Entry {
     serial: u64,
@@ -40,8 +49,12 @@ struct Entry {
     created: Instant,
     /// The random of the ClientHello that started this handshake.
     random: [u8; 32],
-    /// The client echoed a cookie (or sent later flights), so its address is real.
-    verified: bool,
+    /// When the client echoed a cookie after we sent one, which proves it receives at
+    /// its address; `None` until then.
+    verified: Option<Instant>,
+    /// Set once the handshake's first datagram (the HelloVerifyRequest with the cookie)
+    /// went out; a cookie echoed before that is forged.
+    answered: Arc<AtomicBool>,
     connected: bool,
     /// What this peer's handshake records may still bring (see `handshake_filter.rs`).
     fragments: Mutex<HandshakeFilter>,
@@ -81,18 +94,44 @@ impl Table {
             .store(self.pending() as u64, Ordering::Relaxed);
     }
 
-    /// Drops the oldest handshake whose client never proved its address, to make room
-    /// for a new one. Spoofed hellos never verify, so they are what gets evicted.
-    fn evict_unverified(&mut self) -> bool {
-        let victim = self
-            .by_addr
-            .iter()
-            .filter(|(_, s)| !s.main.connected && !s.main.verified)
-            .min_by_key(|(_, s)| s.main.created)
-            .map(|(a, _)| *a);
+    /// Ends one pending handshake to make room for a new one; false when every pending
+    /// handshake has to be kept (the new hello is then dropped; its client resends).
+    ///
+    /// Spoofed hellos never verify, so evicting the oldest unverified entry churns
+    /// through them while verified handshakes stay. But an address that can receive
+    /// replies can verify and then go silent, holding its slot until the handshake
+    /// timeout; a few hundred such addresses would fill the table with entries that are
+    /// never evicted. So verified entries may fill at most [`VERIFIED_SHARE`] of the
+    /// table before the one verified longest ago gives way, provided it had
+    /// [`VERIFIED_GRACE`] to finish: a real handshake needs two round trips after the
+    /// cookie; a stalled one is what is left after that.
+    fn make_room(&mut self, max_pending: usize, now: Instant) -> bool {
+        let verified = |s: &Slot| s.main.verified.filter(|_| !s.main.connected);
+        let verified_count = self.by_addr.values().filter_map(verified).count();
+        let share = (max_pending * VERIFIED_SHARE.0 / VERIFIED_SHARE.1).max(1);
+        let stalled = (verified_count >= share)
+            .then(|| {
+                self.by_addr
+                    .iter()
+                    .filter_map(|(a, s)| verified(s).map(|at| (*a, at)))
+                    .filter(|(_, at)| now.saturating_duration_since(*at) >= VERIFIED_GRACE)
+                    .min_by_key(|(_, at)| *at)
+                    .map(|(a, _)| a)
+            })
+            .flatten();
+        let victim = stalled.or_else(|| {
+            self.by_addr
+                .iter()
+                .filter(|(_, s)| !s.main.connected && s.main.verified.is_none())
+                .min_by_key(|(_, s)| s.main.created)
+                .map(|(a, _)| *a)
+        });
         match victim.and_then(|a| self.by_addr.remove(&a)) {
             Some(slot) => {
                 slot.main.control.stop(DisconnectReason::ClosedLocally);
+                if let Some(r) = slot.replacement {
+                    r.control.stop(DisconnectReason::ClosedLocally);
+                }
                 true
             }
             None => false,
@@ -122,11 +161,13 @@ pub(crate) struct Demux {
     first_flight: FirstFlightGate,
 }
 
-/// Who a peer task serves: its address, its entry's serial, and its event lane.
+/// Who a peer task serves: its address, its entry's serial, its event lane, and the
+/// flag its first datagram sets.
 struct PeerTask {
     addr: SocketAddr,
     serial: u64,
     events: Gate,
+    answered: Arc<AtomicBool>,
 }
 
 /// Why the server refused to queue a packet for a peer.
@@ -218,7 +259,7 @@ impl Demux {
         let mut table = self.lock();
         if let Some(slot) = table.by_addr.get_mut(&addr)
             && !slot.main.connected
-            && !slot.main.verified
+            && slot.main.verified.is_none()
             && hello.is_some_and(|h| h.message_seq == 0 && h.random != slot.main.random)
         {
             // A new first hello from an address whose handshake never proved itself:
@@ -231,10 +272,14 @@ impl Demux {
         }
         if let Some(slot) = table.by_addr.get_mut(&addr) {
             if !slot.main.connected {
-                // Echoing a cookie proves the client receives at this address; a wrong
-                // cookie makes webrtc-dtls abort, so a spoofer cannot fake this.
-                if hello.is_some_and(|h| h.cookie_len > 0) {
-                    slot.main.verified = true;
+                // Echoing the cookie proves the client receives at this address. Only
+                // after our HelloVerifyRequest went out, or anyone could claim it; and
+                // a wrong cookie makes webrtc-dtls abort at once, ending the entry.
+                if hello.is_some_and(|h| h.cookie_len > 0)
+                    && slot.main.verified.is_none()
+                    && slot.main.answered.load(Ordering::Acquire)
+                {
+                    slot.main.verified = Some(Instant::now());
                 }
                 self.deliver(&slot.main, datagram.to_vec());
                 return;
@@ -276,8 +321,8 @@ impl Demux {
                 return;
             }
             if slot.replacement.is_none() {
-                let full = table.pending() >= self.options.max_pending_handshakes;
-                if full && !table.evict_unverified() {
+                let max = self.options.max_pending_handshakes;
+                if table.pending() >= max && !table.make_room(max, Instant::now()) {
                     Stats::inc(&self.stats.dropped_datagrams);
                     return;
                 }
@@ -317,7 +362,8 @@ impl Demux {
             let _ = self.socket.try_send_to(&refusal_alert(seq), addr);
             return;
         }
-        if table.pending() >= self.options.max_pending_handshakes && !table.evict_unverified() {
+        let max = self.options.max_pending_handshakes;
+        if table.pending() >= max && !table.make_room(max, Instant::now()) {
             Stats::inc(&self.stats.dropped_datagrams);
             return;
         }
@@ -360,11 +406,13 @@ impl Demux {
             self.events
                 .for_peer(self.options.session.dispatch_queue, self.stats.clone())
         });
+        let answered = Arc::new(AtomicBool::new(false));
         let task = self.runtime.spawn(self.clone().peer_task(
             PeerTask {
                 addr,
                 serial,
                 events: events.clone(),
+                answered: answered.clone(),
             },
             conn,
             shared,
@@ -398,7 +446,8 @@ impl Demux {
             control,
             created: Instant::now(),
             random,
-            verified: false,
+            verified: None,
+            answered,
             connected: false,
             fragments: Mutex::new(HandshakeFilter::for_server()),
             events: lane_for_entry,
@@ -411,6 +460,7 @@ impl Demux {
             addr,
             serial,
             events,
+            answered,
         }: PeerTask,
         conn: Arc<PeerConn>,
         shared: Arc<ConnShared>,
@@ -434,7 +484,7 @@ impl Demux {
         *shared
             .first_flight
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(turn);
+            .unwrap_or_else(|p| p.into_inner()) = Some(turn.reporting_to(answered));
         let handshake = session::handshake(
             conn,
             shared.clone(),
@@ -445,9 +495,18 @@ impl Demux {
             &control.cancel,
         );
         // A hello webrtc-dtls waits on without answering must not keep the turn.
+        // It gives up the slot but keeps the turn, so that sending the cookie later
+        // still marks the entry answered.
         let hold_limit = async {
             tokio::time::sleep(HOLD_LIMIT).await;
-            shared.end_first_flight();
+            if let Some(turn) = shared
+                .first_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+            {
+                turn.pass_on();
+            }
             std::future::pending::<()>().await
         };
         let result = tokio::select! {
