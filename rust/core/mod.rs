@@ -9,3 +9,4 @@ pub mod http;
 pub mod metrics;
 pub mod runtime;
 pub mod shutdown;
+pub mod trust;

@@ -64,7 +64,8 @@ pub struct HttpResponse {
     // Only the property's custom getter is used; the field is a placeholder it requires.
     #[allow(dead_code)]
     body: PackedByteArray,
-    /// Response headers, names lowercased. A repeated header's values are joined with ", ".
+    /// Response headers, names lowercased. A field that came more than once has its values
+    /// joined with ", " in arrival order (RFC 9110 section 5.3), as `get_header()` gives them.
     #[var(get = get_headers, no_set)]
     // Only the property's custom getter is used; the field is a placeholder it requires.
     #[allow(dead_code)]
@@ -115,6 +116,10 @@ impl HttpResponse {
     /// The request could not be built (unsupported body type, bad header, bad method).
     #[constant]
     const ERR_INVALID_REQUEST: i32 = ErrorKind::InvalidRequest as i32;
+    /// The response's header section is larger than the pool accepts: more than 512 fields
+    /// or more than 408 KiB (status line and fields). It is not read; `error_message` says so.
+    #[constant]
+    const ERR_HEADERS_TOO_LARGE: i32 = ErrorKind::HeadersTooLarge as i32;
 
     /// Returns the sentence explaining [member error].
     #[func]
@@ -160,27 +165,30 @@ impl HttpResponse {
         PackedByteArray::from(self.inner.body.as_ref())
     }
 
-    /// Returns the headers as a Dictionary of lowercased name to value.
+    /// Returns the headers as a Dictionary of lowercased name to value; a repeated field's
+    /// values are joined with ", " in arrival order.
     #[func]
     pub fn get_headers(&self) -> VarDictionary {
         let mut dict = VarDictionary::new();
-        for (name, value) in &self.inner.headers {
+        for (name, _) in &self.inner.headers {
             let key = GString::from(name.as_str()).to_variant();
-            let joined = match dict.get(&key) {
-                Some(prev) => format!("{}, {value}", prev.stringify()),
-                None => value.clone(),
-            };
-            dict.set(&key, &GString::from(joined.as_str()).to_variant());
+            if dict.contains_key(&key) {
+                continue;
+            }
+            let value = self.inner.header(name).unwrap_or_default();
+            dict.set(&key, &GString::from(value.as_ref()).to_variant());
         }
         dict
     }
 
-    /// Returns one header's value (case-insensitive), or `default` when absent.
+    /// Returns one header's value (name case-insensitive), or `default` when absent. A
+    /// field that came more than once gives all its values joined with ", " in arrival
+    /// order (RFC 9110 section 5.3), the same text as `headers[name]`.
     #[func]
     pub fn get_header(&self, name: GString, #[opt(default = "")] default: GString) -> GString {
         self.inner
             .header(&name.to_string())
-            .map(GString::from)
+            .map(|v| GString::from(v.as_ref()))
             .unwrap_or(default)
     }
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 use webrtc_dtls::cipher_suite::CipherSuiteId;
 use webrtc_dtls::config::Config;
 
-use super::certs::{fingerprint, load_identity, normalize_fingerprint, parse_certificates};
+use super::certs::{fingerprint, load_identity, normalize_fingerprint};
 use super::record::GCM_RECORD_OVERHEAD;
+use super::trust::chain_verifier;
 
 /// Looks up the pre-shared key for a client's PSK identity; `None` refuses the client.
 pub type PskLookup = Arc<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;
@@ -222,13 +223,13 @@ pub(crate) fn client_config(options: &ClientOptions) -> Result<Config, String> {
                     ca_pem,
                     server_name,
                 } => {
-                    let mut roots = rustls::RootCertStore::empty();
-                    for cert in parse_certificates(ca_pem)? {
-                        roots
-                            .add(cert)
-                            .map_err(|e| format!("unusable CA certificate: {e}"))?;
-                    }
-                    config.roots_cas = roots;
+                    // The shared verifier (core/trust.rs) instead of webrtc-dtls's own
+                    // webpki check, which refuses a trusted self-signed certificate marked
+                    // CA:TRUE (OpenSSL's default). The handshake signature is still checked
+                    // by webrtc-dtls before this callback runs.
+                    let verifier = chain_verifier(ca_pem, server_name)?;
+                    config.insecure_skip_verify = true;
+                    config.verify_peer_certificate = Some(verifier);
                     config.server_name = server_name.clone();
                 }
                 ServerVerification::Pinned { sha256_fingerprint } => {

@@ -16,6 +16,7 @@ pub mod record;
 mod server;
 mod session;
 pub mod stats;
+mod trust;
 
 pub use certs::{SelfSigned, generate_self_signed};
 pub use client::DtlsClient;
