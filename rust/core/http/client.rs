@@ -43,6 +43,7 @@ pub(crate) struct Clients {
 
 /// Creates the clients for `settings`; fails with a sentence when `trusted_ca_pem` is unusable.
 pub(crate) fn build_clients(settings: &PoolSettings) -> Result<Clients, String> {
+    survive_sigpipe();
     let (tls, own_ca) = tls_config(settings)?;
     let pooled = builder(settings, tls.clone())
         .pool_max_idle_per_host(settings.max_idle_per_host)
@@ -58,6 +59,23 @@ pub(crate) fn build_clients(settings: &PoolSettings) -> Result<Clients, String> 
         fresh,
         own_ca,
     })
+}
+
+/// A write to a TCP socket the server already closed raises SIGPIPE, whose default action
+/// ends the process: the whole game (a TLS hello sent to a plain HTTP port that answered
+/// 400 and closed is enough). Rust programs ignore SIGPIPE from `main`, but netkit is a
+/// library loaded into Godot, so the pool installs a handler that does nothing before it
+/// opens any connection; the write then fails with EPIPE, which becomes a normal error.
+fn survive_sigpipe() {
+    #[cfg(unix)]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            // Failure leaves the default action in place: nothing better to do.
+            let _ = signal_hook::flag::register(signal_hook::consts::SIGPIPE, flag);
+        });
+    }
 }
 
 fn builder(settings: &PoolSettings, tls: rustls::ClientConfig) -> reqwest::ClientBuilder {
