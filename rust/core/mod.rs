@@ -10,3 +10,4 @@ pub mod metrics;
 pub mod multiplayer;
 pub mod runtime;
 pub mod shutdown;
+pub mod trust;
