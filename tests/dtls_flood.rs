@@ -167,7 +167,15 @@ fn flood_once(secs: u64, rate: u64, per_frame: usize) -> Result<(), String> {
     let mut slow = None;
     for (i, p) in probers.iter().enumerate() {
         assert!(!p.disconnected, "echo client {i} was disconnected");
-        assert_eq!(p.lost, 0, "echo client {i} lost echoes");
+        // UDP: the kernel may drop a datagram of the shared socket when the flooder fills
+        // its receive buffer (Linux's default is 208 KiB), which no queue of ours can
+        // prevent; at most 1 % of the echoes may go that way.
+        assert!(
+            p.lost * 100 <= p.rtts.len() + p.lost,
+            "echo client {i} lost {} echoes of {}",
+            p.lost,
+            p.rtts.len() + p.lost
+        );
         assert!(
             p.rtts.len() as u64 >= secs * 10,
             "echo client {i} got only {} echoes",
