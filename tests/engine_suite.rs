@@ -8,7 +8,7 @@
 //! `test result:` line and a plain `N passed, M failed` line.
 //!
 //! Fails (exit code 1) on any failed test, zero tests, `SCRIPT ERROR`, leaked objects at
-//! exit, an unexpected engine error, a crash or a hang (see `support::godot::check_suite`).
+//! exit, an unexpected engine error, a crash or a hang (see `godot_runner::check_suite`).
 //! A failure that is not a failed in-engine test counts as one more failed test, so the
 //! summary line never says `0 failed` for a failed run.
 //!
@@ -22,9 +22,7 @@ mod support;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use support::godot::{
-    check_suite, godot_command, project_dir, repo_dir, run_project, test_results,
-};
+use godot_runner::{check_suite, godot_command, project_dir, repo_dir, run_project, test_results};
 
 /// The one test of this target, as libtest filters and `--list` see it.
 const TEST_NAME: &str = "gdscript_suite_in_headless_godot";
@@ -84,7 +82,7 @@ fn run_suite() -> (usize, usize) {
         Ok(godot) => godot,
         Err(why) => return harness_failure(why),
     };
-    let lib = match support::extension::stage_extension(&repo_dir()) {
+    let lib = match godot_runner::extension::stage_extension(&repo_dir()) {
         Ok(lib) => lib,
         Err(why) => return harness_failure(why),
     };

@@ -8,12 +8,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::godot::{ensure_imported, godot_command, project_dir, repo_dir};
+use godot_runner::{ensure_imported, godot_command, project_dir, repo_dir};
 
 #[test]
 fn sigterm_lets_the_game_save_then_quit() {
     let godot = godot_command().unwrap_or_else(|e| panic!("{e}"));
-    support::extension::stage_extension(&repo_dir()).unwrap_or_else(|e| panic!("{e}"));
+    godot_runner::extension::stage_extension(&repo_dir()).unwrap_or_else(|e| panic!("{e}"));
     ensure_imported(&godot, &project_dir()).unwrap_or_else(|e| panic!("{e}"));
     let server = support::http_server::start_blocking();
 

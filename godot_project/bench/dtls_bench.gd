@@ -1,5 +1,5 @@
 ## DTLS benchmark runs in a headless Godot, one mode per run, driven by the Rust bench
-## (rust/bin/bench/dtls_runs.rs). Each run prints one line `BENCH {json}` and quits; the
+## (rust/tools/bench/dtls_runs.rs). Each run prints one line `BENCH {json}` and quits; the
 ## modes that need clients from the bench process first print `READY {json}` with the
 ## port and the certificate fingerprint to pin.
 ##

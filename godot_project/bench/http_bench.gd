@@ -1,6 +1,6 @@
 ## One HTTP benchmark run: N GETs of a 1 KB JSON body through one client, each body
 ## parsed into a Dictionary that this script reads one key from. Prints one line
-## `BENCH {json}` and quits, so the Rust driver (rust/bin/bench) can collect figures.
+## `BENCH {json}` and quits, so the Rust driver (rust/tools/bench) can collect figures.
 ##
 ## Arguments after `--`: --client=httprequest|httprequest_threads|httppool,
 ## --url=http://127.0.0.1:PORT/json, --requests=5000, --concurrency=8, --timeout=120.

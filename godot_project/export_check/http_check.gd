@@ -1,6 +1,6 @@
 extends Node
 ## Export smoke check: proves that an *exported* build (not the editor) loads the netkit
-## extension and can make a real request. tests/export_linux.rs exports this scene with the
+## extension and can make a real request. rust/tools/tests/export_linux.rs exports this scene with the
 ## `dedicated_server` preset and runs it as:
 ##     ./dedicated_server.x86_64 --headless -- --url=http://127.0.0.1:PORT/json
 ## (the test makes this scene the main scene of its scratch copy of the project: release

@@ -21,7 +21,7 @@ extends Node
 ## test that provokes an error on purpose calls `expect_error("part of the text")`
 ## first; check_suite then tolerates ERROR lines containing that text.
 
-## Prefix of the line expect_error() prints; tests/support/godot.rs parses it.
+## Prefix of the line expect_error() prints; rust/godot_runner/suite.rs parses it.
 const EXPECT_ERROR_MARKER := "[netkit-expect-error] "
 
 var _failures: PackedStringArray = PackedStringArray()

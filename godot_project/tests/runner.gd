@@ -6,7 +6,7 @@ extends Node
 ## Finds res://tests/**/test_*.gd (sorted by path), and for every `func test_*`
 ## in a file (in source order) creates a fresh instance of the script, adds it
 ## under this node, awaits the method (with a timeout), then frees the node.
-## Output, parsed by tests/support/godot.rs (check_suite):
+## Output, parsed by rust/godot_runner/suite.rs (check_suite):
 ##     --- run test_http.gd::test_get_json               (before each test)
 ##     test test_http.gd::test_get_json ... ok           (after each test)
 ##     test test_http.gd::test_bad_url ... FAILED: <first failure> (+N more)

@@ -1,8 +1,5 @@
-//! Shared test support: the real HTTP test server, the headless Godot harness, the
-//! staging of the built extension, and fresh projects for the install tests.
+//! Shared test support: the real HTTP test server. Also used by the tools' tests
+//! (rust/tools/tests). The Godot runner is its own crate, `godot-runner`.
 #![allow(dead_code)]
 
-pub mod extension;
-pub mod godot;
 pub mod http_server;
-pub mod scratch_project;

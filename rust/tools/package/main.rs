@@ -6,10 +6,10 @@
 //! a Godot project and registers it in the project's `.godot/extension_list.cfg`, so
 //! that the project's first headless import does not abort (see `extension_list.rs`).
 //!
-//! One command on purpose: building this binary under `--release` also builds the
-//! crate's cdylib with the release profile (the bin depends on the lib, and Cargo builds
-//! every crate type of it), so the library found next to this executable is the fresh
-//! release build, and `build.rs` has just regenerated `netkit.gdextension`.
+//! One command on purpose: run under `--release`, this binary builds the addon's cdylib
+//! with the release profile into the same target folder (`cargo build --release --lib`,
+//! a no-op when fresh), so the library packaged is the fresh release build, and
+//! `build.rs` has just regenerated `netkit.gdextension`.
 
 mod addon;
 mod extension_list;
@@ -82,7 +82,7 @@ fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Task
 }
 
 fn write_zip() -> Result<(), String> {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = godot_runner::repo_dir();
     let version = env!("CARGO_PKG_VERSION");
     let libraries = host_libraries(&repo)?;
     let output = repo.join("dist").join(zipper::zip_file_name(version));
@@ -108,7 +108,7 @@ fn write_zip() -> Result<(), String> {
 }
 
 fn install_into(project: &Path) -> Result<(), String> {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = godot_runner::repo_dir();
     // Checked before the (slow) second build, so a typo fails at once.
     if !project.join("project.godot").is_file() {
         return Err(format!(
@@ -196,14 +196,13 @@ fn release_library() -> Result<PathBuf, String> {
             dir.display()
         ));
     }
-    let built = dir.join(BUILT_NAME);
-    if !built.is_file() {
-        return Err(format!(
-            "{} is missing; `cargo run --release --bin package` builds it",
-            built.display()
-        ));
-    }
-    Ok(built)
+    // This binary lives in its own crate of the workspace, so the addon's cdylib is not
+    // necessarily the one beside it: `cargo build --release --lib` (a no-op when fresh)
+    // names the current one.
+    let target_dir = dir
+        .parent()
+        .ok_or_else(|| format!("{} has no parent folder", dir.display()))?;
+    godot_runner::extension::build_library(true, target_dir)
 }
 
 /// Builds the release library without the `editor-docs` feature into its own target
@@ -218,6 +217,8 @@ fn release_library_without_docs(repo: &Path) -> Result<PathBuf, String> {
             "build",
             "--release",
             "--lib",
+            "--package",
+            "godot-netkit",
             "--no-default-features",
             "--target-dir",
         ])

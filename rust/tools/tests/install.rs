@@ -1,5 +1,5 @@
 //! `cargo run --release --bin package -- --install <project>` works as a user needs it:
-//! installed with the same code (rust/bin/package/install.rs), a project's very first
+//! installed with the same code (rust/tools/package/install.rs), a project's very first
 //! headless import exits 0 (without the registration it aborts with exit code 134, Godot
 //! bug godotengine/godot#123511), extensions the project already had stay listed and
 //! loaded, and the installed addon answers a real request.
@@ -10,12 +10,12 @@
 
 mod support;
 
-#[path = "../rust/bin/package/addon.rs"]
+#[path = "../package/addon.rs"]
 mod addon;
-#[path = "../rust/bin/package/extension_list.rs"]
+#[path = "../package/extension_list.rs"]
 mod extension_list;
 #[allow(dead_code)] // the command prints fields this test does not read
-#[path = "../rust/bin/package/install.rs"]
+#[path = "../package/install.rs"]
 mod install;
 
 use std::fs;
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use extension_list::Registered;
-use support::godot::{godot_command, repo_dir};
+use godot_runner::{godot_command, repo_dir};
 use support::scratch_project::{
     OTHER_ENTRY, OTHER_LOADED, add_other_extension, assert_exit_0, assert_request_works,
     run_headless, scratch_dir, write_request_project,
@@ -149,7 +149,7 @@ fn install_refuses_what_would_break_a_project() {
 
     // The repository's own test project links the addon source in: copying onto itself
     // would empty every file.
-    let err = install::install_addon(&addon_source(), &library, &support::godot::project_dir())
+    let err = install::install_addon(&addon_source(), &library, &godot_runner::project_dir())
         .expect_err("installing onto the source");
     assert!(err.contains("source folder itself"), "{err}");
     assert!(addon_source().join("README.md").metadata().unwrap().len() > 0);
@@ -163,7 +163,7 @@ fn addon_source() -> PathBuf {
 fn debug_library() -> addon::Library {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let source = BUILT
-        .get_or_init(support::extension::built_library)
+        .get_or_init(godot_runner::extension::built_library)
         .clone()
         .unwrap_or_else(|e| panic!("{e}"));
     addon::Library {

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::godot_runner;
 use crate::server::{JSON_PATH, json_body};
 
 /// Time nginx gets to start listening, and to stop after SIGTERM.

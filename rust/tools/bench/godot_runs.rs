@@ -16,10 +16,9 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use godot_runner::GodotCmd;
+use godot_runner::extension::stage_extension;
 use serde_json::Value;
-
-use crate::extension::stage_extension;
-use crate::godot_runner::{self, GodotCmd};
 
 /// Upper bound for one Godot run (import excluded); the scene has its own timeout below this.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);

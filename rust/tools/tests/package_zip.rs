@@ -1,5 +1,5 @@
 //! The Asset-Library zip works as a user gets it: build it with the same code as
-//! `cargo run --release --bin package` (rust/bin/package/zipper.rs), unzip it into a
+//! `cargo run --release --bin package` (rust/tools/package/zipper.rs), unzip it into a
 //! Godot project that has never seen netkit (but uses another GDExtension), register
 //! netkit with the shipped `install.gd` as the addon README says; then the project's
 //! first headless import with netkit exits 0 (a raw unzip aborts there with exit code
@@ -13,16 +13,16 @@
 
 mod support;
 
-#[path = "../rust/bin/package/addon.rs"]
+#[path = "../package/addon.rs"]
 mod addon;
 #[allow(dead_code)]
-#[path = "../rust/bin/package/zipper.rs"]
+#[path = "../package/zipper.rs"]
 mod zipper;
 
 use std::fs::{self, File};
 use std::time::Instant;
 
-use support::godot::godot_command;
+use godot_runner::godot_command;
 use support::scratch_project::{
     OTHER_ENTRY, OTHER_LOADED, add_other_extension, assert_exit_0, assert_request_works,
     run_headless, scratch_dir, write_request_project,
@@ -35,7 +35,7 @@ const INSTALL_SCRIPT: &str = "res://addons/netkit/install.gd";
 fn packaged_zip_installs_into_a_fresh_project_and_works() {
     let started = Instant::now();
     let godot = godot_command().unwrap_or_else(|e| panic!("{e}"));
-    let debug_library = support::extension::built_library().unwrap_or_else(|e| panic!("{e}"));
+    let debug_library = godot_runner::extension::built_library().unwrap_or_else(|e| panic!("{e}"));
     let work = scratch_dir("package_zip");
     let zip_path = work.join(zipper::zip_file_name("test"));
 
@@ -43,7 +43,7 @@ fn packaged_zip_installs_into_a_fresh_project_and_works() {
         source: debug_library,
         file_name: "libnetkit.linux.x86_64.debug.so".to_string(),
     };
-    let addon = support::godot::repo_dir().join("addons/netkit");
+    let addon = godot_runner::repo_dir().join("addons/netkit");
     let summary = zipper::build_addon_zip(&addon, &[library], &zip_path)
         .unwrap_or_else(|e| panic!("building the zip failed: {e}"));
     check_entries(&summary.entries);

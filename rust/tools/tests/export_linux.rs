@@ -26,7 +26,7 @@ mod support;
 
 // The demo's backend, to serve the exported demo server as `cargo run --bin demo` does.
 #[allow(dead_code)]
-#[path = "../rust/bin/demo/backend.rs"]
+#[path = "../demo/backend.rs"]
 mod backend;
 
 use std::ffi::OsString;
@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::godot::{
+use godot_runner::{
     GodotCmd, RunOutput, command_in_root, ensure_imported, godot_command,
     provision_debian_packages, repo_dir, run_captured,
 };
@@ -188,10 +188,10 @@ fn drive_demo_server(
         std::thread::sleep(Duration::from_millis(100));
     }
     let godot = godot_command()?;
-    support::extension::stage_extension(&repo_dir())?;
-    let client = support::godot::run_project(
+    godot_runner::extension::stage_extension(&repo_dir())?;
+    let client = godot_runner::run_project(
         &godot,
-        &support::godot::project_dir(),
+        &godot_runner::project_dir(),
         &[
             "res://demo/client.tscn",
             "--",
@@ -276,7 +276,7 @@ fn export_case(case: &ExportCase) -> Result<Exported, String> {
     let started = Instant::now();
     let godot = godot_command()?;
     let release_library = build_release_library()?;
-    let debug_library = support::extension::built_library()?;
+    let debug_library = godot_runner::extension::built_library()?;
     let root = provision_debian_packages(&EXPORT_PACKAGES)?;
     let template = root.join(TEMPLATE_IN_ROOT);
     if !template.is_file() {
@@ -294,7 +294,7 @@ fn export_case(case: &ExportCase) -> Result<Exported, String> {
 
     let work = scratch_dir(&format!("export_linux_{}", case.name))?;
     let project = work.join("project");
-    copy_project(&support::godot::project_dir(), &project)?;
+    copy_project(&godot_runner::project_dir(), &project)?;
     let bin = project.join("addons/netkit/bin");
     fs::create_dir_all(&bin).map_err(|e| format!("cannot create {}: {e}", bin.display()))?;
     copy(&release_library, &bin.join(RELEASE_LIBRARY))?;
@@ -337,7 +337,7 @@ fn build_release_library() -> Result<PathBuf, String> {
         .parent()
         .ok_or("CARGO_TARGET_TMPDIR has no parent")?
         .to_path_buf();
-    support::extension::build_library(true, &target)
+    godot_runner::extension::build_library(true, &target)
 }
 
 /// Copies the Godot project, following the `addons/netkit` symlink and leaving out built

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::godot_runner::{GodotCmd, project_dir};
+use godot_runner::{GodotCmd, project_dir};
 
 /// A running dedicated server.
 pub struct ServerProcess {

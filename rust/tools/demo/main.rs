@@ -12,16 +12,12 @@
 //! Prints a readable log and exits 0 only when every step happened.
 
 mod backend;
-#[path = "../../../tests/support/extension.rs"]
-mod extension;
-#[path = "../../../tests/support/godot.rs"]
-mod godot_runner;
 mod server_process;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use godot_runner::GodotCmd;
+use godot_runner::{GodotCmd, extension};
 
 fn main() -> ExitCode {
     match run() {

@@ -1,13 +1,13 @@
 //! Fresh Godot projects that have never seen netkit, as a game developer starts with,
-//! for the tests that install the addon the ways users do (tests/package_zip.rs,
-//! tests/install.rs).
+//! for the tests that install the addon the ways users do (rust/tools/tests/package_zip.rs,
+//! rust/tools/tests/install.rs).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::godot::{GodotCmd, RunOutput, check_suite, run_captured, run_project};
+use godot_runner::{GodotCmd, RunOutput, check_suite, run_captured, run_project};
 
 /// What the other extension (tests/fixtures/other_extension.rs) prints when Godot
 /// initializes it, and where [`add_other_extension`] puts its `.gdextension`.
@@ -148,7 +148,7 @@ pub fn add_other_extension(work: &Path, project: &Path) {
         ])
         .arg("--out-dir")
         .arg(work)
-        .arg(super::godot::repo_dir().join("tests/fixtures/other_extension.rs"))
+        .arg(godot_runner::repo_dir().join("tests/fixtures/other_extension.rs"))
         .status()
         .unwrap_or_else(|e| panic!("cannot run rustc: {e}"));
     assert!(status.success(), "building the other extension failed");

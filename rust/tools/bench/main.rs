@@ -15,10 +15,6 @@
 //! `--echo-rate 25000,50000`, `--echo-secs 5`, `--idle-clients 1000`, `--dtls-cap 60`.
 
 mod dtls_runs;
-#[path = "../../../tests/support/extension.rs"]
-mod extension;
-#[path = "../../../tests/support/godot.rs"]
-mod godot_runner;
 mod godot_runs;
 mod nginx;
 mod reqwest_run;

@@ -1,6 +1,6 @@
 //! Builds the Asset-Library zip of `addons/netkit`: the addon's own files plus the built
 //! libraries the caller hands in, nothing else. Kept free of anything specific to the
-//! `package` command (which profile, which platform) so that tests/package_zip.rs can
+//! `package` command (which profile, which platform) so that rust/tools/tests/package_zip.rs can
 //! build the same zip around the debug library and install it into a scratch project.
 //!
 //! Uses only std, the `zip` crate and `addon.rs`, because the test includes this file with

@@ -75,10 +75,16 @@ pub fn build_library(release: bool, target_dir: &Path) -> Result<PathBuf, String
         }
     }
     build
-        .args(["build", "--lib", "--message-format=json"])
+        .args([
+            "build",
+            "--lib",
+            "--package",
+            "godot-netkit",
+            "--message-format=json",
+        ])
         .args(release.then_some("--release"))
         .arg("--manifest-path")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .arg(crate::repo_dir().join("Cargo.toml"))
         .arg("--target-dir")
         .arg(target_dir)
         .stdin(std::process::Stdio::null())

@@ -1,0 +1,9 @@
+//! Support for the tools' tests: the root's test support (the real HTTP test server,
+//! tests/support), and fresh projects for the install tests.
+#![allow(dead_code)]
+
+#[path = "../../../../tests/support/mod.rs"]
+mod root;
+pub mod scratch_project;
+
+pub use root::http_server;
