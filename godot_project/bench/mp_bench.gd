@@ -1,6 +1,8 @@
 ## High-level multiplayer benchmark: a dedicated server process and a client process, both
 ## headless Godot at 60 frames/s with SceneMultiplayer over DTLSMultiplayerPeer or
-## ENetMultiplayerPeer (`--transport=dtls|enet`) on loopback. Driven by
+## ENetMultiplayerPeer, plain or with its DTLS layer (`--transport=dtls|enet|enet_dtls`;
+## `enet_dtls` calls `host.dtls_server_setup` / `host.dtls_client_setup` right after
+## `create_server` / `create_client`, before the first poll sends anything) on loopback. Driven by
 ## rust/bin/bench/mp_runs.rs. The server prints `READY {json}` (port, fingerprint), then
 ## each side prints one line `BENCH {json}` and quits (the server once the client left).
 ##
@@ -81,12 +83,22 @@ func _start_server(args: Dictionary) -> Error:
 			return err
 		port = s.get_local_port()
 		mp.multiplayer_peer = s
-	elif transport == "enet":
+	elif transport == "enet" or transport == "enet_dtls":
 		var s := ENetMultiplayerPeer.new()
 		s.set_bind_ip("127.0.0.1")
 		var err := s.create_server(int(args.get("port", "0")), 32)
 		if err != OK:
 			return err
+		if transport == "enet_dtls":
+			var ident := DTLSPeer.generate_self_signed("localhost")
+			fingerprint = ident.certificate
+			var key := CryptoKey.new()
+			var cert := X509Certificate.new()
+			if key.load_from_string(ident.private_key) != OK or cert.load_from_string(ident.certificate) != OK:
+				return ERR_PARSE_ERROR
+			err = s.host.dtls_server_setup(TLSOptions.server(key, cert))
+			if err != OK:
+				return err
 		port = s.host.get_local_port()
 		mp.multiplayer_peer = s
 	else:
@@ -104,9 +116,15 @@ func _start_client(args: Dictionary) -> Error:
 		var c := DTLSMultiplayerPeer.new()
 		err = c.create_client("127.0.0.1", int(args.get("port", "0")), {"pinned_sha256": args.get("fingerprint", "")})
 		mp.multiplayer_peer = c
-	elif transport == "enet":
+	elif transport == "enet" or transport == "enet_dtls":
 		var c := ENetMultiplayerPeer.new()
 		err = c.create_client("127.0.0.1", int(args.get("port", "0")))
+		if err == OK and transport == "enet_dtls":
+			# The server's certificate (PEM, passed in place of a fingerprint), verified.
+			var cert := X509Certificate.new()
+			if cert.load_from_string(args.get("fingerprint", "")) != OK:
+				return ERR_PARSE_ERROR
+			err = c.host.dtls_client_setup("localhost", TLSOptions.client(cert))
 		mp.multiplayer_peer = c
 	else:
 		return ERR_INVALID_PARAMETER

@@ -437,9 +437,10 @@ the phase's start until the client hears that the server's handler saw the last 
 (arrival order checked). Main thread µs/RPC: the tree's automatic multiplayer polling is \
 off and each process calls `poll()` itself; the time in those polls and in the `rpc` \
 calls of the throughput phase, client and server added, divided by the RPCs delivered. \
-There is no encrypted ENet row: ENetMultiplayerPeer's `create_client` creates its \
-ENetConnection and connects in one call, so `dtls_client_setup` (which must precede the \
-connect) cannot be applied at the high level.\n";
+Encrypted ENet: `host.dtls_server_setup` / `host.dtls_client_setup` right after \
+`create_server` / `create_client` (before the first poll sends anything), the client \
+verifying the server's certificate; Godot builds linked against the system ENet library \
+(Debian's) lack that layer, and the row then says so instead of giving figures.\n";
 
 /// `/proc/loadavg`'s first three figures, to show whether other work shared the machine.
 fn load_average() -> String {
