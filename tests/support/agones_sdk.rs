@@ -58,7 +58,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::broadcast;
 
 use game_server::GameServer;
-pub use game_server::{GsState, METADATA_PREFIX};
+pub use game_server::GsState;
 
 /// Largest request body read; the SDK's bodies are tiny.
 const BODY_LIMIT: usize = 64 * 1024;
