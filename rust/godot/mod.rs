@@ -1,5 +1,6 @@
 //! The binding layer: registers the nodes and converts between engine and core types.
 
+mod agones_sdk;
 mod dtls_options;
 mod dtls_peer;
 mod frame_hook;
