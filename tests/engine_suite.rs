@@ -15,6 +15,7 @@ fn gdscript_suite_in_headless_godot() {
     let godot = godot_command().unwrap_or_else(|e| panic!("{e}"));
     let lib = support::extension::stage_extension(&repo_dir()).unwrap_or_else(|e| panic!("{e}"));
     let http = support::http_server::start_blocking();
+    let agones = support::agones_sdk::AgonesSdkServer::start_blocking();
     println!(
         "Godot {} ({}); extension {}",
         godot.version(),
@@ -25,6 +26,7 @@ fn gdscript_suite_in_headless_godot() {
     let mut args = vec![
         format!("--http-url={}", http.http_url),
         format!("--https-url={}", http.https_url),
+        format!("--agones-sdk-port={}", agones.port),
     ];
     if let Ok(filter) = std::env::var("NETKIT_TEST_FILTER") {
         args.push(format!("--filter={filter}"));

@@ -317,8 +317,9 @@ impl AgonesSdk {
         client.set_health(enabled, interval, tolerance);
         while let Some(ping) = client.next_ping_event() {
             if ping.response.ok() {
-                if !self.ping_ok_last && self.pings_ok + self.pings_failed > 0 {
-                    godot_print!("[netkit] AgonesSDK: health pings reach the sidecar again");
+                if !self.ping_ok_last && self.pings_failed > 0 {
+                    let again = if self.pings_ok > 0 { " again" } else { "" };
+                    godot_print!("[netkit] AgonesSDK: health pings reach the sidecar{again}");
                 }
                 self.pings_ok += 1;
                 self.ping_ok_last = true;
@@ -358,13 +359,18 @@ impl AgonesSdk {
                     self.last_game_server = dict.clone();
                     return Some(Delivery::Changed(dict));
                 }
+                // Before the first record the sidecar may simply not be up yet (Agones
+                // can start it after the game): that is news, not a warning.
+                AgonesEvent::WatchLost(why) if self.updates == 0 => {
+                    godot_print!("[netkit] AgonesSDK: waiting for the SDK sidecar: {why}");
+                }
                 AgonesEvent::WatchLost(why) => {
                     godot_warn!(
                         "[netkit] AgonesSDK: watch stream interrupted, reconnecting: {why}"
                     );
                 }
                 AgonesEvent::WatchRestored => {
-                    godot_print!("[netkit] AgonesSDK: watch stream restored");
+                    godot_print!("[netkit] AgonesSDK: watch stream connected");
                 }
                 AgonesEvent::HealthPaused { frame_age } => godot_warn!(
                     "[netkit] AgonesSDK: health pings paused: the main loop has not run for {:.1} s (health_tolerance {:.1} s)",
@@ -372,7 +378,7 @@ impl AgonesSdk {
                     self.health_tolerance
                 ),
                 AgonesEvent::HealthResumed { paused_for } => godot_print!(
-                    "[netkit] AgonesSDK: health pings resumed after {:.1} s without",
+                    "[netkit] AgonesSDK: health pings resumed after a {:.1} s pause",
                     paused_for.as_secs_f64()
                 ),
             }

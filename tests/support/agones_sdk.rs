@@ -30,6 +30,8 @@
 //! - `GET /test/pings` → `{"now_ms", "count", "times_ms": [...]}`: health pings, in ms
 //!   since this instance was created.
 //! - `GET /test/requests` → `{"now_ms", "requests": [{"at_ms", "line": "POST /ready"}]}`.
+//! - `POST /test/allocate` → the record: moves it to `Allocated` the way a
+//!   GameServerAllocation from a matchmaker does, without the game asking.
 //! - `POST /test/new?delay_ms=N` → `{"port", "url"}`: a fresh, independent instance (its
 //!   own GameServer in state `Scheduled`) whose port is reserved now and accepts
 //!   connections only after N ms, like a sidecar that starts after the game. Until then a
@@ -470,6 +472,10 @@ impl AgonesSdkServer {
                     StatusCode::OK,
                     &json!({ "now_ms": now_ms, "requests": requests }),
                 )
+            }
+            ("POST", "allocate") => {
+                self.change(|gs| gs.set_state(GsState::Allocated));
+                json_res(StatusCode::OK, &self.game_server())
             }
             ("POST", "new") => {
                 let delay_ms = query

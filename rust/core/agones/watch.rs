@@ -110,7 +110,12 @@ impl WatchState {
             .await
         {
             Ok(r) => r,
-            Err(e) => return Stop::Failed(format!("cannot reach the SDK sidecar at {url}: {e}")),
+            Err(e) => {
+                return Stop::Failed(format!(
+                    "cannot reach the SDK sidecar at {url}: {}",
+                    with_causes(&e)
+                ));
+            }
         };
         if !response.status().is_success() {
             return Stop::Failed(format!(
@@ -124,7 +129,9 @@ impl WatchState {
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => return Stop::Failed("the SDK sidecar ended the watch stream".into()),
-                Err(e) => return Stop::Failed(format!("the watch stream broke: {e}")),
+                Err(e) => {
+                    return Stop::Failed(format!("the watch stream broke: {}", with_causes(&e)));
+                }
             };
             let finished = match lines.push(&chunk) {
                 Ok(finished) => finished,
@@ -170,6 +177,22 @@ impl WatchState {
         }
         None
     }
+}
+
+/// An error and its sources, e.g. "error sending request: client error (Connect):
+/// Connection refused", since reqwest's own text leaves the useful part to the sources.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
