@@ -5,12 +5,17 @@ extends Node
 ## says goodbye to its players and quits.
 ##     godot --headless --path godot_project res://demo/server.tscn -- \
 ##         --backend-url=http://127.0.0.1:PORT --server-key=KEY [--port=0]
+## In an Agones fleet (AGONES_SDK_HTTP_PORT set) it also talks to the SDK sidecar through
+## AgonesSDK: label and ready() once registered, the GameServer's state as it changes,
+## and shutdown() on SIGTERM after saving (docs/DEPLOY.md).
 
 var pool: HTTPPool
 var dtls: DTLSPeer
 var server_id := 0
 var players := {}  # peer id -> player name, once their token was validated
 var ticks := {}  # peer id -> messages handled
+var agones: AgonesSDK  # only in an Agones fleet
+var agones_state := ""
 
 
 func _ready() -> void:
@@ -36,6 +41,8 @@ func _ready() -> void:
 
 	Netkit.shutdown_requested.connect(_on_shutdown_requested)
 	Netkit.enable_graceful_shutdown(5.0)
+	if OS.has_environment("AGONES_SDK_HTTP_PORT"):
+		_start_agones()
 
 	var reg: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/servers/register", {
 		"name": "demo-arena", "host": "127.0.0.1", "port": dtls.get_local_port(),
@@ -52,6 +59,8 @@ func _ready() -> void:
 	heartbeat.timeout.connect(_heartbeat)
 	add_child(heartbeat)
 	heartbeat.start()
+	if agones:
+		_agones_ready()
 
 
 func _heartbeat() -> void:
@@ -103,9 +112,36 @@ func _on_shutdown_requested(grace_seconds: float) -> void:
 	dtls.broadcast(JSON.stringify({"type": "shutdown"}).to_utf8_buffer())
 	var res: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/servers/deregister", {"server_id": server_id}).completed
 	say("deregistered from the backend: %s" % ("yes" if res.ok and res.json["removed"] else res.error_message))
+	if agones:
+		var done: HTTPResponse = await agones.shutdown().completed
+		say("agones: shutdown() -> %s" % _outcome(done))
 	dtls.close()
 	say("bye")
 	get_tree().quit(0)
+
+
+# --- Agones (only when AGONES_SDK_HTTP_PORT is set) -----------------------------------
+
+func _start_agones() -> void:
+	agones = AgonesSDK.new()
+	add_child(agones)   # health pings start now, from a background thread
+	say("agones: SDK sidecar on port %s, health pings every %.1f s" % [OS.get_environment("AGONES_SDK_HTTP_PORT"), agones.health_interval])
+	agones.game_server_changed.connect(func(gs: Dictionary):
+		var state: String = gs["status"]["state"]
+		if state != agones_state:
+			agones_state = state
+			say("agones: GameServer %s is %s" % [gs["object_meta"]["name"], state]))
+
+
+func _agones_ready() -> void:
+	var label: HTTPResponse = await agones.set_label("arena", "demo-arena").completed
+	say("agones: set_label(arena, demo-arena) -> %s" % _outcome(label))
+	var marked: HTTPResponse = await agones.ready().completed
+	say("agones: ready() -> %s" % _outcome(marked))
+
+
+func _outcome(res: HTTPResponse) -> String:
+	return "ok" if res.ok else "%s: %s" % [res.get_error_name(), res.error_message]
 
 
 func _send(id: int, msg: Dictionary) -> void:
