@@ -8,6 +8,9 @@ extends Node
 ## deregisters, tells its players and quits.
 ##     godot --headless --path godot_project res://demo/server.tscn -- \
 ##         --backend-url=http://127.0.0.1:PORT --server-key=KEY [--port=0]
+## In an Agones fleet (AGONES_SDK_HTTP_PORT set) it also talks to the SDK sidecar through
+## AgonesSDK: label and ready() once registered, the GameServer's state as it changes,
+## and shutdown() on SIGTERM after saving (docs/DEPLOY.md).
 
 const World := preload("res://demo/world.gd")
 
@@ -18,6 +21,8 @@ var world: World
 var server_id := 0
 var fingerprint := ""  # SHA-256 of the certificate, published in the registry for pinning
 var players := {}  # peer id -> player name, once the backend validated its token
+var agones: AgonesSDK  # only in an Agones fleet
+var agones_state := ""
 
 
 func _ready() -> void:
@@ -34,6 +39,8 @@ func _ready() -> void:
 
 	Netkit.shutdown_requested.connect(_on_shutdown_requested)
 	Netkit.enable_graceful_shutdown(5.0)
+	if OS.has_environment("AGONES_SDK_HTTP_PORT"):
+		_start_agones()
 
 	var reg: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/servers/register", {
 		"name": "demo-arena", "host": "127.0.0.1", "port": peer.get_local_port(),
@@ -50,6 +57,8 @@ func _ready() -> void:
 	heartbeat.timeout.connect(_heartbeat)
 	add_child(heartbeat)
 	heartbeat.start()
+	if agones:
+		_agones_ready()
 
 
 func _heartbeat() -> void:
@@ -125,10 +134,37 @@ func _on_shutdown_requested(grace_seconds: float) -> void:
 	world.notice.rpc("shutdown")
 	var res: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/servers/deregister", {"server_id": server_id}).completed
 	say("deregistered from the backend: %s" % ("yes" if res.ok and res.json["removed"] else res.error_message))
+	if agones:
+		var done: HTTPResponse = await agones.shutdown().completed
+		say("agones: shutdown() -> %s" % _outcome(done))
 	peer.close()
 	get_tree().set_multiplayer(null, get_path())
 	say("bye")
 	get_tree().quit(0)
+
+
+# --- Agones (only when AGONES_SDK_HTTP_PORT is set) -----------------------------------
+
+func _start_agones() -> void:
+	agones = AgonesSDK.new()
+	add_child(agones)   # health pings start now, from a background thread
+	say("agones: SDK sidecar on port %s, health pings every %.1f s" % [OS.get_environment("AGONES_SDK_HTTP_PORT"), agones.health_interval])
+	agones.game_server_changed.connect(func(gs: Dictionary):
+		var state: String = gs["status"]["state"]
+		if state != agones_state:
+			agones_state = state
+			say("agones: GameServer %s is %s" % [gs["object_meta"]["name"], state]))
+
+
+func _agones_ready() -> void:
+	var label: HTTPResponse = await agones.set_label("arena", "demo-arena").completed
+	say("agones: set_label(arena, demo-arena) -> %s" % _outcome(label))
+	var marked: HTTPResponse = await agones.ready().completed
+	say("agones: ready() -> %s" % _outcome(marked))
+
+
+func _outcome(res: HTTPResponse) -> String:
+	return "ok" if res.ok else "%s: %s" % [res.get_error_name(), res.error_message]
 
 
 func say(text: String) -> void:

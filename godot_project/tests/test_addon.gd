@@ -78,9 +78,9 @@ func test_netkit_enums_are_class_enums() -> void:
 
 	assert_true(ClassDB.class_has_enum("HTTPResponse", "Error", true))
 	var errors := ClassDB.class_get_enum_constants("HTTPResponse", "Error", true)
-	assert_eq(errors.size(), 13)
+	assert_eq(errors.size(), 14)
 	assert_eq(errors[0], "ERR_NONE")
-	for name in ["ERR_TIMEOUT", "ERR_CANCELLED", "ERR_HTTP_STATUS", "ERR_INVALID_REQUEST"]:
+	for name in ["ERR_TIMEOUT", "ERR_CANCELLED", "ERR_HTTP_STATUS", "ERR_INVALID_REQUEST", "ERR_HEADERS_TOO_LARGE"]:
 		assert_true(errors.has(name), name)
 	assert_eq(ClassDB.class_get_integer_constant("HTTPResponse", "ERR_TIMEOUT"), 4)
 	# The enum is usable by name in scripts, and its constants stay on the class too.

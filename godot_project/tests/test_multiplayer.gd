@@ -16,16 +16,20 @@ func _ready() -> void:
 
 
 func after_each() -> void:
-	# Nodes (spawned players, synchronizers) leave while their multiplayer still exists.
+	# Peers close first, so no packet arrives for a branch that is gone (SceneMultiplayer
+	# would log "Node not found" for it); nodes (spawned players, synchronizers) then
+	# leave while their multiplayer still exists, and the multiplayers go last.
+	for path in branch_paths:
+		var mp := get_tree().get_multiplayer(path) as SceneMultiplayer
+		if mp != null and mp.multiplayer_peer != null:
+			mp.multiplayer_peer.close()
+	await wait_frames(2)
 	for path in branch_paths:
 		var b := get_node_or_null(path)
 		if b != null:
 			b.free()
 	await wait_frames(2)
 	for path in branch_paths:
-		var mp := get_tree().get_multiplayer(path) as SceneMultiplayer
-		if mp != null and mp.multiplayer_peer != null:
-			mp.multiplayer_peer.close()
 		get_tree().set_multiplayer(null, path)
 	await wait_frames(2)
 

@@ -22,6 +22,10 @@ pub struct Totals {
     pub dtls_packets_in: u64,
     /// DTLS application packets sent.
     pub dtls_packets_out: u64,
+    /// DTLS handshake fragments dropped by the record layer (hostile or broken senders).
+    pub dtls_dropped_fragments: u64,
+    /// DTLS packets dropped because a peer sent faster than its node delivered them.
+    pub dtls_dispatch_drops: u64,
 }
 
 /// Something that contributes to the totals.

@@ -25,6 +25,7 @@ const SESSION_KEYS: &[&str] = &[
     "mtu",
     "send_queue",
     "inbound_queue",
+    "dispatch_queue",
 ];
 /// Keys only `start_server` understands.
 const SERVER_KEYS: &[&str] = &[
@@ -247,6 +248,9 @@ impl Reader {
         }
         if let Some(n) = self.int("inbound_queue", 1, 1_000_000)? {
             s.inbound_queue = n as usize;
+        }
+        if let Some(n) = self.int("dispatch_queue", 1, 1_000_000)? {
+            s.dispatch_queue = n as usize;
         }
         Ok(s)
     }

@@ -218,6 +218,9 @@ impl DtlsPeer {
     ///   (default 1024), so a burst sent in one frame arrives whole; memory per peer is at
     ///   most that many times the larger of `mtu` and 1500 bytes; drops are counted as
     ///   `inbound_drops` in [method get_stats].
+    /// - `"dispatch_queue"`: received packets waiting for this node to deliver them, per
+    ///   peer (default 2048); peers take turns, so a peer sending faster than the game
+    ///   reads loses only its own excess, counted as `dispatch_drops`.
     ///
     /// Returns [constant OK], or an error with the reason in the output:
     /// [constant ERR_INVALID_PARAMETER] for a bad port or bad, unknown or conflicting
@@ -283,7 +286,7 @@ impl DtlsPeer {
     ///
     /// Optional, as in [method start_server]: `"handshake_timeout"` (which here covers name
     /// resolution too), `"idle_timeout"`, `"keepalive_interval"`, `"mtu"`, `"send_queue"`,
-    /// `"inbound_queue"`.
+    /// `"inbound_queue"`, `"dispatch_queue"`.
     ///
     /// Returns [constant OK]; [constant ERR_INVALID_PARAMETER] for an empty host, a bad port
     /// or bad, unknown or conflicting options (the reason is in the output);
@@ -492,6 +495,12 @@ impl DtlsPeer {
     /// - `dropped_datagrams`: incoming datagrams thrown away (garbage, oversized, over a
     ///   limit); `inbound_drops`: of those, datagrams dropped because a peer's
     ///   `inbound_queue` was full.
+    /// - `dropped_fragments`: handshake fragments dropped before reaching the DTLS layer
+    ///   because no valid handshake message could contain them, or because the peer sent
+    ///   more than any handshake needs (a hostile or broken sender).
+    /// - `dispatch_drops`: received packets dropped because their peer sent faster than this
+    ///   node delivers them; each peer has its own queue (the `"dispatch_queue"` option,
+    ///   default 2048 packets) and peers take turns, so only the fast sender loses packets.
     /// - `waiting_dispatch`: events received but not delivered yet; `dispatched`: events
     ///   this node delivered so far.
     ///
@@ -513,6 +522,8 @@ impl DtlsPeer {
             ("send_drops", s.send_drops),
             ("dropped_datagrams", s.dropped_datagrams),
             ("inbound_drops", s.inbound_drops),
+            ("dropped_fragments", s.dropped_fragments),
+            ("dispatch_drops", s.dispatch_drops),
             ("waiting_dispatch", waiting as u64),
             ("dispatched", self.dispatched),
         ])

@@ -182,6 +182,11 @@ impl HttpResponse {
     #[constant]
     #[cfg(any())]
     const ERR_INVALID_REQUEST: i64 = 12;
+    /// The response's header section is larger than the pool accepts: more than 512 fields
+    /// or more than 256 KiB of header data. It is not read; [member error_message] says so.
+    #[constant]
+    #[cfg(any())]
+    const ERR_HEADERS_TOO_LARGE: i64 = 13;
 
     /// Getter of [member error].
     #[func]
@@ -237,13 +242,13 @@ impl HttpResponse {
     #[func]
     pub fn get_headers(&self) -> VarDictionary {
         let mut dict = VarDictionary::new();
-        for (name, value) in &self.inner.headers {
+        for (name, _) in &self.inner.headers {
             let key = GString::from(name.as_str()).to_variant();
-            let joined = match dict.get(&key) {
-                Some(prev) => format!("{}, {value}", prev.stringify()),
-                None => value.clone(),
-            };
-            dict.set(&key, &GString::from(joined.as_str()).to_variant());
+            if dict.contains_key(&key) {
+                continue;
+            }
+            let value = self.inner.header(name).unwrap_or_default();
+            dict.set(&key, &GString::from(value.as_ref()).to_variant());
         }
         dict
     }
@@ -254,7 +259,7 @@ impl HttpResponse {
     pub fn get_header(&self, name: GString, #[opt(default = "")] default: GString) -> GString {
         self.inner
             .header(&name.to_string())
-            .map(GString::from)
+            .map(|v| GString::from(v.as_ref()))
             .unwrap_or(default)
     }
 

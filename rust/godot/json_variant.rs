@@ -5,10 +5,11 @@
 use godot::prelude::*;
 use serde_json::{Map, Number, Value};
 
-use crate::core::http::MAX_JSON_DEPTH;
+use crate::core::http::{MAX_JSON_DEPTH, NumberValue, number_value};
 
 /// Converts parsed JSON to a Variant: objects to Dictionary (key order kept), arrays to
-/// Array, integers that fit i64 to int, other numbers to float.
+/// Array, integers that fit i64 to int, other numbers to float (`INF`/`-INF` beyond the
+/// range of a float, as Godot's JSON gives them).
 pub fn json_to_variant(value: &Value) -> Variant {
     to_variant(value, 0)
 }
@@ -21,9 +22,9 @@ fn to_variant(value: &Value, depth: usize) -> Variant {
     match value {
         Value::Null => Variant::nil(),
         Value::Bool(b) => b.to_variant(),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => i.to_variant(),
-            None => n.as_f64().unwrap_or(f64::NAN).to_variant(),
+        Value::Number(n) => match number_value(n) {
+            NumberValue::Int(i) => i.to_variant(),
+            NumberValue::Float(f) => f.to_variant(),
         },
         Value::String(s) => GString::from(s.as_str()).to_variant(),
         Value::Array(items) => {

@@ -23,6 +23,9 @@ pub const MONITORS: &[(&str, Reader)] = &[
     ("netkit/dtls_pending_handshakes", |t| t.dtls_pending),
     ("netkit/dtls_packets_in", |t| t.dtls_packets_in),
     ("netkit/dtls_packets_out", |t| t.dtls_packets_out),
+    ("netkit/dtls_dropped_fragments", |t| {
+        t.dtls_dropped_fragments
+    }),
 ];
 
 /// Adds the custom monitors (idempotent, since an editor reload may register twice).

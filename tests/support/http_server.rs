@@ -37,6 +37,12 @@
 //! - `/bad-json`: 200 `application/json` `{"a": 1,,}`.
 //! - `/deep-json?depth=N` (default 1000): N `[` then N `]`.
 //! - `/non-utf8`: 200 `text/plain; charset=utf-8` with bytes `ff fe 41 80`.
+//! - `/many-headers?count=N` (default 300): `{"fields":N}` with N extra fields
+//!   `x-field-I: value-I`. `/big-header?bytes=N` (default 60000): `{"bytes":N}` with one
+//!   field `x-big` of N bytes `a`. `/repeated-header`: `x-dup: first` and `x-dup: second`
+//!   as two fields.
+//! - `/bom-json`: 200 `application/json`, a UTF-8 byte order mark then `{"bom":true}`.
+//!   `/huge-number`: `{"ratio":1e400,"negative":-1e400,"ok":1}`.
 //!
 //! On counted endpoints, `key=K` adds one to K's count (shared by all endpoints, so use a
 //! fresh key per test) and `id=X` appends X to the arrival log when the request's headers
@@ -46,10 +52,13 @@
 //! Control endpoints (any method, never counted): `/stats` →
 //! `{"connections","http_connections","https_connections","requests","in_flight",
 //! "peak_concurrency"}`; `/stats/reset` (resets and returns them); `/order` → JSON array of
-//! ids; `/order/reset`; `/count?key=K` → `{"count":N}`; `/ca.pem` → the CA to trust.
+//! ids; `/order/reset`; `/count?key=K` → `{"count":N}`; `/ca.pem` → the CA to trust;
+//! `/self-signed` → `{"url","pem"}` of the listener with an OpenSSL-style self-signed
+//! certificate (see [`TestServer::self_signed_url`]).
 
 mod body;
 mod query;
+pub mod raw;
 mod routes;
 mod state;
 mod tls;
@@ -96,6 +105,12 @@ pub struct TestServer {
     /// PEM of the CA a client must trust for `https_url` (certificate SANs: `127.0.0.1`,
     /// `localhost`). Also served at `GET /ca.pem`.
     pub ca_pem: String,
+    /// `https://127.0.0.1:PORT` of a third listener serving the same endpoints with an
+    /// OpenSSL-style self-signed certificate (`basicConstraints CA:TRUE`, no chain) for
+    /// `127.0.0.1` and `localhost`.
+    pub self_signed_url: String,
+    /// PEM of that self-signed certificate, the one thing a client must trust for it.
+    pub self_signed_pem: String,
     /// Address of the plain HTTP listener.
     pub http_addr: SocketAddr,
     /// Address of the TLS listener.
@@ -110,16 +125,31 @@ impl TestServer {
     /// the test cannot run at all then.
     pub async fn start() -> TestServer {
         let tls = tls::generate().expect("test server: cannot generate TLS certificates");
-        let state = Arc::new(State::new(tls.ca_pem.clone()));
+        let own = tls::openssl_style_self_signed()
+            .expect("test server: cannot generate the self-signed certificate");
         let http = bind().await;
         let https = bind().await;
+        let self_signed = bind().await;
         let http_addr = local_addr(&http);
         let https_addr = local_addr(&https);
+        let self_signed_url = format!("https://{}", local_addr(&self_signed));
+        let state = Arc::new(State::new(
+            tls.ca_pem.clone(),
+            self_signed_url.clone(),
+            own.ca_pem.clone(),
+        ));
         tokio::spawn(accept_loop(http, None, Arc::clone(&state)));
         tokio::spawn(accept_loop(https, Some(tls.acceptor), Arc::clone(&state)));
+        tokio::spawn(accept_loop(
+            self_signed,
+            Some(own.acceptor),
+            Arc::clone(&state),
+        ));
         TestServer {
             http_url: format!("http://{http_addr}"),
             https_url: format!("https://{https_addr}"),
+            self_signed_url,
+            self_signed_pem: own.ca_pem,
             ca_pem: tls.ca_pem,
             http_addr,
             https_addr,

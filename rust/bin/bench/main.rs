@@ -1,6 +1,7 @@
 //! `cargo run --release --bin bench`: measures HTTPPool against Godot's own HTTPRequest
-//! and against plain reqwest, on one local server, and prints one table (also written to
-//! `target/bench/results.md`; BENCHMARKS.md is updated by hand from it).
+//! and against plain reqwest, on two local servers (nginx from Debian's package, and the
+//! bench's own hyper server), and prints one table per server and concurrency (also written
+//! to `target/bench/results.md`; BENCHMARKS.md is updated by hand from it).
 //!
 //! Building with `--release` builds the release extension too (the library target is a
 //! dependency of this binary); the bench stages that library for Godot.
@@ -12,7 +13,8 @@
 //! RPC round trip at 60 frames/s, reliable RPCs/s, main-thread µs per RPC); see mp_runs.rs.
 //!
 //! Options: `--suite http,dtls,mp` (all three), `--runs N` (3), `--requests N` (5000),
-//! `--concurrency 8,64`, `--clients httprequest,httprequest_threads,httppool,core,reqwest`,
+//! `--concurrency 8,64`, `--servers nginx,hyper`,
+//! `--clients httprequest,httprequest_threads,httppool,core,reqwest`,
 //! `--dtls godot,dtlspeer,core,echo,idle`, `--handshake-clients 200`, `--echo-clients 50`,
 //! `--echo-rate 25000,50000`, `--echo-secs 5`, `--idle-clients 1000`, `--dtls-cap 60`,
 //! `--mp-rtt-frames 600`, `--mp-rpcs 20000`.
@@ -24,6 +26,7 @@ mod extension;
 mod godot_runner;
 mod godot_runs;
 mod mp_runs;
+mod nginx;
 mod reqwest_run;
 mod server;
 mod table;
@@ -42,6 +45,7 @@ struct Options {
     requests: usize,
     concurrency: Vec<usize>,
     clients: Vec<String>,
+    servers: Vec<String>,
     suites: Vec<String>,
     dtls: dtls_runs::DtlsOptions,
     mp: mp_runs::MpOptions,
@@ -58,6 +62,10 @@ const CLIENTS: &[(&str, &str)] = &[
     ("core", "netkit core HttpPool, Rust, no engine"),
     ("reqwest", "raw reqwest + serde_json, Rust (ceiling)"),
 ];
+
+/// The HTTP servers every client is measured against, in table order: nginx (Debian's
+/// package, the server people actually run) and the bench's own hyper server.
+const SERVERS: &[&str] = &["nginx", "hyper"];
 
 /// The columns of the HTTP table.
 const COLUMNS: &[&str] = &[
@@ -83,6 +91,7 @@ fn parse_options() -> Result<Options, String> {
         requests: 5000,
         concurrency: vec![8, 64],
         clients: CLIENTS.iter().map(|(id, _)| id.to_string()).collect(),
+        servers: SERVERS.iter().map(|s| s.to_string()).collect(),
         suites: vec!["http".to_string(), "dtls".to_string(), "mp".to_string()],
         dtls: dtls_runs::DtlsOptions {
             handshake_clients: 200,
@@ -134,6 +143,12 @@ fn parse_options() -> Result<Options, String> {
                     return Err(format!("unknown client '{bad}'"));
                 }
             }
+            "--servers" => {
+                o.servers = value()?.split(',').map(str::to_string).collect();
+                if let Some(bad) = o.servers.iter().find(|s| !SERVERS.contains(&s.as_str())) {
+                    return Err(format!("unknown server '{bad}' (nginx, hyper)"));
+                }
+            }
             "--suite" => {
                 o.suites = value()?.split(',').map(str::to_string).collect();
                 if let Some(bad) = o
@@ -168,7 +183,8 @@ fn parse_options() -> Result<Options, String> {
             "--help" | "-h" => {
                 println!(
                     "cargo run --release --bin bench -- [--suite http,dtls,mp] [--runs 3] \
-                     [--requests 5000] [--concurrency 8,64] [--clients {}] [--dtls {}] \
+                     [--requests 5000] [--concurrency 8,64] [--servers nginx,hyper] \
+                     [--clients {}] [--dtls {}] \
                      [--handshake-clients 200] [--echo-clients 50] [--echo-rate 25000,50000] \
                      [--echo-secs 5] [--idle-clients 1000] [--dtls-cap 60] \
                      [--mp-rtt-frames 600] [--mp-rpcs 20000]",
@@ -247,12 +263,35 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// The HTTP suite: every client at every concurrency, `runs` times; one table per
-/// concurrency.
+/// The HTTP suite: against every server, every client at every concurrency, `runs` times;
+/// one table per server and concurrency.
 fn http_tables(options: &Options, godot: Option<&GodotBench>) -> Result<Vec<Table>, String> {
-    let server = BenchServer::start(2)?;
-    let url = server.url();
+    let mut tables = Vec::new();
+    for server in &options.servers {
+        // Both servers get the two CPUs' worth of workers.
+        let (url, name, _running): (String, String, Box<dyn std::any::Any>) = if server == "nginx" {
+            let work = godot_runner::repo_dir().join("target/bench/nginx");
+            let nginx = nginx::NginxServer::start(&work, 2)?;
+            let name = format!("{} (Debian package, 2 workers)", nginx.version());
+            (nginx.url(), name, Box::new(nginx))
+        } else {
+            let hyper = BenchServer::start(2)?;
+            let name = "the bench's hyper server (2 threads)".to_string();
+            (hyper.url(), name, Box::new(hyper))
+        };
+        eprintln!("server: {name}");
+        tables.extend(http_tables_for(options, godot, &url, &name)?);
+    }
+    Ok(tables)
+}
 
+/// Every client at every concurrency against one server at `url`.
+fn http_tables_for(
+    options: &Options,
+    godot: Option<&GodotBench>,
+    url: &str,
+    server: &str,
+) -> Result<Vec<Table>, String> {
     let mut results: BTreeMap<(usize, &str), Collected> = BTreeMap::new();
     for run in 1..=options.runs {
         for &n in &options.concurrency {
@@ -264,18 +303,18 @@ fn http_tables(options: &Options, godot: Option<&GodotBench>) -> Result<Vec<Tabl
                 let entry = results.entry((n, id)).or_default();
                 match *id {
                     "core" => {
-                        let rps = reqwest_run::netkit_core(&url, options.requests, n)?;
+                        let rps = reqwest_run::netkit_core(url, options.requests, n)?;
                         entry.rps.push(rps);
                         eprintln!("{rps:.0} req/s");
                     }
                     "reqwest" => {
-                        let rps = reqwest_run::raw_reqwest(&url, options.requests, n)?;
+                        let rps = reqwest_run::raw_reqwest(url, options.requests, n)?;
                         entry.rps.push(rps);
                         eprintln!("{rps:.0} req/s");
                     }
                     scene => {
                         let godot = godot.ok_or("Godot was not prepared")?;
-                        let r = godot.run(scene, &url, options.requests, n)?;
+                        let r = godot.run(scene, url, options.requests, n)?;
                         eprintln!(
                             "{:.0} req/s, {:.1} µs/response on the main thread, longest frame {:.2} ms",
                             r.requests_per_sec, r.main_usec_per_response, r.max_frame_ms
@@ -286,12 +325,11 @@ fn http_tables(options: &Options, godot: Option<&GodotBench>) -> Result<Vec<Tabl
             }
         }
     }
-    drop(server);
 
     let mut tables = Vec::new();
     for &n in &options.concurrency {
         let title = format!(
-            "HTTP: {} GETs of a 1 KB JSON body, concurrency {n}",
+            "HTTP against {server}: {} GETs of a 1 KB JSON body, concurrency {n}",
             options.requests
         );
         let mut t = Table::new(&title, COLUMNS);

@@ -19,6 +19,7 @@ use super::conn::{ConnShared, PeerConn};
 use super::events::{DisconnectReason, DtlsEvent, PeerId, SERVER_PEER_ID, SendError, Status};
 use super::events_gate::Gate;
 use super::inbound::{self, InboundLimits, InboundSender};
+use super::handshake_filter::HandshakeFilter;
 use super::record::MAX_DATAGRAM;
 use super::session::{self, SessionContext, SessionControl};
 use super::stats::{Stats, StatsSnapshot};
@@ -59,12 +60,15 @@ impl DtlsClient {
         let config = client_config(&options)?;
         let closed = CancellationToken::new();
         let (out_tx, out_rx) = mpsc::channel(options.session.send_queue.max(1));
+        let stats = super::stats::registered();
+        let events = Gate::new(events, closed.clone())
+            .for_peer(options.session.dispatch_queue, stats.clone());
         let shared = Arc::new(Shared {
             status: AtomicU8::new(Status::Handshaking as u8),
             remote: Mutex::new(None),
-            stats: super::stats::registered(),
+            stats,
             control: Arc::new(SessionControl::child_of(&closed)),
-            events: Gate::new(events, closed.clone()),
+            events,
         });
         let handle = runtime::handle();
         let task = handle.spawn(drive(
@@ -212,6 +216,7 @@ async fn pump(
     stop: CancellationToken,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut fragments = HandshakeFilter::for_client();
     loop {
         let received = tokio::select! {
             _ = stop.cancelled() => return,
@@ -219,7 +224,10 @@ async fn pump(
         };
         match received {
             Ok((n, from)) if from == remote && n <= MAX_DATAGRAM => {
-                if tx.try_send(buf[..n].to_vec()).is_err() {
+                let Some(datagram) = fragments.admit(buf[..n].to_vec(), &stats) else {
+                    continue;
+                };
+                if tx.try_send(datagram).is_err() {
                     Stats::inc(&stats.dropped_datagrams);
                 }
             }

@@ -122,6 +122,11 @@ pub struct SessionOptions {
     /// larger of `mtu` and 1500 bytes) datagrams are dropped and counted in
     /// `Stats::inbound_drops`. Handshakes get a small fixed queue instead.
     pub inbound_queue: usize,
+    /// Received packets that may wait per peer for the node to deliver them. Peers take
+    /// turns, so a peer sending faster than the game reads fills only its own queue;
+    /// what it sends beyond is dropped and counted in `dispatch_drops`. Connects and
+    /// disconnects are never dropped.
+    pub dispatch_queue: usize,
 }
 
 impl Default for SessionOptions {
@@ -133,6 +138,8 @@ impl Default for SessionOptions {
             mtu: 1200,
             send_queue: 1024,
             inbound_queue: 1024,
+            // A burst of 1,000 packets in one frame, twice over, arrives complete.
+            dispatch_queue: 2048,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -19,6 +19,7 @@ use super::conn::{ConnShared, PeerConn};
 use super::events::{DisconnectReason, DtlsEvent, PeerId};
 use super::events_gate::Gate;
 use super::first_flight::{FirstFlightGate, HOLD_LIMIT};
+use super::handshake_filter::HandshakeFilter;
 use super::inbound::{self, InboundLimits, InboundSender};
 use super::record::{
     CONTENT_APPLICATION_DATA, ClientHelloInfo, MAX_DATAGRAM, find_client_hello, refusal_alert,
@@ -26,6 +27,15 @@ use super::record::{
 };
 use super::session::{self, Confirmation, SessionContext, SessionControl};
 use super::stats::Stats;
+
+/// Verified handshakes may fill this fraction (numerator, denominator) of the pending
+/// table before the one verified longest ago gives way (see `Table::make_room`); the
+/// rest stays for newcomers, whose hellos are not verified yet.
+const VERIFIED_SHARE: (usize, usize) = (3, 4);
+
+/// How long a verified handshake is safe from eviction: two round trips and the key
+/// exchange take a fraction of this on any path a game is played over.
+const VERIFIED_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One handshake or session for one address.
 struct Entry {
@@ -36,9 +46,17 @@ struct Entry {
     created: Instant,
     /// The random of the ClientHello that started this handshake.
     random: [u8; 32],
-    /// The client echoed a cookie (or sent later flights), so its address is real.
-    verified: bool,
+    /// When the client echoed a cookie after we sent one, which proves it receives at
+    /// its address; `None` until then.
+    verified: Option<Instant>,
+    /// Set once the handshake's first datagram (the HelloVerifyRequest with the cookie)
+    /// went out; a cookie echoed before that is forged.
+    answered: Arc<AtomicBool>,
     connected: bool,
+    /// What this peer's handshake records may still bring (see `handshake_filter.rs`).
+    fragments: Mutex<HandshakeFilter>,
+    /// The lane this entry reports on (shared with the entry it replaces, if any).
+    events: Gate,
 }
 
 /// An address's current entry plus, while a client reconnects from the same address,
@@ -73,18 +91,44 @@ impl Table {
             .store(self.pending() as u64, Ordering::Relaxed);
     }
 
-    /// Drops the oldest handshake whose client never proved its address, to make room
-    /// for a new one. Spoofed hellos never verify, so they are what gets evicted.
-    fn evict_unverified(&mut self) -> bool {
-        let victim = self
-            .by_addr
-            .iter()
-            .filter(|(_, s)| !s.main.connected && !s.main.verified)
-            .min_by_key(|(_, s)| s.main.created)
-            .map(|(a, _)| *a);
+    /// Ends one pending handshake to make room for a new one; false when every pending
+    /// handshake has to be kept (the new hello is then dropped; its client resends).
+    ///
+    /// Spoofed hellos never verify, so evicting the oldest unverified entry churns
+    /// through them while verified handshakes stay. But an address that can receive
+    /// replies can verify and then go silent, holding its slot until the handshake
+    /// timeout; a few hundred such addresses would fill the table with entries that are
+    /// never evicted. So verified entries may fill at most [`VERIFIED_SHARE`] of the
+    /// table before the one verified longest ago gives way, provided it had
+    /// [`VERIFIED_GRACE`] to finish: a real handshake needs two round trips after the
+    /// cookie; a stalled one is what is left after that.
+    fn make_room(&mut self, max_pending: usize, now: Instant) -> bool {
+        let verified = |s: &Slot| s.main.verified.filter(|_| !s.main.connected);
+        let verified_count = self.by_addr.values().filter_map(verified).count();
+        let share = (max_pending * VERIFIED_SHARE.0 / VERIFIED_SHARE.1).max(1);
+        let stalled = (verified_count >= share)
+            .then(|| {
+                self.by_addr
+                    .iter()
+                    .filter_map(|(a, s)| verified(s).map(|at| (*a, at)))
+                    .filter(|(_, at)| now.saturating_duration_since(*at) >= VERIFIED_GRACE)
+                    .min_by_key(|(_, at)| *at)
+                    .map(|(a, _)| a)
+            })
+            .flatten();
+        let victim = stalled.or_else(|| {
+            self.by_addr
+                .iter()
+                .filter(|(_, s)| !s.main.connected && s.main.verified.is_none())
+                .min_by_key(|(_, s)| s.main.created)
+                .map(|(a, _)| *a)
+        });
         match victim.and_then(|a| self.by_addr.remove(&a)) {
             Some(slot) => {
                 slot.main.control.stop(DisconnectReason::ClosedLocally);
+                if let Some(r) = slot.replacement {
+                    r.control.stop(DisconnectReason::ClosedLocally);
+                }
                 true
             }
             None => false,
@@ -112,6 +156,15 @@ pub(crate) struct Demux {
     pub closed: CancellationToken,
     pub runtime: Handle,
     first_flight: FirstFlightGate,
+}
+
+/// Who a peer task serves: its address, its entry's serial, its event lane, and the
+/// flag its first datagram sets.
+struct PeerTask {
+    addr: SocketAddr,
+    serial: u64,
+    events: Gate,
+    answered: Arc<AtomicBool>,
 }
 
 /// Why the server refused to queue a packet for a peer.
@@ -187,6 +240,12 @@ impl Demux {
     }
 
     fn deliver(&self, entry: &Entry, datagram: Vec<u8>) {
+        let admitted = entry
+            .fragments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(datagram, &self.stats);
+        let Some(datagram) = admitted else { return };
         if entry.inbound.try_send(datagram).is_err() {
             Stats::inc(&self.stats.dropped_datagrams);
         }
@@ -197,7 +256,7 @@ impl Demux {
         let mut table = self.lock();
         if let Some(slot) = table.by_addr.get_mut(&addr)
             && !slot.main.connected
-            && !slot.main.verified
+            && slot.main.verified.is_none()
             && hello.is_some_and(|h| h.message_seq == 0 && h.random != slot.main.random)
         {
             // A new first hello from an address whose handshake never proved itself:
@@ -210,10 +269,14 @@ impl Demux {
         }
         if let Some(slot) = table.by_addr.get_mut(&addr) {
             if !slot.main.connected {
-                // Echoing a cookie proves the client receives at this address; a wrong
-                // cookie makes webrtc-dtls abort, so a spoofer cannot fake this.
-                if hello.is_some_and(|h| h.cookie_len > 0) {
-                    slot.main.verified = true;
+                // Echoing the cookie proves the client receives at this address. Only
+                // after our HelloVerifyRequest went out, or anyone could claim it; and
+                // a wrong cookie makes webrtc-dtls abort at once, ending the entry.
+                if hello.is_some_and(|h| h.cookie_len > 0)
+                    && slot.main.verified.is_none()
+                    && slot.main.answered.load(Ordering::Acquire)
+                {
+                    slot.main.verified = Some(Instant::now());
                 }
                 self.deliver(&slot.main, datagram.to_vec());
                 return;
@@ -255,13 +318,16 @@ impl Demux {
                 return;
             }
             if slot.replacement.is_none() {
-                let full = table.pending() >= self.options.max_pending_handshakes;
-                if full && !table.evict_unverified() {
+                let max = self.options.max_pending_handshakes;
+                if table.pending() >= max && !table.make_room(max, Instant::now()) {
                     Stats::inc(&self.stats.dropped_datagrams);
                     return;
                 }
                 let random = hello.map(|h| h.random).unwrap_or_default();
-                let entry = self.spawn_entry(&mut table, addr, random);
+                // The replacement reports on the lane of the session it replaces, so
+                // the node sees the old session end before the new one begins.
+                let lane = table.by_addr.get(&addr).map(|s| s.main.events.clone());
+                let entry = self.spawn_entry(&mut table, addr, random, lane);
                 if let Some(slot) = table.by_addr.get_mut(&addr) {
                     slot.replacement = Some(entry);
                 }
@@ -293,11 +359,12 @@ impl Demux {
             let _ = self.socket.try_send_to(&refusal_alert(seq), addr);
             return;
         }
-        if table.pending() >= self.options.max_pending_handshakes && !table.evict_unverified() {
+        let max = self.options.max_pending_handshakes;
+        if table.pending() >= max && !table.make_room(max, Instant::now()) {
             Stats::inc(&self.stats.dropped_datagrams);
             return;
         }
-        let entry = self.spawn_entry(&mut table, addr, hello.random);
+        let entry = self.spawn_entry(&mut table, addr, hello.random, None);
         self.deliver(&entry, datagram.to_vec());
         table.by_addr.insert(
             addr,
@@ -310,12 +377,14 @@ impl Demux {
     }
 
     /// Creates the per-peer queues and starts the handshake task under a supervisor
-    /// that cleans up whatever way the task ends, panics included.
+    /// that cleans up whatever way the task ends, panics included. `lane` is the event
+    /// lane to report on; `None` opens a new one.
     fn spawn_entry(
         self: &Arc<Self>,
         table: &mut Table,
         addr: SocketAddr,
         random: [u8; 32],
+        lane: Option<Gate>,
     ) -> Entry {
         table.next_serial += 1;
         let serial = table.next_serial;
@@ -331,14 +400,25 @@ impl Demux {
             addr,
             shared.clone(),
         ));
+        // Everything this peer reports goes through its own bounded lane, in order.
+        let events = lane.unwrap_or_else(|| {
+            self.events
+                .for_peer(self.options.session.dispatch_queue, self.stats.clone())
+        });
+        let answered = Arc::new(AtomicBool::new(false));
         let task = self.runtime.spawn(self.clone().peer_task(
-            addr,
-            serial,
+            PeerTask {
+                addr,
+                serial,
+                events: events.clone(),
+                answered: answered.clone(),
+            },
             conn,
             shared,
             control.clone(),
             out_rx,
         ));
+        let lane_for_entry = events.clone();
         let demux = self.clone();
         let supervised = control.clone();
         self.runtime.spawn(async move {
@@ -354,7 +434,7 @@ impl Demux {
             demux.forget(addr, serial, || {
                 if let (Some(id), Some((reason, message))) = (supervised.peer_id(), outcome) {
                     supervised.announce_end(|| {
-                        demux.events.send(DtlsEvent::PeerDisconnected {
+                        events.send(DtlsEvent::PeerDisconnected {
                             id,
                             reason,
                             message,
@@ -370,15 +450,22 @@ impl Demux {
             control,
             created: Instant::now(),
             random,
-            verified: false,
+            verified: None,
+            answered,
             connected: false,
+            fragments: Mutex::new(HandshakeFilter::for_server()),
+            events: lane_for_entry,
         }
     }
 
     async fn peer_task(
         self: Arc<Self>,
-        addr: SocketAddr,
-        serial: u64,
+        PeerTask {
+            addr,
+            serial,
+            events,
+            answered,
+        }: PeerTask,
         conn: Arc<PeerConn>,
         shared: Arc<ConnShared>,
         control: Arc<SessionControl>,
@@ -401,7 +488,7 @@ impl Demux {
         *shared
             .first_flight
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(turn);
+            .unwrap_or_else(|p| p.into_inner()) = Some(turn.reporting_to(answered));
         let handshake = session::handshake(
             conn,
             shared.clone(),
@@ -412,9 +499,18 @@ impl Demux {
             &control.cancel,
         );
         // A hello webrtc-dtls waits on without answering must not keep the turn.
+        // It gives up the slot but keeps the turn, so that sending the cookie later
+        // still marks the entry answered.
         let hold_limit = async {
             tokio::time::sleep(HOLD_LIMIT).await;
-            shared.end_first_flight();
+            if let Some(turn) = shared
+                .first_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+            {
+                turn.pass_on();
+            }
             std::future::pending::<()>().await
         };
         let result = tokio::select! {
@@ -439,14 +535,14 @@ impl Demux {
         };
         Stats::inc(&self.stats.handshakes_ok);
         control.id.store(id, Ordering::Release);
-        self.events.send(DtlsEvent::PeerConnected(id));
+        events.send(DtlsEvent::PeerConnected(id));
         let cx = SessionContext {
             id,
             control: control.clone(),
             outbound,
             idle_timeout: session.idle_timeout,
             keepalive: session.keepalive_interval,
-            events: self.events.clone(),
+            events,
             stats: self.stats.clone(),
             confirm: Some(Confirmation {
                 shared,
@@ -489,8 +585,10 @@ impl Demux {
                 // The old session's end is announced here, before the caller announces
                 // the new one, so scripts always see peer_disconnected(old) first.
                 let r = DisconnectReason::Replaced;
+                // On the old entry's own lane, which the replacement shares, so the order
+                // holds whatever turn the node's drain gives each lane.
                 old.control.announce_end(|| {
-                    self.events.send(DtlsEvent::PeerDisconnected {
+                    old.events.send(DtlsEvent::PeerDisconnected {
                         id: old_id,
                         reason: r,
                         message: r.describe().to_owned(),

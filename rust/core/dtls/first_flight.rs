@@ -9,6 +9,7 @@
 //! client is answered first, and the older spoofed entries, which the pending table
 //! evicts or times out, die while waiting without costing anything.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +44,34 @@ pub(crate) struct FirstFlightGate {
 /// One handshake's turn; dropping it passes the turn on.
 pub(crate) struct Turn {
     gate: Option<FirstFlightGate>,
+    /// Set when the turn is dropped: the handshake's first datagram went out (or the
+    /// handshake ended), see [`Turn::reporting_to`].
+    answered: Option<Arc<AtomicBool>>,
+}
+
+impl Turn {
+    fn new(gate: FirstFlightGate) -> Self {
+        Self {
+            gate: Some(gate),
+            answered: None,
+        }
+    }
+
+    /// Makes dropping this turn set `flag`. The transport drops the turn when it sends
+    /// the handshake's first datagram, the HelloVerifyRequest that carries the cookie,
+    /// so a cookie echoed before the flag is set cannot be genuine.
+    pub fn reporting_to(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.answered = Some(flag);
+        self
+    }
+
+    /// Gives the slot to the next waiter now but keeps reporting: for a handshake that
+    /// held its turn too long without sending.
+    pub fn pass_on(&mut self) {
+        if let Some(gate) = self.gate.take() {
+            gate.release();
+        }
+    }
 }
 
 impl FirstFlightGate {
@@ -58,9 +87,7 @@ impl FirstFlightGate {
                 let mut s = self.lock();
                 if s.busy < CONCURRENT {
                     s.busy += 1;
-                    return Turn {
-                        gate: Some(self.clone()),
-                    };
+                    return Turn::new(self.clone());
                 }
                 if s.waiters.len() >= SWEEP_AT {
                     s.waiters.retain(|w| !w.is_closed());
@@ -89,9 +116,7 @@ impl FirstFlightGate {
                     }
                 }
             };
-            let turn = Turn {
-                gate: Some(self.clone()),
-            };
+            let turn = Turn::new(self.clone());
             match next.send(turn) {
                 Ok(()) => return,
                 // That waiter is gone; the slot is still ours to pass on.
@@ -109,9 +134,10 @@ impl std::fmt::Debug for Turn {
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        if let Some(gate) = self.gate.take() {
-            gate.release();
+        if let Some(flag) = self.answered.take() {
+            flag.store(true, Ordering::Release);
         }
+        self.pass_on();
     }
 }
 
@@ -144,6 +170,19 @@ mod tests {
             .flatten()
             .collect();
         assert_eq!(order, vec![2, 0]);
+        assert_eq!(gate.lock().busy, 0);
+    }
+
+    #[tokio::test]
+    async fn a_passed_on_turn_frees_its_slot_but_still_reports_when_dropped() {
+        let gate = FirstFlightGate::default();
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut turn = gate.acquire().await.reporting_to(flag.clone());
+        turn.pass_on();
+        assert_eq!(gate.lock().busy, 0);
+        assert!(!flag.load(Ordering::Acquire));
+        drop(turn);
+        assert!(flag.load(Ordering::Acquire));
         assert_eq!(gate.lock().busy, 0);
     }
 

@@ -15,6 +15,7 @@ mod failure;
 mod final_flight;
 mod first_flight;
 mod inbound;
+mod handshake_filter;
 pub mod record;
 mod server;
 mod session;

@@ -29,6 +29,13 @@ pub struct Stats {
     /// Of those, datagrams dropped because a peer's inbound queue was full (a burst
     /// larger than `inbound_queue`).
     pub inbound_drops: AtomicU64,
+    /// Handshake fragments dropped before webrtc-dtls saw them: malformed, impossible
+    /// within their message, or over the per-message and per-peer bounds
+    /// (`handshake_filter.rs`).
+    pub dropped_fragments: AtomicU64,
+    /// Received packets dropped because the peer's dispatch queue was full: it sent
+    /// faster than the node delivers (`SessionOptions::dispatch_queue`).
+    pub dispatch_drops: AtomicU64,
 }
 
 /// A plain copy of [`Stats`] at one instant, convenient for a node to hand to a script.
@@ -56,6 +63,10 @@ pub struct StatsSnapshot {
     pub dropped_datagrams: u64,
     /// See [`Stats::inbound_drops`].
     pub inbound_drops: u64,
+    /// See [`Stats::dropped_fragments`].
+    pub dropped_fragments: u64,
+    /// See [`Stats::dispatch_drops`].
+    pub dispatch_drops: u64,
 }
 
 impl Stats {
@@ -74,6 +85,8 @@ impl Stats {
             send_drops: g(&self.send_drops),
             dropped_datagrams: g(&self.dropped_datagrams),
             inbound_drops: g(&self.inbound_drops),
+            dropped_fragments: g(&self.dropped_fragments),
+            dispatch_drops: g(&self.dispatch_drops),
         }
     }
 
@@ -92,6 +105,8 @@ impl crate::core::metrics::MetricSource for Stats {
         totals.dtls_pending += self.pending_handshakes.load(Ordering::Relaxed);
         totals.dtls_packets_in += self.packets_in.load(Ordering::Relaxed);
         totals.dtls_packets_out += self.packets_out.load(Ordering::Relaxed);
+        totals.dtls_dropped_fragments += self.dropped_fragments.load(Ordering::Relaxed);
+        totals.dtls_dispatch_drops += self.dispatch_drops.load(Ordering::Relaxed);
     }
 }
 

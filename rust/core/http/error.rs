@@ -31,11 +31,15 @@ pub enum ErrorKind {
     HttpStatus = 11,
     /// The request itself is unusable: a body type that cannot be sent, a bad header.
     InvalidRequest = 12,
+    /// The response's header section is beyond the pool's bound
+    /// ([`MAX_RESPONSE_HEADERS`](super::MAX_RESPONSE_HEADERS) fields or
+    /// [`MAX_RESPONSE_HEAD_BYTES`](super::MAX_RESPONSE_HEAD_BYTES) bytes).
+    HeadersTooLarge = 13,
 }
 
 impl ErrorKind {
     /// Every kind, in numeric order (for registering constants and for tests).
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::None,
         ErrorKind::InvalidUrl,
         ErrorKind::Connect,
@@ -49,6 +53,7 @@ impl ErrorKind {
         ErrorKind::QueueFull,
         ErrorKind::HttpStatus,
         ErrorKind::InvalidRequest,
+        ErrorKind::HeadersTooLarge,
     ];
 
     /// The GDScript constant name, e.g. `ERR_QUEUE_FULL`.
@@ -67,6 +72,7 @@ impl ErrorKind {
             ErrorKind::QueueFull => "ERR_QUEUE_FULL",
             ErrorKind::HttpStatus => "ERR_HTTP_STATUS",
             ErrorKind::InvalidRequest => "ERR_INVALID_REQUEST",
+            ErrorKind::HeadersTooLarge => "ERR_HEADERS_TOO_LARGE",
         }
     }
 

@@ -1,13 +1,20 @@
-//! Runs one request to its end on a worker thread: attempts, retries, body streaming under
-//! the size limit, JSON parsing, and turning every failure into an [`ErrorKind`].
+//! Runs one request to its end on a worker thread: attempts, retries, redirects, body
+//! streaming under the size limit and the deadline, JSON parsing, and turning every
+//! failure into an [`ErrorKind`].
 
-use std::error::Error as _;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use tokio::time::{Instant as Deadline, timeout_at};
+use url::Url;
 
+use super::classify::{
+    chain, classify, closed_before_response, head_over_bound, head_too_large_message, is_transport,
+};
+use super::client::Clients;
 use super::error::ErrorKind;
 use super::json::{claims_json, parse_json, wants_json};
+use super::redirect::{Hop, Next, next_hop};
 use super::request::RequestSpec;
 use super::response::Response;
 use super::retry::{
@@ -19,16 +26,26 @@ use super::retry::{
 pub(crate) struct AttemptLimits {
     pub timeout: Duration,
     pub max_body_bytes: u64,
+    pub max_redirects: usize,
 }
 
-/// Retries counted across the pool (for stats).
+/// Counters kept across the pool (for stats).
 pub(crate) trait RetryCounter: Send + Sync {
+    /// A retry after backoff, spending one of `max_retries`.
     fn on_retry(&self);
+    /// A request sent again at once on a new connection because a reused one was closing.
+    fn on_stale_resend(&self);
+}
+
+/// How one attempt ended, and whether it failed the way a stale keep-alive connection fails.
+struct Attempt {
+    response: Response,
+    closed_before_response: bool,
 }
 
 /// Runs `spec` with retries and returns exactly one response.
 pub(crate) async fn execute(
-    client: &reqwest::Client,
+    clients: &Clients,
     spec: &RequestSpec,
     limits: AttemptLimits,
     policy: RetryPolicy,
@@ -39,19 +56,21 @@ pub(crate) async fn execute(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut response =
-            match tokio::time::timeout(limits.timeout, attempt_once(client, spec, limits)).await {
-                Ok(response) => response,
-                Err(_) => Response::failed(
-                    ErrorKind::Timeout,
-                    format!(
-                        "no complete answer from {} within {:.1} s (the pool's timeout)",
-                        spec.url,
-                        limits.timeout.as_secs_f64()
-                    ),
-                    &spec.url,
-                ),
-            };
+        let first = attempt_once(&clients.pooled, clients.own_ca, spec, limits).await;
+        let stale = first.closed_before_response;
+        let mut response = if stale && idempotent {
+            // The connection ended before any byte of a response: on a connection reused
+            // from the pool that is the server closing it as idle while our request was on
+            // the way, and the request never reached its application. Send it again at once
+            // on a connection that is certainly new; this spends no retry. A second failure
+            // of the same kind is the server's own doing and is reported.
+            counter.on_stale_resend();
+            attempt_once(&clients.fresh, clients.own_ca, spec, limits)
+                .await
+                .response
+        } else {
+            first.response
+        };
         response.attempts = attempt;
         response.elapsed = started.elapsed();
 
@@ -61,7 +80,11 @@ pub(crate) async fn execute(
             _ => false,
         };
         if !retryable || attempt > policy.max_retries || !idempotent {
-            if retryable && !idempotent && attempt == 1 && policy.max_retries > 0 {
+            if !idempotent && stale {
+                response.error_message.push_str(
+                    " (not sent again: the method is not idempotent and the server may have received it; add an Idempotency-Key header to allow it)",
+                );
+            } else if retryable && !idempotent && attempt == 1 && policy.max_retries > 0 {
                 response.error_message.push_str(
                     " (not retried: the method is not idempotent; add an Idempotency-Key header to allow retries)",
                 );
@@ -70,7 +93,7 @@ pub(crate) async fn execute(
         }
         let wait = match response
             .header("retry-after")
-            .and_then(|v| parse_retry_after(v, SystemTime::now()))
+            .and_then(|v| parse_retry_after(&v, SystemTime::now()))
         {
             Some(wait) if wait > policy.max_delay => {
                 response.error_message.push_str(&format!(
@@ -87,56 +110,94 @@ pub(crate) async fn execute(
     }
 }
 
+/// The sentence for an attempt that ran out of time.
+fn timeout_message(url: &str, limits: AttemptLimits, after: &str) -> String {
+    format!(
+        "no complete answer from {url} within {:.1} s (the pool's timeout){after}",
+        limits.timeout.as_secs_f64()
+    )
+}
+
+/// One attempt: the request and the redirects it leads to, under one deadline.
 async fn attempt_once(
     client: &reqwest::Client,
+    own_ca: bool,
     spec: &RequestSpec,
     limits: AttemptLimits,
-) -> Response {
-    let mut builder = client.request(spec.method.as_reqwest(), spec.url.as_str());
-    let mut has_content_type = false;
-    for (name, value) in &spec.headers {
-        has_content_type |= name.eq_ignore_ascii_case("content-type");
-        builder = builder.header(name.as_str(), value.as_str());
-    }
-    if let Some(bytes) = spec.body.bytes() {
-        if !has_content_type && let Some(ct) = spec.body.content_type() {
-            builder = builder.header("content-type", ct);
+) -> Attempt {
+    let deadline = Deadline::now() + limits.timeout;
+    let failed = |kind, message: String, url: &str| Attempt {
+        response: Response::failed(kind, message, url),
+        closed_before_response: false,
+    };
+    let url = match Url::parse(&spec.url) {
+        Ok(url) => url,
+        Err(e) => {
+            let message = format!("'{}' is not a valid URL: {e}", spec.url);
+            return failed(ErrorKind::InvalidUrl, message, &spec.url);
         }
-        builder = builder.body(bytes);
-    }
-
-    let mut reply = match builder.send().await {
-        Ok(reply) => reply,
-        Err(err) => {
-            let (kind, message) = classify(&err, &spec.url);
-            return Response::failed(kind, message, &spec.url);
+    };
+    let mut hop = Hop {
+        method: spec.method.as_reqwest(),
+        url,
+        headers: spec.headers.clone(),
+        body: spec.body.bytes(),
+    };
+    let mut redirects = 0;
+    let mut reply = loop {
+        let url = hop.url.to_string();
+        let reply = match timeout_at(deadline, send(client, &hop, spec)).await {
+            Err(_) => {
+                return failed(ErrorKind::Timeout, timeout_message(&url, limits, ""), &url);
+            }
+            Ok(Err(err)) => {
+                let (kind, message) = classify(&err, &url, own_ca);
+                let stale = kind == ErrorKind::ConnectionLost && closed_before_response(&err);
+                let mut attempt = failed(kind, message, &url);
+                attempt.closed_before_response = stale;
+                return attempt;
+            }
+            Ok(Ok(reply)) => reply,
+        };
+        if head_over_bound(reply.headers()) {
+            let mut attempt = done(head_of(&reply));
+            attempt.response.error = ErrorKind::HeadersTooLarge;
+            attempt.response.error_message = head_too_large_message(&url);
+            return attempt;
+        }
+        if limits.max_redirects == 0 {
+            break reply;
+        }
+        let location = reply
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok());
+        match next_hop(&hop, reply.status().as_u16(), location) {
+            Next::Done => break reply,
+            Next::Refused(why) => {
+                let mut attempt = Attempt {
+                    response: head_of(&reply),
+                    closed_before_response: false,
+                };
+                attempt.response.error = ErrorKind::HttpStatus;
+                attempt.response.error_message = format!("{why} (from {url})");
+                return attempt;
+            }
+            Next::Follow(next) => {
+                redirects += 1;
+                if redirects > limits.max_redirects {
+                    let message = format!(
+                        "too many redirects from {} (more than max_redirects, {}); the last went to {}",
+                        spec.url, limits.max_redirects, next.url
+                    );
+                    return failed(ErrorKind::TooManyRedirects, message, &url);
+                }
+                hop = next;
+            }
         }
     };
 
-    let status = reply.status().as_u16();
-    let headers: Vec<(String, String)> = reply
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let mut response = Response {
-        status,
-        headers,
-        body: Bytes::new(),
-        json: None,
-        error: ErrorKind::None,
-        error_message: String::new(),
-        attempts: 0,
-        url: reply.url().to_string(),
-        http_version: version_name(reply.version()).to_string(),
-        elapsed: Duration::ZERO,
-    };
-
+    let mut response = head_of(&reply);
     if let Some(len) = reply.content_length()
         && len > limits.max_body_bytes
     {
@@ -145,12 +206,25 @@ async fn attempt_once(
             "the body is {len} bytes, more than max_body_bytes ({}); it was not downloaded",
             limits.max_body_bytes
         );
-        return response;
+        return done(response);
     }
 
     let mut body = BytesMut::new();
     loop {
-        match reply.chunk().await {
+        let chunk = match timeout_at(deadline, reply.chunk()).await {
+            Ok(chunk) => chunk,
+            Err(_) => {
+                response.body = body.freeze();
+                response.error = ErrorKind::Timeout;
+                let after = format!(
+                    " after {} bytes of the body; `status`, `headers` and `body` hold what arrived",
+                    response.body.len()
+                );
+                response.error_message = timeout_message(&response.url, limits, &after);
+                return done(response);
+            }
+        };
+        match chunk {
             Ok(Some(chunk)) => {
                 if body.len() as u64 + chunk.len() as u64 > limits.max_body_bytes {
                     let room = (limits.max_body_bytes as usize).saturating_sub(body.len());
@@ -162,7 +236,7 @@ async fn attempt_once(
                         limits.max_body_bytes,
                         response.body.len()
                     );
-                    return response;
+                    return done(response);
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -178,36 +252,95 @@ async fn attempt_once(
                 response.error_message = if decode {
                     format!(
                         "the body from {} could not be decompressed: {}",
-                        spec.url,
+                        response.url,
                         chain(&err)
                     )
                 } else {
                     format!(
                         "the connection to {} broke after {} bytes of the body: {}; `body` holds what arrived",
-                        spec.url,
+                        response.url,
                         response.body.len(),
                         chain(&err)
                     )
                 };
-                return response;
+                return done(response);
             }
         }
     }
     response.body = body.freeze();
+    finish_body(&mut response);
+    done(response)
+}
 
-    let content_type = response.header("content-type").map(str::to_string);
+fn done(response: Response) -> Attempt {
+    Attempt {
+        response,
+        closed_before_response: false,
+    }
+}
+
+/// Sends one hop. The body's own Content-Type is added unless a header sets one.
+async fn send(
+    client: &reqwest::Client,
+    hop: &Hop,
+    spec: &RequestSpec,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let mut builder = client.request(hop.method.clone(), hop.url.clone());
+    let mut has_content_type = false;
+    for (name, value) in &hop.headers {
+        has_content_type |= name.eq_ignore_ascii_case("content-type");
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    if let Some(bytes) = &hop.body {
+        if !has_content_type && let Some(ct) = spec.body.content_type() {
+            builder = builder.header("content-type", ct);
+        }
+        builder = builder.body(bytes.clone());
+    }
+    builder.send().await
+}
+
+/// The status line and headers of a reply, as a response without a body yet.
+fn head_of(reply: &reqwest::Response) -> Response {
+    let headers = reply
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    Response {
+        status: reply.status().as_u16(),
+        headers,
+        body: bytes::Bytes::new(),
+        json: None,
+        error: ErrorKind::None,
+        error_message: String::new(),
+        attempts: 0,
+        url: reply.url().to_string(),
+        http_version: version_name(reply.version()).to_string(),
+        elapsed: Duration::ZERO,
+    }
+}
+
+/// Parses JSON and turns a non-2xx status into an error, once the body is complete.
+fn finish_body(response: &mut Response) {
+    let content_type = response.header("content-type").map(|c| c.into_owned());
     if !response.body.is_empty() && wants_json(content_type.as_deref(), &response.body) {
         match parse_json(&response.body) {
             Ok(value) => response.json = Some(value),
             Err(message) if claims_json(content_type.as_deref()) => {
                 response.error = ErrorKind::Decode;
                 response.error_message = format!("{message}; `body` and `text` hold what arrived");
-                return response;
+                return;
             }
             Err(_) => {}
         }
     }
-
+    let status = response.status;
     if !(200..300).contains(&status) {
         let reason = reqwest::StatusCode::from_u16(status)
             .ok()
@@ -218,103 +351,6 @@ async fn attempt_once(
             .trim_end()
             .to_string();
     }
-    response
-}
-
-/// Maps a reqwest error to a kind and a sentence naming the URL and the root cause.
-fn classify(err: &reqwest::Error, url: &str) -> (ErrorKind, String) {
-    let cause = chain(err);
-    if err.is_redirect() {
-        return (
-            ErrorKind::TooManyRedirects,
-            format!("too many redirects from {url} (max_redirects): {cause}"),
-        );
-    }
-    if err.is_builder() {
-        return (
-            ErrorKind::InvalidRequest,
-            format!("the request to {url} could not be built: {cause}"),
-        );
-    }
-    if is_tls(err) {
-        return (
-            ErrorKind::Tls,
-            format!(
-                "the TLS handshake with {url} failed: {cause}; for a self-signed development server set trusted_ca_pem"
-            ),
-        );
-    }
-    if err.is_timeout() {
-        return (
-            ErrorKind::Timeout,
-            format!("connecting to {url} timed out (connect_timeout): {cause}"),
-        );
-    }
-    if err.is_connect() {
-        return (
-            ErrorKind::Connect,
-            format!("could not connect to {url}: {cause}"),
-        );
-    }
-    (
-        ErrorKind::ConnectionLost,
-        format!("the connection to {url} failed: {cause}"),
-    )
-}
-
-/// True when a body error came from the connection (hyper), not from decompression.
-fn is_transport(err: &reqwest::Error) -> bool {
-    let mut source = err.source();
-    while let Some(e) = source {
-        if e.downcast_ref::<hyper::Error>().is_some()
-            || e.downcast_ref::<std::io::Error>().is_some()
-        {
-            return true;
-        }
-        source = e.source();
-    }
-    false
-}
-
-fn is_tls(err: &reqwest::Error) -> bool {
-    // rustls errors travel inside io::Error and boxed connector errors; their text is the
-    // stable part ("invalid peer certificate", "received fatal alert").
-    let text = chain(err).to_ascii_lowercase();
-    if text.contains("peer certificate")
-        || text.contains("fatal alert")
-        || text.contains("tls handshake")
-    {
-        return true;
-    }
-    let mut source = err.source();
-    while let Some(e) = source {
-        if e.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-        {
-            return true;
-        }
-        source = e.source();
-    }
-    false
-}
-
-/// The error and its causes in one line, deduplicated (hyper and reqwest repeat themselves).
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current: Option<&dyn std::error::Error> = Some(err);
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = e.source();
-    }
-    parts.join(": ")
 }
 
 fn version_name(version: reqwest::Version) -> &'static str {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use super::client::build_client;
+use super::client::{Clients, build_clients};
 use super::error::ErrorKind;
 use super::exec::{AttemptLimits, RetryCounter, execute};
 use super::request::RequestSpec;
@@ -49,6 +49,9 @@ pub struct PoolStats {
     pub retries: u64,
     /// Body bytes received.
     pub bytes_received: u64,
+    /// Requests sent again at once on a new connection because a reused keep-alive
+    /// connection closed before answering (these spend no retry).
+    pub stale_resends: u64,
 }
 
 /// The engine-free HTTP pool. Dropping it cancels everything it runs; nothing is
@@ -81,7 +84,7 @@ struct Sched {
     waiting: VecDeque<Queued>,
     running: HashMap<RequestId, CancellationToken>,
     settings: PoolSettings,
-    client: Result<reqwest::Client, String>,
+    client: Result<Clients, String>,
 }
 
 struct Shared {
@@ -95,6 +98,7 @@ struct Shared {
     failed: AtomicU64,
     cancelled: AtomicU64,
     retries: AtomicU64,
+    stale_resends: AtomicU64,
     bytes: AtomicU64,
 }
 
@@ -112,6 +116,10 @@ impl RetryCounter for Shared {
     fn on_retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
+
+    fn on_stale_resend(&self) {
+        self.stale_resends.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl HttpPool {
@@ -124,7 +132,7 @@ impl HttpPool {
     /// Creates a pool on a given runtime (tests use their own).
     pub fn with_runtime(settings: PoolSettings, runtime: Handle) -> HttpPool {
         let (events, queue) = channel();
-        let client = build_client(&settings);
+        let client = build_clients(&settings);
         let shared = Arc::new(Shared {
             sched: Mutex::new(Sched {
                 waiting: VecDeque::new(),
@@ -141,6 +149,7 @@ impl HttpPool {
             failed: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            stale_resends: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
         });
         let source: Arc<dyn metrics::MetricSource> = shared.clone();
@@ -153,7 +162,7 @@ impl HttpPool {
     pub fn set_settings(&self, settings: PoolSettings) -> Result<(), String> {
         let mut sched = self.shared.lock();
         if sched.settings.needs_new_client(&settings) {
-            sched.client = build_client(&settings);
+            sched.client = build_clients(&settings);
         }
         sched.settings = settings;
         let result = sched.client.as_ref().map(|_| ()).map_err(Clone::clone);
@@ -248,6 +257,7 @@ impl HttpPool {
             failed: s.failed.load(Ordering::Relaxed),
             cancelled: s.cancelled.load(Ordering::Relaxed),
             retries: s.retries.load(Ordering::Relaxed),
+            stale_resends: s.stale_resends.load(Ordering::Relaxed),
             bytes_received: s.bytes.load(Ordering::Relaxed),
         }
     }
@@ -290,6 +300,7 @@ impl Shared {
             limits: AttemptLimits {
                 timeout: settings.timeout,
                 max_body_bytes: settings.max_body_bytes,
+                max_redirects: settings.max_redirects,
             },
             policy: RetryPolicy {
                 max_retries: settings.max_retries,
@@ -405,7 +416,7 @@ struct Prepared {
     token: CancellationToken,
     limits: AttemptLimits,
     policy: RetryPolicy,
-    client: Result<reqwest::Client, String>,
+    client: Result<Clients, String>,
 }
 
 impl FinishGuard {

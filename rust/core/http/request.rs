@@ -117,12 +117,26 @@ impl RequestSpec {
     }
 }
 
+/// True when `path` starts with a URL scheme and `://` (RFC 3986 section 3.1: a letter,
+/// then letters, digits, `+`, `-` or `.`). Schemes are case-insensitive, so `HTTP://x/`
+/// is absolute; an absolute URL with another scheme is then refused by name rather than
+/// glued to the base URL.
+fn has_scheme(path: &str) -> bool {
+    let Some((scheme, _)) = path.split_once("://") else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
 /// Joins a pool's base URL and a request path the way a game developer expects:
 /// `"https://api.x.com/v1" + "/scores"` is `https://api.x.com/v1/scores` (not `/scores`, as
-/// RFC 3986 resolution would give). An absolute http(s) path is used as is.
+/// RFC 3986 resolution would give). A path that is an absolute URL (`scheme://...`, the
+/// scheme in any case) is used as is.
 pub fn build_url(base: &str, path: &str) -> Result<Url, String> {
     let path = path.trim();
-    let joined = if path.starts_with("http://") || path.starts_with("https://") || base.is_empty() {
+    let joined = if has_scheme(path) || base.is_empty() {
         path.to_string()
     } else if path.is_empty() {
         base.to_string()
@@ -161,6 +175,25 @@ mod tests {
         assert_eq!(url.as_str(), "https://api.example.com/v1/scores?x=1");
         let url = build_url("https://api.example.com", "http://other.org/a").unwrap();
         assert_eq!(url.as_str(), "http://other.org/a");
+    }
+
+    #[test]
+    fn schemes_are_case_insensitive() {
+        for path in [
+            "HTTP://other.org/a",
+            "Http://other.org/a",
+            " hTTp://other.org/a",
+        ] {
+            let url = build_url("https://api.example.com/v1", path).unwrap();
+            assert_eq!(url.as_str(), "http://other.org/a", "{path}");
+        }
+        let url = build_url("http://x.org", "HTTPS://other.org:8443/a?b=1").unwrap();
+        assert_eq!(url.as_str(), "https://other.org:8443/a?b=1");
+        let err = build_url("https://api.example.com", "FTP://other.org/a").unwrap_err();
+        assert!(err.contains("scheme 'ftp'"), "{err}");
+        // Not a scheme: the path goes after the base.
+        let url = build_url("https://api.example.com", "/q?next=http://x.org").unwrap();
+        assert_eq!(url.as_str(), "https://api.example.com/q?next=http://x.org");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The outcome of a request as plain data, built on a worker thread.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,12 +55,27 @@ impl Response {
         self.error == ErrorKind::None
     }
 
-    /// The value of a header, case-insensitively.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
+    /// The value of a header, case-insensitively. A field that came more than once gives
+    /// its values joined with ", " in arrival order, the combination RFC 9110 section 5.3
+    /// defines; `HTTPResponse.get_header()` and `headers` follow the same rule.
+    pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+        let mut values = self
+            .headers
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str());
+        let first = values.next()?;
+        match values.next() {
+            None => Some(Cow::Borrowed(first)),
+            Some(second) => {
+                let mut joined = format!("{first}, {second}");
+                for more in values {
+                    joined.push_str(", ");
+                    joined.push_str(more);
+                }
+                Some(Cow::Owned(joined))
+            }
+        }
     }
 
     /// The body as text; invalid UTF-8 becomes U+FFFD rather than an error.

@@ -32,7 +32,15 @@ pub struct PoolSettings {
     pub user_agent: String,
     /// Idle keep-alive connections kept per host.
     pub max_idle_per_host: usize,
+    /// A pooled connection idle this long is closed instead of reused. Kept below the
+    /// keep-alive timeout of common servers (Node.js and Apache close after 5 s), so the
+    /// pool rarely sends a request on a connection the server is closing.
+    pub pool_idle_timeout: Duration,
 }
+
+/// Default of [`PoolSettings::pool_idle_timeout`]: under the 5 s of Node.js, Apache and
+/// uvicorn, the shortest common server keep-alive timeouts after gunicorn's 2 s.
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 impl Default for PoolSettings {
     fn default() -> Self {
@@ -50,6 +58,7 @@ impl Default for PoolSettings {
             trusted_ca_pem: String::new(),
             user_agent: concat!("godot-netkit/", env!("CARGO_PKG_VERSION")).to_string(),
             max_idle_per_host: 32,
+            pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
         }
     }
 }
@@ -64,5 +73,6 @@ impl PoolSettings {
             || self.trusted_ca_pem != other.trusted_ca_pem
             || self.user_agent != other.user_agent
             || self.max_idle_per_host != other.max_idle_per_host
+            || self.pool_idle_timeout != other.pool_idle_timeout
     }
 }

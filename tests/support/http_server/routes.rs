@@ -93,6 +93,10 @@ fn control(path: &str, query: &Query, state: &State) -> Option<Res> {
             let count = query.get("key").map_or(0, |key| state.key_count(key));
             json(StatusCode::OK, &json!({ "count": count }))
         }
+        "/self-signed" => json(
+            StatusCode::OK,
+            &json!({ "url": state.self_signed.0, "pem": state.self_signed.1 }),
+        ),
         "/ca.pem" => body::with_type(
             StatusCode::OK,
             "application/x-pem-file",
@@ -120,6 +124,17 @@ async fn endpoint(req: Request<Incoming>, path: &str, ctx: &Ctx<'_>) -> Outcome 
         "/bad-json" => Ok(json_text(StatusCode::OK, r#"{"a": 1,,}"#)),
         "/deep-json" => deep_json(ctx),
         "/non-utf8" => Ok(non_utf8()),
+        "/many-headers" => many_headers(ctx),
+        "/big-header" => big_header(ctx),
+        "/repeated-header" => Ok(repeated_header()),
+        "/bom-json" => Ok(json_text(
+            StatusCode::OK,
+            &b"\xEF\xBB\xBF{\"bom\":true}"[..],
+        )),
+        "/huge-number" => Ok(json_text(
+            StatusCode::OK,
+            r#"{"ratio":1e400,"negative":-1e400,"ok":1}"#,
+        )),
         _ => {
             if let Some(code) = path.strip_prefix("/status/") {
                 status(code)
@@ -386,4 +401,42 @@ fn non_utf8() -> Res {
         "text/plain; charset=utf-8",
         body::full(&[0xff_u8, 0xfe, 0x41, 0x80][..]),
     )
+}
+
+/// Most fields `/many-headers` sends; beyond any client's limit, below a runaway.
+const MAX_FIELDS: u64 = 100_000;
+
+/// `/many-headers?count=N`: N extra fields `x-field-0: value-0` … `x-field-<N-1>`.
+fn many_headers(ctx: &Ctx<'_>) -> Outcome {
+    let count = ctx.query.number_or("count", 300, MAX_FIELDS)?;
+    let mut res = json(StatusCode::OK, &json!({ "fields": count }));
+    for i in 0..count {
+        let name =
+            HeaderName::from_bytes(format!("x-field-{i}").as_bytes()).map_err(|e| e.to_string())?;
+        let value = HeaderValue::from_str(&format!("value-{i}")).map_err(|e| e.to_string())?;
+        res.headers_mut().insert(name, value);
+    }
+    Ok(res)
+}
+
+/// `/big-header?bytes=N`: one field `x-big` whose value is N bytes of `a`.
+fn big_header(ctx: &Ctx<'_>) -> Outcome {
+    let size = ctx.query.number_or("bytes", 60_000, 16 * 1024 * 1024)?;
+    let size = usize::try_from(size).map_err(|_| "bytes too large".to_owned())?;
+    let value = HeaderValue::from_str(&"a".repeat(size)).map_err(|e| e.to_string())?;
+    let mut res = json(StatusCode::OK, &json!({ "bytes": size }));
+    res.headers_mut()
+        .insert(HeaderName::from_static("x-big"), value);
+    Ok(res)
+}
+
+/// `/repeated-header`: `x-dup: first` and `x-dup: second`, as two fields.
+fn repeated_header() -> Res {
+    let mut res = json(StatusCode::OK, &json!({ "repeated": "x-dup" }));
+    let name = HeaderName::from_static("x-dup");
+    res.headers_mut()
+        .append(name.clone(), HeaderValue::from_static("first"));
+    res.headers_mut()
+        .append(name, HeaderValue::from_static("second"));
+    res
 }

@@ -65,6 +65,8 @@ pub struct State {
     retry_first_seen: Mutex<HashMap<String, Instant>>,
     /// The PEM a client must trust for the HTTPS listener, served at `/ca.pem`.
     pub ca_pem: String,
+    /// URL and certificate of the self-signed listener, served at `/self-signed`.
+    pub self_signed: (String, String),
 }
 
 /// Locks a mutex even if a handler panicked while holding it: the data are plain
@@ -76,10 +78,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl State {
-    /// Creates empty state that will serve `ca_pem` at `/ca.pem`.
-    pub fn new(ca_pem: String) -> Self {
+    /// Creates empty state that will serve `ca_pem` at `/ca.pem` and the self-signed
+    /// listener's URL and PEM at `/self-signed`.
+    pub fn new(ca_pem: String, self_signed_url: String, self_signed_pem: String) -> Self {
         Self {
             ca_pem,
+            self_signed: (self_signed_url, self_signed_pem),
             ..Self::default()
         }
     }

@@ -43,6 +43,29 @@ pub fn generate() -> Result<Tls, Box<dyn Error + Send + Sync>> {
     })
 }
 
+/// What `openssl req -x509 -newkey ... -subj /CN=localhost -addext subjectAltName=...`
+/// makes: one self-signed certificate marked `basicConstraints CA:TRUE`, served as the
+/// server's own certificate (no chain). Clients must trust that very certificate.
+pub fn openssl_style_self_signed() -> Result<Tls, Box<dyn Error + Send + Sync>> {
+    let key = KeyPair::generate()?;
+    let mut params = leaf_params()?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = Vec::new();
+    params.extended_key_usages = Vec::new();
+    let cert = params.self_signed(&key)?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Tls {
+        acceptor: TlsAcceptor::from(Arc::new(config)),
+        ca_pem: cert.pem(),
+    })
+}
+
 /// A CA allowed to sign server certificates and nothing else of note.
 fn ca_params() -> CertificateParams {
     let mut params = CertificateParams::default();
