@@ -87,6 +87,7 @@ fn run_suite() -> (usize, usize) {
         Err(why) => return harness_failure(why),
     };
     let http = support::http_server::start_blocking();
+    let agones = support::agones_sdk::AgonesSdkServer::start_blocking();
     let filter = std::env::var("NETKIT_TEST_FILTER").ok();
     println!(
         "\nrunning the in-engine suite{}: Godot {} ({}); extension {}",
@@ -102,6 +103,7 @@ fn run_suite() -> (usize, usize) {
     let mut args = vec![
         format!("--http-url={}", http.http_url),
         format!("--https-url={}", http.https_url),
+        format!("--agones-sdk-port={}", agones.port),
     ];
     if let Some(filter) = filter {
         args.push(format!("--filter={filter}"));

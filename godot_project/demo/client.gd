@@ -1,16 +1,24 @@
 extends Node
-## The demo's game client: logs in over HTTP, lists game servers, joins one over DTLS
-## with the server's pinned certificate fingerprint, hands it the login token, plays a few
-## moves, posts a score and reads the leaderboard.
+## The demo's game client: logs in over HTTP, lists game servers, joins one with
+## SceneMultiplayer over DTLSMultiplayerPeer (the server's certificate pinned), hands the
+## login token over with `send_auth`, waits for the server's spawner to spawn its player,
+## moves it with `@rpc` calls and watches the synchronizer bring the new position back,
+## then posts a score and reads the leaderboard.
 ##     godot --headless --path godot_project res://demo/client.tscn -- \
 ##         --backend-url=http://127.0.0.1:PORT --player=alice --password=wonderland
 ## With --token=T the login is skipped and T is used (the demo shows forged and expired
 ## tokens being refused); --expect=refused makes a refusal the successful outcome.
 
+const World := preload("res://demo/world.gd")
+
 var pool: HTTPPool
-var dtls: DTLSPeer
-var inbox: Array[Dictionary] = []
+var peer: DTLSMultiplayerPeer
+var mp: SceneMultiplayer
+var world: World
 var args := {}
+var token := ""
+## What the server answered through `send_auth`: "welcome:NAME" or "refused:REASON".
+var auth_reply := ""
 
 
 func _ready() -> void:
@@ -19,9 +27,14 @@ func _ready() -> void:
 	pool.base_url = args.get("backend-url", "http://127.0.0.1:8080")
 	pool.timeout = 5.0
 	add_child(pool)
-	dtls = DTLSPeer.new()
-	add_child(dtls)
-	dtls.packet_received.connect(_on_packet)
+	mp = SceneMultiplayer.new()
+	mp.auth_callback = _on_auth_reply
+	mp.peer_authenticating.connect(_on_authenticating)
+	# Before the world enters the tree: its spawner registers with the multiplayer it finds.
+	get_tree().set_multiplayer(mp, get_path())
+	world = World.new()
+	add_child(world)
+	world.notice_received.connect(func(text: String): say("server says: %s" % text))
 	# A stuck step must not hang the demo.
 	get_tree().create_timer(20.0).timeout.connect(func():
 		say("timed out")
@@ -31,20 +44,21 @@ func _ready() -> void:
 
 func _run() -> void:
 	var ok := await _flow()
+	_leave()
 	get_tree().quit(0 if ok else 1)
 
 
 func _flow() -> bool:
-	var player: String = args.get("player", "alice")
-	var token: String = args.get("token", "")
+	var player_name: String = args.get("player", "alice")
+	token = args.get("token", "")
 	if token == "":
 		var login: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/login",
-				{"name": player, "password": args.get("password", "")}).completed
+				{"name": player_name, "password": args.get("password", "")}).completed
 		if not login.ok:
 			say("login failed: %s" % login.error_message)
 			return false
 		token = login.json["token"]
-		say("logged in as %s" % player)
+		say("logged in as %s" % player_name)
 	else:
 		say("using a given token instead of logging in")
 	pool.default_headers = {"Authorization": "Bearer " + token}
@@ -60,30 +74,38 @@ func _flow() -> bool:
 	var server: Dictionary = servers[0]
 	say("joining %s at %s:%d" % [server["name"], server["host"], server["port"]])
 
-	var err := dtls.connect_to_server(server["host"], int(server["port"]), {"pinned_sha256": server["fingerprint"]})
+	peer = DTLSMultiplayerPeer.new()
+	var err := peer.create_client(server["host"], int(server["port"]), {"pinned_sha256": server["fingerprint"]})
 	if err != OK:
 		say("cannot connect: error %d" % err)
 		return false
-	var outcome: Array = await _first_of([dtls.peer_connected, dtls.connection_failed])
-	if outcome[0] == 1:
-		say("DTLS handshake failed: %s" % outcome[1][0])
-		return false
-	say("DTLS connected (certificate pinned), sending the token")
-	_send({"type": "hello", "token": token})
-
-	var reply := await _next_message()
-	if reply.get("type") == "refused":
-		say("refused by the server: %s" % reply["reason"])
+	mp.multiplayer_peer = peer
+	# The token goes out in _on_authenticating; the server answers in _on_auth_reply.
+	var outcome: Array = await _first_of([mp.connected_to_server, mp.connection_failed, mp.server_disconnected, mp.peer_authentication_failed])
+	if auth_reply.begins_with("refused:"):
+		say("refused by the server: %s" % auth_reply.trim_prefix("refused:"))
 		return args.get("expect", "") == "refused"
-	if reply.get("type") != "welcome":
-		say("unexpected reply: %s" % reply)
+	if outcome[0] != 0:
+		say("could not join: %s" % peer.get_last_disconnect_reason())
 		return false
-	say("welcome, %s" % reply["name"])
+	say("authenticated and joined as peer %d" % mp.get_unique_id())
+
+	var me := mp.get_unique_id()
+	if not await _until(func(): return world.player_of(me) != null, 10.0):
+		say("the server's spawner never spawned my player")
+		return false
+	var player := world.player_of(me)
+	say("spawned: player %s (%s) at (%d, %d)" % [player.name, player.get_meta("player_name"), player.position.x, player.position.y])
 	for i in 3:
-		_send({"type": "move", "x": i * 10, "y": i * 5})
-		var state := await _next_message()
-		say("move %d acknowledged: tick %d at (%d, %d)" % [i + 1, state["tick"], state["x"], state["y"]])
-	dtls.close()
+		var to := Vector2((i + 1) * 10, (i + 1) * 5)
+		world.move.rpc_id(1, to.x, to.y)
+		var ack: Array = await world.move_acknowledged
+		say("move %d acknowledged by RPC: tick %d at (%d, %d)" % [i + 1, ack[0], ack[1].x, ack[1].y])
+		if not await _until(func(): return player.position == to, 5.0):
+			say("the synchronizer did not bring position %s (still %s)" % [to, player.position])
+			return false
+		say("synchronized position (%d, %d)" % [player.position.x, player.position.y])
+	_leave()
 
 	var score := 100 + randi() % 400
 	var posted: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/scores", {"score": score}).completed
@@ -101,16 +123,36 @@ func _flow() -> bool:
 	return args.get("expect", "") != "refused"
 
 
-func _on_packet(_id: int, data: PackedByteArray) -> void:
-	var json := JSON.new()
-	if json.parse(data.get_string_from_utf8()) == OK and json.data is Dictionary:
-		inbox.append(json.data)
+## SceneMultiplayer asks for authentication data: the login token, sent with `send_auth`.
+func _on_authenticating(id: int) -> void:
+	say("DTLS connected (certificate pinned), sending the token with send_auth")
+	mp.send_auth(id, token.to_utf8_buffer())
 
 
-func _next_message() -> Dictionary:
-	while inbox.is_empty():
+## The server's answer through `send_auth`; the client completes its side only on a welcome.
+func _on_auth_reply(id: int, data: PackedByteArray) -> void:
+	auth_reply = data.get_string_from_utf8()
+	if auth_reply.begins_with("welcome:"):
+		say("welcome, %s" % auth_reply.trim_prefix("welcome:"))
+		mp.complete_auth(id)
+
+
+## Awaits `done` becoming true, for at most `limit` seconds; returns whether it did.
+func _until(done: Callable, limit: float) -> bool:
+	var deadline := Time.get_ticks_msec() + int(limit * 1000.0)
+	while not done.call():
+		if Time.get_ticks_msec() > deadline:
+			return false
 		await get_tree().process_frame
-	return inbox.pop_front()
+	return true
+
+
+## Closes the connection and detaches the multiplayer branch (idempotent).
+func _leave() -> void:
+	if peer != null:
+		peer.close()
+	if mp != null and mp.multiplayer_peer != null:
+		mp.multiplayer_peer = null
 
 
 ## Awaits whichever signal fires first; returns [index, arguments].
@@ -124,10 +166,6 @@ func _first_of(signals: Array) -> Array:
 	while state["hit"] < 0:
 		await get_tree().process_frame
 	return [state["hit"], state["args"]]
-
-
-func _send(msg: Dictionary) -> void:
-	dtls.send(1, JSON.stringify(msg).to_utf8_buffer())
 
 
 func say(text: String) -> void:

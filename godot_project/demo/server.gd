@@ -1,16 +1,28 @@
 extends Node
 ## The demo's headless dedicated server. It registers itself with the backend and sends
-## heartbeats through HTTPPool, serves DTLS through DTLSPeer, checks every joining
-## player's token with the backend before accepting them, and on SIGTERM deregisters,
-## says goodbye to its players and quits.
+## heartbeats through HTTPPool and runs the game with SceneMultiplayer over
+## DTLSMultiplayerPeer: each joining peer's token arrives through `send_auth`, the
+## `auth_callback` checks it with the backend and calls `complete_auth` only when the backend
+## says yes; a MultiplayerSpawner spawns the admitted player and a MultiplayerSynchronizer
+## replicates its position, which clients change with `@rpc` moves. On SIGTERM it
+## deregisters, tells its players and quits.
 ##     godot --headless --path godot_project res://demo/server.tscn -- \
 ##         --backend-url=http://127.0.0.1:PORT --server-key=KEY [--port=0]
+## In an Agones fleet (AGONES_SDK_HTTP_PORT set) it also talks to the SDK sidecar through
+## AgonesSDK: label and ready() once registered, the GameServer's state as it changes,
+## and shutdown() on SIGTERM after saving (docs/DEPLOY.md).
+
+const World := preload("res://demo/world.gd")
 
 var pool: HTTPPool
-var dtls: DTLSPeer
+var peer: DTLSMultiplayerPeer
+var mp: SceneMultiplayer
+var world: World
 var server_id := 0
-var players := {}  # peer id -> player name, once their token was validated
-var ticks := {}  # peer id -> messages handled
+var fingerprint := ""  # SHA-256 of the certificate, published in the registry for pinning
+var players := {}  # peer id -> player name, once the backend validated its token
+var agones: AgonesSDK  # only in an Agones fleet
+var agones_state := ""
 
 
 func _ready() -> void:
@@ -21,37 +33,32 @@ func _ready() -> void:
 	pool.timeout = 5.0
 	add_child(pool)
 
-	dtls = DTLSPeer.new()
-	add_child(dtls)
-	dtls.peer_connected.connect(func(id: int): say("peer %d connected from %s, waiting for its token" % [id, dtls.get_peer_address(id)]))
-	dtls.peer_disconnected.connect(_on_peer_disconnected)
-	dtls.packet_received.connect(_on_packet)
-
-	var keys := DTLSPeer.generate_self_signed("localhost")
-	var err := dtls.start_server(int(args.get("port", "0")), {"certificate": keys["certificate"], "private_key": keys["private_key"]})
-	if err != OK:
-		say("cannot start DTLS: error %d" % err)
+	if _start_game(int(args.get("port", "0"))) != OK:
 		get_tree().quit(1)
 		return
 
 	Netkit.shutdown_requested.connect(_on_shutdown_requested)
 	Netkit.enable_graceful_shutdown(5.0)
+	if OS.has_environment("AGONES_SDK_HTTP_PORT"):
+		_start_agones()
 
 	var reg: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/servers/register", {
-		"name": "demo-arena", "host": "127.0.0.1", "port": dtls.get_local_port(),
-		"fingerprint": keys["sha256_fingerprint"]}).completed
+		"name": "demo-arena", "host": "127.0.0.1", "port": peer.get_local_port(),
+		"fingerprint": fingerprint}).completed
 	if not reg.ok:
 		say("registration failed: %s" % reg.error_message)
 		get_tree().quit(1)
 		return
 	server_id = reg.json["server_id"]
-	say("registered as server %d, DTLS on udp/%d" % [server_id, dtls.get_local_port()])
+	say("registered as server %d, SceneMultiplayer over DTLS on udp/%d" % [server_id, peer.get_local_port()])
 
 	var heartbeat := Timer.new()
 	heartbeat.wait_time = reg.json["heartbeat_every"]
 	heartbeat.timeout.connect(_heartbeat)
 	add_child(heartbeat)
 	heartbeat.start()
+	if agones:
+		_agones_ready()
 
 
 func _heartbeat() -> void:
@@ -60,56 +67,104 @@ func _heartbeat() -> void:
 		say("heartbeat failed: %s" % res.error_message)
 
 
-func _on_packet(id: int, data: PackedByteArray) -> void:
-	var json := JSON.new()
-	if json.parse(data.get_string_from_utf8()) != OK or not json.data is Dictionary:
-		say("peer %d sent something that is not a JSON message; ignored" % id)
-		return
-	var msg: Dictionary = json.data
-	if not players.has(id):
-		if msg.get("type") == "hello":
-			_admit(id, String(msg.get("token", "")))
-		return
-	if msg.get("type") == "move":
-		ticks[id] = ticks.get(id, 0) + 1
-		_send(id, {"type": "state", "tick": ticks[id], "x": msg.get("x", 0), "y": msg.get("y", 0)})
+## The game's network side: SceneMultiplayer with authentication over DTLSMultiplayerPeer,
+## rooted at this node so the shared `World` has the same path as on the clients.
+func _start_game(port: int) -> Error:
+	mp = SceneMultiplayer.new()
+	mp.auth_callback = _authenticate
+	mp.auth_timeout = 5.0
+	mp.peer_authenticating.connect(func(id: int): say("peer %d connected from %s, waiting for its token" % [id, peer.get_peer_stats(id).get("address", "?")]))
+	mp.peer_authentication_failed.connect(func(id: int): say("peer %d did not complete authentication" % id))
+	mp.peer_connected.connect(_on_peer_connected)
+	mp.peer_disconnected.connect(_on_peer_disconnected)
+	# Before the world enters the tree: its spawner registers with the multiplayer it finds.
+	get_tree().set_multiplayer(mp, get_path())
+	world = World.new()
+	add_child(world)
+	var keys := DTLSPeer.generate_self_signed("localhost")
+	fingerprint = keys["sha256_fingerprint"]
+	peer = DTLSMultiplayerPeer.new()
+	var err := peer.create_server(port, {"certificate": keys["certificate"], "private_key": keys["private_key"], "bind_address": "127.0.0.1"})
+	if err != OK:
+		say("cannot start DTLSMultiplayerPeer: error %d" % err)
+		return err
+	mp.multiplayer_peer = peer
+	return OK
 
 
-func _admit(id: int, token: String) -> void:
+## SceneMultiplayer's `auth_callback`: `data` is the token the client passed to `send_auth`.
+## Nothing of the game sees this peer until `complete_auth`, which only a yes from the
+## backend leads to.
+func _authenticate(id: int, data: PackedByteArray) -> void:
+	var token := data.get_string_from_utf8()
 	var res: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/tokens/validate", {"token": token}).completed
-	if not dtls.get_peer_ids().has(id):
-		return  # left while we asked
+	if not mp.get_authenticating_peers().has(id):
+		return  # left (or timed out) while we asked
 	if res.ok and res.json["valid"]:
 		players[id] = res.json["name"]
-		say("peer %d is %s: token valid, welcome" % [id, players[id]])
-		_send(id, {"type": "welcome", "name": players[id], "server_id": server_id})
-	else:
-		var why: String = res.json["reason"] if res.ok else res.error_message
-		say("peer %d refused: %s" % [id, why])
-		_send(id, {"type": "refused", "reason": why})
-		# Let the refusal leave before the session closes.
-		for i in 5:
-			await get_tree().process_frame
-		dtls.disconnect_peer(id)
+		say("peer %d is %s: token valid, authentication complete" % [id, players[id]])
+		mp.send_auth(id, ("welcome:" + String(players[id])).to_utf8_buffer())
+		mp.complete_auth(id)
+		return
+	var why: String = res.json["reason"] if res.ok else res.error_message
+	say("peer %d refused at authentication: %s (RPCs from it that reached game code: %d)" % [id, why, world.rpcs_from.get(id, 0)])
+	mp.send_auth(id, ("refused:" + why).to_utf8_buffer())
+	# Let the refusal leave before the session closes (disconnect_peer delivers what is
+	# already queued, but give the client a few frames to read it too).
+	for i in 5:
+		await get_tree().process_frame
+	if mp.get_authenticating_peers().has(id):
+		mp.disconnect_peer(id)
 
 
-func _on_peer_disconnected(id: int, reason: String) -> void:
-	say("peer %d (%s) left: %s" % [id, players.get(id, "not admitted"), reason])
+func _on_peer_connected(id: int) -> void:
+	var p := world.spawn_player(id, players.get(id, "?"))
+	say("peer %d (%s) joined: spawned player %s at (%d, %d)" % [id, players.get(id, "?"), p.name, p.position.x, p.position.y])
+
+
+func _on_peer_disconnected(id: int) -> void:
+	var why := peer.get_last_disconnect_reason()
+	say("peer %d (%s) left%s; %d move RPCs handled" % [id, players.get(id, "not admitted"), (": " + why) if why != "" else "", world.rpcs_from.get(id, 0)])
+	world.despawn_player(id)
 	players.erase(id)
 
 
 func _on_shutdown_requested(grace_seconds: float) -> void:
 	say("SIGTERM: shutting down within %.0f s" % grace_seconds)
-	dtls.broadcast(JSON.stringify({"type": "shutdown"}).to_utf8_buffer())
+	world.notice.rpc("shutdown")
 	var res: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/servers/deregister", {"server_id": server_id}).completed
 	say("deregistered from the backend: %s" % ("yes" if res.ok and res.json["removed"] else res.error_message))
-	dtls.close()
+	if agones:
+		var done: HTTPResponse = await agones.shutdown().completed
+		say("agones: shutdown() -> %s" % _outcome(done))
+	peer.close()
+	get_tree().set_multiplayer(null, get_path())
 	say("bye")
 	get_tree().quit(0)
 
 
-func _send(id: int, msg: Dictionary) -> void:
-	dtls.send(id, JSON.stringify(msg).to_utf8_buffer())
+# --- Agones (only when AGONES_SDK_HTTP_PORT is set) -----------------------------------
+
+func _start_agones() -> void:
+	agones = AgonesSDK.new()
+	add_child(agones)   # health pings start now, from a background thread
+	say("agones: SDK sidecar on port %s, health pings every %.1f s" % [OS.get_environment("AGONES_SDK_HTTP_PORT"), agones.health_interval])
+	agones.game_server_changed.connect(func(gs: Dictionary):
+		var state: String = gs["status"]["state"]
+		if state != agones_state:
+			agones_state = state
+			say("agones: GameServer %s is %s" % [gs["object_meta"]["name"], state]))
+
+
+func _agones_ready() -> void:
+	var label: HTTPResponse = await agones.set_label("arena", "demo-arena").completed
+	say("agones: set_label(arena, demo-arena) -> %s" % _outcome(label))
+	var marked: HTTPResponse = await agones.ready().completed
+	say("agones: ready() -> %s" % _outcome(marked))
+
+
+func _outcome(res: HTTPResponse) -> String:
+	return "ok" if res.ok else "%s: %s" % [res.get_error_name(), res.error_message]
 
 
 func say(text: String) -> void:

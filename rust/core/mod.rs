@@ -3,6 +3,7 @@
 //! Nothing under this module may import the `godot` crate (a test enforces it): it runs on
 //! background threads, where no Godot type may go.
 
+pub mod agones;
 pub mod dtls;
 pub mod events;
 pub mod http;

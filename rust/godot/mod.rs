@@ -1,5 +1,6 @@
 //! The binding layer: registers the nodes and converts between engine and core types.
 
+mod agones_sdk;
 mod class_enums;
 mod dtls_multiplayer_peer;
 mod dtls_options;

@@ -2,4 +2,5 @@
 //! (rust/tools/tests). The Godot runner is its own crate, `godot-runner`.
 #![allow(dead_code)]
 
+pub mod agones_sdk;
 pub mod http_server;

@@ -700,6 +700,7 @@ impl Task {
                     session.link.send_control(&Control::Ready);
                     session.announced = true;
                     session.flush_now = true;
+                    publish_stats(&self.shared, session);
                     self.shared.unique_id.store(assigned, Ordering::Release);
                     self.by_godot.insert(SERVER_PEER_ID, id);
                     self.emit(MpEvent::IdAssigned(assigned));
@@ -754,6 +755,7 @@ impl Task {
         {
             s.announced = true;
             let godot_id = s.godot_id;
+            publish_stats(&self.shared, s);
             self.emit(MpEvent::PeerConnected(godot_id));
         }
     }
@@ -802,4 +804,17 @@ impl Task {
             self.end(id, "disconnected by this side".into());
         }
     }
+}
+
+/// Publishes one session's figures at once, so `get_peer_stats` knows a peer from the
+/// moment it is reported connected (the periodic refresh alone left up to
+/// `STATS_INTERVAL` during which a connected peer had no statistics).
+fn publish_stats(shared: &Shared, session: &Session) {
+    let mut figures = session.stats.clone();
+    figures.link = session.link.stats();
+    shared
+        .stats
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(session.godot_id, figures);
 }

@@ -9,13 +9,19 @@
 //! It also measures DTLSPeer against Godot's own DTLS (handshakes/s, echo throughput into
 //! GDScript, server memory per idle session); see dtls_runs.rs.
 //!
-//! Options: `--suite http,dtls` (both), `--runs N` (3), `--requests N` (5000),
-//! `--concurrency 8,64`, `--servers nginx,hyper`, `--clients httprequest,httprequest_threads,httppool,core,reqwest`,
+//! And SceneMultiplayer over DTLSMultiplayerPeer against ENetMultiplayerPeer (connect time,
+//! RPC round trip at 60 frames/s, reliable RPCs/s, main-thread µs per RPC); see mp_runs.rs.
+//!
+//! Options: `--suite http,dtls,mp` (all three), `--runs N` (3), `--requests N` (5000),
+//! `--concurrency 8,64`, `--servers nginx,hyper`,
+//! `--clients httprequest,httprequest_threads,httppool,core,reqwest`,
 //! `--dtls godot,dtlspeer,core,echo,idle`, `--handshake-clients 200`, `--echo-clients 50`,
-//! `--echo-rate 25000,50000`, `--echo-secs 5`, `--idle-clients 1000`, `--dtls-cap 60`.
+//! `--echo-rate 25000,50000`, `--echo-secs 5`, `--idle-clients 1000`, `--dtls-cap 60`,
+//! `--mp-rtt-frames 600`, `--mp-rpcs 20000`.
 
 mod dtls_runs;
 mod godot_runs;
+mod mp_runs;
 mod nginx;
 mod reqwest_run;
 mod server;
@@ -38,6 +44,7 @@ struct Options {
     servers: Vec<String>,
     suites: Vec<String>,
     dtls: dtls_runs::DtlsOptions,
+    mp: mp_runs::MpOptions,
 }
 
 /// Every client the HTTP table knows, in row order: (id, row label).
@@ -81,7 +88,7 @@ fn parse_options() -> Result<Options, String> {
         concurrency: vec![8, 64],
         clients: CLIENTS.iter().map(|(id, _)| id.to_string()).collect(),
         servers: SERVERS.iter().map(|s| s.to_string()).collect(),
-        suites: vec!["http".to_string(), "dtls".to_string()],
+        suites: vec!["http".to_string(), "dtls".to_string(), "mp".to_string()],
         dtls: dtls_runs::DtlsOptions {
             handshake_clients: 200,
             echo_clients: 50,
@@ -90,6 +97,11 @@ fn parse_options() -> Result<Options, String> {
             idle_clients: 1000,
             cap_secs: 60,
             rows: dtls_runs::ROWS.iter().map(|r| r.to_string()).collect(),
+        },
+        mp: mp_runs::MpOptions {
+            rtt_frames: 600,
+            rpcs: 20_000,
+            cap_secs: 120,
         },
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -138,9 +150,9 @@ fn parse_options() -> Result<Options, String> {
                 if let Some(bad) = o
                     .suites
                     .iter()
-                    .find(|s| !["http", "dtls"].contains(&s.as_str()))
+                    .find(|s| !["http", "dtls", "mp"].contains(&s.as_str()))
                 {
-                    return Err(format!("unknown suite '{bad}' (http, dtls)"));
+                    return Err(format!("unknown suite '{bad}' (http, dtls, mp)"));
                 }
             }
             "--dtls" => {
@@ -162,13 +174,16 @@ fn parse_options() -> Result<Options, String> {
             "--echo-secs" => o.dtls.echo_secs = number(&value()?)? as u64,
             "--idle-clients" => o.dtls.idle_clients = number(&value()?)?,
             "--dtls-cap" => o.dtls.cap_secs = number(&value()?)? as u64,
+            "--mp-rtt-frames" => o.mp.rtt_frames = number(&value()?)?,
+            "--mp-rpcs" => o.mp.rpcs = number(&value()?)?,
             "--help" | "-h" => {
                 println!(
-                    "cargo run --release --bin bench -- [--suite http,dtls] [--runs 3] \
+                    "cargo run --release --bin bench -- [--suite http,dtls,mp] [--runs 3] \
                      [--requests 5000] [--concurrency 8,64] [--servers nginx,hyper] \
                      [--clients {}] [--dtls {}] \
                      [--handshake-clients 200] [--echo-clients 50] [--echo-rate 25000,50000] \
-                     [--echo-secs 5] [--idle-clients 1000] [--dtls-cap 60]",
+                     [--echo-secs 5] [--idle-clients 1000] [--dtls-cap 60] \
+                     [--mp-rtt-frames 600] [--mp-rpcs 20000]",
                     CLIENTS
                         .iter()
                         .map(|(id, _)| *id)
@@ -214,7 +229,8 @@ fn run() -> Result<(), String> {
     let load_before = load_average();
     let suite = |s: &str| options.suites.iter().any(|x| x == s);
     let needs_godot = (suite("http") && options.clients.iter().any(|c| c.starts_with("http")))
-        || (suite("dtls") && options.dtls.rows.iter().any(|r| r != "core"));
+        || (suite("dtls") && options.dtls.rows.iter().any(|r| r != "core"))
+        || suite("mp");
     let godot = if needs_godot {
         Some(GodotBench::prepare(&repo)?)
     } else {
@@ -227,6 +243,9 @@ fn run() -> Result<(), String> {
     };
     if suite("dtls") {
         tables.extend(dtls_runs::run(&options.dtls, options.runs, godot.as_ref())?);
+    }
+    if suite("mp") {
+        tables.extend(mp_runs::run(&options.mp, options.runs, godot.as_ref())?);
     }
 
     let report = render_report(&options, godot.as_ref(), &tables, &load_before);
@@ -397,6 +416,12 @@ fn render_report(
         }
         out.push_str(DTLS_METHOD_NOTES);
     }
+    if options.suites.iter().any(|s| s == "mp") {
+        if options.suites.len() > 1 {
+            out.push('\n');
+        }
+        out.push_str(MP_METHOD_NOTES);
+    }
     out
 }
 
@@ -431,6 +456,25 @@ last one, loss is 1 − handler calls / packets the clients sent. Idle: VmRSS of
 process before `start_server` and 1 s after the last client connected (core clients with a \
 600 s idle timeout, at most 200 handshakes in flight); per session is the difference \
 divided by the connected clients.\n";
+
+/// How the multiplayer figures are measured.
+const MP_METHOD_NOTES: &str = "\
+Multiplayer: two headless Godot processes, a dedicated server and a client, each with one \
+SceneMultiplayer over the transport of the row, on loopback, both at `Engine.max_fps = 60` \
+(as a game and a server tick would). Connect ms: `create_client` until the client's \
+`connected_to_server` (the DTLS row includes its ECDSA handshake). Round trip: one reliable \
+`ping` RPC per client frame carrying `Time.get_ticks_usec()`, answered by the server with \
+a reliable `pong`; the client's handler takes the difference, so both sides' frame pacing \
+is in it (a frame is 16.7 ms). Reliable RPCs/s: client to server, at most 2,000 issued per \
+frame and 8,000 beyond the server's last `progress` RPC (sent once per server frame), from \
+the phase's start until the client hears that the server's handler saw the last one \
+(arrival order checked). Main thread µs/RPC: the tree's automatic multiplayer polling is \
+off and each process calls `poll()` itself; the time in those polls and in the `rpc` \
+calls of the throughput phase, client and server added, divided by the RPCs delivered. \
+Encrypted ENet: `host.dtls_server_setup` / `host.dtls_client_setup` right after \
+`create_server` / `create_client` (before the first poll sends anything), the client \
+verifying the server's certificate; Godot builds linked against the system ENet library \
+(Debian's) lack that layer, and the row then says so instead of giving figures.\n";
 
 /// `/proc/loadavg`'s first three figures, to show whether other work shared the machine.
 fn load_average() -> String {

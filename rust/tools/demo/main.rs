@@ -3,10 +3,14 @@
 //! 1. An embedded backend (login with signed expiring tokens, token validation for game
 //!    servers, profiles, scores, leaderboard, a server registry with heartbeats).
 //! 2. A headless Godot dedicated server that registers and heartbeats through HTTPPool and
-//!    serves DTLS through DTLSPeer, validating each joining player's token.
-//! 3. A headless Godot client that logs in, lists servers, joins over DTLS, plays, posts a
-//!    score and reads the leaderboard; then clients with a forged and an expired token,
-//!    which the server refuses.
+//!    runs SceneMultiplayer over DTLSMultiplayerPeer: its `auth_callback` validates each
+//!    joining player's token (sent with `send_auth`) with the backend and calls
+//!    `complete_auth` only on a yes; a MultiplayerSpawner spawns the player and a
+//!    MultiplayerSynchronizer replicates its position.
+//! 3. A headless Godot client that logs in, lists servers, joins, moves its player with
+//!    `@rpc` calls and sees the synchronized position, posts a score and reads the
+//!    leaderboard; then clients with a forged and an expired token, which the server
+//!    refuses at authentication, before any RPC of theirs reaches game code.
 //! 4. SIGTERM to the server, which deregisters and quits cleanly.
 //!
 //! Prints a readable log and exits 0 only when every step happened.

@@ -1,5 +1,7 @@
-//! Runs the README's demo command end to end: backend, headless dedicated server, clients
-//! (one admitted, one with a forged and one with an expired token), then SIGTERM to the
+//! Runs the README's demo command end to end: backend, headless dedicated server on
+//! SceneMultiplayer over DTLSMultiplayerPeer, clients (one admitted through `send_auth` /
+//! `auth_callback` / `complete_auth`, spawned, moved by RPC and synchronized; one with a
+//! forged and one with an expired token, refused at authentication), then SIGTERM to the
 //! server, which must deregister and exit 0.
 
 use std::process::Command;
@@ -16,12 +18,24 @@ fn demo_runs_the_whole_dedicated_server_flow() {
     for expected in [
         "[server] registered as server",
         "[client alice] logged in as alice",
-        "[client alice] DTLS connected (certificate pinned)",
+        "[client alice] DTLS connected (certificate pinned), sending the token with send_auth",
+        "connected from 127.0.0.1:",
+        "is alice: token valid, authentication complete",
         "[client alice] welcome, alice",
-        "[client alice] move 3 acknowledged",
+        "[client alice] authenticated and joined as peer ",
+        "(alice) joined: spawned player ",
+        "[client alice] spawned: player ",
+        "[client alice] move 1 acknowledged by RPC: tick 1 at (10, 5)",
+        "[client alice] synchronized position (10, 5)",
+        "[client alice] move 3 acknowledged by RPC: tick 3 at (30, 15)",
+        "[client alice] synchronized position (30, 15)",
+        "(alice) left",
+        "; 3 move RPCs handled",
         "[client alice] posted score",
         "[client alice] leaderboard: ",
+        "refused at authentication: token signature is invalid (RPCs from it that reached game code: 0)",
         "[client bob] refused by the server: token signature is invalid",
+        "refused at authentication: token has expired (RPCs from it that reached game code: 0)",
         "[client carol] refused by the server: token has expired",
         "[netkit] shutdown requested by signal",
         "[server] deregistered from the backend: yes",
@@ -31,6 +45,18 @@ fn demo_runs_the_whole_dedicated_server_flow() {
         assert!(
             stdout.contains(expected),
             "missing from the demo's log: {expected}"
+        );
+    }
+    // Refused players never reach the game: no spawn, no join, for bob or carol.
+    for line in stdout.lines() {
+        assert!(
+            !((line.contains("(bob)") || line.contains("(carol)")) && line.contains("joined")),
+            "a refused player joined the game: {line}"
+        );
+        assert!(
+            !(line.starts_with("[client bob]") || line.starts_with("[client carol]"))
+                || !line.contains("spawned"),
+            "a refused player was spawned: {line}"
         );
     }
 }

@@ -128,8 +128,12 @@ fn exported_demo_server() -> Result<(), String> {
         must_not_pack: &["tests/", "bench/"],
     };
     let exported = export_case(&case)?;
+    // The exported server runs as in an Agones fleet: the SDK sidecar's port in the
+    // environment, so the demo uses AgonesSDK (tests/support/agones_sdk.rs stands in).
+    let sidecar = support::agones_sdk::AgonesSdkServer::start_blocking();
     let mut server = Command::new(&exported.binary)
         .env("LD_LIBRARY_PATH", &exported.library_path)
+        .env("AGONES_SDK_HTTP_PORT", sidecar.port.to_string())
         .arg("--headless")
         .arg("--")
         .args(&case.args)
@@ -152,11 +156,26 @@ fn exported_demo_server() -> Result<(), String> {
         "[server] registered as server",
         "[server] peer 2 is alice: token valid",
         "[server] deregistered from the backend: yes",
+        "[server] agones: set_label(arena, demo-arena) -> ok",
+        "[server] agones: ready() -> ok",
+        "is Ready",
+        "[server] agones: shutdown() -> ok",
         "[server] bye",
     ] {
         if !out.contains(expected) {
             return Err(format!("the exported server never printed {expected:?}"));
         }
+    }
+    if sidecar.state() != "Shutdown" || sidecar.health_pings().is_empty() {
+        return Err(format!(
+            "the sidecar saw state {} and {} health pings; expected Shutdown and some",
+            sidecar.state(),
+            sidecar.health_pings().len()
+        ));
+    }
+    let labels = sidecar.game_server()["object_meta"]["labels"].clone();
+    if labels["agones.dev/sdk-arena"] != "demo-arena" {
+        return Err(format!("the label did not reach the sidecar: {labels}"));
     }
     let problems: Vec<&str> = err
         .lines()

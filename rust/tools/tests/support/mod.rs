@@ -6,4 +6,6 @@
 mod root;
 pub mod scratch_project;
 
-pub use root::http_server;
+// Each test binary uses a different part.
+#[allow(unused_imports)]
+pub use root::{agones_sdk, http_server};

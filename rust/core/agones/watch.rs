@@ -1,0 +1,223 @@
+//! `GET /watch/gameserver`: a response that never ends, one JSON object per line
+//! (`{"result": GameServer}`), read with reqwest directly because the HTTP pool delivers
+//! whole responses only. Reconnects with backoff; the sidecar sends the current record
+//! first on every connection, so nothing is missed across a reconnect.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::AgonesEvent;
+use crate::core::events::EventSender;
+
+/// Longest line accepted; a GameServer record is a few KiB.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Why one connection of the stream ended.
+enum Stop {
+    /// The node is gone: end the task.
+    Gone,
+    /// Reconnect after a pause, reporting this sentence once per outage.
+    Failed(String),
+}
+
+/// Splits a byte stream into lines, refusing to buffer more than `max` bytes of one line.
+#[derive(Debug)]
+pub struct LineBuffer {
+    pending: Vec<u8>,
+    max: usize,
+}
+
+impl LineBuffer {
+    /// An empty buffer.
+    pub fn new(max: usize) -> LineBuffer {
+        LineBuffer {
+            pending: Vec::new(),
+            max,
+        }
+    }
+
+    /// Adds `chunk`; returns the complete, non-blank lines it finished, without `\n`.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+        let mut lines = Vec::new();
+        for piece in chunk.split_inclusive(|b| *b == b'\n') {
+            let (body, ended) = match piece.strip_suffix(b"\n") {
+                Some(body) => (body, true),
+                None => (piece, false),
+            };
+            if self.pending.len() + body.len() > self.max {
+                self.pending.clear();
+                return Err(format!(
+                    "a line of the watch stream is longer than {} bytes",
+                    self.max
+                ));
+            }
+            self.pending.extend_from_slice(body);
+            if ended {
+                let line = std::mem::take(&mut self.pending);
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    lines.push(line);
+                }
+            }
+        }
+        Ok(lines)
+    }
+}
+
+/// The task: watch, report every record that differs from the previous one, reconnect.
+pub async fn run(client: reqwest::Client, url: String, events: EventSender<AgonesEvent>) {
+    let mut state = WatchState {
+        last: None,
+        outage: false,
+        events,
+    };
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let reason = match state.stream_once(&client, &url, &mut backoff).await {
+            Stop::Gone => return,
+            Stop::Failed(reason) => reason,
+        };
+        if !state.outage {
+            state.outage = true;
+            if !state.events.send(AgonesEvent::WatchLost(reason)) {
+                return;
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+struct WatchState {
+    last: Option<Value>,
+    outage: bool,
+    events: EventSender<AgonesEvent>,
+}
+
+impl WatchState {
+    async fn stream_once(
+        &mut self,
+        client: &reqwest::Client,
+        url: &str,
+        backoff: &mut Duration,
+    ) -> Stop {
+        let response = match client
+            .get(url)
+            .header("Accept", "application/json")
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                return Stop::Failed(format!(
+                    "cannot reach the SDK sidecar at {url}: {}",
+                    with_causes(&e)
+                ));
+            }
+        };
+        if !response.status().is_success() {
+            return Stop::Failed(format!(
+                "the SDK sidecar answered {} to GET /watch/gameserver",
+                response.status()
+            ));
+        }
+        let mut response = response;
+        let mut lines = LineBuffer::new(MAX_LINE_BYTES);
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return Stop::Failed("the SDK sidecar ended the watch stream".into()),
+                Err(e) => {
+                    return Stop::Failed(format!("the watch stream broke: {}", with_causes(&e)));
+                }
+            };
+            let finished = match lines.push(&chunk) {
+                Ok(finished) => finished,
+                Err(why) => return Stop::Failed(why),
+            };
+            for line in finished {
+                if let Some(stop) = self.take_line(&line, backoff) {
+                    return stop;
+                }
+            }
+        }
+    }
+
+    /// Handles one line; `Some` ends this connection.
+    fn take_line(&mut self, line: &[u8], backoff: &mut Duration) -> Option<Stop> {
+        let value: Value = match serde_json::from_slice(line) {
+            Ok(v) => v,
+            Err(e) => {
+                let text = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
+                return Some(Stop::Failed(format!(
+                    "the watch stream sent a line that is not JSON ({e}): {text}"
+                )));
+            }
+        };
+        let Some(record) = value.get("result") else {
+            let error = value.get("error").unwrap_or(&value);
+            return Some(Stop::Failed(format!(
+                "the watch stream reported an error: {error}"
+            )));
+        };
+        *backoff = MIN_BACKOFF;
+        if self.outage {
+            self.outage = false;
+            if !self.events.send(AgonesEvent::WatchRestored) {
+                return Some(Stop::Gone);
+            }
+        }
+        if self.last.as_ref() != Some(record) {
+            self.last = Some(record.clone());
+            if !self.events.send(AgonesEvent::GameServer(record.clone())) {
+                return Some(Stop::Gone);
+            }
+        }
+        None
+    }
+}
+
+/// An error and its sources, e.g. "error sending request: client error (Connect):
+/// Connection refused", since reqwest's own text leaves the useful part to the sources.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_across_chunks_and_blank_lines_skipped() {
+        let mut buf = LineBuffer::new(64);
+        assert!(buf.push(b"{\"a\"").unwrap().is_empty());
+        let lines = buf.push(b":1}\n\n  \n{\"b\":2}\n{\"c\"").unwrap();
+        assert_eq!(lines, vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]);
+        assert_eq!(buf.push(b":3}\n").unwrap(), vec![b"{\"c\":3}".to_vec()]);
+    }
+
+    #[test]
+    fn an_endless_line_is_refused_not_buffered() {
+        let mut buf = LineBuffer::new(16);
+        assert!(buf.push(&[b'x'; 10]).unwrap().is_empty());
+        assert!(
+            buf.push(&[b'x'; 10])
+                .unwrap_err()
+                .contains("longer than 16")
+        );
+        // The buffer starts clean afterwards.
+        assert_eq!(buf.push(b"ok\n").unwrap(), vec![b"ok".to_vec()]);
+    }
+}

@@ -1,0 +1,190 @@
+//! DTLSMultiplayerPeer between two headless Godot processes under SceneMultiplayer: a
+//! client joins a dedicated server, exchanges RPCs, stays connected while idle for longer
+//! than the server's `idle_timeout`, and is then killed with SIGKILL (no goodbye, no
+//! close_notify). The server must report it disconnected within the timeout.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use godot_runner::{GodotCmd, ensure_imported, godot_command, project_dir, repo_dir};
+
+/// The server's `idle_timeout`, in seconds: a peer silent this long is gone.
+const IDLE_TIMEOUT: f64 = 3.0;
+/// Allowed beyond `IDLE_TIMEOUT` for the report to reach the script (the endpoint's timer
+/// granularity plus a frame or two, with room for a machine loaded by other builds).
+const SLACK: Duration = Duration::from_secs(2);
+
+struct Side {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Side {
+    fn start(godot: &GodotCmd, args: &[String]) -> Side {
+        let mut child = godot
+            .command()
+            .arg("--headless")
+            .arg("--path")
+            .arg(project_dir())
+            .arg("res://mp_process/mp_process.tscn")
+            .arg("--")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start Godot");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                println!("godot| {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Side {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits up to `limit` for a line starting with `prefix`; returns it.
+    fn wait_for(&mut self, prefix: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.seen.push(line.clone());
+            if line.starts_with(prefix) {
+                return Some(line);
+            }
+        }
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Side {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn a_killed_client_is_reported_disconnected_within_the_idle_timeout() {
+    let godot = godot_command().unwrap_or_else(|e| panic!("{e}"));
+    godot_runner::extension::stage_extension(&repo_dir()).unwrap_or_else(|e| panic!("{e}"));
+    ensure_imported(&godot, &project_dir()).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut server = Side::start(
+        &godot,
+        &[
+            "--role=server".into(),
+            format!("--idle-timeout={IDLE_TIMEOUT}"),
+        ],
+    );
+    let ready = server
+        .wait_for("MP_PROCESS server ready ", Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("the server never got ready: {:?}", server.seen));
+    let mut words = ready.split_whitespace().skip(3);
+    let port = words.next().expect("port").to_string();
+    let fingerprint = words.next().expect("fingerprint").to_string();
+
+    let mut client = Side::start(
+        &godot,
+        &[
+            "--role=client".into(),
+            format!("--port={port}"),
+            format!("--fingerprint={fingerprint}"),
+        ],
+    );
+    let joined = server
+        .wait_for("MP_PROCESS server connected ", Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("the client never joined: {:?}", server.seen));
+    let id: i64 = joined
+        .rsplit(' ')
+        .next()
+        .and_then(|w| w.parse().ok())
+        .expect("peer id");
+    assert!(id >= 2, "a client id is 2 or more: {joined}");
+    assert!(
+        server
+            .wait_for("MP_PROCESS server ping ", Duration::from_secs(10))
+            .is_some_and(|l| l == format!("MP_PROCESS server ping {id} hello")),
+        "the client's RPC reached the server with its id: {:?}",
+        server.seen
+    );
+    assert!(
+        client
+            .wait_for("MP_PROCESS client pong hello", Duration::from_secs(10))
+            .is_some(),
+        "the server's answering RPC reached the client: {:?}",
+        client.seen
+    );
+
+    // Idle for longer than the timeout: a live client must not be dropped.
+    let idle = Duration::from_secs_f64(IDLE_TIMEOUT) + SLACK;
+    let early = server.wait_for("MP_PROCESS server disconnected", idle);
+    assert!(
+        early.is_none(),
+        "a live, idle client was dropped: {early:?} ({:?})",
+        server.seen
+    );
+
+    client.child.kill().expect("SIGKILL the client");
+    let killed_at = Instant::now();
+    let _ = client.child.wait();
+    let gone = server
+        .wait_for(
+            "MP_PROCESS server disconnected ",
+            Duration::from_secs_f64(IDLE_TIMEOUT) + SLACK * 5,
+        )
+        .unwrap_or_else(|| panic!("the killed client was never reported: {:?}", server.seen));
+    let after = killed_at.elapsed();
+    println!("killed client reported disconnected after {after:.2?}: {gone}");
+    assert!(
+        gone.starts_with(&format!("MP_PROCESS server disconnected {id} ")),
+        "the killed client's id is reported: {gone}"
+    );
+    assert!(
+        gone.contains("idle timeout"),
+        "the reason says why (from get_last_disconnect_reason): {gone}"
+    );
+    assert!(
+        after <= Duration::from_secs_f64(IDLE_TIMEOUT) + SLACK,
+        "reported {after:.2?} after the kill; idle_timeout is {IDLE_TIMEOUT} s"
+    );
+
+    // The server then quits by itself (no peers left), cleanly.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the server did not quit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = server.stderr();
+    assert_eq!(status.code(), Some(0), "server exit; stderr:\n{stderr}");
+    assert!(
+        !stderr.contains("ERROR") && !stderr.contains("leaked"),
+        "the server reported problems:\n{stderr}"
+    );
+}
