@@ -154,7 +154,8 @@ fn exported_demo_server() -> Result<(), String> {
     outcome?;
     for expected in [
         "[server] registered as server",
-        "[server] peer 2 is alice: token valid",
+        "is alice: token valid, authentication complete",
+        "(alice) joined: spawned player",
         "[server] deregistered from the backend: yes",
         "[server] agones: set_label(arena, demo-arena) -> ok",
         "[server] agones: ready() -> ok",
