@@ -5,12 +5,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use godot_runner::{ensure_imported, godot_command, project_dir, repo_dir};
+use godot_runner::{
+    SceneProcess, ensure_imported, godot_command, project_dir, repo_dir, scene_command,
+};
 use support::agones_sdk::AgonesSdkServer;
 
 #[test]
@@ -21,56 +21,25 @@ fn sigterm_saves_then_calls_shutdown_then_quits() {
     let backend = support::http_server::start_blocking();
     let sidecar = AgonesSdkServer::start_blocking();
 
-    let mut child = godot
-        .command()
-        .env("AGONES_SDK_HTTP_PORT", sidecar.port.to_string())
-        .arg("--headless")
-        .arg("--path")
-        .arg(project_dir())
-        .arg("res://agones_check/agones_check.tscn")
-        .arg("--")
-        .arg(format!("--save-url={}", backend.http_url))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start Godot");
-
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().expect("piped stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            println!("godot| {line}");
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let stderr = child.stderr.take().expect("piped stderr");
-    let err_thread = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
-
-    let mut lines: Vec<String> = Vec::new();
-    let wait_for = |prefix: &str, lines: &mut Vec<String>| -> Option<String> {
-        while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
-            lines.push(line.clone());
-            if line.starts_with(prefix) {
-                return Some(line);
-            }
-        }
-        None
-    };
-    let ready = wait_for("AGONES_CHECK ready", &mut lines)
-        .unwrap_or_else(|| panic!("the server never called ready(): {lines:?}"));
+    let mut cmd = scene_command(
+        &godot,
+        &project_dir(),
+        "res://agones_check/agones_check.tscn",
+        &[format!("--save-url={}", backend.http_url)],
+    );
+    cmd.env("AGONES_SDK_HTTP_PORT", sidecar.port.to_string());
+    let mut godot_process = SceneProcess::spawn(cmd).expect("start Godot");
+    let limit = Duration::from_secs(30);
+    let ready = godot_process
+        .wait_for("AGONES_CHECK ready", limit)
+        .unwrap_or_else(|| panic!("the server never called ready(): {:?}", godot_process.seen));
     assert_eq!(ready, "AGONES_CHECK ready err=0 ok=true under_agones=true");
     assert!(
-        wait_for("AGONES_CHECK state Ready", &mut lines).is_some(),
-        "Ready never came through the watch stream: {lines:?}"
+        godot_process
+            .wait_for("AGONES_CHECK state Ready", limit)
+            .is_some(),
+        "Ready never came through the watch stream: {:?}",
+        godot_process.seen
     );
     assert!(
         !sidecar.health_pings().is_empty(),
@@ -79,7 +48,7 @@ fn sigterm_saves_then_calls_shutdown_then_quits() {
 
     let signalled = Instant::now();
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &godot_process.child.id().to_string()])
         .status()
         .expect("run kill");
     assert!(status.success());
@@ -90,13 +59,14 @@ fn sigterm_saves_then_calls_shutdown_then_quits() {
         "AGONES_CHECK shutdown ok=true",
     ] {
         assert!(
-            wait_for(step, &mut lines).is_some(),
-            "missing {step:?} (the steps must come in this order): {lines:?}"
+            godot_process.wait_for(step, limit).is_some(),
+            "missing {step:?} (the steps must come in this order): {:?}",
+            godot_process.seen
         );
     }
-    let exit = child.wait().expect("wait for Godot");
+    let exit = godot_process.child.wait().expect("wait for Godot");
     let took = signalled.elapsed();
-    let stderr = err_thread.join().unwrap_or_default();
+    let stderr = godot_process.stderr();
     assert_eq!(
         exit.code(),
         Some(0),

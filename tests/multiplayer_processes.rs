@@ -5,12 +5,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use godot_runner::{GodotCmd, ensure_imported, godot_command, project_dir, repo_dir};
+use godot_runner::{
+    GodotCmd, SceneProcess, ensure_imported, godot_command, project_dir, repo_dir, scene_command,
+};
 
 /// The server's `idle_timeout`, in seconds: a peer silent this long is gone.
 const IDLE_TIMEOUT: f64 = 3.0;
@@ -18,73 +17,15 @@ const IDLE_TIMEOUT: f64 = 3.0;
 /// granularity plus a frame or two, with room for a machine loaded by other builds).
 const SLACK: Duration = Duration::from_secs(2);
 
-struct Side {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Side {
-    fn start(godot: &GodotCmd, args: &[String]) -> Side {
-        let mut child = godot
-            .command()
-            .arg("--headless")
-            .arg("--path")
-            .arg(project_dir())
-            .arg("res://mp_process/mp_process.tscn")
-            .arg("--")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start Godot");
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                println!("godot| {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Side {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits up to `limit` for a line starting with `prefix`; returns it.
-    fn wait_for(&mut self, prefix: &str, limit: Duration) -> Option<String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).ok()?;
-            self.seen.push(line.clone());
-            if line.starts_with(prefix) {
-                return Some(line);
-            }
-        }
-    }
-
-    fn stderr(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(mut err) = self.child.stderr.take() {
-            let _ = err.read_to_string(&mut text);
-        }
-        text
-    }
-}
-
-impl Drop for Side {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// One side (server or client) of the test: the mp_process scene with `args`.
+fn start(godot: &GodotCmd, args: &[String]) -> SceneProcess {
+    SceneProcess::spawn(scene_command(
+        godot,
+        &project_dir(),
+        "res://mp_process/mp_process.tscn",
+        args,
+    ))
+    .expect("start Godot")
 }
 
 #[test]
@@ -93,7 +34,7 @@ fn a_killed_client_is_reported_disconnected_within_the_idle_timeout() {
     godot_runner::extension::stage_extension(&repo_dir()).unwrap_or_else(|e| panic!("{e}"));
     ensure_imported(&godot, &project_dir()).unwrap_or_else(|e| panic!("{e}"));
 
-    let mut server = Side::start(
+    let mut server = start(
         &godot,
         &[
             "--role=server".into(),
@@ -107,7 +48,7 @@ fn a_killed_client_is_reported_disconnected_within_the_idle_timeout() {
     let port = words.next().expect("port").to_string();
     let fingerprint = words.next().expect("fingerprint").to_string();
 
-    let mut client = Side::start(
+    let mut client = start(
         &godot,
         &[
             "--role=client".into(),

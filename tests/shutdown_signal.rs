@@ -3,12 +3,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
-use godot_runner::{ensure_imported, godot_command, project_dir, repo_dir};
+use godot_runner::{
+    SceneProcess, ensure_imported, godot_command, project_dir, repo_dir, scene_command,
+};
 
 #[test]
 fn sigterm_lets_the_game_save_then_quit() {
@@ -17,88 +17,63 @@ fn sigterm_lets_the_game_save_then_quit() {
     ensure_imported(&godot, &project_dir()).unwrap_or_else(|e| panic!("{e}"));
     let server = support::http_server::start_blocking();
 
-    let mut child = godot
-        .command()
-        .arg("--headless")
-        .arg("--path")
-        .arg(project_dir())
-        .arg("res://shutdown_check/shutdown_check.tscn")
-        .arg("--")
-        .arg(format!("--url={}", server.http_url))
-        .arg("--key=sigterm-save")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start Godot");
-
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().expect("piped stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            println!("godot| {line}");
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let stderr = child.stderr.take().expect("piped stderr");
-    let err_thread = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
-
-    let mut lines = Vec::new();
-    let wait_for = |prefix: &str, lines: &mut Vec<String>| -> bool {
-        while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
-            let hit = line.starts_with(prefix);
-            lines.push(line);
-            if hit {
-                return true;
-            }
-        }
-        false
-    };
+    let mut game = SceneProcess::spawn(scene_command(
+        &godot,
+        &project_dir(),
+        "res://shutdown_check/shutdown_check.tscn",
+        &[
+            format!("--url={}", server.http_url),
+            "--key=sigterm-save".to_string(),
+        ],
+    ))
+    .expect("start Godot");
+    let limit = Duration::from_secs(30);
     assert!(
-        wait_for("SHUTDOWN_CHECK ready 0", &mut lines),
-        "the scene never got ready: {lines:?}"
+        game.wait_for("SHUTDOWN_CHECK ready 0", limit).is_some(),
+        "the scene never got ready: {:?}",
+        game.seen
     );
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &game.child.id().to_string()])
         .status()
         .expect("run kill");
     assert!(status.success());
 
     assert!(
-        wait_for("SHUTDOWN_CHECK requested", &mut lines),
-        "no shutdown_requested: {lines:?}"
+        game.wait_for("SHUTDOWN_CHECK requested", limit).is_some(),
+        "no shutdown_requested: {:?}",
+        game.seen
     );
     assert!(
-        lines.last().unwrap().contains("grace=5.0 main_thread=true"),
-        "{lines:?}"
+        game.seen
+            .last()
+            .unwrap()
+            .contains("grace=5.0 main_thread=true"),
+        "{:?}",
+        game.seen
     );
     assert!(
-        wait_for("SHUTDOWN_CHECK handler", &mut lines),
-        "the handler did not get past freeing a pool: {lines:?}"
+        game.wait_for("SHUTDOWN_CHECK handler", limit).is_some(),
+        "the handler did not get past freeing a pool: {:?}",
+        game.seen
     );
     assert!(
-        lines
+        game.seen
             .last()
             .unwrap()
             .contains("callback=true freed_task=ERR_CANCELLED"),
-        "a handler of shutdown_requested may call back into Netkit and free a pool: {lines:?}"
+        "a handler of shutdown_requested may call back into Netkit and free a pool: {:?}",
+        game.seen
     );
     assert!(
-        wait_for("SHUTDOWN_CHECK saved 200", &mut lines),
-        "the save did not complete: {lines:?}"
+        game.wait_for("SHUTDOWN_CHECK saved 200", limit).is_some(),
+        "the save did not complete: {:?}",
+        game.seen
     );
 
-    let exit = child.wait().expect("wait for Godot");
-    let stderr = err_thread.join().unwrap_or_default();
+    let exit = game.child.wait().expect("wait for Godot");
+    let stderr = game.stderr();
     assert_eq!(
         exit.code(),
         Some(0),

@@ -20,6 +20,7 @@ mod locate;
 mod process;
 mod project;
 mod provision;
+mod scene_process;
 mod suite;
 
 pub use apt_sources::{MIRROR_ENV, debian_mirror};
@@ -30,4 +31,5 @@ pub use locate::{
 pub use process::{RunOutput, run_captured, run_project, run_project_echo};
 pub use project::ensure_imported;
 pub use provision::{provision_debian_package, provision_debian_packages};
+pub use scene_process::{SceneProcess, scene_command};
 pub use suite::{check_suite, check_suite_allowing, test_results};
