@@ -35,6 +35,9 @@ impl LineSplitter {
         mut chunk: &[u8],
         mut line: impl FnMut(&[u8]),
     ) -> Result<(), LineTooLong> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
         if self.after_cr {
             self.after_cr = false;
             if let Some(rest) = chunk.strip_prefix(b"\n") {
