@@ -62,14 +62,13 @@ fn finish(transfers: &Transfers, handle: &DownloadHandle) -> (DownloadOutcome, V
         );
         let p = handle.progress();
         samples.push((p.received(), p.total()));
-        while let Some(event) = transfers.next_event() {
-            match event {
-                TransferEvent::Download { id, outcome } => {
-                    assert_eq!(id, handle.id);
-                    return (outcome, samples);
-                }
-                other => panic!("unexpected event {other:?}"),
+        match transfers.next_event() {
+            Some(TransferEvent::Download { id, outcome }) => {
+                assert_eq!(id, handle.id);
+                return (outcome, samples);
             }
+            Some(other) => panic!("unexpected event {other:?}"),
+            None => {}
         }
         std::thread::sleep(Duration::from_millis(5));
     }

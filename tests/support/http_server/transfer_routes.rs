@@ -7,7 +7,7 @@
 //!   Options: `drop_at=B`: the first request for K breaks the connection once the body
 //!   reached byte B; `ranges=0`: Range is ignored (always 200, like a server without range
 //!   support); `change_etag=1`: the ETag changes on every request (`"dl-N-COUNT"`);
-//!   `validator=last-modified` sends a Last-Modified an hour ago instead of an ETag,
+//!   `validator=last-modified` sends a Last-Modified of 2024-01-01 instead of an ETag,
 //!   `validator=none` neither. Every request for K is logged (see `/transfer/log`) as
 //!   `range=V;if-range=V;status=S` (`-` for a missing header).
 //! - `/download/sha256?bytes=N`: `{"sha256": hex}` of that content.
@@ -27,7 +27,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream;
@@ -159,7 +159,7 @@ fn content_body(start: u64, end: u64, drop_at: Option<u64>) -> ResBody {
     StreamBody::new(chunks).boxed_unsync()
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: hyper::header::HeaderName) -> Option<&'a str> {
+fn header(headers: &HeaderMap, name: hyper::header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -183,9 +183,8 @@ fn download(headers: &HeaderMap, query: &Query, key_count: Option<u64>) -> Resul
             Some(format!("\"dl-{size}-{}\"", key_count.unwrap_or(0)))
         }
         "etag" => Some(format!("\"dl-{size}\"")),
-        "last-modified" => Some(httpdate::fmt_http_date(
-            SystemTime::now() - Duration::from_secs(3600),
-        )),
+        // Long before the response's Date, so the client may treat it as strong.
+        "last-modified" => Some("Mon, 01 Jan 2024 00:00:00 GMT".to_owned()),
         _ => None,
     };
     let range = header(headers, RANGE);

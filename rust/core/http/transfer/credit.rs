@@ -31,7 +31,7 @@ impl Credit {
     }
 
     /// No room held (the final item of a stream must never wait).
-    pub(crate) fn none() -> Credit {
+    pub fn none() -> Credit {
         Credit {
             credits: None,
             bytes: 0,

@@ -337,6 +337,34 @@ impl Transfers {
         StreamHandle { id, token }
     }
 
+    /// Ends a download that could not start (bad URL, bad path, bad digest) through the
+    /// queue like any other, so the game learns it the same way; returns its id.
+    pub fn refuse_download(&self, response: Response, file: PathBuf) -> TransferId {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let outcome = DownloadOutcome {
+            response,
+            file,
+            bytes: 0,
+            total: None,
+            sha256: String::new(),
+            resumes: 0,
+            restarts: 0,
+        };
+        self.sender.send(TransferEvent::Download { id, outcome });
+        id
+    }
+
+    /// Ends a stream that could not start, through the queue; returns its id.
+    pub fn refuse_stream(&self, response: Response) -> TransferId {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.sender.send(TransferEvent::Stream {
+            id,
+            item: StreamItem::Finished(response),
+            credit: Credit::none(),
+        });
+        id
+    }
+
     /// Cancels every running download and stream; each still ends with its event.
     pub fn cancel_all(&self) {
         let mut root = self.root.lock().unwrap_or_else(|p| p.into_inner());

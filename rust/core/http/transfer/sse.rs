@@ -130,11 +130,7 @@ impl SseParser {
                 self.data.push_str(&value);
                 self.data.push('\n');
             }
-            b"id" => {
-                if !value.contains('\0') {
-                    self.last_event_id = value.into_owned();
-                }
-            }
+            b"id" if !value.contains('\0') => self.last_event_id = value.into_owned(),
             b"retry" => {
                 if !value.is_empty()
                     && value.bytes().all(|b| b.is_ascii_digit())
