@@ -205,6 +205,7 @@ impl TransferState {
                 let response = response(id, "download");
                 download.bind_mut().set_response(response.clone());
                 download.signals().completed().emit(&response);
+                release_handlers(download.upcast(), &["progress", "completed"]);
             }
             for (id, mut stream) in streams {
                 if stream.bind().is_done() {
@@ -213,10 +214,34 @@ impl TransferState {
                 let response = response(id, "stream");
                 stream.bind_mut().set_response(response.clone());
                 stream.signals().finished().emit(&response);
+                release_handlers(
+                    stream.upcast(),
+                    &[
+                        "chunk_received",
+                        "line_received",
+                        "event_received",
+                        "finished",
+                    ],
+                );
             }
             Variant::nil()
         });
         finish.call_deferred(&[]);
+    }
+}
+
+/// Disconnects every handler of `signals` once an object's last signal was emitted: none
+/// can fire again, and a handler that captured the object (`dl.progress.connect(func(a, b):
+/// dl.cancel())`) would otherwise keep it alive in a reference cycle forever.
+fn release_handlers(mut object: Gd<Object>, signals: &[&str]) {
+    for name in signals {
+        for connection in object.get_signal_connection_list(*name).iter_shared() {
+            if let Some(callable) = connection.get("callable")
+                && let Ok(callable) = callable.try_to::<Callable>()
+            {
+                object.disconnect(*name, &callable);
+            }
+        }
     }
 }
 
@@ -232,11 +257,23 @@ fn emit(pool: &Gd<HttpPool>, emit: Emit) -> bool {
                 }
             }
             d.signals().completed().emit(&response);
+            release_handlers(d.upcast(), &["progress", "completed"]);
         }
         Emit::Chunk(s, data) => s.signals().chunk_received().emit(&data),
         Emit::Line(s, line) => s.signals().line_received().emit(&line),
         Emit::Event(s, dict) => s.signals().event_received().emit(&dict),
-        Emit::Finished(s, response) => s.signals().finished().emit(&response),
+        Emit::Finished(s, response) => {
+            s.signals().finished().emit(&response);
+            release_handlers(
+                s.upcast(),
+                &[
+                    "chunk_received",
+                    "line_received",
+                    "event_received",
+                    "finished",
+                ],
+            );
+        }
     }
     pool.is_instance_valid()
 }
