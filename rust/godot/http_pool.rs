@@ -312,7 +312,8 @@ impl HttpPool {
     ///
     /// - [param path]: appended to [member base_url], as for [method request].
     /// - [param file_path]: `user://...`, `res://...` (writable in the editor only) or an
-    ///   absolute path; missing folders are created. While the download runs the bytes go
+    ///   absolute path; missing folders are created, and an existing file is replaced only
+    ///   once the new one is complete and verified. While the download runs the bytes go
     ///   to `file_path + ".part"` beside a small `.part.meta` file; a part file left by an
     ///   earlier run for the same URL is resumed.
     /// - [param sha256]: 64 hex digits the complete file must hash to; empty for no check.

@@ -38,7 +38,9 @@ use crate::core::http::transfer::{SseEvent, StreamHandle};
 ///
 /// The stream is not counted against [member HTTPPool.max_concurrent]. It ends when the
 /// server ends it (not for event streams, which reconnect), on an error, on
-/// [method cancel], or when the pool leaves the tree or is freed.
+/// [method cancel], or when the pool leaves the tree or is freed. Chunk and line streams
+/// are not retried or reconnected: a dropped connection ends them with
+/// [constant HTTPResponse.ERR_CONNECTION_LOST] after the pieces that arrived.
 #[derive(GodotClass)]
 #[class(no_init, base = RefCounted, rename = HTTPStream)]
 pub struct HttpStream {

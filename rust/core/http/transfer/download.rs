@@ -8,7 +8,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{ACCEPT_ENCODING, CONTENT_RANGE, DATE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
+use reqwest::header::{
+    ACCEPT_ENCODING, CONTENT_RANGE, DATE, ETAG, HeaderMap, IF_RANGE, LAST_MODIFIED, RANGE,
+};
 use tokio::time::timeout;
 
 use super::part_file::{self, Meta, PartPaths, PartWriter};
@@ -17,7 +19,9 @@ use super::{
 };
 use crate::core::events::EventSender;
 use crate::core::http::classify::{chain, classify};
-use crate::core::http::retry::{RetryPolicy, backoff_delay, is_retryable_status};
+use crate::core::http::retry::{
+    RetryPolicy, backoff_delay, is_retryable_status, parse_retry_after,
+};
 use crate::core::http::{ErrorKind, Response};
 
 /// Bytes collected before one write to the part file: few enough system calls, little
@@ -235,7 +239,14 @@ impl Job {
                         return self.outcome(response);
                     }
                     self.handle.progress.set(self.offset, self.total);
-                    tokio::time::sleep(backoff_delay(&policy, failures)).await;
+                    // A server's Retry-After (RFC 9110 section 10.2.3) is honoured when
+                    // within retry_max_delay, as for requests.
+                    let wait = response
+                        .header("retry-after")
+                        .and_then(|v| parse_retry_after(&v, SystemTime::now()))
+                        .filter(|wait| *wait <= policy.max_delay)
+                        .unwrap_or_else(|| backoff_delay(&policy, failures));
+                    tokio::time::sleep(wait).await;
                 }
             }
         }
@@ -368,7 +379,7 @@ impl Job {
         let status = reply.status().as_u16();
         let mut head = head_response(&reply, self.attempts);
         match status {
-            206 if ranged => match content_range(&reply) {
+            206 if ranged => match content_range(reply.headers()) {
                 Some((start, total)) if start == self.offset => {
                     self.resumes += 1;
                     if total.is_some() {
@@ -385,7 +396,7 @@ impl Job {
                         return Step::Done(response);
                     }
                 }
-                self.validator = validator(&reply);
+                self.validator = validator(reply.headers());
                 self.total = reply.content_length();
                 if let Some(validator) = self.validator.clone() {
                     let meta = Meta {
@@ -616,8 +627,8 @@ async fn blocking<T: Send + 'static>(
 
 /// `Content-Range: bytes START-END/TOTAL` (RFC 9110 section 14.4): the start and, when
 /// not `*`, the total.
-fn content_range(reply: &reqwest::Response) -> Option<(u64, Option<u64>)> {
-    let value = reply.headers().get(CONTENT_RANGE)?.to_str().ok()?;
+fn content_range(headers: &HeaderMap) -> Option<(u64, Option<u64>)> {
+    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
     let rest = value.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
     let (start, _end) = range.split_once('-')?;
@@ -632,8 +643,7 @@ fn content_range(reply: &reqwest::Response) -> Option<(u64, Option<u64>)> {
 /// is strong by RFC 9110 section 8.8.2.2 (at least one second before the response's
 /// `Date`). A weak ETag or a recent date cannot be used (section 13.1.5), and then a
 /// dropped download starts over rather than risk mixing two versions.
-fn validator(reply: &reqwest::Response) -> Option<String> {
-    let headers = reply.headers();
+fn validator(headers: &HeaderMap) -> Option<String> {
     if let Some(etag) = headers.get(ETAG).and_then(|v| v.to_str().ok())
         && !etag.starts_with("W/")
         && etag.starts_with('"')
@@ -647,4 +657,55 @@ fn validator(reply: &reqwest::Response) -> Option<String> {
         httpdate::parse_http_date(date).ok()?,
     );
     (m + std::time::Duration::from_secs(1) <= d).then(|| modified.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn content_range_start_and_total() {
+        let cr = |v| content_range(&headers(&[("content-range", v)]));
+        assert_eq!(cr("bytes 100-199/1000"), Some((100, Some(1000))));
+        assert_eq!(cr("bytes 100-199/*"), Some((100, None)));
+        assert_eq!(cr("bytes */1000"), None, "the 416 form has no start");
+        assert_eq!(cr("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn only_strong_validators_are_used() {
+        let date = "Fri, 04 Dec 2026 00:00:00 GMT";
+        assert_eq!(
+            validator(&headers(&[("etag", "\"abc\"")])),
+            Some("\"abc\"".into())
+        );
+        assert_eq!(
+            validator(&headers(&[("etag", "W/\"abc\"")])),
+            None,
+            "weak ETag"
+        );
+        let old = "Thu, 03 Dec 2026 00:00:00 GMT";
+        assert_eq!(
+            validator(&headers(&[("last-modified", old), ("date", date)])),
+            Some(old.into())
+        );
+        assert_eq!(
+            validator(&headers(&[("last-modified", date), ("date", date)])),
+            None,
+            "modified in the same second as the answer: weak (RFC 9110 section 8.8.2.2)"
+        );
+        assert_eq!(
+            validator(&headers(&[("last-modified", old)])),
+            None,
+            "no Date to compare"
+        );
+    }
 }
