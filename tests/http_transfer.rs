@@ -579,3 +579,36 @@ fn a_flooding_stream_waits_for_the_game_within_its_buffer_and_loses_nothing() {
     );
     assert!(end.ok(), "{}", end.error_message);
 }
+
+#[test]
+fn an_event_stream_gives_up_after_its_reconnections_in_a_row() {
+    // A port where nothing listens: every connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/sse", closed.local_addr().unwrap());
+    drop(closed);
+    let transfers = Transfers::new();
+    let mut spec = StreamSpec::get(url, StreamMode::Events);
+    spec.retry_ms = 20;
+    spec.max_reconnects = 3;
+    let started = Instant::now();
+    transfers.stream(&pool(0), spec);
+    let (items, end) = collect(&transfers, Duration::from_secs(30));
+    assert!(items.is_empty());
+    assert_eq!(end.error, ErrorKind::Connect, "{}", end.error_message);
+    assert!(
+        end.error_message
+            .contains("gave up after 3 reconnections in a row"),
+        "{}",
+        end.error_message
+    );
+    assert_eq!(
+        end.attempts, 4,
+        "the first connection and three reconnections"
+    );
+    // Waits of 20, 40 and 80 ms: the delay doubles for each failure in a row.
+    assert!(
+        started.elapsed() >= Duration::from_millis(140),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -193,3 +193,27 @@ func test_handlers_may_free_the_pool_or_drop_the_stream() -> void:
 	var s2 := other.stream_events("/sse?count=5")
 	var r2 := await ended(s2)
 	assert_true(r2.ok, r2.error_message)
+
+
+func test_leaving_the_tree_cancels_streams_and_downloads() -> void:
+	var pool := make_pool()
+	var stream := pool.stream_events("/sse?count=1000&interval_ms=20")
+	var file := "user://netkit_test_leave.bin"
+	var dl := pool.download("/download?bytes=%d" % (500 * 1024 * 1024), file)
+	assert_true(await wait_until(func(): return dl.bytes_received > 0, 20.0), "the download runs")
+	assert_eq(pool.get_stats()["streams"], 1)
+	assert_eq(pool.get_stats()["downloads"], 1)
+	remove_child(pool)
+	var res := await ended(stream, 10.0)
+	if not assert_not_null(res): return
+	assert_eq(res.error, HTTPResponse.ERR_CANCELLED)
+	# Both end in the same frames: the download may be done already (a signal is not replayed).
+	if not dl.is_done() and await wait_signal(dl.completed, 10.0) == null:
+		return
+	assert_eq(dl.response.error, HTTPResponse.ERR_CANCELLED)
+	assert_true(FileAccess.file_exists(file + ".part"), "the part file is kept")
+	assert_eq(pool.get_stats()["streams"], 0)
+	assert_eq(pool.get_stats()["downloads"], 0)
+	DirAccess.remove_absolute(file + ".part")
+	DirAccess.remove_absolute(file + ".part.meta")
+	pool.free()

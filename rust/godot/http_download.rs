@@ -26,6 +26,10 @@ use crate::core::http::transfer::{DownloadHandle, DownloadOutcome};
 ///     push_warning("%s: %s" % [res.get_error_name(), res.error_message])
 /// ```
 ///
+/// Removing the pool from the tree cancels its downloads (their part files are kept);
+/// freeing it ends them with [constant HTTPResponse.ERR_CANCELLED] later in the same frame.
+/// The download does not take a [member HTTPPool.max_concurrent] slot.
+///
 /// Errors, in [member HTTPResponse.error]: [constant HTTPResponse.ERR_HASH_MISMATCH] (the
 /// part file is removed, nothing is written to [member file_path]),
 /// [constant HTTPResponse.ERR_FILE] (the file cannot be written or renamed, or another
