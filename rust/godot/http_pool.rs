@@ -55,6 +55,12 @@ use crate::core::http::{
 /// [constant HTTPResponse.ERR_CANCELLED] later in the same frame, without
 /// [signal request_completed].
 ///
+/// **Downloads and streams.** [method download] writes a response to a file with progress,
+/// resume and a SHA-256 check ([HTTPDownload]); [method stream] and [method stream_events]
+/// deliver a response as it arrives, as chunks, lines or server-sent events
+/// ([HTTPStream]). They share this pool's connections, TLS settings, retry policy and
+/// dispatch budget, but not its [member max_concurrent] slots.
+///
 /// **Settings.** A property change applies to the requests made after it; a request already
 /// queued or running keeps the settings it was made with.
 #[derive(GodotClass)]

@@ -38,7 +38,8 @@ use crate::core::http::transfer::{SseEvent, StreamHandle};
 ///
 /// The stream is not counted against [member HTTPPool.max_concurrent]. It ends when the
 /// server ends it (not for event streams, which reconnect), on an error, on
-/// [method cancel], or when the pool leaves the tree or is freed. Chunk and line streams
+/// [method cancel], or when the pool leaves the tree or is freed; dropping every reference
+/// to the HTTPStream does not stop it (the pool holds it until it ends). Chunk and line streams
 /// are not retried or reconnected: a dropped connection ends them with
 /// [constant HTTPResponse.ERR_CONNECTION_LOST] after the pieces that arrived.
 #[derive(GodotClass)]
