@@ -84,11 +84,11 @@ func test_a_dropped_download_resumes_with_range_and_matches_its_sha256() -> void
 			break
 	assert_eq(seen[-1], [size, size, seen[-1][2]])
 	assert_eq(completed_after, [seen.size()], "completed came after the last progress")
-	var log: Array = await get_json(pool, "/transfer/log?key=" + key)
-	assert_eq(log.size(), 2, str(log))
-	assert_eq(log[0], "range=-;if-range=-;status=200")
-	assert_true(String(log[1]).begins_with("range=bytes="), str(log))
-	assert_true(String(log[1]).ends_with(";if-range=\"dl-%d\";status=206" % size), str(log))
+	var ranges: Array = await get_json(pool, "/transfer/log?key=" + key)
+	assert_eq(ranges.size(), 2, str(ranges))
+	assert_eq(ranges[0], "range=-;if-range=-;status=200")
+	assert_true(String(ranges[1]).begins_with("range=bytes="), str(ranges))
+	assert_true(String(ranges[1]).ends_with(";if-range=\"dl-%d\";status=206" % size), str(ranges))
 
 
 func test_a_wrong_hash_ends_with_a_clear_error_and_no_file() -> void:
@@ -117,8 +117,8 @@ func test_a_server_without_range_support_restarts_and_still_ends_correct() -> vo
 	assert_eq(res.status, 200)
 	assert_eq([dl.resumes, dl.restarts], [0, 1])
 	assert_eq(FileAccess.get_sha256(file), expected)
-	var log: Array = await get_json(pool, "/transfer/log?key=" + key)
-	assert_true(String(log[1]).begins_with("range=bytes=") and String(log[1]).ends_with("status=200"), str(log))
+	var ranges: Array = await get_json(pool, "/transfer/log?key=" + key)
+	assert_true(String(ranges[1]).begins_with("range=bytes=") and String(ranges[1]).ends_with("status=200"), str(ranges))
 
 
 func test_cancel_from_a_progress_handler_keeps_the_part_file() -> void:
