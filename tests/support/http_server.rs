@@ -49,6 +49,9 @@
 //! arrive. Each counted request adds one to `requests` and stays in flight until its
 //! response body is sent, which drives `in_flight` and `peak_concurrency`.
 //!
+//! Downloads and streams: `/download`, `/download/sha256`, `/sse`, `/sse/fixture`,
+//! `/sse/plain`, `/lines`, `/transfer/log` (see [`transfer_routes`]).
+//!
 //! Control endpoints (any method, never counted): `/stats` →
 //! `{"connections","http_connections","https_connections","requests","in_flight",
 //! "peak_concurrency"}`; `/stats/reset` (resets and returns them); `/order` → JSON array of
@@ -62,6 +65,7 @@ pub mod raw;
 mod routes;
 mod state;
 mod tls;
+pub mod transfer_routes;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
