@@ -49,6 +49,8 @@
 //! arrive. Each counted request adds one to `requests` and stays in flight until its
 //! response body is sent, which drives `in_flight` and `peak_concurrency`.
 //!
+//! `/outbox/*`: a backend that honours `Idempotency-Key`, see [`outbox_routes`].
+//!
 //! Control endpoints (any method, never counted): `/stats` →
 //! `{"connections","http_connections","https_connections","requests","in_flight",
 //! "peak_concurrency"}`; `/stats/reset` (resets and returns them); `/order` → JSON array of
@@ -57,6 +59,7 @@
 //! certificate (see [`TestServer::self_signed_url`]).
 
 mod body;
+pub mod outbox_routes;
 mod query;
 pub mod raw;
 mod routes;
