@@ -4,7 +4,7 @@
 mod support;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use netkit::core::events::Budget;
@@ -41,9 +41,9 @@ fn pool() -> HttpPool {
     })
 }
 
-fn config(path: &PathBuf, send_headers: Vec<(&str, &str)>) -> OutboxConfig {
+fn config(path: &Path, send_headers: Vec<(&str, &str)>) -> OutboxConfig {
     OutboxConfig {
-        path: path.clone(),
+        path: path.to_path_buf(),
         max_pending: 10_000,
         send_headers: pairs(send_headers),
     }
@@ -56,7 +56,7 @@ fn pairs(headers: Vec<(&str, &str)>) -> Vec<(String, String)> {
         .collect()
 }
 
-fn open(pool: &HttpPool, path: &PathBuf) -> Outbox {
+fn open(pool: &HttpPool, path: &Path) -> Outbox {
     let (outbox, set_aside) = Outbox::open(config(path, vec![]), pool).expect("open the outbox");
     assert_eq!(set_aside, None, "a fresh store is not set aside");
     outbox

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The binding layer's sources: every registered item is declared in one of them.
 const SOURCES: &[(&str, &str)] = &[
     ("dtls_peer.rs", include_str!("dtls_peer.rs")),
+    ("http_outbox.rs", include_str!("http_outbox.rs")),
     ("http_pool.rs", include_str!("http_pool.rs")),
     ("http_response.rs", include_str!("http_response.rs")),
     ("http_task.rs", include_str!("http_task.rs")),

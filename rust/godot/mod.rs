@@ -6,6 +6,7 @@ mod dtls_multiplayer_peer;
 mod dtls_options;
 mod dtls_peer;
 mod frame_hook;
+mod http_outbox;
 mod http_pool;
 mod http_response;
 mod http_task;
