@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -25,7 +25,7 @@ fn store_path(name: &str) -> PathBuf {
 
 fn start(
     server: &TestServer,
-    store: &PathBuf,
+    store: &Path,
     bucket: &str,
     mode: &str,
     count: usize,
@@ -76,7 +76,7 @@ fn signal(game: &SceneProcess, name: &str) {
 }
 
 /// Starts a replaying run with the backend up and checks every entry arrives exactly once.
-fn replay_delivers(server: &TestServer, store: &PathBuf, bucket: &str, count: usize) {
+fn replay_delivers(server: &TestServer, store: &Path, bucket: &str, count: usize) {
     set_mode(bucket, 0, None);
     let mut game = start(server, store, bucket, "replay", count);
     let line = expect_line(&mut game, "OUTBOX_CHECK replaying");

@@ -21,6 +21,9 @@ const SOURCES: &[(&str, &str)] = &[
     ("netkit_singleton.rs", include_str!("netkit_singleton.rs")),
 ];
 
+/// Files holding a secondary `#[godot_api]` block of a class declared elsewhere.
+const SECONDARY: &[(&str, &str)] = &[("http_outbox.rs", "HTTPPool")];
+
 /// Classes a game uses; each must arrive with a brief and a description.
 const CLASSES: &[&str] = &["DTLSPeer", "HTTPPool", "HTTPResponse", "HTTPTask", "Netkit"];
 
@@ -161,6 +164,12 @@ fn registered() -> BTreeSet<(String, &'static str, String)> {
     for (file, source) in SOURCES {
         let class = between(source, 0, "rename = ", ")")
             .map(|(name, _)| name.trim().to_string())
+            .or_else(|| {
+                SECONDARY
+                    .iter()
+                    .find(|(f, _)| f == file)
+                    .map(|(_, class)| class.to_string())
+            })
             .unwrap_or_else(|| panic!("{file}: no #[class(rename = ...)]"));
         let mut pending: Option<&'static str> = None;
         for line in source.lines().map(str::trim) {
@@ -183,6 +192,10 @@ fn registered() -> BTreeSet<(String, &'static str, String)> {
                         field.then_some(line)
                     });
                 if let Some(rest) = declared {
+                    let rest = ["pub(super) ", "pub(crate) ", "pub "]
+                        .iter()
+                        .find_map(|v| rest.strip_prefix(v))
+                        .unwrap_or(rest);
                     let name: String = rest
                         .chars()
                         .take_while(|c| c.is_alphanumeric() || *c == '_')
