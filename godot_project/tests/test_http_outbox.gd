@@ -163,6 +163,26 @@ func test_a_second_pool_on_the_same_store_gets_a_clear_error() -> void:
 	assert_eq(second.get_stats()["outbox_open"], 0)
 
 
+func test_an_unreadable_store_is_set_aside_and_the_pool_keeps_working() -> void:
+	var junk := FileAccess.open(store, FileAccess.WRITE)
+	for i in 4096:
+		junk.store_32(i * 2654435761)
+	junk.close()
+	expect_error("could not be read")
+	var pool := make_pool()
+	var res := await done(pool.request_durable(HTTPClient.METHOD_POST, "/outbox/save?bucket=" + bucket, {"after": "corruption"}))
+	if not assert_not_null(res): return
+	assert_true(res.ok, res.error_message)
+	var stats := pool.get_stats()
+	assert_eq(stats["outbox_set_aside"], 1, "reported in get_stats()")
+	assert_eq(stats["outbox_open"], 1)
+	assert_eq(pool.get_outbox_error(), "")
+	var aside := Array(DirAccess.get_files_at("user://")).filter(
+		func(f: String) -> bool: return f.begins_with(store.get_file() + ".corrupt-"))
+	assert_eq(aside.size(), 1, "the broken file is kept beside the new one: %s" % [aside])
+	assert_eq((await report())["applied"].size(), 1)
+
+
 ## True when `needle` occurs in `hay`.
 func _contains(hay: PackedByteArray, needle: PackedByteArray) -> bool:
 	var at := hay.find(needle[0])

@@ -86,11 +86,13 @@ pub fn maybe_log() {
     if due {
         let t = metrics::totals();
         godot_print!(
-            "[netkit] http in_flight={} queued={} ok={} failed={} | dtls peers={} pending={} in={} out={}",
+            "[netkit] http in_flight={} queued={} ok={} failed={} outbox_pending={} outbox_dead_letters={} | dtls peers={} pending={} in={} out={}",
             t.http_in_flight,
             t.http_queued,
             t.http_succeeded,
             t.http_failed,
+            t.outbox_pending,
+            t.outbox_dead_letters,
             t.dtls_peers,
             t.dtls_pending,
             t.dtls_packets_in,
