@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use netkit::core::events::Budget;
-use netkit::core::http::outbox::{OpenError, Outbox, OutboxConfig, OutboxEvent};
+use netkit::core::http::outbox::{OpenError, Outbox, OutboxConfig, OutboxEvent, Write};
 use netkit::core::http::{HttpPool, Method, PoolSettings, RequestBody, RequestSpec};
 use serde_json::Value;
 use support::http_server::outbox_routes::{report, set_mode};
@@ -16,6 +16,7 @@ use support::http_server::{TestServer, start_blocking};
 
 const WITHIN: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(86_400);
+const SYNC: Write = Write::BeforeReturn;
 
 /// A fresh store path, unique per test and run.
 fn store_path(name: &str) -> PathBuf {
@@ -145,7 +146,7 @@ fn outage_then_recovery_delivers_each_of_50_saves_exactly_once() {
     let ids: Vec<u64> = (0..50)
         .map(|n| {
             outbox
-                .submit(save(url.clone(), n, vec![]), DAY)
+                .submit(save(url.clone(), n, vec![]), DAY, SYNC)
                 .expect("stored")
         })
         .collect();
@@ -210,7 +211,9 @@ fn pending_entries_are_replayed_with_their_keys_when_the_store_reopens() {
         let outbox = open(&pool, &path);
         let url = format!("{}/outbox/save?bucket={bucket}", server.http_url);
         for n in 0..3 {
-            outbox.submit(save(url.clone(), n, vec![]), DAY).unwrap();
+            outbox
+                .submit(save(url.clone(), n, vec![]), DAY, SYNC)
+                .unwrap();
         }
         wait_until("refusals", || {
             report(bucket)["refused"].as_u64().unwrap() >= 6
@@ -259,12 +262,14 @@ fn a_400_becomes_a_dead_letter_that_can_be_listed_and_dropped() {
                 vec![("X-Game", "demo")],
             ),
             DAY,
+            SYNC,
         )
         .unwrap();
     let kept = outbox
         .submit(
             save(format!("{}/status/422", server.http_url), 8, vec![]),
             DAY,
+            SYNC,
         )
         .unwrap();
     let events = wait_events(&outbox, 2);
@@ -353,6 +358,7 @@ fn a_corrupted_store_is_set_aside_and_the_pool_keeps_working() {
                 vec![],
             ),
             DAY,
+            SYNC,
         )
         .unwrap();
     let events = wait_events(&outbox, 1);
@@ -390,9 +396,12 @@ fn credentials_are_sent_but_never_written_to_the_store() {
                     ],
                 ),
                 DAY,
+                SYNC,
             )
             .unwrap();
-        outbox.submit(save(url.clone(), 2, vec![]), DAY).unwrap();
+        outbox
+            .submit(save(url.clone(), 2, vec![]), DAY, SYNC)
+            .unwrap();
         wait_until("refusals", || {
             report(bucket)["refused"].as_u64().unwrap() >= 4
         });
@@ -468,6 +477,7 @@ fn an_entry_older_than_its_max_age_becomes_a_dead_letter() {
                 vec![],
             ),
             Duration::from_secs(1),
+            SYNC,
         )
         .unwrap();
     let events = wait_events(&outbox, 1);
@@ -516,6 +526,7 @@ fn retry_after_is_honoured_between_attempts() {
                 vec![],
             ),
             DAY,
+            SYNC,
         )
         .unwrap();
     wait_until("the first refusal", || {
@@ -569,10 +580,68 @@ fn a_full_outbox_refuses_new_entries_without_storing_them() {
     )
     .unwrap();
     let url = format!("http://{down}/outbox/save?bucket=full");
-    outbox.submit(save(url.clone(), 1, vec![]), DAY).unwrap();
-    outbox.submit(save(url.clone(), 2, vec![]), DAY).unwrap();
-    let (kind, message) = outbox.submit(save(url, 3, vec![]), DAY).unwrap_err();
+    outbox
+        .submit(save(url.clone(), 1, vec![]), DAY, SYNC)
+        .unwrap();
+    outbox
+        .submit(save(url.clone(), 2, vec![]), DAY, SYNC)
+        .unwrap();
+    let (kind, message) = outbox.submit(save(url, 3, vec![]), DAY, SYNC).unwrap_err();
     assert_eq!(kind, netkit::core::http::ErrorKind::QueueFull);
     assert!(message.contains("outbox_max_pending"), "{message}");
     assert_eq!(outbox.stats().pending, 2);
+}
+
+#[test]
+fn background_writes_are_batched_delivered_and_committed_when_the_outbox_closes() {
+    let server = start_blocking();
+    let bucket = "background";
+    let url = format!("{}/outbox/save?bucket={bucket}", server.http_url);
+    let path = store_path("background");
+
+    // Delivered like any entry once the writer committed them.
+    let pool = pool();
+    let outbox = open(&pool, &path);
+    let ids: Vec<u64> = (0..10)
+        .map(|n| {
+            outbox
+                .submit(save(url.clone(), n, vec![]), DAY, Write::Background)
+                .unwrap()
+        })
+        .collect();
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 10, "ids are allocated at submit: {ids:?}");
+    let events = wait_events(&outbox, 10);
+    assert!(
+        events
+            .iter()
+            .all(|e| matches!(e, OutboxEvent::Delivered { .. }))
+    );
+    assert_eq!(applied(bucket).len(), 10);
+
+    // Closed right after submitting (as on quit): everything queued is on disk.
+    set_mode(bucket, 503, None);
+    for n in 10..40 {
+        outbox
+            .submit(save(url.clone(), n, vec![]), DAY, Write::Background)
+            .unwrap();
+    }
+    drop(outbox);
+    set_mode(bucket, 0, None);
+    let outbox = open(&pool, &path);
+    assert_eq!(
+        outbox.stats().pending,
+        30,
+        "the close committed what was queued"
+    );
+    let events = wait_events(&outbox, 30);
+    assert!(
+        events
+            .iter()
+            .all(|e| matches!(e, OutboxEvent::Delivered { entry, .. } if !ids.contains(entry)))
+    );
+    let applied = applied(bucket);
+    assert_eq!(applied.len(), 40);
+    assert!(applied.values().all(|c| c == 1));
 }

@@ -30,6 +30,17 @@ fn start(
     mode: &str,
     count: usize,
 ) -> SceneProcess {
+    start_with(server, store, bucket, mode, count, true)
+}
+
+fn start_with(
+    server: &TestServer,
+    store: &Path,
+    bucket: &str,
+    mode: &str,
+    count: usize,
+    sync: bool,
+) -> SceneProcess {
     let godot = godot_command().unwrap_or_else(|e| panic!("{e}"));
     SceneProcess::spawn(scene_command(
         &godot,
@@ -41,6 +52,7 @@ fn start(
             format!("--bucket={bucket}"),
             format!("--count={count}"),
             format!("--mode={mode}"),
+            format!("--sync={sync}"),
         ],
     ))
     .expect("start Godot")
@@ -142,13 +154,23 @@ fn saves_pending_at_sigkill_are_delivered_once_at_the_next_start() {
 
 #[test]
 fn a_save_made_on_sigterm_is_on_disk_before_exit_and_delivered_at_the_next_start() {
+    sigterm_save_survives("proc-sigterm", true);
+}
+
+#[test]
+fn a_background_write_made_on_sigterm_is_committed_before_exit() {
+    // outbox_sync_write = false: request_durable only queues the entry, and the quit that
+    // follows at once must commit it when the pool is freed.
+    sigterm_save_survives("proc-sigterm-background", false);
+}
+
+fn sigterm_save_survives(bucket: &str, sync: bool) {
     let server = prepare();
-    let bucket = "proc-sigterm";
-    let store = store_path("sigterm");
+    let store = store_path(bucket);
     let _ = std::fs::remove_dir_all(store.parent().unwrap());
     set_mode(bucket, 503, None);
 
-    let mut game = start(&server, &store, bucket, "sigterm", 1);
+    let mut game = start_with(&server, &store, bucket, "sigterm", 1, sync);
     expect_line(&mut game, "OUTBOX_CHECK ready 0");
     signal(&game, "TERM");
     let line = expect_line(&mut game, "OUTBOX_CHECK stored");

@@ -1,7 +1,8 @@
 extends Node
 ## The cost of a durable request against a plain one (rust/tools/bench/outbox_runs.rs):
 ## N POSTs one after another through HTTPPool.request, then N through
-## HTTPPool.request_durable, timing the call on the main thread and the time until the
+## HTTPPool.request_durable (committed before it returns), then N more with
+## outbox_sync_write off (committed in the background), timing the call on the main thread and the time until the
 ## task completed. Prints one line `BENCH {json}` and quits.
 ##
 ## Arguments: --url=URL --store=PATH --requests=N
@@ -25,7 +26,8 @@ func _ready() -> void:
 	# Warm up the connection and open the store outside the figures.
 	await pool.request(HTTPClient.METHOD_POST, url, body).completed
 	await pool.request_durable(HTTPClient.METHOD_POST, url, body).completed
-	for mode in ["plain", "durable"]:
+	for mode in ["plain", "durable", "durable_background"]:
+		pool.outbox_sync_write = mode != "durable_background"
 		var call_us: Array[float] = []
 		var latency_ms: Array[float] = []
 		for i in n:

@@ -5,6 +5,8 @@ extends Node
 ## OUTBOX_CHECK lines the test reads.
 ##
 ## Arguments: --url=BASE --store=PATH --bucket=B --count=N --mode=save|replay|sigterm
+## [--sync=false] (sets outbox_sync_write: the entry is committed in the background, and
+## at the latest when the pool is freed on quit)
 ## - save: makes N durable saves, prints `OUTBOX_CHECK saved N pending=P`, keeps running.
 ## - sigterm: on Netkit.shutdown_requested makes one durable save, prints
 ##   `OUTBOX_CHECK stored pending=P`, and quits at once.
@@ -26,6 +28,7 @@ func _ready() -> void:
 	pool.retry_base_delay = 0.05
 	pool.retry_max_delay = 0.5
 	pool.default_headers = {"Authorization": "Bearer process-token"}
+	pool.outbox_sync_write = args.get("sync", "true") != "false"
 	pool.durable_delivered.connect(_on_delivered)
 	var mode: String = args.get("mode", "")
 	if mode == "replay":

@@ -15,7 +15,7 @@ use super::http_response::HttpResponse;
 use super::http_task::HttpTask;
 use super::stats_dict::stats_dict;
 use crate::core::http::ErrorKind;
-use crate::core::http::outbox::{Outbox, OutboxConfig, OutboxEvent};
+use crate::core::http::outbox::{Outbox, OutboxConfig, OutboxEvent, Write};
 
 /// The pool's outbox state: the open store (if any), the tasks of durable requests made in
 /// this run, and why the store could not be opened.
@@ -38,6 +38,11 @@ enum Taken {
         response: Gd<HttpResponse>,
     },
     StoreError(String),
+    /// A background write failed: the task ends with the error, no pool signal.
+    NotStored {
+        task: Option<Gd<HttpTask>>,
+        response: Gd<HttpResponse>,
+    },
 }
 
 #[godot_api(secondary)]
@@ -48,7 +53,8 @@ impl HttpPool {
     /// Use it for what must not be lost: saves, purchases, match results. The entry is
     /// committed to [member outbox_path] (an fsync) **before this returns**, so a crash, a
     /// SIGKILL or a power cut right after it loses nothing; the next run replays it (see
-    /// [member outbox_enabled]). It carries an `Idempotency-Key` header (a random UUID, or
+    /// [member outbox_enabled]). That costs a few milliseconds of the calling thread;
+    /// [member outbox_sync_write] set to `false` trades it for a background commit. It carries an `Idempotency-Key` header (a random UUID, or
     /// the one you pass in [param headers]) that stays the same on every attempt and after
     /// restarts, so a backend that honours it applies the request exactly once.
     ///
@@ -108,7 +114,12 @@ impl HttpPool {
         let max_age = Duration::from_secs_f64(self.outbox_max_age.clamp(0.0, 1e10));
         let outbox = self.outbox.outbox.as_ref().expect("opened above");
         let url = spec.url.clone();
-        match outbox.submit(spec, max_age) {
+        let write = if self.outbox_sync_write {
+            Write::BeforeReturn
+        } else {
+            Write::Background
+        };
+        match outbox.submit(spec, max_age, write) {
             Ok(entry) => {
                 let handle = self.core().cancel_handle(0);
                 let task = HttpTask::create(entry, handle);
@@ -358,6 +369,10 @@ impl HttpPool {
                 response: HttpResponse::from_core(entry, response),
             },
             OutboxEvent::StoreError(message) => Taken::StoreError(message),
+            OutboxEvent::NotStored { entry, response } => Taken::NotStored {
+                task: self.outbox.tasks.remove(&entry),
+                response: HttpResponse::from_core(entry, response),
+            },
         })
     }
 
@@ -378,6 +393,16 @@ impl HttpPool {
             delivered += 1;
             match taken {
                 Taken::StoreError(message) => godot_error!("HTTPPool: {message}"),
+                Taken::NotStored { task, response } => {
+                    godot_error!("HTTPPool: {}", response.bind().get_error_message());
+                    if let Some(mut task) = task {
+                        task.bind_mut().set_response(response.clone());
+                        task.signals().completed().emit(&response);
+                        if !this.is_instance_valid() {
+                            return false;
+                        }
+                    }
+                }
                 Taken::Done {
                     delivered: ok,
                     entry,

@@ -199,6 +199,21 @@ pub struct HttpPool {
     #[export(range = (1.0, 1000000.0, or_greater))]
     #[init(val = 10_000)]
     pub(super) outbox_max_pending: i64,
+    /// Whether [method request_durable] commits its entry to disk before it returns (bool,
+    /// default `true`).
+    ///
+    /// `true`: one fsync on the calling thread per call (a few milliseconds, see the
+    /// README), and an entry survives even a crash or SIGKILL right after the call.
+    /// `false`: the call only queues the entry; a background thread commits everything
+    /// queued in one fsync, typically within milliseconds, and the entry is sent once it is
+    /// on disk. Freeing the pool or quitting commits what is still queued first, so a clean
+    /// exit (including a SIGTERM handled through [signal Netkit.shutdown_requested]) loses
+    /// nothing; a crash or SIGKILL in those milliseconds loses the entry. A background write
+    /// that fails ends the task with [constant HTTPResponse.ERR_INVALID_REQUEST] and prints
+    /// the error.
+    #[export]
+    #[init(val = true)]
+    pub(super) outbox_sync_write: bool,
     pub(super) outbox: super::http_outbox::OutboxSlot,
     core: Option<CorePool>,
     /// The property values the core was last configured from; compared on every request

@@ -16,6 +16,10 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 const ROWS: &[(&str, &str)] = &[
     ("plain", "HTTPPool.request (POST)"),
     ("durable", "HTTPPool.request_durable (POST, stored first)"),
+    (
+        "durable_background",
+        "HTTPPool.request_durable, outbox_sync_write off",
+    ),
 ];
 
 /// Figures of one row, across runs.
@@ -57,11 +61,13 @@ pub fn run(requests: usize, runs: usize, godot: Option<&GodotBench>) -> Result<V
             f.latency_p99.push(num(&format!("{key}_latency_ms_p99")));
         }
         eprintln!(
-            "call p50 {:.0} / {:.0} µs, latency p50 {:.2} / {:.2} ms (plain / durable)",
+            "call p50 {:.0} / {:.0} / {:.0} µs, latency p50 {:.2} / {:.2} / {:.2} ms (plain / durable / background write)",
             num("plain_call_us_p50"),
             num("durable_call_us_p50"),
+            num("durable_background_call_us_p50"),
             num("plain_latency_ms_p50"),
-            num("durable_latency_ms_p50")
+            num("durable_latency_ms_p50"),
+            num("durable_background_latency_ms_p50")
         );
     }
     let mut table = Table::new(

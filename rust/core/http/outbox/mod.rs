@@ -17,7 +17,7 @@ mod worker;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -52,6 +52,16 @@ pub struct OutboxConfig {
     pub send_headers: Vec<(String, String)>,
 }
 
+/// When [`Outbox::submit`] commits an entry to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// On the calling thread, before `submit` returns: survives a crash right after.
+    BeforeReturn,
+    /// On a background thread, batched with other entries; committed first when the
+    /// outbox is dropped.
+    Background,
+}
+
 /// Something the outbox tells its owner, drained on the main thread.
 #[derive(Debug)]
 pub enum OutboxEvent {
@@ -71,6 +81,13 @@ pub enum OutboxEvent {
     },
     /// The store failed to read or write; nothing was lost, the sentence says what follows.
     StoreError(String),
+    /// A background write of entry `entry` failed: it was not stored and is not sent.
+    NotStored {
+        /// The entry id.
+        entry: u64,
+        /// A failed response whose `error_message` says why.
+        response: Response,
+    },
 }
 
 /// A snapshot of an outbox's counters.
@@ -143,6 +160,11 @@ struct Inner {
     secrets: Mutex<HashMap<u64, Vec<(String, String)>>>,
     permits: Semaphore,
     cancel: CancellationToken,
+    next_id: AtomicU64,
+    /// Entries submitted with [`Write::Background`], not committed yet.
+    unwritten: Mutex<Vec<(EntryRecord, Vec<u8>)>>,
+    /// A background writer is running (or about to).
+    writer_busy: AtomicBool,
     max_pending: usize,
     pending: AtomicU64,
     delivered: AtomicU64,
@@ -186,6 +208,9 @@ impl Outbox {
             secrets: Mutex::new(HashMap::new()),
             permits: Semaphore::new(OUTBOX_CONCURRENCY),
             cancel: CancellationToken::new(),
+            next_id: AtomicU64::new(opened.next_id),
+            unwritten: Mutex::new(Vec::new()),
+            writer_busy: AtomicBool::new(false),
             max_pending: config.max_pending,
             pending: AtomicU64::new(opened.pending.len() as u64),
             delivered: AtomicU64::new(0),
@@ -216,12 +241,24 @@ impl Outbox {
 
     /// Stores `spec` durably, then starts delivering it; returns the entry id.
     ///
-    /// Blocking: the entry is committed to disk (fsync) before this returns, so a crash
-    /// right after it loses nothing. Credential headers of `spec` are kept in memory only,
-    /// for this run. An `Idempotency-Key` header of `spec` is used as the key; otherwise a
-    /// random UUID v4 is made. Fails with `QueueFull` beyond `max_pending`, or with
-    /// `InvalidRequest` when the store cannot write (nothing is stored then).
-    pub fn submit(&self, spec: RequestSpec, max_age: Duration) -> Result<u64, (ErrorKind, String)> {
+    /// With `write` [`Write::BeforeReturn`] the entry is committed to disk (an fsync) on the
+    /// calling thread before this returns, so a crash right after it loses nothing. With
+    /// [`Write::Background`] it is committed by a background thread together with the
+    /// entries submitted meanwhile (one fsync for all), typically within milliseconds;
+    /// dropping the outbox commits what is still waiting first, so a clean quit loses
+    /// nothing, but a crash in those milliseconds loses the entry.
+    ///
+    /// Credential headers of `spec` are kept in memory only, for this run. An
+    /// `Idempotency-Key` header of `spec` is used as the key; otherwise a random UUID v4 is
+    /// made. Fails with `QueueFull` beyond `max_pending`, or (before-return writes) with
+    /// `InvalidRequest` when the store cannot write; nothing is stored then. A background
+    /// write that fails ends the entry with [`OutboxEvent::NotStored`].
+    pub fn submit(
+        &self,
+        spec: RequestSpec,
+        max_age: Duration,
+        write: Write,
+    ) -> Result<u64, (ErrorKind, String)> {
         let inner = &self.inner;
         let pending = inner.pending.load(Ordering::Acquire);
         if pending >= inner.max_pending as u64 {
@@ -245,41 +282,51 @@ impl Outbox {
                 stored.push((name, value));
             }
         }
-        let key = key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let created_ms = now_ms();
         let max_age_ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
-        let kind = body_kind(&spec.body);
-        let body = spec.body.bytes().unwrap_or_default();
-        let url = spec.url;
-        let record = inner
-            .with_store(|store| {
-                store.insert(
-                    |id| EntryRecord {
-                        id,
-                        key,
-                        method: method_name(spec.method).to_string(),
-                        url: url.clone(),
-                        headers: stored,
-                        body_kind: kind.to_string(),
-                        created_ms,
-                        expires_ms: created_ms.saturating_add(max_age_ms),
-                    },
-                    &body,
-                )
-            })
-            .map_err(|e| {
-                inner.store_errors.fetch_add(1, Ordering::Relaxed);
-                (
-                    ErrorKind::InvalidRequest,
-                    format!("{e}; the request to {url} was not stored or sent"),
-                )
-            })?;
-        let id = record.id;
+        let id = inner.next_id.fetch_add(1, Ordering::AcqRel);
+        let record = EntryRecord {
+            id,
+            key: key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            method: method_name(spec.method).to_string(),
+            url: spec.url,
+            headers: stored,
+            body_kind: body_kind(&spec.body).to_string(),
+            created_ms,
+            expires_ms: created_ms.saturating_add(max_age_ms),
+        };
+        let body = spec.body.bytes().map(|b| b.to_vec()).unwrap_or_default();
         if !secret.is_empty() {
             lock(&inner.secrets).insert(id, secret);
         }
         inner.pending.fetch_add(1, Ordering::AcqRel);
-        inner.spawn(record);
+        match write {
+            Write::BeforeReturn => {
+                let entries = [(record, body)];
+                if let Err(e) = inner.with_store(|store| store.insert(&entries)) {
+                    inner.store_errors.fetch_add(1, Ordering::Relaxed);
+                    inner.forget(id);
+                    return Err((
+                        ErrorKind::InvalidRequest,
+                        format!(
+                            "{e}; the request to {} was not stored or sent",
+                            entries[0].0.url
+                        ),
+                    ));
+                }
+                let [(record, _)] = entries;
+                inner.spawn(record);
+            }
+            Write::Background => {
+                lock(&inner.unwritten).push((record, body));
+                if !inner.writer_busy.swap(true, Ordering::AcqRel) {
+                    let writer = Arc::clone(inner);
+                    self.inner
+                        .runtime
+                        .spawn_blocking(move || writer.write_waiting());
+                }
+            }
+        }
         Ok(id)
     }
 
@@ -360,14 +407,23 @@ impl Outbox {
 impl Drop for Outbox {
     fn drop(&mut self) {
         self.inner.cancel.cancel();
-        // Waits at most for one store operation in progress (a commit), then closes the file.
-        let store = self
-            .inner
-            .store
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        drop(store);
+        // Waits at most for one store operation in progress (a commit). The background
+        // writer takes its batch under the read lock, so every entry handed over with
+        // Write::Background is either committed already or still waiting here: it is
+        // committed now, on the dropping thread (one commit), so a clean quit loses none.
+        let mut store = self.inner.store.write().unwrap_or_else(|p| p.into_inner());
+        let waiting = std::mem::take(&mut *lock(&self.inner.unwritten));
+        if let Some(open) = store.as_ref()
+            && !waiting.is_empty()
+            && let Err(e) = open.insert(&waiting)
+        {
+            self.inner.report_store_error(format!(
+                "{e}; {} entries submitted just before the outbox closed were not stored",
+                waiting.len()
+            ));
+        }
+        // Closes the file.
+        drop(store.take());
     }
 }
 
@@ -411,6 +467,59 @@ impl Inner {
                 "the outbox store {} is closed (its HTTPPool is gone)",
                 self.path.display()
             )),
+        }
+    }
+
+    /// Drops what the outbox keeps in memory for an entry that will not be sent.
+    fn forget(&self, id: u64) {
+        lock(&self.secrets).remove(&id);
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The background writer (on a blocking thread): commits everything waiting in one
+    /// transaction, then starts delivering it, until nothing is waiting.
+    fn write_waiting(self: Arc<Self>) {
+        loop {
+            let guard = self.store.read().unwrap_or_else(|p| p.into_inner());
+            let batch = std::mem::take(&mut *lock(&self.unwritten));
+            if batch.is_empty() {
+                drop(guard);
+                self.writer_busy.store(false, Ordering::Release);
+                // A submit may have pushed after the take and seen the writer busy.
+                if lock(&self.unwritten).is_empty() || self.writer_busy.swap(true, Ordering::AcqRel)
+                {
+                    return;
+                }
+                continue;
+            }
+            let written = match guard.as_ref() {
+                Some(store) => store.insert(&batch),
+                None => Err("the outbox store is closed".to_string()),
+            };
+            drop(guard);
+            match written {
+                Ok(()) => {
+                    for (record, _) in batch {
+                        self.spawn(record);
+                    }
+                }
+                Err(e) => {
+                    self.store_errors.fetch_add(1, Ordering::Relaxed);
+                    for (record, _) in batch {
+                        self.forget(record.id);
+                        let message = format!(
+                            "{e}; the durable request to {} was not stored and is not sent",
+                            record.url
+                        );
+                        let response =
+                            Response::failed(ErrorKind::InvalidRequest, message, &record.url);
+                        self.events.send(OutboxEvent::NotStored {
+                            entry: record.id,
+                            response,
+                        });
+                    }
+                }
+            }
         }
     }
 

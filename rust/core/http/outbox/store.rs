@@ -52,6 +52,8 @@ pub struct Opened {
     pub set_aside: Option<String>,
     /// Pending records that could not be decoded (left in the file, never sent).
     pub unreadable: u64,
+    /// The first id not used yet by any entry this store ever held.
+    pub next_id: u64,
 }
 
 /// The open database. Shared between the main thread and blocking tasks (redb serialises
@@ -133,7 +135,9 @@ impl Store {
         let broken = |e: redb::Error| Fail::Broken(e.to_string());
         store.create_tables().map_err(broken)?;
         let (pending, unreadable, dead_letters) = store.scan().map_err(broken)?;
+        let next_id = store.next_id().map_err(broken)?;
         Ok(Opened {
+            next_id,
             store,
             pending,
             dead_letters,
@@ -171,40 +175,50 @@ impl Store {
         Ok((pending, unreadable, dead))
     }
 
+    /// The first unused id: the stored counter, and never below an id in the tables.
+    fn next_id(&self) -> Result<u64, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let mut next = txn
+            .open_table(META)?
+            .get("next_id")?
+            .map_or(1, |v| v.value());
+        for table in [PENDING, DEAD] {
+            if let Some((last, _)) = txn.open_table(table)?.last()? {
+                next = next.max(last.value() + 1);
+            }
+        }
+        Ok(next)
+    }
+
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Writes a new entry and its body in one durable commit (fsync before it returns), under
-    /// a fresh id that `make` puts in the record.
-    pub fn insert(
-        &self,
-        make: impl FnOnce(u64) -> EntryRecord,
-        body: &[u8],
-    ) -> Result<EntryRecord, String> {
-        self.insert_inner(make, body)
+    /// Writes new entries and their bodies in one durable commit (fsync before it returns),
+    /// and moves the id counter past them.
+    pub fn insert(&self, entries: &[(EntryRecord, Vec<u8>)]) -> Result<(), String> {
+        self.insert_inner(entries)
             .map_err(|e| self.failed("write", e))
     }
 
-    fn insert_inner(
-        &self,
-        make: impl FnOnce(u64) -> EntryRecord,
-        body: &[u8],
-    ) -> Result<EntryRecord, redb::Error> {
+    fn insert_inner(&self, entries: &[(EntryRecord, Vec<u8>)]) -> Result<(), redb::Error> {
         let txn = self.db.begin_write()?;
-        let record = {
+        {
             let mut meta = txn.open_table(META)?;
-            let id = meta.get("next_id")?.map_or(1, |v| v.value());
-            meta.insert("next_id", id + 1)?;
-            let record = make(id);
-            let json = serde_json::to_vec(&record).map_err(io_error)?;
-            txn.open_table(PENDING)?.insert(id, json.as_slice())?;
-            txn.open_table(BODIES)?.insert(id, body)?;
-            record
-        };
+            let mut pending = txn.open_table(PENDING)?;
+            let mut bodies = txn.open_table(BODIES)?;
+            let mut next = meta.get("next_id")?.map_or(1, |v| v.value());
+            for (record, body) in entries {
+                let json = serde_json::to_vec(record).map_err(io_error)?;
+                pending.insert(record.id, json.as_slice())?;
+                bodies.insert(record.id, body.as_slice())?;
+                next = next.max(record.id + 1);
+            }
+            meta.insert("next_id", next)?;
+        }
         txn.commit()?;
-        Ok(record)
+        Ok(())
     }
 
     /// The body of entry or dead letter `id` (`None` when it has none stored).
