@@ -645,3 +645,41 @@ fn background_writes_are_batched_delivered_and_committed_when_the_outbox_closes(
     assert_eq!(applied.len(), 40);
     assert!(applied.values().all(|c| c == 1));
 }
+
+#[test]
+fn a_dead_letter_can_be_sent_again_with_its_key() {
+    let server = start_blocking();
+    let bucket = "revive";
+    set_mode(bucket, 401, None);
+    let pool = pool();
+    let outbox = open(&pool, &store_path("revive"));
+    let url = format!("{}/outbox/save?bucket={bucket}", server.http_url);
+    let id = outbox.submit(save(url, 1, vec![]), DAY, SYNC).unwrap();
+    let events = wait_events(&outbox, 1);
+    assert!(
+        matches!(events[0], OutboxEvent::DeadLettered { .. }),
+        "a 401 is final: {events:?}"
+    );
+    let key = outbox.dead_letters().unwrap()[0].key.clone();
+
+    // The game refreshed its credentials; the backend accepts now.
+    set_mode(bucket, 0, None);
+    assert!(outbox.retry_dead_letter(id, DAY).unwrap());
+    assert_eq!(outbox.stats().dead_letters, 0);
+    assert_eq!(outbox.stats().pending, 1);
+    let events = wait_events(&outbox, 1);
+    assert!(
+        matches!(events[0], OutboxEvent::Delivered { entry, .. } if entry == id),
+        "{events:?}"
+    );
+    let applied = applied(bucket);
+    assert_eq!(
+        applied.keys().collect::<Vec<_>>(),
+        [&key],
+        "sent with the same Idempotency-Key"
+    );
+    assert!(
+        !outbox.retry_dead_letter(id, DAY).unwrap(),
+        "no longer a dead letter"
+    );
+}

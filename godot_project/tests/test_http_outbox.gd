@@ -124,6 +124,29 @@ func test_a_refused_request_becomes_a_dead_letter_that_can_be_dropped() -> void:
 	assert_eq(pool.get_stats()["outbox_dead_letters"], 0)
 
 
+func test_a_dead_letter_is_retried_with_its_key_after_new_credentials() -> void:
+	await set_mode(401)
+	var pool := make_pool()
+	pool.default_headers = {"Authorization": "Bearer expired"}
+	var res := await done(pool.request_durable(HTTPClient.METHOD_PUT, "/outbox/save?bucket=" + bucket, {"gold": 5}))
+	if not assert_not_null(res): return
+	assert_eq(res.status, 401)
+	var letters := pool.get_dead_letters()
+	if not assert_eq(letters.size(), 1): return
+	await set_mode(0)
+	pool.default_headers = {"Authorization": "Bearer fresh"}
+	var delivered := []
+	pool.durable_delivered.connect(func(id, r): delivered.append(id))
+	assert_true(pool.retry_dead_letter(letters[0]["id"]))
+	assert_true(await wait_until(func() -> bool: return delivered.size() == 1, 15.0), "delivered after the retry")
+	assert_eq(delivered, [letters[0]["id"]])
+	var seen := await report()
+	assert_eq(seen["applied"].keys(), [letters[0]["idempotency_key"]], "the same key")
+	assert_eq(seen["authorization"].back(), "Bearer fresh", "the new credentials")
+	assert_eq(pool.get_dead_letters().size(), 0)
+	assert_false(pool.retry_dead_letter(letters[0]["id"]))
+
+
 func test_an_outage_is_ridden_out_and_credentials_stay_off_the_disk() -> void:
 	await set_mode(503)
 	var pool := make_pool()

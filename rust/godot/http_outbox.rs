@@ -78,7 +78,9 @@ impl HttpPool {
     /// [constant HTTPResponse.ERR_INVALID_REQUEST] when the outbox cannot be opened or
     /// written (the sentence says why; another pool may have the same [member outbox_path]
     /// open), or with [constant HTTPResponse.ERR_QUEUE_FULL] beyond
-    /// [member outbox_max_pending]. A durable request cannot be cancelled: freeing the pool
+    /// [member outbox_max_pending]. A 401 or 403 is final too (the backend refused these
+    /// credentials): refresh [member default_headers] and [method retry_dead_letter]. A
+    /// durable request cannot be cancelled: freeing the pool
     /// ends its task with [constant HTTPResponse.ERR_CANCELLED] and leaves the entry stored.
     #[func]
     fn request_durable(
@@ -189,6 +191,31 @@ impl HttpPool {
         let outbox = self.outbox.outbox.as_ref().expect("opened above");
         match outbox.drop_dead_letter(entry_id.max(0) as u64) {
             Ok(dropped) => dropped,
+            Err(message) => {
+                godot_error!("HTTPPool: {message}");
+                false
+            }
+        }
+    }
+
+    /// Sends the dead letter [param entry_id] again, with its `Idempotency-Key` and body,
+    /// as a pending entry that expires [member outbox_max_age] from now; returns `false`
+    /// when there is no such dead letter (or the store cannot be written; the error is
+    /// printed). For example after a 401: refresh the token in [member default_headers],
+    /// then retry. It ends through [signal durable_delivered] or
+    /// [signal durable_dead_lettered] like any entry (no task). One durable commit on the
+    /// calling thread.
+    #[func]
+    fn retry_dead_letter(&mut self, entry_id: i64) -> bool {
+        if let Err(message) = self.ensure_outbox() {
+            godot_error!("HTTPPool: {message}");
+            return false;
+        }
+        self.sync_send_headers(true);
+        let max_age = Duration::from_secs_f64(self.outbox_max_age.clamp(0.0, 1e10));
+        let outbox = self.outbox.outbox.as_ref().expect("opened above");
+        match outbox.retry_dead_letter(entry_id.max(0) as u64, max_age) {
+            Ok(retried) => retried,
             Err(message) => {
                 godot_error!("HTTPPool: {message}");
                 false

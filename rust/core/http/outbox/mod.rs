@@ -387,6 +387,23 @@ impl Outbox {
             .collect())
     }
 
+    /// Sends dead letter `id` again: it becomes pending with its key and body, expiring
+    /// `max_age` from now (e.g. after the game refreshed an expired token that got a 401).
+    /// False when there is no such dead letter. Blocking: one durable commit.
+    pub fn retry_dead_letter(&self, id: u64, max_age: Duration) -> Result<bool, String> {
+        let max_age_ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
+        let expires = now_ms().saturating_add(max_age_ms);
+        match self.inner.with_store(|s| s.revive(id, expires))? {
+            Some(record) => {
+                self.inner.dead_letters.fetch_sub(1, Ordering::AcqRel);
+                self.inner.pending.fetch_add(1, Ordering::AcqRel);
+                self.inner.spawn(record);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Deletes dead letter `id`; false when there is none. Blocking: one durable commit.
     pub fn drop_dead_letter(&self, id: u64) -> Result<bool, String> {
         let dropped = self.inner.with_store(|s| s.drop_dead_letter(id))?;

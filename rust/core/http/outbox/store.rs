@@ -277,6 +277,38 @@ impl Store {
         read().map_err(|e| self.failed("read", e))
     }
 
+    /// Moves dead letter `id` back to the pending entries with a new expiry (its key and
+    /// body unchanged); `None` when there is no such dead letter.
+    pub fn revive(&self, id: u64, expires_ms: u64) -> Result<Option<EntryRecord>, String> {
+        let write = || -> Result<Option<EntryRecord>, redb::Error> {
+            let txn = self.db.begin_write()?;
+            let revived = {
+                let mut dead = txn.open_table(DEAD)?;
+                let record = match dead.remove(id)? {
+                    Some(value) => serde_json::from_slice::<DeadRecord>(value.value()).ok(),
+                    None => None,
+                };
+                match record {
+                    Some(d) => {
+                        let mut entry = d.entry;
+                        entry.expires_ms = expires_ms;
+                        let json = serde_json::to_vec(&entry).map_err(io_error)?;
+                        txn.open_table(PENDING)?.insert(id, json.as_slice())?;
+                        Some(entry)
+                    }
+                    None => None,
+                }
+            };
+            if revived.is_some() {
+                txn.commit()?;
+            } else {
+                txn.abort()?;
+            }
+            Ok(revived)
+        };
+        write().map_err(|e| self.failed("write", e))
+    }
+
     /// Deletes dead letter `id`; false when there is none.
     pub fn drop_dead_letter(&self, id: u64) -> Result<bool, String> {
         let write = || -> Result<bool, redb::Error> {
