@@ -18,18 +18,31 @@ const WITHIN: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(86_400);
 const SYNC: Write = Write::BeforeReturn;
 
-/// A fresh store path, unique per test and run.
-fn store_path(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir()
-        .join(format!(
+/// A folder for one test's store, unique per test and run, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        Scratch(std::env::temp_dir().join(format!(
             "netkit-outbox-{name}-{}-{nanos}",
             std::process::id()
-        ))
-        .join("outbox.redb")
+        )))
+    }
+
+    /// The store file in it.
+    fn file(&self) -> PathBuf {
+        self.0.join("outbox.redb")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn pool() -> HttpPool {
@@ -140,7 +153,8 @@ fn outage_then_recovery_delivers_each_of_50_saves_exactly_once() {
     let bucket = "outage-50";
     let down = free_port();
     let pool = pool();
-    let path = store_path("outage");
+    let scratch = Scratch::new("outage");
+    let path = scratch.file();
     let outbox = open(&pool, &path);
     let url = format!("http://{down}/outbox/save?bucket={bucket}");
     let ids: Vec<u64> = (0..50)
@@ -205,7 +219,8 @@ fn pending_entries_are_replayed_with_their_keys_when_the_store_reopens() {
     let server = start_blocking();
     let bucket = "replay";
     set_mode(bucket, 503, None);
-    let path = store_path("replay");
+    let scratch = Scratch::new("replay");
+    let path = scratch.file();
     {
         let pool = pool();
         let outbox = open(&pool, &path);
@@ -252,7 +267,8 @@ fn pending_entries_are_replayed_with_their_keys_when_the_store_reopens() {
 fn a_400_becomes_a_dead_letter_that_can_be_listed_and_dropped() {
     let server = start_blocking();
     let pool = pool();
-    let path = store_path("dead");
+    let scratch = Scratch::new("dead");
+    let path = scratch.file();
     let outbox = open(&pool, &path);
     let id = outbox
         .submit(
@@ -322,7 +338,8 @@ fn a_400_becomes_a_dead_letter_that_can_be_listed_and_dropped() {
 #[test]
 fn a_corrupted_store_is_set_aside_and_the_pool_keeps_working() {
     let server = start_blocking();
-    let path = store_path("corrupt");
+    let scratch = Scratch::new("corrupt");
+    let path = scratch.file();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let garbage: Vec<u8> = (0..65_536u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -374,7 +391,8 @@ fn credentials_are_sent_but_never_written_to_the_store() {
     let server = start_blocking();
     let bucket = "credentials";
     set_mode(bucket, 503, None);
-    let path = store_path("credentials");
+    let scratch = Scratch::new("credentials");
+    let path = scratch.file();
     let url = format!("{}/outbox/save?bucket={bucket}", server.http_url);
     {
         let pool = pool();
@@ -467,7 +485,8 @@ fn an_entry_older_than_its_max_age_becomes_a_dead_letter() {
     let bucket = "max-age";
     set_mode(bucket, 503, None);
     let pool = pool();
-    let outbox = open(&pool, &store_path("max-age"));
+    let scratch = Scratch::new("max-age");
+    let outbox = open(&pool, &scratch.file());
     let started = Instant::now();
     outbox
         .submit(
@@ -516,7 +535,8 @@ fn retry_after_is_honoured_between_attempts() {
     let bucket = "retry-after";
     set_mode(bucket, 429, Some(1));
     let pool = pool();
-    let outbox = open(&pool, &store_path("retry-after"));
+    let scratch = Scratch::new("retry-after");
+    let outbox = open(&pool, &scratch.file());
     let started = Instant::now();
     outbox
         .submit(
@@ -545,7 +565,8 @@ fn retry_after_is_honoured_between_attempts() {
 
 #[test]
 fn a_second_pool_cannot_open_the_same_store() {
-    let path = store_path("locked");
+    let scratch = Scratch::new("locked");
+    let path = scratch.file();
     let first_pool = pool();
     let first = open(&first_pool, &path);
     let second_pool = pool();
@@ -567,7 +588,8 @@ fn a_second_pool_cannot_open_the_same_store() {
 
 #[test]
 fn a_full_outbox_refuses_new_entries_without_storing_them() {
-    let path = store_path("full");
+    let scratch = Scratch::new("full");
+    let path = scratch.file();
     let pool = pool();
     let down = free_port();
     let (outbox, _) = Outbox::open(
@@ -597,7 +619,8 @@ fn background_writes_are_batched_delivered_and_committed_when_the_outbox_closes(
     let server = start_blocking();
     let bucket = "background";
     let url = format!("{}/outbox/save?bucket={bucket}", server.http_url);
-    let path = store_path("background");
+    let scratch = Scratch::new("background");
+    let path = scratch.file();
 
     // Delivered like any entry once the writer committed them.
     let pool = pool();
@@ -652,7 +675,8 @@ fn a_dead_letter_can_be_sent_again_with_its_key() {
     let bucket = "revive";
     set_mode(bucket, 401, None);
     let pool = pool();
-    let outbox = open(&pool, &store_path("revive"));
+    let scratch = Scratch::new("revive");
+    let outbox = open(&pool, &scratch.file());
     let url = format!("{}/outbox/save?bucket={bucket}", server.http_url);
     let id = outbox.submit(save(url, 1, vec![]), DAY, SYNC).unwrap();
     let events = wait_events(&outbox, 1);
