@@ -206,6 +206,23 @@ func test_an_unreadable_store_is_set_aside_and_the_pool_keeps_working() -> void:
 	assert_eq((await report())["applied"].size(), 1)
 
 
+func test_bad_input_ends_the_task_with_a_clear_error_and_stores_nothing() -> void:
+	var pool := make_pool()
+	var bad_url := await done(pool.request_durable(HTTPClient.METHOD_POST, "ftp://example.com/x", {}))
+	if not assert_not_null(bad_url): return
+	assert_eq(bad_url.error, HTTPResponse.ERR_INVALID_URL)
+	var bad_body := await done(pool.request_durable(HTTPClient.METHOD_POST, "/outbox/save?bucket=" + bucket, {"nan": NAN}))
+	assert_eq(bad_body.error, HTTPResponse.ERR_INVALID_REQUEST)
+	var bad_method := await done(pool.request_durable(99, "/outbox/save?bucket=" + bucket, {}))
+	assert_eq(bad_method.error, HTTPResponse.ERR_INVALID_REQUEST)
+	assert_eq(pool.get_stats()["outbox_pending"], 0, "nothing stored")
+	var no_path := make_pool("")
+	var res := await done(no_path.request_durable(HTTPClient.METHOD_POST, "/outbox/save?bucket=" + bucket, {}))
+	assert_eq(res.error, HTTPResponse.ERR_INVALID_REQUEST)
+	assert_contains(res.error_message, "outbox_path is empty")
+	assert_eq((await report()).get("applied", {}).size(), 0, "nothing sent")
+
+
 ## True when `needle` occurs in `hay`.
 func _contains(hay: PackedByteArray, needle: PackedByteArray) -> bool:
 	var at := hay.find(needle[0])
