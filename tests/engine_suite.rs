@@ -17,6 +17,10 @@
 //! `gdscript_suite_in_headless_godot`, so `cargo test some_rust_test` filters it out
 //! (and starts no Godot), and `--list` lists it.
 
+/// The lossy UDP path of the DTLS tests, in front of a port the GDScript suite listens on.
+#[path = "dtls_support/relay.rs"]
+#[allow(dead_code)] // the clean path and the byte counters serve the other tests and the bench
+mod relay;
 mod support;
 
 use std::process::ExitCode;
@@ -88,6 +92,17 @@ fn run_suite() -> (usize, usize) {
     };
     let http = support::http_server::start_blocking();
     let agones = support::agones_sdk::AgonesSdkServer::start_blocking();
+    // test_multiplayer_lossy.gd: its server listens on `lossy_server_port` and its clients
+    // reach it through this relay (20 % lost, 5 % duplicated, 10 % reordered).
+    let lossy_server_port =
+        match std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()) {
+            Ok(addr) => addr.port(),
+            Err(e) => return harness_failure(format!("no free UDP port for the lossy relay: {e}")),
+        };
+    let lossy = relay::Relay::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], lossy_server_port)),
+        relay::PathConfig::lossy(12),
+    );
     let filter = std::env::var("NETKIT_TEST_FILTER").ok();
     println!(
         "\nrunning the in-engine suite{}: Godot {} ({}); extension {}",
@@ -104,6 +119,8 @@ fn run_suite() -> (usize, usize) {
         format!("--http-url={}", http.http_url),
         format!("--https-url={}", http.https_url),
         format!("--agones-sdk-port={}", agones.port),
+        format!("--lossy-server-port={lossy_server_port}"),
+        format!("--lossy-relay-port={}", lossy.addr.port()),
     ];
     if let Some(filter) = filter {
         args.push(format!("--filter={filter}"));

@@ -13,6 +13,16 @@
 ## frame while the count changes). The tree's automatic multiplayer polling is off: each
 ## process polls its SceneMultiplayer itself and times the poll and its `rpc` calls, which
 ## is all the main-thread work the transport and SceneMultiplayer do.
+##
+## More runs for the second table (each side gets the same arguments):
+##   --phases=rtt        the client stops after the round-trip phase (no throughput phase);
+##                       it prints `PHASE rtt` when that phase starts, so the bench can count
+##                       the bytes its relay sees from there on. --drain-frames=N: how long
+##                       the client waits for the last pongs (default 120 frames).
+##   --expect=N          server: once N peers are connected (and 1 s later), prints
+##                       `MEM {json}` with VmRSS before `create_server` and now.
+##   --role=crowd        --clients=N clients in this one process, each in its own
+##                       SceneMultiplayer branch, that connect and stay (for --expect).
 extends Node
 
 const Proc := preload("res://bench/proc_info.gd")
@@ -39,6 +49,12 @@ var last_progress := 0
 var first_count_usec := 0
 var last_count_usec := 0
 var finished := false
+var phases := "all"
+var drain_frames := 120
+var expect := 0
+var rss_before_kb := 0
+var expect_reached_usec := 0
+var crowd: Array[SceneMultiplayer] = []
 
 
 func _ready() -> void:
@@ -52,6 +68,10 @@ func _ready() -> void:
 	rtt_frames = int(args.get("rtt-frames", "600"))
 	rpcs = int(args.get("rpcs", "20000"))
 	cap_usec = int(args.get("cap", "120")) * 1_000_000
+	phases = args.get("phases", "all")
+	drain_frames = int(args.get("drain-frames", "120"))
+	expect = int(args.get("expect", "0"))
+	rss_before_kb = Proc.status_kb("VmRSS:")
 	start_usec = Time.get_ticks_usec()
 	get_tree().multiplayer_poll = false
 	# A dedicated server and a game both tick at 60 frames/s; headless Godot otherwise
@@ -66,7 +86,11 @@ func _ready() -> void:
 	if transport == "dtls" and not ClassDB.class_exists("DTLSMultiplayerPeer"):
 		_report({}, "the netkit extension did not load")
 		return
-	var err := _start_server(args) if role == "server" else _start_client(args)
+	var err: Error
+	match role:
+		"server": err = _start_server(args)
+		"crowd": err = _start_crowd(args)
+		_: err = _start_client(args)
 	if err != OK:
 		_report({}, "creating the %s peer failed: error %d" % [transport, err])
 
@@ -78,7 +102,7 @@ func _start_server(args: Dictionary) -> Error:
 		var ident := DTLSPeer.generate_self_signed("localhost")
 		fingerprint = ident.sha256_fingerprint
 		var s := DTLSMultiplayerPeer.new()
-		var err := s.create_server(0, {"certificate": ident.certificate, "private_key": ident.private_key, "bind_address": "127.0.0.1"})
+		var err := s.create_server(0, {"certificate": ident.certificate, "private_key": ident.private_key, "bind_address": "127.0.0.1", "max_clients": maxi(32, expect)})
 		if err != OK:
 			return err
 		port = s.get_local_port()
@@ -86,7 +110,7 @@ func _start_server(args: Dictionary) -> Error:
 	elif transport == "enet" or transport == "enet_dtls":
 		var s := ENetMultiplayerPeer.new()
 		s.set_bind_ip("127.0.0.1")
-		var err := s.create_server(int(args.get("port", "0")), 32)
+		var err := s.create_server(int(args.get("port", "0")), maxi(32, expect))
 		if err != OK:
 			return err
 		if transport == "enet_dtls":
@@ -103,9 +127,38 @@ func _start_server(args: Dictionary) -> Error:
 		mp.multiplayer_peer = s
 	else:
 		return ERR_INVALID_PARAMETER
-	mp.peer_disconnected.connect(func(_id: int): _finish_server())
+	if expect == 0:
+		mp.peer_disconnected.connect(func(_id: int): _finish_server())
 	phase = "serve"
 	print("READY ", JSON.stringify({"port": port, "fingerprint": fingerprint}))
+	return OK
+
+
+## --clients peers in this process, each with its own SceneMultiplayer, as that many
+## players' games would be; they only connect and stay.
+func _start_crowd(args: Dictionary) -> Error:
+	for i in int(args.get("clients", "50")):
+		var branch := Node.new()
+		branch.name = "Player%d" % i
+		add_child(branch)
+		var m := SceneMultiplayer.new()
+		get_tree().set_multiplayer(m, branch.get_path())
+		var peer: MultiplayerPeer
+		if transport == "dtls":
+			var c := DTLSMultiplayerPeer.new()
+			var err := c.create_client("127.0.0.1", int(args.get("port", "0")), {"pinned_sha256": args.get("fingerprint", "")})
+			if err != OK:
+				return err
+			peer = c
+		else:
+			var c := ENetMultiplayerPeer.new()
+			var err := c.create_client("127.0.0.1", int(args.get("port", "0")))
+			if err != OK:
+				return err
+			peer = c
+		m.multiplayer_peer = peer
+		crowd.append(m)
+	phase = "crowd"
 	return OK
 
 
@@ -130,6 +183,7 @@ func _start_client(args: Dictionary) -> Error:
 		return ERR_INVALID_PARAMETER
 	mp.connected_to_server.connect(func():
 		connect_usec = Time.get_ticks_usec() - phase_start
+		print("PHASE rtt")
 		_next_phase("rtt"))
 	mp.connection_failed.connect(func(): _report({}, "the connection failed"))
 	return err
@@ -149,9 +203,15 @@ func _process(_delta: float) -> void:
 		_report({}, "time cap reached in phase %s" % phase)
 		return
 	frames += 1
+	if role == "crowd":
+		for m in crowd:
+			m.poll()
+		return
+	if role == "server" and expect > 0:
+		_check_expected()
 	var t0 := Time.get_ticks_usec()
 	if phase == "rtt" and frames <= rtt_frames:
-		rpc_node.ping.rpc_id(1, Time.get_ticks_usec())
+		rpc_node.ping.rpc_id(1, Time.get_ticks_usec(), Time.get_unix_time_from_system())
 	elif phase == "throughput":
 		var n := 0
 		while sent < rpcs and sent - rpc_node.acknowledged < WINDOW and n < PER_FRAME:
@@ -177,8 +237,11 @@ func _process(_delta: float) -> void:
 	match phase:
 		"rtt":
 			# Pongs of the last pings may still be in flight: wait for them, boundedly.
-			if rpc_node.round_trips.size() >= rtt_frames or frames > rtt_frames + 120:
-				_next_phase("throughput")
+			if rpc_node.round_trips.size() >= rtt_frames or frames > rtt_frames + drain_frames:
+				if phases == "rtt":
+					_finish_client()
+				else:
+					_next_phase("throughput")
 		"throughput":
 			if rpc_node.acknowledged >= rpcs:
 				_finish_client()
@@ -202,8 +265,31 @@ func _finish_client() -> void:
 	}, error)
 
 
+## Server with --expect: prints `MEM` once the crowd is connected and has settled for 1 s.
+func _check_expected() -> void:
+	if expect_reached_usec == 0 and mp.get_peers().size() >= expect:
+		expect_reached_usec = Time.get_ticks_usec()
+	if expect_reached_usec != 0 and Time.get_ticks_usec() - expect_reached_usec > 1_000_000:
+		print("MEM ", JSON.stringify({
+			"peers": mp.get_peers().size(),
+			"rss_before_kb": rss_before_kb,
+			"rss_after_kb": Proc.status_kb("VmRSS:"),
+		}))
+		expect = -1
+
+
 func _finish_server() -> void:
 	var error := ""
+	var one_way := rpc_node.one_way_ms.duplicate()
+	one_way.sort()
+	if phases == "rtt":
+		_report({
+			"pings": one_way.size(),
+			"one_way_p50_ms": _percentile(one_way, 0.50),
+			"one_way_p99_ms": _percentile(one_way, 0.99),
+			"main_usec": main_usec,
+		}, "" if one_way.size() >= rtt_frames else "the server got %d of %d pings" % [one_way.size(), rtt_frames])
+		return
 	if rpc_node.received != rpcs:
 		error = "the server handled %d of %d RPCs" % [rpc_node.received, rpcs]
 	if rpc_node.out_of_order > 0:
@@ -215,7 +301,7 @@ func _finish_server() -> void:
 	}, error)
 
 
-func _percentile(sorted: PackedInt64Array, q: float) -> float:
+func _percentile(sorted: Variant, q: float) -> float:
 	if sorted.is_empty():
 		return NAN
 	return float(sorted[mini(int(q * sorted.size()), sorted.size() - 1)])

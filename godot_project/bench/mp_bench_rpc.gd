@@ -5,13 +5,17 @@ extends Node
 ## Server: RPCs of the throughput phase handled, and how many arrived out of order.
 var received := 0
 var out_of_order := 0
+## Server: one-way delivery time of each `ping` (ms), from the sender's system clock to
+## the handler's (both processes run on one machine, so they share that clock).
+var one_way_ms: PackedFloat64Array = []
 ## Client: the server's latest `progress`, and the round trips measured (µs).
 var acknowledged := 0
 var round_trips: PackedInt64Array = []
 
 
 @rpc("any_peer", "call_remote", "reliable")
-func ping(sent_usec: int) -> void:
+func ping(sent_usec: int, sent_unix: float) -> void:
+	one_way_ms.append((Time.get_unix_time_from_system() - sent_unix) * 1000.0)
 	pong.rpc_id(multiplayer.get_remote_sender_id(), sent_usec)
 
 

@@ -78,11 +78,15 @@ func test_netkit_enums_are_class_enums() -> void:
 
 	assert_true(ClassDB.class_has_enum("HTTPResponse", "Error", true))
 	var errors := ClassDB.class_get_enum_constants("HTTPResponse", "Error", true)
-	assert_eq(errors.size(), 14)
+	assert_eq(errors.size(), 16)
 	assert_eq(errors[0], "ERR_NONE")
-	for name in ["ERR_TIMEOUT", "ERR_CANCELLED", "ERR_HTTP_STATUS", "ERR_INVALID_REQUEST", "ERR_HEADERS_TOO_LARGE"]:
+	for name in ["ERR_TIMEOUT", "ERR_CANCELLED", "ERR_HTTP_STATUS", "ERR_INVALID_REQUEST", "ERR_HEADERS_TOO_LARGE", "ERR_HASH_MISMATCH", "ERR_FILE"]:
 		assert_true(errors.has(name), name)
 	assert_eq(ClassDB.class_get_integer_constant("HTTPResponse", "ERR_TIMEOUT"), 4)
+	assert_eq(ClassDB.class_get_integer_constant("HTTPResponse", "ERR_FILE"), 15)
+	assert_eq(ClassDB.class_get_enum_constants("HTTPStream", "Mode", true), PackedStringArray([
+		"MODE_CHUNKS", "MODE_LINES", "MODE_EVENTS"]))
+	assert_eq(HTTPStream.Mode.MODE_EVENTS, HTTPStream.MODE_EVENTS)
 	# The enum is usable by name in scripts, and its constants stay on the class too.
 	assert_eq(HTTPResponse.Error.ERR_TIMEOUT, HTTPResponse.ERR_TIMEOUT)
 	assert_eq(DTLSPeer.Status.STATUS_ERROR, DTLSPeer.STATUS_ERROR)
@@ -91,6 +95,8 @@ func test_netkit_enums_are_class_enums() -> void:
 func test_parameters_and_returns_name_their_enums() -> void:
 	var request := class_method("HTTPPool", "request")
 	assert_true(is_enum_type(request["args"][0], "HTTPClient.Method"), str(request["args"][0]))
+	var stream := class_method("HTTPPool", "stream")
+	assert_true(is_enum_type(stream["args"][3], "HTTPStream.Mode"), str(stream["args"][3]))
 	var status := class_method("DTLSPeer", "get_status")
 	assert_true(is_enum_type(status["return"], "DTLSPeer.Status"), str(status["return"]))
 	var error := class_method("HTTPResponse", "get_error")

@@ -180,7 +180,7 @@ func test_a_second_pool_on_the_same_store_gets_a_clear_error() -> void:
 	var second := make_pool()
 	var res := await done(second.request_durable(HTTPClient.METHOD_POST, "/outbox/save?bucket=" + bucket, {}))
 	if not assert_not_null(res): return
-	assert_eq(res.error, HTTPResponse.ERR_INVALID_REQUEST)
+	assert_eq(res.error, HTTPResponse.ERR_FILE)
 	assert_contains(res.error_message, "already open")
 	assert_contains(second.get_outbox_error(), "outbox_path")
 	assert_eq(second.get_stats()["outbox_open"], 0)
@@ -218,7 +218,7 @@ func test_bad_input_ends_the_task_with_a_clear_error_and_stores_nothing() -> voi
 	assert_eq(pool.get_stats()["outbox_pending"], 0, "nothing stored")
 	var no_path := make_pool("")
 	var res := await done(no_path.request_durable(HTTPClient.METHOD_POST, "/outbox/save?bucket=" + bucket, {}))
-	assert_eq(res.error, HTTPResponse.ERR_INVALID_REQUEST)
+	assert_eq(res.error, HTTPResponse.ERR_FILE)
 	assert_contains(res.error_message, "outbox_path is empty")
 	assert_eq((await report()).get("applied", {}).size(), 0, "nothing sent")
 

@@ -27,6 +27,7 @@ use godot::register::property::SimpleVar;
 
 use super::dtls_peer::DtlsPeer;
 use super::http_response::HttpResponse;
+use super::http_stream::HttpStream;
 use crate::core::dtls::Status;
 use crate::core::http::ErrorKind;
 
@@ -53,6 +54,7 @@ pub fn error_constants() -> [(&'static str, i64); ErrorKind::ALL.len()] {
 pub fn register() {
     register_enum::<DtlsPeer>(DtlsStatus::ENUM, status_constants());
     register_enum::<HttpResponse>(HttpError::ENUM, error_constants());
+    register_enum::<HttpStream>(StreamModeArg::ENUM, stream_mode_constants());
 }
 
 /// Registers `constants` as the enum `enum_name` of class `T`, through the `#[doc(hidden)]`
@@ -173,6 +175,31 @@ int_as_enum!(
     "Error",
     Cow::Owned(
         error_constants()
+            .map(|(name, value)| EnumeratorShape::new_int(name, value))
+            .to_vec()
+    )
+);
+
+/// `HTTPStream.Mode`: its constants, in value order (the core's `StreamMode` numbers).
+pub fn stream_mode_constants() -> [(&'static str, i64); 3] {
+    use crate::core::http::transfer::StreamMode;
+    [
+        ("MODE_CHUNKS", StreamMode::Chunks as i64),
+        ("MODE_LINES", StreamMode::Lines as i64),
+        ("MODE_EVENTS", StreamMode::Events as i64),
+    ]
+}
+
+/// An `HTTPStream.Mode` value as a script passed it; checked when the stream starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamModeArg(pub i64);
+
+int_as_enum!(
+    StreamModeArg,
+    "HTTPStream",
+    "Mode",
+    Cow::Owned(
+        stream_mode_constants()
             .map(|(name, value)| EnumeratorShape::new_int(name, value))
             .to_vec()
     )

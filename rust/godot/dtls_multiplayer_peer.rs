@@ -350,7 +350,8 @@ impl DtlsMultiplayerPeer {
     }
 
     /// Figures for peer `id` (on a client, 1 is the server), refreshed every 0.1 s:
-    /// `rtt_ms` (float, smoothed round-trip time), `packet_loss` (float, 0 to 1),
+    /// `rtt_ms` (float, smoothed round-trip time in milliseconds, measured by netkit pings
+    /// every 0.5 s, as ENet does, smoothed as RFC 6298 does), `packet_loss` (float, 0 to 1),
     /// `bytes_sent`, `bytes_received`, `packets_sent`, `packets_received` (datagrams and
     /// their payload bytes), `queued_reliable_bytes` (waiting to be sent or acknowledged)
     /// and `address` ("ip:port"). Empty for an unknown peer.

@@ -522,6 +522,10 @@ fn enum_constants_are_documented_with_their_registered_values() {
             "HTTPResponse",
             super::class_enums::error_constants().to_vec(),
         ),
+        (
+            "HTTPStream",
+            super::class_enums::stream_mode_constants().to_vec(),
+        ),
     ];
     for (class, constants) in enums {
         for (name, value) in constants {

@@ -75,7 +75,7 @@ impl HttpPool {
     ///
     /// Errors: the task completes on a later frame with [constant HTTPResponse.ERR_INVALID_URL]
     /// or [constant HTTPResponse.ERR_INVALID_REQUEST] for bad input (nothing stored), with
-    /// [constant HTTPResponse.ERR_INVALID_REQUEST] when the outbox cannot be opened or
+    /// [constant HTTPResponse.ERR_FILE] when the outbox cannot be opened or
     /// written (the sentence says why; another pool may have the same [member outbox_path]
     /// open), or with [constant HTTPResponse.ERR_QUEUE_FULL] beyond
     /// [member outbox_max_pending]. A 401 or 403 is final too (the backend refused these
@@ -110,7 +110,7 @@ impl HttpPool {
             .retain(|(name, _)| own.contains(&name.to_ascii_lowercase()));
         if let Err(message) = self.ensure_outbox() {
             let url = spec.url.clone();
-            return self.failed_task((ErrorKind::InvalidRequest, message, url));
+            return self.failed_task((ErrorKind::File, message, url));
         }
         self.sync_send_headers(true);
         let max_age = Duration::from_secs_f64(self.outbox_max_age.clamp(0.0, 1e10));

@@ -9,7 +9,10 @@ use godot::classes::{INode, Node};
 use godot::prelude::*;
 
 use super::class_enums::HttpMethod;
+use super::class_enums::StreamModeArg;
+use super::http_download::HttpDownload;
 use super::http_response::HttpResponse;
+use super::http_stream::HttpStream;
 use super::http_task::HttpTask;
 use super::json_variant::variant_to_json;
 use super::stats_dict::stats_dict;
@@ -51,6 +54,12 @@ use crate::core::http::{
 /// [constant HTTPResponse.ERR_CANCELLED]. Freeing the node ends every task still awaited with
 /// [constant HTTPResponse.ERR_CANCELLED] later in the same frame, without
 /// [signal request_completed].
+///
+/// **Downloads and streams.** [method download] writes a response to a file with progress,
+/// resume and a SHA-256 check ([HTTPDownload]); [method stream] and [method stream_events]
+/// deliver a response as it arrives, as chunks, lines or server-sent events
+/// ([HTTPStream]). They share this pool's connections, TLS settings, retry policy and
+/// dispatch budget, but not its [member max_concurrent] slots.
 ///
 /// **Settings.** A property change applies to the requests made after it; a request already
 /// queued or running keeps the settings it was made with.
@@ -209,13 +218,45 @@ pub struct HttpPool {
     /// on disk. Freeing the pool or quitting commits what is still queued first, so a clean
     /// exit (including a SIGTERM handled through [signal Netkit.shutdown_requested]) loses
     /// nothing; a crash or SIGKILL in those milliseconds loses the entry. A background write
-    /// that fails ends the task with [constant HTTPResponse.ERR_INVALID_REQUEST] and prints
+    /// that fails ends the task with [constant HTTPResponse.ERR_FILE] and prints
     /// the error.
     #[export]
     #[init(val = true)]
     pub(super) outbox_sync_write: bool,
     pub(super) outbox: super::http_outbox::OutboxSlot,
+    /// Largest file [method download] accepts, in bytes (int, default 4 GiB). A larger file
+    /// ends the download with [constant HTTPResponse.ERR_BODY_TOO_LARGE]: at once when the
+    /// server announces its size, otherwise when it grows past the limit, and its part file
+    /// is removed. [member max_body_bytes] does not apply to downloads.
+    #[export(range = (0.0, 1099511627776.0, or_greater, suffix = "B"))]
+    #[init(val = crate::core::http::transfer::DEFAULT_MAX_DOWNLOAD_BYTES as i64)]
+    max_download_bytes: i64,
+    /// Longest line of a [constant HTTPStream.MODE_LINES] stream, and longest line or event
+    /// data of a [constant HTTPStream.MODE_EVENTS] stream, in bytes (int, default 1 MiB). A
+    /// longer one ends the stream with [constant HTTPResponse.ERR_BODY_TOO_LARGE].
+    #[export(range = (1.0, 1073741824.0, or_greater, suffix = "B"))]
+    #[init(val = crate::core::http::transfer::DEFAULT_MAX_LINE_BYTES as i64)]
+    stream_max_line_bytes: i64,
+    /// Bytes of one stream's chunks, lines or events that may wait for delivery (int,
+    /// default 1 MiB). When the game does not keep up, netkit stops reading that stream's
+    /// socket until some were delivered: the server slows down, nothing is lost.
+    #[export(range = (1.0, 1073741824.0, or_greater, suffix = "B"))]
+    #[init(val = crate::core::http::transfer::DEFAULT_STREAM_BUFFER_BYTES as i64)]
+    stream_buffer_bytes: i64,
+    /// Seconds an event stream waits before reconnecting until the server sends a `retry`
+    /// field (float, default 3.0, as browsers); it doubles for each failed attempt in a
+    /// row, up to [member retry_max_delay].
+    #[export(range = (0.0, 600.0, 0.01, or_greater, suffix = "s"))]
+    #[init(val = crate::core::http::transfer::DEFAULT_SSE_RETRY_MS as f64 / 1000.0)]
+    sse_reconnect_delay: f64,
+    /// Reconnections in a row without an event in between after which an event stream
+    /// ends with the last error (int, default 10).
+    #[export(range = (0.0, 1000.0, or_greater))]
+    #[init(val = i64::from(crate::core::http::transfer::DEFAULT_SSE_MAX_RECONNECTS))]
+    sse_max_reconnects: i64,
     core: Option<CorePool>,
+    /// Downloads and streams (`transfer_delivery`).
+    pub(super) transfers: super::transfer_delivery::TransferState,
     /// The property values the core was last configured from; compared on every request
     /// without touching the core's lock (which worker threads take on every completion).
     applied: Option<PropertySnapshot>,
@@ -241,11 +282,13 @@ impl INode for HttpPool {
         if let Some(core) = &self.core {
             core.cancel_all();
         }
+        self.transfers.cancel_all();
     }
 
     fn on_notification(&mut self, what: NodeNotification) {
         if what == NodeNotification::PREDELETE {
             self.end_pending_tasks();
+            self.transfers.end_pending();
         }
     }
 }
@@ -325,6 +368,81 @@ impl HttpPool {
         self.request(HttpMethod::GET, path, Variant::nil(), headers)
     }
 
+    /// Downloads [param path] to the file [param file_path] and returns its [HTTPDownload]
+    /// at once; see there for resuming, progress and errors.
+    ///
+    /// - [param path]: appended to [member base_url], as for [method request].
+    /// - [param file_path]: `user://...`, `res://...` (writable in the editor only) or an
+    ///   absolute path; missing folders are created, and an existing file is replaced only
+    ///   once the new one is complete and verified. While the download runs the bytes go
+    ///   to `file_path + ".part"` beside a small `.part.meta` file; a part file left by an
+    ///   earlier run for the same URL is resumed.
+    /// - [param sha256]: 64 hex digits the complete file must hash to; empty for no check.
+    /// - [param headers]: `"Name: value"` lines added to [member default_headers].
+    ///
+    /// Downloads do not take [member max_concurrent] slots, and [member max_body_bytes]
+    /// does not apply ([member max_download_bytes] does). [member timeout] is the longest
+    /// wait for the answer and then between two pieces of the body, not for the whole file.
+    /// Bad input ends the download on a later frame: [constant HTTPResponse.ERR_INVALID_URL],
+    /// [constant HTTPResponse.ERR_INVALID_REQUEST] (a bad header or digest), or
+    /// [constant HTTPResponse.ERR_FILE] (an empty or unwritable path).
+    #[func]
+    fn download(
+        &mut self,
+        path: GString,
+        file_path: GString,
+        #[opt(default = "")] sha256: GString,
+        #[opt(default = &PackedStringArray::new())] headers: PackedStringArray,
+    ) -> Gd<HttpDownload> {
+        let spec = self.build_download(&path.to_string(), &file_path, &sha256, &headers);
+        self.hook_frames();
+        self.core();
+        let core = self.core.as_ref().expect("created by core()");
+        self.transfers.download(core, spec, file_path)
+    }
+
+    /// Starts a request whose response body is delivered as it arrives, and returns its
+    /// [HTTPStream] at once.
+    ///
+    /// [param method], [param path], [param body] and [param headers] are as for
+    /// [method request]; [param mode] is one of [enum HTTPStream.Mode]. An event stream
+    /// sends the body again on every reconnection. Streams do not take
+    /// [member max_concurrent] slots; [member timeout] bounds the wait for the answer's
+    /// head only, so a quiet stream stays open. Bad input ends the stream on a later frame
+    /// with the error [method request] would give.
+    #[func]
+    fn stream(
+        &mut self,
+        method: HttpMethod,
+        path: GString,
+        body: Variant,
+        mode: StreamModeArg,
+        #[opt(default = &PackedStringArray::new())] headers: PackedStringArray,
+    ) -> Gd<HttpStream> {
+        let spec = self.build_stream(method, &path.to_string(), &body, mode, &headers);
+        self.hook_frames();
+        self.core();
+        let core = self.core.as_ref().expect("created by core()");
+        self.transfers.stream(core, spec, mode.0)
+    }
+
+    /// Opens a server-sent event stream: the same as
+    /// `stream(HTTPClient.METHOD_GET, path, null, HTTPStream.MODE_EVENTS, headers)`.
+    #[func]
+    fn stream_events(
+        &mut self,
+        path: GString,
+        #[opt(default = &PackedStringArray::new())] headers: PackedStringArray,
+    ) -> Gd<HttpStream> {
+        self.stream(
+            HttpMethod::GET,
+            path,
+            Variant::nil(),
+            StreamModeArg(crate::core::http::transfer::StreamMode::Events as i64),
+            headers,
+        )
+    }
+
     /// Cancels every queued and running request of this pool, without blocking.
     ///
     /// Each still completes on a later frame, through [signal HTTPTask.completed] and
@@ -344,6 +462,7 @@ impl HttpPool {
     /// - `succeeded`, `failed`, `cancelled`: requests that ended [member HTTPResponse.ok],
     ///   with another error (HTTP status errors included), or cancelled.
     /// - `retries`: attempts beyond the first; `bytes_received`: body bytes received.
+    /// - `downloads`, `streams`: downloads and streams that have not ended.
     /// - `waiting_dispatch`: finished requests not delivered yet; `dispatched`: delivered so
     ///   far; `frames_with_dispatch`: frames that delivered any; `last_frame_dispatched`: how
     ///   many the last delivering frame handled.
@@ -374,6 +493,8 @@ impl HttpPool {
                 "last_frame_dispatched",
                 self.last_frame_dispatched.max(0) as u64,
             ),
+            ("downloads", self.transfers.active().0),
+            ("streams", self.transfers.active().1),
         ]);
         stats.extend_dictionary(&self.outbox_stats(), true);
         stats
@@ -524,6 +645,97 @@ impl HttpPool {
         })
     }
 
+    /// A download's spec from the script's arguments; the path is globalized here, on the
+    /// main thread, so the core gets a plain path.
+    fn build_download(
+        &self,
+        path: &str,
+        file_path: &GString,
+        sha256: &GString,
+        headers: &PackedStringArray,
+    ) -> Result<crate::core::http::transfer::DownloadSpec, Box<crate::core::http::Response>> {
+        let failed = |(kind, message, url): (ErrorKind, String, String)| {
+            Box::new(crate::core::http::Response::failed(kind, message, &url))
+        };
+        let spec = self
+            .build_spec(HttpMethod::GET, path, &Variant::nil(), headers)
+            .map_err(failed)?;
+        let fail = |kind, message: String| failed((kind, message, spec.url.clone()));
+        let given = file_path.to_string();
+        if given.trim().is_empty() {
+            return Err(fail(
+                ErrorKind::File,
+                "file_path is empty; pass where the download goes, e.g. \"user://pack.pck\"".into(),
+            ));
+        }
+        let global = godot::classes::ProjectSettings::singleton()
+            .globalize_path(file_path)
+            .to_string();
+        if global.is_empty() || global.contains("://") || global.ends_with('/') {
+            return Err(fail(
+                ErrorKind::File,
+                format!(
+                    "cannot write a download to '{given}': pass a file under user:// (res:// is read-only in exported games) or an absolute path"
+                ),
+            ));
+        }
+        let digest = sha256.to_string();
+        let sha256 = if digest.trim().is_empty() {
+            None
+        } else {
+            Some(
+                crate::core::http::transfer::parse_sha256(&digest).ok_or_else(|| {
+                    fail(
+                        ErrorKind::InvalidRequest,
+                        format!("sha256 '{digest}' is not 64 hexadecimal digits"),
+                    )
+                })?,
+            )
+        };
+        Ok(crate::core::http::transfer::DownloadSpec {
+            url: spec.url,
+            headers: spec.headers,
+            file: std::path::PathBuf::from(global),
+            sha256,
+            max_bytes: self.max_download_bytes.max(0) as u64,
+        })
+    }
+
+    /// A stream's spec from the script's arguments and the pool's stream properties.
+    fn build_stream(
+        &self,
+        method: HttpMethod,
+        path: &str,
+        body: &Variant,
+        mode: StreamModeArg,
+        headers: &PackedStringArray,
+    ) -> Result<crate::core::http::transfer::StreamSpec, Box<crate::core::http::Response>> {
+        use crate::core::http::transfer::{StreamMode, StreamSpec};
+        let spec =
+            self.build_spec(method, path, body, headers)
+                .map_err(|(kind, message, url)| {
+                    crate::core::http::Response::failed(kind, message, &url)
+                })?;
+        let mode = StreamMode::from_godot(mode.0).ok_or_else(|| {
+            Box::new(crate::core::http::Response::failed(
+                ErrorKind::InvalidRequest,
+                format!("{} is not an HTTPStream.Mode value (use HTTPStream.MODE_CHUNKS, MODE_LINES or MODE_EVENTS)", mode.0),
+                &spec.url,
+            ))
+        })?;
+        Ok(StreamSpec {
+            method: spec.method,
+            url: spec.url,
+            headers: spec.headers,
+            body: spec.body,
+            mode,
+            max_line_bytes: self.stream_max_line_bytes.clamp(1, 1 << 30) as usize,
+            buffer_bytes: self.stream_buffer_bytes.clamp(1, 1 << 30) as usize,
+            retry_ms: (self.sse_reconnect_delay.clamp(0.0, 1e6) * 1000.0) as u64,
+            max_reconnects: self.sse_max_reconnects.clamp(0, 1_000_000) as u32,
+        })
+    }
+
     /// Connects this node to the frame hook once (see `frame_hook`).
     pub(super) fn hook_frames(&mut self) {
         if !self.hooked {
@@ -584,6 +796,9 @@ impl HttpPool {
                     return;
                 }
             }
+        }
+        if !super::transfer_delivery::deliver(&mut this, &mut delivered, max, budget, started) {
+            return;
         }
         if !Self::deliver_outbox(&mut this, started, budget, max.saturating_sub(delivered)) {
             return;

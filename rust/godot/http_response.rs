@@ -150,7 +150,9 @@ impl HttpResponse {
     #[cfg(any())]
     const ERR_CONNECTION_LOST: i64 = 5;
     /// The body is larger than [member HTTPPool.max_body_bytes]; [member body] holds the
-    /// bytes read before the limit, if any.
+    /// bytes read before the limit, if any. For a download: the file is larger than
+    /// [member HTTPPool.max_download_bytes]. For a stream: a line or event is longer than
+    /// [member HTTPPool.stream_max_line_bytes].
     #[constant]
     #[cfg(any())]
     const ERR_BODY_TOO_LARGE: i64 = 6;
@@ -187,6 +189,18 @@ impl HttpResponse {
     #[constant]
     #[cfg(any())]
     const ERR_HEADERS_TOO_LARGE: i64 = 13;
+    /// A download's SHA-256 is not the one given to [method HTTPPool.download]; its bytes
+    /// were removed and nothing was written to its file. [member error_message] names both
+    /// digests.
+    #[constant]
+    #[cfg(any())]
+    const ERR_HASH_MISMATCH: i64 = 14;
+    /// A download's file could not be created, written, synced or renamed into place (a
+    /// full disk, a read-only folder, a path under `res://` in an exported game), or another
+    /// download is writing the same file.
+    #[constant]
+    #[cfg(any())]
+    const ERR_FILE: i64 = 15;
 
     /// Getter of [member error].
     #[func]

@@ -6,15 +6,18 @@ mod dtls_multiplayer_peer;
 mod dtls_options;
 mod dtls_peer;
 mod frame_hook;
+mod http_download;
 mod http_outbox;
 mod http_pool;
 mod http_response;
+mod http_stream;
 mod http_task;
 mod json_variant;
 mod monitors;
 mod netkit_singleton;
 mod project_settings;
 mod stats_dict;
+mod transfer_delivery;
 
 use std::time::Duration;
 

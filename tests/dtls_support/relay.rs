@@ -67,6 +67,16 @@ pub struct PathStats {
     pub lost: AtomicU64,
     /// Datagrams forwarded (duplicates counted twice).
     pub forwarded: AtomicU64,
+    /// Datagrams and UDP payload bytes clients sent (client → server), counted as they
+    /// reach the relay, before the path drops or duplicates any: what the clients put on
+    /// the wire.
+    pub datagrams_up: AtomicU64,
+    /// Payload bytes of `datagrams_up`.
+    pub bytes_up: AtomicU64,
+    /// The same for the server's datagrams (server → client).
+    pub datagrams_down: AtomicU64,
+    /// Payload bytes of `datagrams_down`.
+    pub bytes_down: AtomicU64,
 }
 
 /// A running relay; dropping it stops it.
@@ -106,11 +116,21 @@ impl Path {
         F: Fn(Vec<u8>) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = ()> + Send,
     {
-        let largest = match direction {
-            Direction::Up => &self.stats.largest_up,
-            Direction::Down => &self.stats.largest_down,
+        let (largest, datagrams, bytes) = match direction {
+            Direction::Up => (
+                &self.stats.largest_up,
+                &self.stats.datagrams_up,
+                &self.stats.bytes_up,
+            ),
+            Direction::Down => (
+                &self.stats.largest_down,
+                &self.stats.datagrams_down,
+                &self.stats.bytes_down,
+            ),
         };
         largest.fetch_max(datagram.len(), Ordering::Relaxed);
+        datagrams.fetch_add(1, Ordering::Relaxed);
+        bytes.fetch_add(datagram.len() as u64, Ordering::Relaxed);
         if self.config.max_size.is_some_and(|max| datagram.len() > max) {
             self.stats.oversize.fetch_add(1, Ordering::Relaxed);
             return;

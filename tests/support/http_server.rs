@@ -49,6 +49,9 @@
 //! arrive. Each counted request adds one to `requests` and stays in flight until its
 //! response body is sent, which drives `in_flight` and `peak_concurrency`.
 //!
+//! Downloads and streams: `/download`, `/download/sha256`, `/sse`, `/sse/fixture`,
+//! `/sse/plain`, `/lines`, `/transfer/log` (see [`transfer_routes`]).
+//!
 //! `/outbox/*`: a backend that honours `Idempotency-Key`, see [`outbox_routes`].
 //!
 //! Control endpoints (any method, never counted): `/stats` →
@@ -65,6 +68,7 @@ pub mod raw;
 mod routes;
 mod state;
 mod tls;
+pub mod transfer_routes;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

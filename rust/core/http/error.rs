@@ -35,11 +35,16 @@ pub enum ErrorKind {
     /// ([`MAX_RESPONSE_HEADERS`](super::MAX_RESPONSE_HEADERS) fields or
     /// [`MAX_RESPONSE_HEAD_BYTES`](super::MAX_RESPONSE_HEAD_BYTES) bytes).
     HeadersTooLarge = 13,
+    /// A download's SHA-256 is not the one expected; its partial file was removed.
+    HashMismatch = 14,
+    /// A download's file could not be written, synced or renamed into place, or the
+    /// durable outbox's store could not be opened or written.
+    File = 15,
 }
 
 impl ErrorKind {
     /// Every kind, in numeric order (for registering constants and for tests).
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::None,
         ErrorKind::InvalidUrl,
         ErrorKind::Connect,
@@ -54,6 +59,8 @@ impl ErrorKind {
         ErrorKind::HttpStatus,
         ErrorKind::InvalidRequest,
         ErrorKind::HeadersTooLarge,
+        ErrorKind::HashMismatch,
+        ErrorKind::File,
     ];
 
     /// The GDScript constant name, e.g. `ERR_QUEUE_FULL`.
@@ -73,6 +80,8 @@ impl ErrorKind {
             ErrorKind::HttpStatus => "ERR_HTTP_STATUS",
             ErrorKind::InvalidRequest => "ERR_INVALID_REQUEST",
             ErrorKind::HeadersTooLarge => "ERR_HEADERS_TOO_LARGE",
+            ErrorKind::HashMismatch => "ERR_HASH_MISMATCH",
+            ErrorKind::File => "ERR_FILE",
         }
     }
 

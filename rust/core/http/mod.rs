@@ -13,6 +13,7 @@ mod request;
 mod response;
 mod retry;
 mod settings;
+pub mod transfer;
 
 pub use client::{MAX_RESPONSE_HEAD_BYTES, MAX_RESPONSE_HEADERS};
 pub use error::ErrorKind;

@@ -251,6 +251,17 @@ impl HttpPool {
         AttemptSource(Arc::downgrade(&self.shared), self.shared.runtime.clone())
     }
 
+    /// What a download or stream (`transfer/`) borrows from the pool when it starts: its
+    /// clients, settings and runtime.
+    pub(crate) fn transfer_base(&self) -> super::transfer::TransferBase {
+        let sched = self.shared.lock();
+        super::transfer::TransferBase {
+            clients: sched.client.clone(),
+            settings: sched.settings.clone(),
+            runtime: self.shared.runtime.clone(),
+        }
+    }
+
     /// The counters.
     pub fn stats(&self) -> PoolStats {
         let sched = self.shared.lock();

@@ -1,7 +1,7 @@
 //! Control messages between netkit peers: id assignment, readiness and delivery feedback.
 
 /// Protocol version carried in `Welcome`; a mismatch is refused with a clear reason.
-pub(crate) const PROTOCOL_VERSION: u8 = 1;
+pub(crate) const PROTOCOL_VERSION: u8 = 2;
 
 /// A message on a control channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +17,12 @@ pub(crate) enum Control {
     /// Either way, unreliable: how many renet messages of each reliable channel this side
     /// has handed on. The sender's window advances with it.
     Delivered(Vec<(u8, u64)>),
+    /// Either way, unreliable: the sender's link clock in microseconds (wrapping), sent
+    /// every `PING_INTERVAL`; answered at once with `Pong` carrying the same value, so the
+    /// sender measures the round trip itself (protocol 2).
+    Ping(u32),
+    /// The answer to `Ping`.
+    Pong(u32),
 }
 
 impl Control {
@@ -42,6 +48,8 @@ impl Control {
                 }
                 v
             }
+            Self::Ping(t) => [&[4][..], &t.to_le_bytes()].concat(),
+            Self::Pong(t) => [&[5][..], &t.to_le_bytes()].concat(),
         }
     }
 
@@ -65,6 +73,14 @@ impl Control {
                     })
                     .collect(),
             )),
+            4 | 5 if rest.len() == 4 => {
+                let t = u32::from_le_bytes(rest.try_into().map_err(|_| bad())?);
+                Ok(if kind == 4 {
+                    Self::Ping(t)
+                } else {
+                    Self::Pong(t)
+                })
+            }
             _ => Err(bad()),
         }
     }
@@ -84,10 +100,12 @@ mod tests {
             },
             Control::Ready,
             Control::Delivered(vec![(0, 1), (2, u64::MAX)]),
+            Control::Ping(0),
+            Control::Pong(u32::MAX),
         ] {
             assert_eq!(Control::decode(&c.encode()), Ok(c));
         }
-        for garbage in [&[][..], &[1, 2], &[2, 0], &[3, 1], &[9]] {
+        for garbage in [&[][..], &[1, 2], &[2, 0], &[3, 1], &[4, 1, 2], &[5], &[9]] {
             assert!(Control::decode(garbage).is_err());
         }
     }

@@ -656,9 +656,10 @@ impl Task {
         let computed = self.room(&usage);
         room.bytes = computed.bytes;
         room.packets = computed.packets;
+        let now = self.now();
         let session = self.links.get_mut(&id).expect("checked above");
         let mut incoming = Vec::new();
-        let result = session.link.receive(data, &mut room, &mut incoming);
+        let result = session.link.receive(now, data, &mut room, &mut incoming);
         session.flush_now = true;
         self.handle_incoming(id, incoming);
         if let Err(reason) = result {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use renet::RenetClient;
 
+use super::bundle;
 use super::control::Control;
 use super::framing::{MAX_UNRELIABLE_PACKET, Reassembly, StreamReader, fragments, newer, put_len};
 use super::layout::{
@@ -75,7 +76,8 @@ impl Room {
 /// A few figures for statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LinkStats {
-    /// Smoothed round-trip time in seconds (renet's estimate).
+    /// Smoothed round-trip time in seconds, from netkit's own pings (see `PING_INTERVAL`);
+    /// renet's estimate until the first pong.
     pub rtt: f64,
     /// Fraction of recent packets not acknowledged (renet's estimate), 0 to 1.
     pub packet_loss: f64,
@@ -90,6 +92,11 @@ const FEEDBACK_REPEAT: Duration = Duration::from_millis(100);
 /// arrives, which stops two idle renet peers from acknowledging each other's
 /// acknowledgements every flush.
 const ACK_ONLY_INTERVAL: Duration = Duration::from_millis(250);
+/// Each side pings this often and measures the round trip from the pong. renet's own
+/// estimate times the acknowledgements of every packet, including acknowledgement-only
+/// ones, which are answered only every `ACK_ONLY_INTERVAL` when nothing else flows, so on
+/// a quiet link it reads up to that much too high. ENet pings every 500 ms as well.
+const PING_INTERVAL: Duration = Duration::from_millis(500);
 
 pub(crate) struct Link {
     layout: Layout,
@@ -114,6 +121,11 @@ pub(crate) struct Link {
     last_ack_only: Duration,
     answer_now: bool,
     stalled_since: Option<Duration>,
+    last_ping: Option<Duration>,
+    /// When the datagram being read arrived (pongs are timed by it, not by the last flush).
+    received_at: Duration,
+    /// Smoothed round trip from pongs, seconds (RFC 6298 section 2's SRTT, alpha 1/8).
+    srtt: Option<f64>,
 }
 
 impl Link {
@@ -145,6 +157,9 @@ impl Link {
             last_ack_only: Duration::ZERO,
             answer_now: false,
             stalled_since: None,
+            last_ping: None,
+            received_at: Duration::ZERO,
+            srtt: None,
         }
     }
 
@@ -199,21 +214,28 @@ impl Link {
     /// `pull`). An error ends the link; its text is the reason.
     pub fn receive(
         &mut self,
+        now: Duration,
         datagram: &[u8],
         room: &mut Room,
         out: &mut Vec<Incoming>,
     ) -> Result<(), String> {
-        let kind = wire_check::check(datagram, self.layout, &self.delivered)
-            .map_err(|e| format!("protocol violation by the peer: {e}"))?;
+        let packets =
+            bundle::unpack(datagram).map_err(|e| format!("protocol violation by the peer: {e}"))?;
         self.last_received = self.now;
-        if kind == Kind::Messages {
-            self.answer_now = true;
+        self.received_at = now;
+        for packet in packets {
+            let kind = wire_check::check(packet, self.layout, &self.delivered)
+                .map_err(|e| format!("protocol violation by the peer: {e}"))?;
+            if kind == Kind::Messages {
+                self.answer_now = true;
+            }
+            let renet = &mut self.renet;
+            catch_unwind(AssertUnwindSafe(|| renet.process_packet(packet)))
+                .map_err(|_| "protocol violation by the peer (rejected by renet)".to_string())?;
+            self.check_renet()?;
+            self.pull(room, out)?;
         }
-        let renet = &mut self.renet;
-        catch_unwind(AssertUnwindSafe(|| renet.process_packet(datagram)))
-            .map_err(|_| "protocol violation by the peer (rejected by renet)".to_string())?;
-        self.check_renet()?;
-        self.pull(room, out)
+        Ok(())
     }
 
     /// Hands on messages renet holds, as far as `room` allows.
@@ -253,11 +275,16 @@ impl Link {
                     out.push(Incoming::Control(Control::decode(&frame)?));
                 }
             }
-            Lane::ControlUnreliable => {
-                if let Control::Delivered(counts) = Control::decode(message)? {
-                    self.apply_feedback(&counts);
+            Lane::ControlUnreliable => match Control::decode(message)? {
+                Control::Delivered(counts) => self.apply_feedback(&counts),
+                Control::Ping(t) => {
+                    self.renet
+                        .send_message(CONTROL_UNRELIABLE, Control::Pong(t).encode());
+                    self.answer_now = true;
                 }
-            }
+                Control::Pong(t) => self.take_rtt_sample(t),
+                _ => {}
+            },
             Lane::Data {
                 channel,
                 mode: TransferMode::Reliable,
@@ -324,13 +351,14 @@ impl Link {
             .map_err(|_| "internal error in the reliability layer".to_string())?;
         self.move_pending_into_window();
         self.send_feedback();
+        self.send_ping();
         self.check_stall()?;
         let renet = &mut self.renet;
         let packets = catch_unwind(AssertUnwindSafe(|| renet.get_packets_to_send()))
             .map_err(|_| "internal error in the reliability layer".to_string())?;
         self.check_renet()?;
         let answer_now = std::mem::take(&mut self.answer_now);
-        Ok(packets
+        let packets = packets
             .into_iter()
             .filter(|p| {
                 // Acknowledgements go out at once when messages arrived; otherwise rarely.
@@ -343,7 +371,8 @@ impl Link {
                 }
                 false
             })
-            .collect())
+            .collect();
+        Ok(bundle::pack(packets))
     }
 
     fn move_pending_into_window(&mut self) {
@@ -374,6 +403,33 @@ impl Link {
             .send_message(CONTROL_UNRELIABLE, Control::Delivered(counts).encode());
         self.feedback_due = false;
         self.last_feedback = self.now;
+    }
+
+    fn send_ping(&mut self) {
+        if self
+            .last_ping
+            .is_some_and(|at| self.now.saturating_sub(at) < PING_INTERVAL)
+        {
+            return;
+        }
+        self.last_ping = Some(self.now);
+        self.renet.send_message(
+            CONTROL_UNRELIABLE,
+            Control::Ping(clock_us(self.now)).encode(),
+        );
+    }
+
+    fn take_rtt_sample(&mut self, sent_us: u32) {
+        let sample_us = clock_us(self.now.max(self.received_at)).wrapping_sub(sent_us);
+        // A pong for a ping this side never sent (or from before a wrap) is ignored.
+        if Duration::from_micros(u64::from(sample_us)) > self.config.ack_timeout {
+            return;
+        }
+        let sample = f64::from(sample_us) / 1e6;
+        self.srtt = Some(match self.srtt {
+            None => sample,
+            Some(srtt) => srtt + (sample - srtt) / 8.0,
+        });
     }
 
     fn check_stall(&mut self) -> Result<(), String> {
@@ -424,11 +480,16 @@ impl Link {
 
     pub fn stats(&self) -> LinkStats {
         LinkStats {
-            rtt: self.renet.rtt(),
+            rtt: self.srtt.unwrap_or_else(|| self.renet.rtt()),
             packet_loss: self.renet.packet_loss(),
             queued_reliable_bytes: self.queued_reliable_bytes(),
         }
     }
+}
+
+/// The link clock in microseconds, wrapping every 71 minutes (pings carry 32 bits).
+fn clock_us(now: Duration) -> u32 {
+    now.as_micros() as u32
 }
 
 fn control_frame(control: &Control) -> Vec<u8> {
@@ -470,10 +531,59 @@ mod tests {
         for (i, p) in a.flush(now).unwrap().into_iter().enumerate() {
             assert!(p.len() <= MAX_RENET_PACKET, "packet of {} bytes", p.len());
             if !lose(i) {
-                b.receive(&p, &mut room(), &mut out).unwrap();
+                b.receive(now, &p, &mut room(), &mut out).unwrap();
             }
         }
         out
+    }
+
+    /// A quiet link (no game data, only what the links send by themselves) over a path
+    /// with 20 ms each way: the reported round trip is the path's, not renet's estimate,
+    /// which includes up to `ACK_ONLY_INTERVAL` of waiting for acknowledgement-only packets.
+    #[test]
+    fn round_trip_time_of_a_quiet_link_is_the_paths() {
+        let mut a = Link::new(LinkConfig::default());
+        let mut b = Link::new(LinkConfig::default());
+        let one_way = Duration::from_millis(20);
+        let mut to_b: Vec<(Duration, Vec<u8>)> = Vec::new();
+        let mut to_a: Vec<(Duration, Vec<u8>)> = Vec::new();
+        let mut out = Vec::new();
+        for step in 0..10_000u64 {
+            let now = Duration::from_millis(step);
+            for (link, queue) in [(&mut a, &mut to_a), (&mut b, &mut to_b)] {
+                let (due, later): (Vec<_>, Vec<_>) = queue.drain(..).partition(|(t, _)| *t <= now);
+                *queue = later;
+                for (_, d) in due {
+                    link.receive(now, &d, &mut room(), &mut out).unwrap();
+                }
+            }
+            to_b.extend(
+                a.flush(now)
+                    .unwrap()
+                    .into_iter()
+                    .map(|d| (now + one_way, d)),
+            );
+            to_a.extend(
+                b.flush(now)
+                    .unwrap()
+                    .into_iter()
+                    .map(|d| (now + one_way, d)),
+            );
+        }
+        let rtt = a.stats().rtt;
+        assert!(
+            (0.035..0.045).contains(&rtt),
+            "rtt {rtt} s over a 40 ms path"
+        );
+        assert!(
+            (0.035..0.045).contains(&b.stats().rtt),
+            "the other side measures it too"
+        );
+        assert!(
+            a.renet.rtt() > rtt + 0.05,
+            "renet's own estimate ({} s) is inflated on a quiet link, which is why netkit pings",
+            a.renet.rtt()
+        );
     }
 
     #[test]
@@ -558,7 +668,7 @@ mod tests {
         packets.reverse();
         let mut out = Vec::new();
         for p in &packets {
-            b.receive(p, &mut room(), &mut out).unwrap();
+            b.receive(Duration::ZERO, p, &mut room(), &mut out).unwrap();
         }
         let seen: Vec<u32> = out
             .iter()
@@ -585,7 +695,7 @@ mod tests {
             packets: 0,
         };
         for p in a.flush(Duration::ZERO).unwrap() {
-            b.receive(&p, &mut tight, &mut out).unwrap();
+            b.receive(Duration::ZERO, &p, &mut tight, &mut out).unwrap();
         }
         assert!(out.is_empty());
         b.pull(&mut room(), &mut out).unwrap();
@@ -600,11 +710,19 @@ mod tests {
         let mut slice = vec![2u8, 0, 2, 0, 5, 1];
         slice.extend([0x44, 0xb0]);
         slice.extend(vec![0u8; 1200]);
-        assert!(b.receive(&slice, &mut room(), &mut out).is_err());
+        assert!(
+            b.receive(Duration::ZERO, &slice, &mut room(), &mut out)
+                .is_err()
+        );
         let mut b = Link::new(LinkConfig::default());
         assert!(
-            b.receive(&[0, 0, 2, 0, 1, 0, 0], &mut room(), &mut out)
-                .is_err()
+            b.receive(
+                Duration::ZERO,
+                &[0, 0, 2, 0, 1, 0, 0],
+                &mut room(),
+                &mut out
+            )
+            .is_err()
         );
     }
 }

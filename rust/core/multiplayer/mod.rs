@@ -6,6 +6,7 @@
 //! (`link`) and input checks (`wire_check`) → complete packets through a bounded per-peer
 //! queue to the main thread (`endpoint`). A tokio task per endpoint drives it all.
 
+mod bundle;
 mod control;
 mod endpoint;
 mod framing;

@@ -25,7 +25,7 @@ const SCENE: &str = "res://bench/dtls_bench.tscn";
 type CoreClient = (DtlsClient, EventQueue<DtlsEvent>);
 
 /// Every DTLS row, by id, for `--dtls`.
-pub const ROWS: &[&str] = &["godot", "dtlspeer", "core", "echo", "idle"];
+pub const ROWS: &[&str] = &["godot", "dtlspeer", "core", "echo", "idle", "lossy"];
 
 /// What the command line asked for.
 pub struct DtlsOptions {

@@ -18,15 +18,20 @@
 //! Options: `--suite http,dtls,mp,outbox` (all four), `--runs N` (3), `--requests N` (5000),
 //! `--concurrency 8,64`, `--servers nginx,hyper`,
 //! `--clients httprequest,httprequest_threads,httppool,core,reqwest`,
-//! `--dtls godot,dtlspeer,core,echo,idle`, `--handshake-clients 200`, `--echo-clients 50`,
+//! `--dtls godot,dtlspeer,core,echo,idle,lossy`, `--handshake-clients 200`, `--echo-clients 50`,
 //! `--echo-rate 25000,50000`, `--echo-secs 5`, `--idle-clients 1000`, `--dtls-cap 60`,
 //! `--mp-rtt-frames 600`, `--mp-rpcs 20000`.
 
+mod dtls_lossy_runs;
 mod dtls_runs;
 mod godot_runs;
+mod mp_path_runs;
 mod mp_runs;
 mod nginx;
 mod outbox_runs;
+/// The lossy UDP path of the DTLS tests, shared so that bench and tests mean the same path.
+#[path = "../../../tests/dtls_support/relay.rs"]
+mod relay;
 mod reqwest_run;
 mod server;
 mod table;
@@ -250,9 +255,17 @@ fn run() -> Result<(), String> {
     };
     if suite("dtls") {
         tables.extend(dtls_runs::run(&options.dtls, options.runs, godot.as_ref())?);
+        if options.dtls.rows.iter().any(|r| r == "lossy") {
+            tables.extend(dtls_lossy_runs::run(options.runs, godot.as_ref())?);
+        }
     }
     if suite("mp") {
         tables.extend(mp_runs::run(&options.mp, options.runs, godot.as_ref())?);
+        tables.extend(mp_path_runs::run(
+            &options.mp,
+            options.runs,
+            godot.as_ref(),
+        )?);
     }
     if suite("outbox") {
         let requests = options.requests.min(500);

@@ -137,7 +137,11 @@ async fn endpoint(req: Request<Incoming>, path: &str, ctx: &Ctx<'_>) -> Outcome 
             r#"{"ratio":1e400,"negative":-1e400,"ok":1}"#,
         )),
         _ => {
-            if let Some(code) = path.strip_prefix("/status/") {
+            if let Some(outcome) =
+                super::transfer_routes::endpoint(req.headers(), path, ctx.query, ctx.key_count)
+            {
+                outcome
+            } else if let Some(code) = path.strip_prefix("/status/") {
                 status(code)
             } else if let Some(code) = path.strip_prefix("/redirect/") {
                 redirect(code, ctx)

@@ -251,7 +251,7 @@ impl Outbox {
     /// Credential headers of `spec` are kept in memory only, for this run. An
     /// `Idempotency-Key` header of `spec` is used as the key; otherwise a random UUID v4 is
     /// made. Fails with `QueueFull` beyond `max_pending`, or (before-return writes) with
-    /// `InvalidRequest` when the store cannot write; nothing is stored then. A background
+    /// `File` when the store cannot write; nothing is stored then. A background
     /// write that fails ends the entry with [`OutboxEvent::NotStored`].
     pub fn submit(
         &self,
@@ -307,7 +307,7 @@ impl Outbox {
                     inner.store_errors.fetch_add(1, Ordering::Relaxed);
                     inner.forget(id);
                     return Err((
-                        ErrorKind::InvalidRequest,
+                        ErrorKind::File,
                         format!(
                             "{e}; the request to {} was not stored or sent",
                             entries[0].0.url
@@ -528,8 +528,7 @@ impl Inner {
                             "{e}; the durable request to {} was not stored and is not sent",
                             record.url
                         );
-                        let response =
-                            Response::failed(ErrorKind::InvalidRequest, message, &record.url);
+                        let response = Response::failed(ErrorKind::File, message, &record.url);
                         self.events.send(OutboxEvent::NotStored {
                             entry: record.id,
                             response,

@@ -1,0 +1,711 @@
+//! One download's task: requests with `Range`/`If-Range` after a dropped connection or a
+//! restart of the game, the body streamed to the part file on the blocking pool, the
+//! SHA-256 computed as bytes arrive, and the rename into place.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{
+    ACCEPT_ENCODING, CONTENT_RANGE, DATE, ETAG, HeaderMap, IF_RANGE, LAST_MODIFIED, RANGE,
+};
+use tokio::time::timeout;
+
+use super::part_file::{self, Meta, PartPaths, PartWriter};
+use super::{
+    DownloadHandle, DownloadOutcome, DownloadSpec, TransferBase, TransferEvent, head_response,
+};
+use crate::core::events::EventSender;
+use crate::core::http::classify::{chain, classify};
+use crate::core::http::retry::{
+    RetryPolicy, backoff_delay, is_retryable_status, parse_retry_after,
+};
+use crate::core::http::{ErrorKind, Response};
+
+/// Bytes collected before one write to the part file: few enough system calls, little
+/// memory (a download never holds more than this plus one network chunk).
+const WRITE_BLOCK: usize = 256 * 1024;
+/// Starts over from byte 0 within one download before it gives up (a server whose
+/// answers contradict each other must not loop forever).
+const MAX_RESTARTS: u32 = 3;
+
+/// The part files being written by some download of this process: two downloads of one
+/// file would interleave their bytes.
+fn active_files() -> &'static Mutex<HashSet<PathBuf>> {
+    static ACTIVE: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    ACTIVE.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// A claim on a file path, released on drop.
+struct FileClaim(PathBuf);
+
+impl FileClaim {
+    fn take(path: &std::path::Path) -> Option<FileClaim> {
+        let mut active = active_files().lock().unwrap_or_else(|p| p.into_inner());
+        active
+            .insert(path.to_path_buf())
+            .then(|| FileClaim(path.to_path_buf()))
+    }
+}
+
+impl Drop for FileClaim {
+    fn drop(&mut self) {
+        active_files()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.0);
+    }
+}
+
+/// Sends the download's one ending, also when the task is dropped (runtime shutdown).
+struct Ending {
+    events: EventSender<TransferEvent>,
+    id: u64,
+    file: PathBuf,
+    url: String,
+    sent: bool,
+}
+
+impl Ending {
+    fn send(&mut self, outcome: DownloadOutcome) {
+        self.sent = true;
+        self.events.send(TransferEvent::Download {
+            id: self.id,
+            outcome,
+        });
+    }
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        if !self.sent {
+            let response = Response::failed(
+                ErrorKind::Cancelled,
+                "the download was stopped because netkit's runtime shut down; the part file is kept",
+                &self.url,
+            );
+            self.send(DownloadOutcome {
+                response,
+                file: self.file.clone(),
+                bytes: 0,
+                total: None,
+                sha256: String::new(),
+                resumes: 0,
+                restarts: 0,
+            });
+        }
+    }
+}
+
+/// Runs the download to its one ending.
+pub(super) async fn run(
+    base: TransferBase,
+    spec: DownloadSpec,
+    handle: DownloadHandle,
+    events: EventSender<TransferEvent>,
+) {
+    let mut ending = Ending {
+        events,
+        id: handle.id,
+        file: spec.file.clone(),
+        url: spec.url.clone(),
+        sent: false,
+    };
+    let mut job = Job {
+        paths: PartPaths::new(&spec.file),
+        base,
+        spec,
+        handle,
+        writer: None,
+        offset: 0,
+        validator: None,
+        total: None,
+        resumes: 0,
+        restarts: 0,
+        attempts: 0,
+        started: Instant::now(),
+        sha256: String::new(),
+    };
+    let Some(_claim) = FileClaim::take(&job.spec.file) else {
+        let message = format!(
+            "{} is already being downloaded by another download; wait for it or cancel it",
+            job.spec.file.display()
+        );
+        let outcome = job.outcome(job.failed(ErrorKind::File, message));
+        return ending.send(outcome);
+    };
+    let token = job.handle.token.clone();
+    let result = tokio::select! {
+        biased;
+        _ = token.cancelled() => None,
+        outcome = job.run() => Some(outcome),
+    };
+    let outcome = match result {
+        Some(outcome) => outcome,
+        None => job.cancelled().await,
+    };
+    ending.send(outcome);
+}
+
+/// What one attempt led to.
+enum Step {
+    /// The download ended.
+    Done(Response),
+    /// A transient failure: retry after backoff; `progressed` when bytes arrived.
+    Retry {
+        response: Response,
+        progressed: bool,
+    },
+    /// Start the next attempt at once (after starting over from byte 0).
+    Again,
+}
+
+struct Job {
+    base: TransferBase,
+    spec: DownloadSpec,
+    handle: DownloadHandle,
+    paths: PartPaths,
+    /// The part file, while open; `None` before the first attempt or during a write.
+    writer: Option<PartWriter>,
+    /// Bytes in the part file.
+    offset: u64,
+    /// The `If-Range` value for a resume; without one a resume would be unsafe.
+    validator: Option<String>,
+    total: Option<u64>,
+    resumes: u32,
+    restarts: u32,
+    attempts: u32,
+    started: Instant,
+    sha256: String,
+}
+
+impl Job {
+    fn policy(&self) -> RetryPolicy {
+        let s = &self.base.settings;
+        RetryPolicy {
+            max_retries: s.max_retries,
+            base_delay: s.retry_base_delay,
+            max_delay: s.retry_max_delay,
+        }
+    }
+
+    fn failed(&self, kind: ErrorKind, message: impl Into<String>) -> Response {
+        Response::failed(kind, message, &self.spec.url)
+    }
+
+    fn outcome(&self, mut response: Response) -> DownloadOutcome {
+        response.attempts = self.attempts;
+        response.elapsed = self.started.elapsed();
+        DownloadOutcome {
+            response,
+            file: self.spec.file.clone(),
+            bytes: self.offset,
+            total: self.total,
+            sha256: self.sha256.clone(),
+            resumes: self.resumes,
+            restarts: self.restarts,
+        }
+    }
+
+    async fn run(&mut self) -> DownloadOutcome {
+        let clients = match &self.base.clients {
+            Ok(clients) => clients.clone(),
+            Err(message) => return self.outcome(self.failed(ErrorKind::Tls, message.clone())),
+        };
+        if let Err(response) = self.look_for_part().await {
+            return self.outcome(response);
+        }
+        let policy = self.policy();
+        let mut failures = 0;
+        loop {
+            self.attempts += 1;
+            match self.attempt(&clients.pooled, clients.own_ca).await {
+                Step::Done(response) => return self.outcome(response),
+                Step::Again => {}
+                Step::Retry {
+                    mut response,
+                    progressed,
+                } => {
+                    // Bytes that arrived prove the server works: only failures in a row count.
+                    failures = if progressed { 1 } else { failures + 1 };
+                    if failures > policy.max_retries {
+                        response.error_message.push_str(&format!(
+                            " ({} bytes are kept in {}; download() again resumes there)",
+                            self.offset,
+                            self.paths.part.display()
+                        ));
+                        return self.outcome(response);
+                    }
+                    self.handle.progress.set(self.offset, self.total);
+                    // A server's Retry-After (RFC 9110 section 10.2.3) is honoured when
+                    // within retry_max_delay, as for requests.
+                    let wait = response
+                        .header("retry-after")
+                        .and_then(|v| parse_retry_after(&v, SystemTime::now()))
+                        .filter(|wait| *wait <= policy.max_delay)
+                        .unwrap_or_else(|| backoff_delay(&policy, failures));
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// A part file and sidecar from an earlier run for the same URL are resumed; anything
+    /// else left there is removed.
+    async fn look_for_part(&mut self) -> Result<(), Response> {
+        let paths = self.paths.clone();
+        let found = blocking(move || Ok(part_file::read_resumable(&paths))).await;
+        match found {
+            Ok(Some((meta, len))) if meta.url == self.spec.url && len > 0 => {
+                self.validator = Some(meta.validator);
+                self.total = meta.total;
+                self.offset = len;
+                self.handle.progress.set(len, meta.total);
+                Ok(())
+            }
+            _ => {
+                let paths = self.paths.clone();
+                blocking(move || part_file::remove_part(&paths))
+                    .await
+                    .map_err(|e| self.file_error("could not remove the old part file", &e))
+            }
+        }
+    }
+
+    fn file_error(&self, what: &str, err: &std::io::Error) -> Response {
+        self.failed(
+            ErrorKind::File,
+            format!("{what} {}: {err}", self.paths.part.display()),
+        )
+    }
+
+    /// Opens the part file for this attempt: resumed when there is something to resume
+    /// and a validator to resume it safely, else empty.
+    async fn open(&mut self) -> Result<(), Response> {
+        if self.writer.is_some() && (self.offset == 0 || self.validator.is_some()) {
+            return Ok(());
+        }
+        let resume = self.offset > 0 && self.validator.is_some();
+        if self.offset > 0 && !resume {
+            self.restarts += 1;
+        }
+        let paths = self.paths.clone();
+        self.writer = None;
+        let writer = blocking(move || {
+            if resume {
+                PartWriter::resume(&paths)
+            } else {
+                PartWriter::create(&paths)
+            }
+        })
+        .await
+        .map_err(|e| self.file_error("could not open", &e))?;
+        self.offset = writer.len();
+        self.writer = Some(writer);
+        Ok(())
+    }
+
+    /// Drops what the part file holds and starts the next attempt from byte 0.
+    async fn start_over(&mut self) -> Step {
+        self.restarts += 1;
+        if self.restarts > MAX_RESTARTS {
+            return Step::Done(self.failed(
+                ErrorKind::HttpStatus,
+                format!(
+                    "the server's answers to range requests for {} kept contradicting each other; gave up after {MAX_RESTARTS} restarts",
+                    self.spec.url
+                ),
+            ));
+        }
+        let paths = self.paths.clone();
+        self.writer = None;
+        match blocking(move || PartWriter::create(&paths)).await {
+            Ok(writer) => {
+                self.writer = Some(writer);
+                self.offset = 0;
+                self.validator = None;
+                Step::Again
+            }
+            Err(e) => Step::Done(self.file_error("could not truncate", &e)),
+        }
+    }
+
+    async fn attempt(&mut self, client: &reqwest::Client, own_ca: bool) -> Step {
+        if let Err(response) = self.open().await {
+            return Step::Done(response);
+        }
+        let url = self.spec.url.clone();
+        let settings = self.base.settings.clone();
+        let mut builder = client.get(&url);
+        for (name, value) in &self.spec.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        // Offsets count bytes of the file itself: no content coding may change them.
+        builder = builder.header(ACCEPT_ENCODING, "identity");
+        let ranged = self.offset > 0;
+        if ranged && let Some(validator) = &self.validator {
+            builder = builder
+                .header(RANGE, format!("bytes={}-", self.offset))
+                .header(IF_RANGE, validator.as_str());
+        }
+        let reply = match timeout(settings.timeout, builder.send()).await {
+            Err(_) => {
+                let message = format!(
+                    "no answer from {url} within {:.1} s (the pool's timeout)",
+                    settings.timeout.as_secs_f64()
+                );
+                return Step::Retry {
+                    response: self.failed(ErrorKind::Timeout, message),
+                    progressed: false,
+                };
+            }
+            Ok(Err(err)) => {
+                let (kind, message) = classify(&err, &url, own_ca);
+                let response = self.failed(kind, message);
+                return match kind {
+                    ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::ConnectionLost => {
+                        Step::Retry {
+                            response,
+                            progressed: false,
+                        }
+                    }
+                    _ => Step::Done(response),
+                };
+            }
+            Ok(Ok(reply)) => reply,
+        };
+        let status = reply.status().as_u16();
+        let mut head = head_response(&reply, self.attempts);
+        match status {
+            206 if ranged => match content_range(reply.headers()) {
+                Some((start, total)) if start == self.offset => {
+                    self.resumes += 1;
+                    if total.is_some() {
+                        self.total = total;
+                    }
+                }
+                _ => return self.start_over().await,
+            },
+            200..=299 => {
+                if ranged {
+                    // RFC 9110 section 13.1.5: a 200 to If-Range means the representation
+                    // changed or the server ignores ranges; the whole file follows.
+                    if let Step::Done(response) = self.start_over().await {
+                        return Step::Done(response);
+                    }
+                }
+                self.validator = validator(reply.headers());
+                self.total = reply.content_length();
+                if let Some(validator) = self.validator.clone() {
+                    let meta = Meta {
+                        url: url.clone(),
+                        validator,
+                        total: self.total,
+                    };
+                    let paths = self.paths.clone();
+                    if let Err(e) = blocking(move || part_file::write_meta(&paths, &meta)).await {
+                        return Step::Done(self.file_error("could not write the sidecar of", &e));
+                    }
+                }
+            }
+            416 if ranged => return self.start_over().await,
+            _ => {
+                let reason = reqwest::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("");
+                head.error = ErrorKind::HttpStatus;
+                head.error_message = format!("the server answered {status} {reason}")
+                    .trim_end()
+                    .to_string();
+                if is_retryable_status(status) {
+                    return Step::Retry {
+                        response: head,
+                        progressed: false,
+                    };
+                }
+                let paths = self.paths.clone();
+                self.writer = None;
+                let _ = blocking(move || part_file::remove_part(&paths)).await;
+                self.offset = 0;
+                return Step::Done(head);
+            }
+        }
+        self.handle.progress.set(self.offset, self.total);
+        if let Some(total) = self.total
+            && total > self.spec.max_bytes
+        {
+            return self.too_large(head, format!(
+                "the file is {total} bytes, more than max_download_bytes ({}); it was not downloaded",
+                self.spec.max_bytes
+            )).await;
+        }
+        self.body(reply, head).await
+    }
+
+    async fn too_large(&mut self, mut head: Response, message: String) -> Step {
+        head.error = ErrorKind::BodyTooLarge;
+        head.error_message = message;
+        let paths = self.paths.clone();
+        self.writer = None;
+        let _ = blocking(move || part_file::remove_part(&paths)).await;
+        self.offset = 0;
+        Step::Done(head)
+    }
+
+    async fn body(&mut self, mut reply: reqwest::Response, mut head: Response) -> Step {
+        let stall = self.base.settings.timeout;
+        let mut buffer = BytesMut::with_capacity(WRITE_BLOCK);
+        let mut arrived = 0u64;
+        loop {
+            let chunk = match timeout(stall, reply.chunk()).await {
+                Err(_) => {
+                    let flushed = self.flush(&mut buffer).await;
+                    head.error = ErrorKind::Timeout;
+                    head.error_message = format!(
+                        "no byte of {} arrived for {:.1} s (the pool's timeout) after {} bytes",
+                        head.url,
+                        stall.as_secs_f64(),
+                        self.offset
+                    );
+                    return flushed.unwrap_or(Step::Retry {
+                        response: head,
+                        progressed: arrived > 0,
+                    });
+                }
+                Ok(chunk) => chunk,
+            };
+            match chunk {
+                Ok(Some(chunk)) => {
+                    arrived += chunk.len() as u64;
+                    let size = self.offset + (buffer.len() + chunk.len()) as u64;
+                    if size > self.spec.max_bytes {
+                        let message = format!(
+                            "the file grew past max_download_bytes ({}); the download stopped and its part file was removed",
+                            self.spec.max_bytes
+                        );
+                        return self.too_large(head, message).await;
+                    }
+                    buffer.extend_from_slice(&chunk);
+                    self.handle.progress.set(size, self.total);
+                    if buffer.len() >= WRITE_BLOCK
+                        && let Some(step) = self.flush(&mut buffer).await
+                    {
+                        return step;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    if let Some(step) = self.flush(&mut buffer).await {
+                        return step;
+                    }
+                    head.error = ErrorKind::ConnectionLost;
+                    head.error_message = format!(
+                        "the connection to {} broke after {} bytes of the file: {}",
+                        head.url,
+                        self.offset,
+                        chain(&err)
+                    );
+                    return Step::Retry {
+                        response: head,
+                        progressed: arrived > 0,
+                    };
+                }
+            }
+        }
+        if let Some(step) = self.flush(&mut buffer).await {
+            return step;
+        }
+        if let Some(total) = self.total
+            && self.offset != total
+        {
+            head.error = ErrorKind::ConnectionLost;
+            head.error_message = format!(
+                "the body from {} ended after {} of {total} bytes",
+                head.url, self.offset
+            );
+            return Step::Retry {
+                response: head,
+                progressed: arrived > 0,
+            };
+        }
+        self.total = Some(self.offset);
+        self.handle.progress.set(self.offset, self.total);
+        Step::Done(self.finish(head).await)
+    }
+
+    /// Writes the buffer to the part file; `Some` with the ending when that failed.
+    async fn flush(&mut self, buffer: &mut BytesMut) -> Option<Step> {
+        if buffer.is_empty() {
+            return None;
+        }
+        let bytes: Bytes = buffer.split().freeze();
+        let mut writer = self.writer.take()?;
+        match blocking(move || writer.write(&bytes).map(|()| writer)).await {
+            Ok(writer) => {
+                self.offset = writer.len();
+                self.writer = Some(writer);
+                None
+            }
+            Err(e) => Some(Step::Done(self.file_error("could not write to", &e))),
+        }
+    }
+
+    /// Syncs, checks the hash and renames the file into place.
+    async fn finish(&mut self, mut head: Response) -> Response {
+        let Some(writer) = self.writer.take() else {
+            return self.failed(ErrorKind::File, "the part file was lost");
+        };
+        let digest = match blocking(move || writer.finish()).await {
+            Ok(digest) => digest,
+            Err(e) => return self.file_error("could not sync", &e),
+        };
+        let actual = part_file::hex(&digest);
+        if let Some(expected) = self.spec.sha256
+            && expected != digest
+        {
+            let paths = self.paths.clone();
+            let _ = blocking(move || part_file::remove_part(&paths)).await;
+            head.error = ErrorKind::HashMismatch;
+            head.error_message = format!(
+                "the SHA-256 of the file from {} is {actual}, not the expected {}; the downloaded bytes were removed and {} was not written",
+                head.url,
+                part_file::hex(&expected),
+                self.spec.file.display()
+            );
+            self.offset = 0;
+            return head;
+        }
+        let paths = self.paths.clone();
+        if let Err(e) = blocking(move || part_file::commit(&paths)).await {
+            head.error = ErrorKind::File;
+            head.error_message = format!(
+                "could not move {} into place as {}: {e}",
+                self.paths.part.display(),
+                self.spec.file.display()
+            );
+            return head;
+        }
+        self.sha256 = actual;
+        head
+    }
+
+    /// The ending of a cancelled download: the part file stays for a later resume unless
+    /// the game asked to delete it.
+    async fn cancelled(&mut self) -> DownloadOutcome {
+        self.writer = None;
+        let delete = self
+            .handle
+            .progress
+            .delete_part_on_cancel
+            .load(std::sync::atomic::Ordering::Acquire);
+        let message = if delete {
+            let paths = self.paths.clone();
+            let _ = blocking(move || part_file::remove_part(&paths)).await;
+            self.offset = 0;
+            "the download was cancelled; its part file was removed".to_string()
+        } else {
+            format!(
+                "the download was cancelled; {} keeps the bytes so far and download() again resumes there",
+                self.paths.part.display()
+            )
+        };
+        self.outcome(self.failed(ErrorKind::Cancelled, message))
+    }
+}
+
+/// Runs blocking file work on tokio's blocking pool, so no worker thread waits on a disk.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(format!("file task failed: {e}"))))
+}
+
+/// `Content-Range: bytes START-END/TOTAL` (RFC 9110 section 14.4): the start and, when
+/// not `*`, the total.
+fn content_range(headers: &HeaderMap) -> Option<(u64, Option<u64>)> {
+    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
+    let rest = value.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (start, _end) = range.split_once('-')?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    Some((start.trim().parse().ok()?, total))
+}
+
+/// The validator to send back in `If-Range`: a strong ETag, else a Last-Modified date that
+/// is strong by RFC 9110 section 8.8.2.2 (at least one second before the response's
+/// `Date`). A weak ETag or a recent date cannot be used (section 13.1.5), and then a
+/// dropped download starts over rather than risk mixing two versions.
+fn validator(headers: &HeaderMap) -> Option<String> {
+    if let Some(etag) = headers.get(ETAG).and_then(|v| v.to_str().ok())
+        && !etag.starts_with("W/")
+        && etag.starts_with('"')
+    {
+        return Some(etag.to_string());
+    }
+    let modified = headers.get(LAST_MODIFIED)?.to_str().ok()?;
+    let date = headers.get(DATE)?.to_str().ok()?;
+    let (m, d): (SystemTime, SystemTime) = (
+        httpdate::parse_http_date(modified).ok()?,
+        httpdate::parse_http_date(date).ok()?,
+    );
+    (m + std::time::Duration::from_secs(1) <= d).then(|| modified.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn content_range_start_and_total() {
+        let cr = |v| content_range(&headers(&[("content-range", v)]));
+        assert_eq!(cr("bytes 100-199/1000"), Some((100, Some(1000))));
+        assert_eq!(cr("bytes 100-199/*"), Some((100, None)));
+        assert_eq!(cr("bytes */1000"), None, "the 416 form has no start");
+        assert_eq!(cr("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn only_strong_validators_are_used() {
+        let date = "Fri, 04 Dec 2026 00:00:00 GMT";
+        assert_eq!(
+            validator(&headers(&[("etag", "\"abc\"")])),
+            Some("\"abc\"".into())
+        );
+        assert_eq!(
+            validator(&headers(&[("etag", "W/\"abc\"")])),
+            None,
+            "weak ETag"
+        );
+        let old = "Thu, 03 Dec 2026 00:00:00 GMT";
+        assert_eq!(
+            validator(&headers(&[("last-modified", old), ("date", date)])),
+            Some(old.into())
+        );
+        assert_eq!(
+            validator(&headers(&[("last-modified", date), ("date", date)])),
+            None,
+            "modified in the same second as the answer: weak (RFC 9110 section 8.8.2.2)"
+        );
+        assert_eq!(
+            validator(&headers(&[("last-modified", old)])),
+            None,
+            "no Date to compare"
+        );
+    }
+}
