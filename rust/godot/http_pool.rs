@@ -125,7 +125,8 @@ pub struct HttpPool {
     ///
     /// It caps the backoff of [member retry_base_delay]. A `Retry-After` longer than this is
     /// not waited for: the response is returned at once, and its
-    /// [member HTTPResponse.error_message] says how long the server asked to wait.
+    /// [member HTTPResponse.error_message] says how long the server asked to wait. A durable
+    /// request ([method request_durable]) waits this long instead and tries again.
     #[export(range = (0.0, 600.0, 0.1, or_greater, suffix = "s"))]
     #[init(val = 30.0)]
     retry_max_delay: f64,

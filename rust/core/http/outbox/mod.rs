@@ -475,8 +475,10 @@ impl Inner {
         }
     }
 
-    /// Runs `work` on the open store; an error once the outbox is closed.
+    /// Runs `work` on the open store; an error once the outbox is closed. A store file
+    /// deleted while open is made again first (see [`Inner::ensure_current`]).
     fn with_store<T>(&self, work: impl FnOnce(&Store) -> Result<T, String>) -> Result<T, String> {
+        self.ensure_current()?;
         let guard = self.store.read().unwrap_or_else(|p| p.into_inner());
         match guard.as_ref() {
             Some(store) => work(store),
@@ -485,6 +487,34 @@ impl Inner {
                 self.path.display()
             )),
         }
+    }
+
+    /// Makes the store file again, with everything the open store holds, when it was
+    /// deleted while open (a player clearing `user://`, a cleanup script): writes to the
+    /// deleted file would succeed and vanish at exit, losing every save made since.
+    fn ensure_current(&self) -> Result<(), String> {
+        {
+            let guard = self.store.read().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                Some(store) if store.moved() => {}
+                _ => return Ok(()),
+            }
+        }
+        let mut guard = self.store.write().unwrap_or_else(|p| p.into_inner());
+        let Some(store) = guard.as_ref() else {
+            return Ok(());
+        };
+        if !store.moved() {
+            return Ok(());
+        }
+        let rebuilt = store.rebuild()?;
+        *guard = Some(rebuilt);
+        drop(guard);
+        self.report_store_error(format!(
+            "the outbox store {} was deleted while the game ran; it was made again with every pending entry and dead letter, and nothing was lost",
+            self.path.display()
+        ));
+        Ok(())
     }
 
     /// Drops what the outbox keeps in memory for an entry that will not be sent.
@@ -497,6 +527,8 @@ impl Inner {
     /// transaction, then starts delivering it, until nothing is waiting.
     fn write_waiting(self: Arc<Self>) {
         loop {
+            // A failure shows in the insert below, which then reports it per entry.
+            let _ = self.ensure_current();
             let guard = self.store.read().unwrap_or_else(|p| p.into_inner());
             let batch = std::mem::take(&mut *lock(&self.unwritten));
             if batch.is_empty() {

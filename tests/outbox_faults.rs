@@ -1,0 +1,318 @@
+//! The durable outbox against faults of its file and of its backend: a store damaged in
+//! the middle of a valid file or cut short, a store path that is a folder, the file deleted
+//! while the game runs, redirects that would drop the save or its key, and a `Retry-After`
+//! far in the future.
+
+mod support;
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use netkit::core::events::Budget;
+use netkit::core::http::outbox::{OpenError, Outbox, OutboxConfig, OutboxEvent, Write};
+use netkit::core::http::{HttpPool, Method, PoolSettings, RequestBody, RequestSpec};
+use serde_json::Value;
+use support::http_server::outbox_routes::{report, set_mode};
+use support::http_server::start_blocking;
+
+const WITHIN: Duration = Duration::from_secs(60);
+const DAY: Duration = Duration::from_secs(86_400);
+const SYNC: Write = Write::BeforeReturn;
+
+/// A folder for one test's store, unique per test and run, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "netkit-outbox-faults-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn file(&self) -> PathBuf {
+        self.0.join("outbox.redb")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn pool() -> HttpPool {
+    HttpPool::new(PoolSettings {
+        retry_base_delay: Duration::from_millis(20),
+        retry_max_delay: Duration::from_millis(300),
+        timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(2),
+        ..PoolSettings::default()
+    })
+}
+
+fn open_at(pool: &HttpPool, path: &Path) -> Result<(Outbox, Option<String>), OpenError> {
+    Outbox::open(
+        OutboxConfig {
+            path: path.to_path_buf(),
+            max_pending: 100_000,
+            send_headers: vec![],
+        },
+        pool,
+    )
+}
+
+fn save(url: &str, n: usize) -> RequestSpec {
+    RequestSpec {
+        method: Method::Post,
+        url: url.to_string(),
+        headers: vec![],
+        body: RequestBody::Json(format!("{{\"save\":{n}}}").into()),
+    }
+}
+
+fn free_port() -> SocketAddr {
+    let listener = StdListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Waits until `n` delivered or dead-lettered events arrived.
+fn wait_events(outbox: &Outbox, n: usize) -> Vec<OutboxEvent> {
+    let deadline = Instant::now() + WITHIN;
+    let mut got = Vec::new();
+    while got.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} outbox events within {WITHIN:?}: {got:?}",
+            got.len()
+        );
+        got.extend(outbox.drain(Budget::default()));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    got
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WITHIN;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A closed store holding `n` pending saves for a port nobody listens on.
+fn store_with_pending(path: &Path, n: usize) {
+    let pool = pool();
+    let (outbox, _) = open_at(&pool, path).unwrap();
+    let url = format!("http://{}/outbox/save?bucket=never", free_port());
+    for i in 0..n {
+        outbox.submit(save(&url, i), DAY, SYNC).unwrap();
+    }
+    drop(outbox);
+}
+
+/// Opening a damaged store never panics: it either reads every entry back or sets the
+/// file aside (kept as it was) and starts empty.
+fn reopen_damaged(path: &Path, n: usize, damaged: &[u8]) {
+    let pool = pool();
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open_at(&pool, path)));
+    let (outbox, set_aside) = opened
+        .expect("opening a damaged store does not panic")
+        .expect("a damaged store is replaced, not refused");
+    match set_aside {
+        Some(message) => {
+            assert!(message.contains(".corrupt-"), "{message}");
+            assert_eq!(outbox.stats().pending, 0);
+            let aside: Vec<PathBuf> = std::fs::read_dir(path.parent().unwrap())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.to_string_lossy().contains(".corrupt-"))
+                .collect();
+            assert_eq!(aside.len(), 1, "{aside:?}");
+            assert_eq!(std::fs::read(&aside[0]).unwrap(), damaged, "kept as it was");
+        }
+        None => assert_eq!(
+            outbox.stats().pending + outbox.stats().unreadable,
+            n as u64,
+            "a store read back is read back whole"
+        ),
+    }
+    // Either way the store works.
+    let server = start_blocking();
+    let url = format!("{}/outbox/save?bucket=after-damage", server.http_url);
+    let before = report("after-damage")["applied"].as_object().unwrap().len();
+    outbox.submit(save(&url, 1), DAY, SYNC).unwrap();
+    wait_until("the save after the damage", || {
+        report("after-damage")["applied"].as_object().unwrap().len() > before
+    });
+}
+
+#[test]
+fn a_store_damaged_in_the_middle_is_set_aside_without_a_panic() {
+    let scratch = Scratch::new("middle");
+    let path = scratch.file();
+    store_with_pending(&path, 300);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let len = bytes.len();
+    assert!(len > 64 * 1024, "the store has pages to damage: {len}");
+    // Overwrite pages in the middle with a plausible-looking but wrong pattern.
+    for (i, b) in bytes[len / 3..len / 3 + 16 * 1024].iter_mut().enumerate() {
+        *b = (i % 251) as u8;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    reopen_damaged(&path, 300, &bytes);
+}
+
+#[test]
+fn a_store_cut_short_is_set_aside_without_a_panic() {
+    let scratch = Scratch::new("short");
+    let path = scratch.file();
+    store_with_pending(&path, 300);
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = bytes[..bytes.len() / 2].to_vec();
+    std::fs::write(&path, &cut).unwrap();
+    reopen_damaged(&path, 300, &cut);
+}
+
+#[test]
+fn a_store_path_that_is_a_folder_is_refused_and_the_folder_left_alone() {
+    let scratch = Scratch::new("folder");
+    let path = scratch.file();
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::write(path.join("keep.txt"), b"the game's own file").unwrap();
+    let pool = pool();
+    match open_at(&pool, &path) {
+        Err(OpenError::Unusable(message)) => {
+            assert!(message.contains("folder"), "{message}");
+        }
+        Err(other) => panic!("expected Unusable, got {other:?}"),
+        Ok((_, set_aside)) => panic!("a folder is not a store: opened, set aside {set_aside:?}"),
+    }
+    assert_eq!(
+        std::fs::read(path.join("keep.txt")).unwrap(),
+        b"the game's own file",
+        "the folder was not renamed or touched"
+    );
+}
+
+#[test]
+fn a_store_deleted_while_open_is_made_again_and_loses_no_save() {
+    let scratch = Scratch::new("deleted");
+    // Its folder goes too, as when a player clears the game's data folder.
+    let path = scratch.0.join("saves").join("outbox.redb");
+    let pool = pool();
+    let (outbox, _) = open_at(&pool, &path).unwrap();
+    let url = format!("http://{}/outbox/save?bucket=never", free_port());
+    outbox.submit(save(&url, 0), DAY, SYNC).unwrap();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    outbox
+        .submit(save(&url, 1), DAY, SYNC)
+        .expect("a save after the delete is stored");
+    outbox
+        .submit(save(&url, 2), DAY, Write::Background)
+        .expect("a background save after the delete is queued");
+    assert!(path.is_file(), "the store file is there again");
+    let events = outbox.drain(Budget::default());
+    assert!(
+        events.iter().any(
+            |e| matches!(e, OutboxEvent::StoreError(m) if m.contains("deleted") && m.contains("nothing was lost"))
+        ),
+        "the game is told: {events:?}"
+    );
+    drop(outbox);
+    let (outbox, set_aside) = open_at(&pool, &path).unwrap();
+    assert_eq!(set_aside, None);
+    assert_eq!(
+        outbox.stats().pending,
+        3,
+        "the save from before the delete and both after it are in the file"
+    );
+}
+
+#[test]
+fn a_redirect_that_would_turn_a_durable_post_into_a_get_is_a_dead_letter() {
+    let server = start_blocking();
+    let pool = pool();
+    let scratch = Scratch::new("redirect-303");
+    let (outbox, _) = open_at(&pool, &scratch.file()).unwrap();
+    for code in [301, 302, 303] {
+        let url = format!("{}/redirect/{code}?to=%2Fecho", server.http_url);
+        outbox.submit(save(&url, code), DAY, SYNC).unwrap();
+        let events = wait_events(&outbox, 1);
+        match &events[0] {
+            OutboxEvent::DeadLettered { response, .. } => assert!(
+                response.error_message.contains("307"),
+                "{code}: {}",
+                response.error_message
+            ),
+            other => panic!("{code}: the save never reached a POST handler: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_cross_origin_307_keeps_the_idempotency_key_but_not_the_credentials() {
+    let server = start_blocking();
+    let bucket = "cross-origin";
+    let pool = pool();
+    let scratch = Scratch::new("redirect-307");
+    let (outbox, _) = open_at(&pool, &scratch.file()).unwrap();
+    // Same server, another origin: "localhost" instead of "127.0.0.1".
+    let to = format!(
+        "http://localhost:{}/outbox/save?bucket={bucket}",
+        server.http_addr.port()
+    );
+    let encoded: String = to
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let url = format!("{}/redirect/307?to={encoded}", server.http_url);
+    let mut spec = save(&url, 7);
+    spec.headers
+        .push(("Authorization".into(), "Bearer secret".into()));
+    outbox.submit(spec, DAY, SYNC).unwrap();
+    let events = wait_events(&outbox, 1);
+    assert!(
+        matches!(events[0], OutboxEvent::Delivered { .. }),
+        "{events:?}"
+    );
+    let report: Value = report(bucket);
+    assert_eq!(report["applied"].as_object().unwrap().len(), 1, "{report}");
+    assert_eq!(
+        report["authorization"].as_array().map_or(0, Vec::len),
+        0,
+        "the token did not cross origins: {report}"
+    );
+}
+
+#[test]
+fn a_retry_after_far_in_the_future_is_capped_by_retry_max_delay() {
+    let server = start_blocking();
+    let bucket = "retry-after-huge";
+    set_mode(bucket, 503, Some(100_000));
+    let pool = pool();
+    let scratch = Scratch::new("retry-after-huge");
+    let (outbox, _) = open_at(&pool, &scratch.file()).unwrap();
+    let url = format!("{}/outbox/save?bucket={bucket}", server.http_url);
+    outbox.submit(save(&url, 1), DAY, SYNC).unwrap();
+    wait_until("the first refusal", || {
+        report(bucket)["refused"].as_u64().unwrap() >= 1
+    });
+    set_mode(bucket, 0, None);
+    // retry_max_delay is 300 ms here: the next attempt comes well within the minute.
+    let events = wait_events(&outbox, 1);
+    assert!(
+        matches!(events[0], OutboxEvent::Delivered { .. }),
+        "{events:?}"
+    );
+}
