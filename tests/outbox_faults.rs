@@ -316,3 +316,46 @@ fn a_retry_after_far_in_the_future_is_capped_by_retry_max_delay() {
         "{events:?}"
     );
 }
+
+#[test]
+fn ten_thousand_pending_entries_reopen_whole_and_quickly() {
+    let scratch = Scratch::new("ten-thousand");
+    let path = scratch.file();
+    let url = format!("http://{}/outbox/save?bucket=never", free_port());
+    {
+        let pool = pool();
+        let (outbox, _) = open_at(&pool, &path).unwrap();
+        // Background writes: one commit per batch, so the setup is quick.
+        for i in 0..10_000 {
+            outbox
+                .submit(save(&url, i), DAY, Write::Background)
+                .unwrap();
+        }
+        // The first sync write waits for the background commits; the second is the cost.
+        outbox.submit(save(&url, 10_000), DAY, SYNC).unwrap();
+        let started = Instant::now();
+        outbox.submit(save(&url, 10_001), DAY, SYNC).unwrap();
+        eprintln!(
+            "a durable submit with 10001 pending: {:?}",
+            started.elapsed()
+        );
+    }
+    let size = std::fs::metadata(&path).unwrap().len();
+    let pool = pool();
+    let started = Instant::now();
+    let (outbox, set_aside) = open_at(&pool, &path).unwrap();
+    let took = started.elapsed();
+    eprintln!(
+        "open with the integrity check and replay of 10002 entries ({} KiB): {took:?}",
+        size / 1024
+    );
+    assert_eq!(set_aside, None);
+    assert_eq!(outbox.stats().pending, 10_002, "every entry is back");
+    assert!(
+        took < Duration::from_secs(20),
+        "opening a full outbox stays well under a frame hitch budget: {took:?}"
+    );
+    let started = Instant::now();
+    assert!(outbox.dead_letters().unwrap().is_empty());
+    eprintln!("dead_letters() with 10002 pending: {:?}", started.elapsed());
+}
