@@ -359,3 +359,38 @@ fn ten_thousand_pending_entries_reopen_whole_and_quickly() {
     assert!(outbox.dead_letters().unwrap().is_empty());
     eprintln!("dead_letters() with 10002 pending: {:?}", started.elapsed());
 }
+
+#[test]
+fn a_2xx_that_arrives_after_the_timeout_is_retried_with_the_same_key_and_applied_once() {
+    let server = start_blocking();
+    let bucket = "slow-2xx";
+    // The backend applies the save at once but answers after 2.5 s; we wait 1 s.
+    support::http_server::outbox_routes::set_slow(bucket, 2_500);
+    let pool = HttpPool::new(PoolSettings {
+        retry_base_delay: Duration::from_millis(20),
+        retry_max_delay: Duration::from_millis(300),
+        timeout: Duration::from_secs(1),
+        ..PoolSettings::default()
+    });
+    let scratch = Scratch::new("slow-2xx");
+    let (outbox, _) = open_at(&pool, &scratch.file()).unwrap();
+    let url = format!("{}/outbox/save?bucket={bucket}", server.http_url);
+    outbox.submit(save(&url, 1), DAY, SYNC).unwrap();
+    wait_until("a timed-out attempt and its retry", || {
+        report(bucket)["duplicates"].as_u64().unwrap() >= 1
+    });
+    // Now answer in time: the next attempt is delivered.
+    support::http_server::outbox_routes::set_slow(bucket, 0);
+    let events = wait_events(&outbox, 1);
+    assert!(
+        matches!(&events[0], OutboxEvent::Delivered { response, .. } if response.status == 200),
+        "{events:?}"
+    );
+    assert!(outbox.stats().attempts >= 2, "{:?}", outbox.stats());
+    let seen = report(bucket);
+    assert_eq!(
+        seen["applied"].as_object().unwrap().len(),
+        1,
+        "every attempt carried the one key, so the backend applied it once: {seen}"
+    );
+}
