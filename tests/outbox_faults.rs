@@ -394,3 +394,42 @@ fn a_2xx_that_arrives_after_the_timeout_is_retried_with_the_same_key_and_applied
         "every attempt carried the one key, so the backend applied it once: {seen}"
     );
 }
+
+#[test]
+fn a_body_of_many_megabytes_is_stored_sent_and_a_413_makes_it_a_dead_letter() {
+    let server = start_blocking();
+    let bucket = "big-body";
+    let pool = pool();
+    let scratch = Scratch::new("big-body");
+    let (outbox, _) = open_at(&pool, &scratch.file()).unwrap();
+    let body: Vec<u8> = (0..48 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let url = format!("{}/outbox/save?bucket={bucket}", server.http_url);
+    let started = Instant::now();
+    let id = outbox
+        .submit(
+            RequestSpec {
+                method: Method::Put,
+                url: url.clone(),
+                headers: vec![],
+                body: RequestBody::Binary(body.clone().into()),
+            },
+            DAY,
+            SYNC,
+        )
+        .unwrap();
+    eprintln!("a durable submit of 48 MiB: {:?}", started.elapsed());
+    // The test backend reads at most 1 MiB: 413, final.
+    let events = wait_events(&outbox, 1);
+    match &events[0] {
+        OutboxEvent::DeadLettered { entry, response } => {
+            assert_eq!(*entry, id);
+            assert_eq!(response.status, 413, "{response:?}");
+        }
+        other => panic!("expected a dead letter: {other:?}"),
+    }
+    let started = Instant::now();
+    let letters = outbox.dead_letters().unwrap();
+    eprintln!("dead_letters() with a 48 MiB body: {:?}", started.elapsed());
+    assert_eq!(letters.len(), 1);
+    assert!(letters[0].body == body, "the body is kept whole");
+}
