@@ -433,3 +433,24 @@ fn a_body_of_many_megabytes_is_stored_sent_and_a_413_makes_it_a_dead_letter() {
     assert_eq!(letters.len(), 1);
     assert!(letters[0].body == body, "the body is kept whole");
 }
+
+#[test]
+fn a_store_deleted_just_before_the_pool_closes_is_made_again_with_its_entries() {
+    let scratch = Scratch::new("deleted-at-close");
+    let path = scratch.file();
+    let pool = pool();
+    let (outbox, _) = open_at(&pool, &path).unwrap();
+    let url = format!("http://{}/outbox/save?bucket=never", free_port());
+    for i in 0..3 {
+        outbox.submit(save(&url, i), DAY, SYNC).unwrap();
+    }
+    std::fs::remove_file(&path).unwrap();
+    // No store operation in between: the close itself must notice.
+    drop(outbox);
+    let (outbox, _) = open_at(&pool, &path).unwrap();
+    assert_eq!(
+        outbox.stats().pending,
+        3,
+        "the quit kept every pending save"
+    );
+}

@@ -424,6 +424,11 @@ impl Outbox {
 impl Drop for Outbox {
     fn drop(&mut self) {
         self.inner.cancel.cancel();
+        // A file deleted since the last store operation is made again now, so what this
+        // run still holds pending survives the quit (a failure is reported, as any).
+        if let Err(e) = self.inner.ensure_current() {
+            self.inner.report_store_error(e);
+        }
         // Waits at most for one store operation in progress (a commit). The background
         // writer takes its batch under the read lock, so every entry handed over with
         // Write::Background is either committed already or still waiting here: it is
