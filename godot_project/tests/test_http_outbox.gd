@@ -232,6 +232,20 @@ func test_bad_input_ends_the_task_with_a_clear_error_and_stores_nothing() -> voi
 	var res := await done(no_path.request_durable(HTTPClient.METHOD_POST, "/outbox/save?bucket=" + bucket, {}))
 	assert_eq(res.error, HTTPResponse.ERR_FILE)
 	assert_contains(res.error_message, "outbox_path is empty")
+	# A folder where the file should be: refused, and the folder is left as it was.
+	var folder := store + ".d"
+	DirAccess.make_dir_recursive_absolute(folder)
+	var keep := FileAccess.open(folder + "/keep.txt", FileAccess.WRITE)
+	keep.store_string("the game's own file")
+	keep.close()
+	var at_folder := make_pool(folder)
+	res = await done(at_folder.request_durable(HTTPClient.METHOD_POST, "/outbox/save?bucket=" + bucket, {}))
+	assert_eq(res.error, HTTPResponse.ERR_FILE)
+	assert_contains(res.error_message, "is a folder")
+	assert_contains(at_folder.get_outbox_error(), "nothing was renamed")
+	assert_eq(FileAccess.get_file_as_string(folder + "/keep.txt"), "the game's own file")
+	DirAccess.remove_absolute(folder + "/keep.txt")
+	DirAccess.remove_absolute(folder)
 	assert_eq((await report()).get("applied", {}).size(), 0, "nothing sent")
 
 
