@@ -1,5 +1,5 @@
 //! The durable outbox against faults of its file and of its backend: a store damaged in
-//! the middle of a valid file or cut short, a store path that is a folder, the file deleted
+//! the middle of a valid file or cut short, read-only, a store path that is a folder, the file deleted
 //! while the game runs, redirects that would drop the save or its key, and a `Retry-After`
 //! far in the future.
 
@@ -453,4 +453,66 @@ fn a_store_deleted_just_before_the_pool_closes_is_made_again_with_its_entries() 
         3,
         "the quit kept every pending save"
     );
+}
+
+/// Makes `path` unwritable: mode 0444, and for root (whom modes do not stop) the
+/// immutable attribute. Returns how to undo it.
+fn make_read_only(path: &Path) -> impl FnOnce() {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let writable = || std::fs::OpenOptions::new().write(true).open(path).is_ok();
+    let mut immutable = false;
+    if writable() {
+        let status = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .status()
+            .expect("run chattr (running as root, a mode does not make a file read-only)");
+        assert!(status.success(), "chattr +i failed");
+        immutable = true;
+        assert!(!writable(), "the file is still writable");
+    }
+    let path = path.to_path_buf();
+    move || {
+        if immutable {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .arg(&path)
+                .status();
+        }
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644));
+    }
+}
+
+#[test]
+fn a_read_only_store_is_refused_not_renamed_and_opens_whole_once_writable() {
+    let scratch = Scratch::new("read-only");
+    let path = scratch.file();
+    store_with_pending(&path, 5);
+    let before = std::fs::read(&path).unwrap();
+    let undo = make_read_only(&path);
+    let pool = pool();
+    let opened = open_at(&pool, &path);
+    let untouched = std::fs::read(&path).unwrap() == before;
+    let names: Vec<String> = std::fs::read_dir(&scratch.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    undo();
+    match opened {
+        Err(OpenError::Unusable(message)) => {
+            assert!(message.contains("nothing was renamed"), "{message}")
+        }
+        Err(other) => panic!("expected Unusable: {other:?}"),
+        Ok((_, set_aside)) => panic!("a read-only store was opened: set aside {set_aside:?}"),
+    }
+    assert!(untouched, "the file was not changed");
+    assert_eq!(
+        names,
+        vec!["outbox.redb".to_string()],
+        "nothing was renamed"
+    );
+    let (outbox, set_aside) = open_at(&pool, &path).unwrap();
+    assert_eq!(set_aside, None);
+    assert_eq!(outbox.stats().pending, 5, "its saves are all there");
 }
