@@ -1,7 +1,8 @@
 //! The durable outbox against faults of its file and of its backend: a store damaged in
-//! the middle of a valid file or cut short, read-only, a store path that is a folder, the file deleted
-//! while the game runs, redirects that would drop the save or its key, and a `Retry-After`
-//! far in the future.
+//! the middle of a valid file or cut short, read-only, a store path that is a folder, the
+//! file deleted while the game runs, a 10,000-entry store, a body of many MB, redirects
+//! that would drop the save or its key, a 2xx after the timeout, and a `Retry-After` far
+//! in the future.
 
 mod support;
 
