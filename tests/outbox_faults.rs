@@ -517,3 +517,36 @@ fn a_read_only_store_is_refused_not_renamed_and_opens_whole_once_writable() {
     assert_eq!(set_aside, None);
     assert_eq!(outbox.stats().pending, 5, "its saves are all there");
 }
+
+#[test]
+fn dead_letters_count_toward_the_bound_so_a_refusing_backend_cannot_grow_the_store() {
+    let server = start_blocking();
+    let pool = pool();
+    let scratch = Scratch::new("dead-bound");
+    let (outbox, _) = Outbox::open(
+        OutboxConfig {
+            path: scratch.file(),
+            max_pending: 3,
+            send_headers: vec![],
+        },
+        &pool,
+    )
+    .unwrap();
+    let url = format!("{}/status/400", server.http_url);
+    for i in 0..3 {
+        outbox.submit(save(&url, i), DAY, SYNC).unwrap();
+    }
+    wait_events(&outbox, 3);
+    assert_eq!(outbox.stats().dead_letters, 3);
+    let (kind, message) = outbox.submit(save(&url, 3), DAY, SYNC).unwrap_err();
+    assert_eq!(kind, netkit::core::http::ErrorKind::QueueFull);
+    assert!(
+        message.contains("3 dead letters") && message.contains("drop_dead_letter"),
+        "{message}"
+    );
+    let first = outbox.dead_letters().unwrap()[0].id;
+    assert!(outbox.drop_dead_letter(first).unwrap());
+    outbox
+        .submit(save(&url, 4), DAY, SYNC)
+        .expect("room again after a dead letter was dropped");
+}

@@ -204,8 +204,10 @@ pub struct HttpPool {
     #[export(range = (1.0, 31536000.0, 1.0, or_greater, suffix = "s"))]
     #[init(val = 604_800.0)]
     pub(super) outbox_max_age: f64,
-    /// Durable requests that may be pending at once (int, default 10000). One more ends at
-    /// once with [constant HTTPResponse.ERR_QUEUE_FULL] and is not stored.
+    /// Durable requests that the store may hold at once, pending ones and dead letters
+    /// together (int, default 10000). One more ends at once with
+    /// [constant HTTPResponse.ERR_QUEUE_FULL] and is not stored; dropping or retrying dead
+    /// letters makes room.
     #[export(range = (1.0, 1000000.0, or_greater))]
     #[init(val = 10_000)]
     pub(super) outbox_max_pending: i64,

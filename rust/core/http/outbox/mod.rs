@@ -45,7 +45,8 @@ pub const OUTBOX_CONCURRENCY: usize = 8;
 pub struct OutboxConfig {
     /// The store file (a plain path: the engine side resolves `user://`).
     pub path: PathBuf,
-    /// Pending entries allowed; one more is refused with `QueueFull` and not stored.
+    /// Pending entries plus dead letters allowed; one more is refused with `QueueFull` and
+    /// not stored.
     pub max_pending: usize,
     /// The headers every attempt starts from, in place before replayed entries are sent
     /// (see [`Outbox::set_send_headers`]).
@@ -260,12 +261,15 @@ impl Outbox {
         write: Write,
     ) -> Result<u64, (ErrorKind, String)> {
         let inner = &self.inner;
+        // Dead letters stay on disk until the game drops them, so they count too: a
+        // backend that refuses every save would otherwise grow the store without bound.
         let pending = inner.pending.load(Ordering::Acquire);
-        if pending >= inner.max_pending as u64 {
+        let dead = inner.dead_letters.load(Ordering::Acquire);
+        if pending.saturating_add(dead) >= inner.max_pending as u64 {
             return Err((
                 ErrorKind::QueueFull,
                 format!(
-                    "the outbox already holds {pending} pending entries (outbox_max_pending); the request to {} was not stored",
+                    "the outbox already holds {pending} pending entries and {dead} dead letters (outbox_max_pending counts both); the request to {} was not stored. Drop or retry dead letters (get_dead_letters, drop_dead_letter, clear_dead_letters) to make room",
                     spec.url
                 ),
             ));
