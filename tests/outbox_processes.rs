@@ -195,3 +195,121 @@ fn sigterm_save_survives(bucket: &str, sync: bool) {
     assert_eq!(body.unwrap(), "{\"world\":\"final\",\"run\":\"sigterm\"}");
     let _ = std::fs::remove_dir_all(store.parent().unwrap());
 }
+
+#[test]
+fn sigkill_at_random_moments_of_continuous_saving_loses_and_repeats_nothing() {
+    let server = prepare();
+    let bucket = "proc-kill-loop";
+    let store = store_path("kill-loop");
+    let _ = std::fs::remove_dir_all(store.parent().unwrap());
+    set_mode(bucket, 0, None);
+    let mut returned: Vec<String> = Vec::new();
+    // Kill points spread over the first 1.5 s of saving, different in each run.
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    for run in 0..6 {
+        let godot = godot_command().unwrap_or_else(|e| panic!("{e}"));
+        let mut game = SceneProcess::spawn(scene_command(
+            &godot,
+            &project_dir(),
+            SCENE,
+            &[
+                format!("--url={}", server.http_url),
+                format!("--store={}", store.display()),
+                format!("--bucket={bucket}"),
+                "--mode=stream".to_string(),
+                format!("--run=r{run}"),
+            ],
+        ))
+        .expect("start Godot");
+        let line = expect_line(&mut game, "OUTBOX_CHECK streaming");
+        assert!(
+            line.ends_with("set_aside=0"),
+            "run {run}: the store a SIGKILL left opens as it is: {line}"
+        );
+        expect_line(&mut game, "OUTBOX_CHECK returned");
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(50 + seed % 1500));
+        signal(&game, "KILL");
+        let exit = game.child.wait().expect("wait for Godot");
+        assert_eq!(exit.code(), None, "killed by a signal");
+        // The rest of what it printed, up to the closed pipe.
+        let _ = game.wait_for("\u{0}", Duration::from_secs(10));
+        let stderr = game.stderr();
+        assert!(!stderr.contains("SCRIPT ERROR"), "{stderr}");
+        assert!(
+            !game
+                .seen
+                .iter()
+                .any(|l| l.starts_with("OUTBOX_CHECK refused")),
+            "{:?}",
+            game.seen
+        );
+        let tags: Vec<String> = game
+            .seen
+            .iter()
+            .filter_map(|l| l.strip_prefix("OUTBOX_CHECK returned "))
+            .map(str::to_string)
+            .collect();
+        assert!(!tags.is_empty(), "run {run} saved before the kill");
+        returned.extend(tags);
+    }
+
+    let godot = godot_command().unwrap_or_else(|e| panic!("{e}"));
+    let mut game = SceneProcess::spawn(scene_command(
+        &godot,
+        &project_dir(),
+        SCENE,
+        &[
+            format!("--url={}", server.http_url),
+            format!("--store={}", store.display()),
+            format!("--bucket={bucket}"),
+            "--mode=drain".to_string(),
+        ],
+    ))
+    .expect("start Godot");
+    let line = expect_line(&mut game, "OUTBOX_CHECK drained");
+    assert!(line.ends_with("set_aside=0"), "{line}");
+    assert_eq!(game.child.wait().expect("wait").code(), Some(0));
+
+    // Every save whose request_durable returned reached the backend, applied once.
+    let seen = report(bucket);
+    let applied = seen["applied"].as_object().unwrap();
+    assert!(applied.values().all(|n| n == 1), "{seen}");
+    let mut bodies: Vec<String> = seen["bodies"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|b| {
+            let v: serde_json::Value = serde_json::from_str(b.as_str().unwrap()).unwrap();
+            format!("{}-{}", v["run"].as_str().unwrap(), v["save"])
+        })
+        .collect();
+    bodies.sort();
+    let unique = bodies.len();
+    bodies.dedup();
+    assert_eq!(unique, bodies.len(), "no save was applied under two keys");
+    let missing: Vec<&String> = returned
+        .iter()
+        .filter(|t| bodies.binary_search(t).is_err())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} returned saves never arrived: {:?}",
+        missing.len(),
+        returned.len(),
+        &missing[..missing.len().min(20)]
+    );
+    eprintln!(
+        "{} saves returned over 6 SIGKILLed runs, {} applied, {} duplicates answered",
+        returned.len(),
+        applied.len(),
+        seen["duplicates"]
+    );
+    let _ = std::fs::remove_dir_all(store.parent().unwrap());
+}

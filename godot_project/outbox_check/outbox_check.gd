@@ -10,12 +10,21 @@ extends Node
 ## - save: makes N durable saves, prints `OUTBOX_CHECK saved N pending=P`, keeps running.
 ## - sigterm: on Netkit.shutdown_requested makes one durable save, prints
 ##   `OUTBOX_CHECK stored pending=P`, and quits at once.
+## - stream: opens the outbox (outbox_enabled), prints `OUTBOX_CHECK streaming
+##   set_aside=S`, then makes three durable saves a frame, body `{"save":N,"run":RUN}`
+##   (--run=RUN), printing `OUTBOX_CHECK returned RUN-N` after each call returned, until
+##   killed.
+## - drain: opens the outbox, prints `OUTBOX_CHECK drained set_aside=S` once nothing is
+##   pending, and quits.
 ## - replay: opens the outbox (outbox_enabled), prints `OUTBOX_CHECK replaying pending=P`,
 ##   then `OUTBOX_CHECK delivered N` once N entries were delivered, and quits.
 
 var pool: HTTPPool
 var args := {}
 var delivered := 0
+var streamed := 0
+var streaming := false
+var draining := false
 
 
 func _ready() -> void:
@@ -31,7 +40,7 @@ func _ready() -> void:
 	pool.outbox_sync_write = args.get("sync", "true") != "false"
 	pool.durable_delivered.connect(_on_delivered)
 	var mode: String = args.get("mode", "")
-	if mode == "replay":
+	if mode in ["replay", "stream", "drain"]:
 		pool.outbox_enabled = true
 	add_child(pool)
 	match mode:
@@ -43,12 +52,33 @@ func _ready() -> void:
 		"sigterm":
 			Netkit.shutdown_requested.connect(_on_shutdown_requested)
 			print("OUTBOX_CHECK ready %d" % Netkit.enable_graceful_shutdown(5.0))
+		"stream":
+			print("OUTBOX_CHECK streaming set_aside=%d" % pool.get_stats()["outbox_set_aside"])
+			streaming = true
+		"drain":
+			draining = true
 		"replay":
 			print("OUTBOX_CHECK replaying pending=%d" % pool.get_stats()["outbox_pending"])
 			_check_done()
 		_:
 			print("OUTBOX_CHECK unknown mode '%s'" % mode)
 			get_tree().quit(2)
+
+
+func _process(_delta: float) -> void:
+	if streaming:
+		for i in 3:
+			var tag := "%s-%d" % [args.get("run", ""), streamed]
+			var task := pool.request_durable(HTTPClient.METHOD_POST, _save_path(), {"save": streamed, "run": args.get("run", "")})
+			if task.is_done() and not task.response.ok:
+				print("OUTBOX_CHECK refused %s %s" % [tag, task.response.error_message])
+			else:
+				print("OUTBOX_CHECK returned " + tag)
+			streamed += 1
+	elif draining and pool.get_stats()["outbox_pending"] == 0:
+		draining = false
+		print("OUTBOX_CHECK drained set_aside=%d" % pool.get_stats()["outbox_set_aside"])
+		get_tree().quit(0)
 
 
 func _save_path() -> String:
@@ -67,6 +97,8 @@ func _on_delivered(_id: int, _response: HTTPResponse) -> void:
 
 
 func _check_done() -> void:
+	if args.get("mode", "") != "replay":
+		return
 	if delivered >= int(args.get("count", "1")):
 		print("OUTBOX_CHECK delivered %d" % delivered)
 		get_tree().quit(0)

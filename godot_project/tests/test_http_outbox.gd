@@ -39,6 +39,18 @@ func make_pool(path := store) -> HTTPPool:
 	return pool
 
 
+## A pool that opens its store when added, replaying what it holds.
+func make_replaying_pool() -> HTTPPool:
+	var pool := HTTPPool.new()
+	pool.base_url = http_url
+	pool.retry_base_delay = 0.02
+	pool.retry_max_delay = 0.2
+	pool.outbox_path = store
+	pool.outbox_enabled = true
+	add_child(pool)
+	return pool
+
+
 func done(task: HTTPTask, timeout_s := 20.0) -> HTTPResponse:
 	if task.is_done():
 		return task.response
@@ -220,6 +232,20 @@ func test_bad_input_ends_the_task_with_a_clear_error_and_stores_nothing() -> voi
 	var res := await done(no_path.request_durable(HTTPClient.METHOD_POST, "/outbox/save?bucket=" + bucket, {}))
 	assert_eq(res.error, HTTPResponse.ERR_FILE)
 	assert_contains(res.error_message, "outbox_path is empty")
+	# A folder where the file should be: refused, and the folder is left as it was.
+	var folder := store + ".d"
+	DirAccess.make_dir_recursive_absolute(folder)
+	var keep := FileAccess.open(folder + "/keep.txt", FileAccess.WRITE)
+	keep.store_string("the game's own file")
+	keep.close()
+	var at_folder := make_pool(folder)
+	res = await done(at_folder.request_durable(HTTPClient.METHOD_POST, "/outbox/save?bucket=" + bucket, {}))
+	assert_eq(res.error, HTTPResponse.ERR_FILE)
+	assert_contains(res.error_message, "is a folder")
+	assert_contains(at_folder.get_outbox_error(), "nothing was renamed")
+	assert_eq(FileAccess.get_file_as_string(folder + "/keep.txt"), "the game's own file")
+	DirAccess.remove_absolute(folder + "/keep.txt")
+	DirAccess.remove_absolute(folder)
 	assert_eq((await report()).get("applied", {}).size(), 0, "nothing sent")
 
 
@@ -231,3 +257,85 @@ func _contains(hay: PackedByteArray, needle: PackedByteArray) -> bool:
 			return true
 		at = hay.find(needle[0], at + 1)
 	return false
+
+
+func test_a_handler_may_free_the_pool_and_the_saves_stay_stored() -> void:
+	# Freed inside durable_delivered while more events wait in the same frame (queue_free:
+	# Godot refuses free() on an object that is emitting): nothing is lost, the next pool
+	# on the file replays what was left.
+	var pool := make_pool()
+	var seen := []
+	pool.durable_delivered.connect(func(id, _res):
+		seen.append(id)
+		pool.queue_free())
+	var url := "/outbox/save?bucket=" + bucket
+	for i in 5:
+		pool.request_durable(HTTPClient.METHOD_POST, url, {"n": i})
+	var waited := 0.0
+	while is_instance_valid(pool) and waited < TIMEOUT:
+		await get_tree().process_frame
+		waited += get_process_delta_time()
+	assert_false(is_instance_valid(pool), "the handler freed the pool")
+	assert_ge(seen.size(), 1, "the handler ran")
+	assert_le(seen.size(), 5, "each entry at most once: %s" % [seen])
+	# Freed inside durable_dead_lettered, too.
+	var second := make_pool()
+	var dead := []
+	second.durable_dead_lettered.connect(func(id, _res):
+		dead.append(id)
+		second.queue_free())
+	second.request_durable(HTTPClient.METHOD_POST, "/status/404", {})
+	second.request_durable(HTTPClient.METHOD_POST, "/status/410", {})
+	waited = 0.0
+	while is_instance_valid(second) and waited < TIMEOUT:
+		await get_tree().process_frame
+		waited += get_process_delta_time()
+	assert_false(is_instance_valid(second), "the dead-letter handler freed the pool")
+	assert_ge(dead.size(), 1, "the handler ran")
+	assert_le(dead.size(), 2, "each entry at most once: %s" % [dead])
+	# Everything the backend has, it has once; the rest is still in the store.
+	var third := make_replaying_pool()
+	var left := 0.0
+	while third.get_stats()["outbox_pending"] > 0 and left < TIMEOUT:
+		await get_tree().process_frame
+		left += get_process_delta_time()
+	var applied: Dictionary = (await report())["applied"]
+	assert_eq(applied.size(), 5, "all five saves arrived: %s" % [applied])
+	for key in applied:
+		assert_eq(applied[key], 1, "once each")
+	assert_eq(third.get_dead_letters().size(), 2, "both refusals are dead letters")
+
+
+func test_an_awaiting_coroutine_may_free_the_pool() -> void:
+	var pool := make_pool()
+	var url := "/outbox/save?bucket=" + bucket
+	var first := pool.request_durable(HTTPClient.METHOD_POST, url, {"n": 1})
+	var other := pool.request_durable(HTTPClient.METHOD_POST, url, {"n": 2})
+	var res := await done(first)
+	assert_true(res != null and res.ok, "delivered")
+	pool.free()
+	var late := await done(other)
+	if not assert_not_null(late, "the other task still ends exactly once"): return
+	assert_true(late.ok or late.error == HTTPResponse.ERR_CANCELLED, late.error_message)
+
+
+func test_pools_on_one_path_opened_and_freed_over_and_over_lose_nothing() -> void:
+	var url := "/outbox/save?bucket=" + bucket
+	for round in 20:
+		var a := make_pool()
+		a.request_durable(HTTPClient.METHOD_POST, url, {"round": round})
+		assert_eq(a.get_stats()["outbox_open"], 1, "round %d opens: %s" % [round, a.get_outbox_error()])
+		a.free()
+		# A second pool at once, while the first one's attempts may still wind down.
+		var b := make_pool()
+		b.request_durable(HTTPClient.METHOD_POST, url, {"round": round, "b": true})
+		assert_eq(b.get_stats()["outbox_open"], 1, "round %d reopens: %s" % [round, b.get_outbox_error()])
+		b.free()
+	var last := make_replaying_pool()
+	var waited := 0.0
+	while last.get_stats()["outbox_pending"] > 0 and waited < TIMEOUT:
+		await get_tree().process_frame
+		waited += get_process_delta_time()
+	assert_eq(last.get_stats()["outbox_pending"], 0)
+	var applied: Dictionary = (await report())["applied"]
+	assert_eq(applied.size(), 40, "every save of every round arrived once")

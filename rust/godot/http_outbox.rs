@@ -60,7 +60,10 @@ impl HttpPool {
     ///
     /// It is retried without an attempt limit after network errors, timeouts, 5xx, 408 and
     /// 429, with the backoff of [member retry_base_delay] and [member retry_max_delay] (a
-    /// `Retry-After` is honoured), until it is older than [member outbox_max_age]. It leaves
+    /// `Retry-After` is honoured up to [member retry_max_delay]), until it is older than
+    /// [member outbox_max_age]. A redirect is followed only when it keeps the method and the
+    /// body (307, 308; the `Idempotency-Key` goes along, credentials only to the same
+    /// origin): a 301, 302 or 303 would turn the save into a GET, so it is final. It leaves
     /// the store on a 2xx ([signal durable_delivered]), or becomes a dead letter on any other
     /// 4xx or on its max age ([signal durable_dead_lettered], [method get_dead_letters]).
     /// The task completes then, which may be much later: `await` works, and the signals

@@ -125,7 +125,8 @@ pub struct HttpPool {
     ///
     /// It caps the backoff of [member retry_base_delay]. A `Retry-After` longer than this is
     /// not waited for: the response is returned at once, and its
-    /// [member HTTPResponse.error_message] says how long the server asked to wait.
+    /// [member HTTPResponse.error_message] says how long the server asked to wait. A durable
+    /// request ([method request_durable]) waits this long instead and tries again.
     #[export(range = (0.0, 600.0, 0.1, or_greater, suffix = "s"))]
     #[init(val = 30.0)]
     retry_max_delay: f64,
@@ -203,8 +204,10 @@ pub struct HttpPool {
     #[export(range = (1.0, 31536000.0, 1.0, or_greater, suffix = "s"))]
     #[init(val = 604_800.0)]
     pub(super) outbox_max_age: f64,
-    /// Durable requests that may be pending at once (int, default 10000). One more ends at
-    /// once with [constant HTTPResponse.ERR_QUEUE_FULL] and is not stored.
+    /// Durable requests that the store may hold at once, pending ones and dead letters
+    /// together (int, default 10000). One more ends at once with
+    /// [constant HTTPResponse.ERR_QUEUE_FULL] and is not stored; dropping or retrying dead
+    /// letters makes room.
     #[export(range = (1.0, 1000000.0, or_greater))]
     #[init(val = 10_000)]
     pub(super) outbox_max_pending: i64,

@@ -27,6 +27,9 @@ pub(crate) struct AttemptLimits {
     pub timeout: Duration,
     pub max_body_bytes: u64,
     pub max_redirects: usize,
+    /// A redirect must resend the same method and body (the durable outbox: a 301, 302 or
+    /// 303 that turns a POST into a GET would "deliver" a save the backend never got).
+    pub keep_method: bool,
 }
 
 /// Counters kept across the pool (for stats).
@@ -181,6 +184,20 @@ async fn attempt_once(
                 };
                 attempt.response.error = ErrorKind::HttpStatus;
                 attempt.response.error_message = format!("{why} (from {url})");
+                return attempt;
+            }
+            Next::Follow(next) if limits.keep_method && next.method != hop.method => {
+                let mut attempt = Attempt {
+                    response: head_of(&reply),
+                    closed_before_response: false,
+                };
+                attempt.response.error = ErrorKind::HttpStatus;
+                attempt.response.error_message = format!(
+                    "the server answered {} redirecting to {}, which would send this durable request again as a {} without its body; a durable request follows only 307 and 308 redirects (RFC 9110 section 15.4), so point it at the final URL (from {url})",
+                    reply.status().as_u16(),
+                    next.url,
+                    next.method
+                );
                 return attempt;
             }
             Next::Follow(next) => {

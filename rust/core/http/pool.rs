@@ -318,6 +318,7 @@ impl Shared {
                 timeout: settings.timeout,
                 max_body_bytes: settings.max_body_bytes,
                 max_redirects: settings.max_redirects,
+                keep_method: false,
             },
             policy: RetryPolicy {
                 max_retries: settings.max_retries,
@@ -519,6 +520,7 @@ impl AttemptSource {
                 timeout: s.timeout,
                 max_body_bytes: s.max_body_bytes,
                 max_redirects: s.max_redirects,
+                keep_method: true,
             };
             (sched.client.clone(), limits)
         };

@@ -6,7 +6,8 @@
 //! RFC 6454), the next request carries no header the game set, neither from
 //! `default_headers` nor from the request itself (where games put `Authorization`,
 //! `Cookie`, API keys and tokens), only the pool's `User-Agent` and, when the body is sent
-//! again (307, 308), its `Content-Type`. Once dropped they stay dropped, even if a later
+//! again (307, 308), its `Content-Type`, plus its `Idempotency-Key`, which is no secret and
+//! is what lets the other origin apply a retried request once. Once dropped they stay dropped, even if a later
 //! redirect comes back to the first origin.
 
 use bytes::Bytes;
@@ -84,8 +85,10 @@ pub(crate) fn next_hop(current: &Hop, status: u16, location: Option<&str>) -> Ne
     }
     if next.url.origin() != current.url.origin() {
         let keep_type = next.body.is_some();
-        next.headers
-            .retain(|(name, _)| keep_type && name.eq_ignore_ascii_case("content-type"));
+        next.headers.retain(|(name, _)| {
+            (keep_type && name.eq_ignore_ascii_case("content-type"))
+                || name.eq_ignore_ascii_case("idempotency-key")
+        });
     }
     Next::Follow(next)
 }

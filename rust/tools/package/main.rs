@@ -206,9 +206,18 @@ fn release_library() -> Result<PathBuf, String> {
 }
 
 /// Builds the release library without the `editor-docs` feature into its own target
-/// folder (so it does not replace the one this command runs from) and returns it.
+/// folder (so it does not replace the one this command runs from) and returns it. That
+/// folder is `package-nodocs` inside the target folder this command runs from, so a
+/// `CARGO_TARGET_DIR` (or `--target-dir`) is honoured rather than the repository's
+/// `target/` filling up behind the user's back.
 fn release_library_without_docs(repo: &Path) -> Result<PathBuf, String> {
-    let target = repo.join("target").join("package-nodocs");
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot locate the running executable: {e}"))?;
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .map_or_else(|| repo.join("target"), Path::to_path_buf)
+        .join("package-nodocs");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     println!("package: building the release library without editor docs (for release exports)");
     let status = std::process::Command::new(cargo)

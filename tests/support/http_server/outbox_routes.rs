@@ -8,6 +8,8 @@
 //!   `{"key","replayed":true}` without applying it again.
 //! - `/outbox/mode?bucket=B&code=C[&retry_after=S]`: from now on `/outbox/save` in B answers
 //!   C (`code=0`: accepts). `{"bucket","code"}`.
+//! - [`set_slow`]: B applies each save at once but answers it only after a delay (a
+//!   backend whose 2xx arrives after the client gave up waiting).
 //! - `/outbox/report?bucket=B`: `{"applied":{key:1,...},"duplicates":N,"refused":N,
 //!   "authorization":[values seen, in order],"bodies":{key:text}}`.
 
@@ -36,6 +38,7 @@ struct Bucket {
     duplicates: u64,
     refused: u64,
     authorization: Vec<String>,
+    slow_ms: u64,
 }
 
 static BUCKETS: Mutex<Option<HashMap<String, Bucket>>> = Mutex::new(None);
@@ -56,6 +59,11 @@ pub fn set_mode(name: &str, code: u16, retry_after: Option<u64>) {
         b.code = code;
         b.retry_after = retry_after;
     });
+}
+
+/// Makes bucket `name` answer each save `ms` milliseconds after applying it.
+pub fn set_slow(name: &str, ms: u64) {
+    with_bucket(name, |b| b.slow_ms = ms);
 }
 
 /// What bucket `name` has seen (the `/outbox/report` document).
@@ -110,7 +118,16 @@ async fn save(req: Request<Incoming>, bucket: &str) -> Result<Res, String> {
         .headers
         .get(AUTHORIZATION)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    with_bucket(bucket, |b| {
+    let (answer, slow_ms) = with_bucket(bucket, |b| (answer(b, key, auth, &body), b.slow_ms));
+    if slow_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(slow_ms)).await;
+    }
+    answer
+}
+
+/// Applies (or refuses, or recognises) one save in bucket `b`.
+fn answer(b: &mut Bucket, key: String, auth: Option<String>, body: &[u8]) -> Result<Res, String> {
+    {
         if let Some(auth) = auth {
             b.authorization.push(auth);
         }
@@ -133,10 +150,10 @@ async fn save(req: Request<Incoming>, bucket: &str) -> Result<Res, String> {
         }
         b.applied.insert(key.clone(), 1);
         b.bodies
-            .insert(key.clone(), String::from_utf8_lossy(&body).into_owned());
+            .insert(key.clone(), String::from_utf8_lossy(body).into_owned());
         Ok(json(
             StatusCode::OK,
             &json!({ "key": key, "replayed": false }),
         ))
-    })
+    }
 }

@@ -45,7 +45,8 @@ pub const OUTBOX_CONCURRENCY: usize = 8;
 pub struct OutboxConfig {
     /// The store file (a plain path: the engine side resolves `user://`).
     pub path: PathBuf,
-    /// Pending entries allowed; one more is refused with `QueueFull` and not stored.
+    /// Pending entries plus dead letters allowed; one more is refused with `QueueFull` and
+    /// not stored.
     pub max_pending: usize,
     /// The headers every attempt starts from, in place before replayed entries are sent
     /// (see [`Outbox::set_send_headers`]).
@@ -260,12 +261,15 @@ impl Outbox {
         write: Write,
     ) -> Result<u64, (ErrorKind, String)> {
         let inner = &self.inner;
+        // Dead letters stay on disk until the game drops them, so they count too: a
+        // backend that refuses every save would otherwise grow the store without bound.
         let pending = inner.pending.load(Ordering::Acquire);
-        if pending >= inner.max_pending as u64 {
+        let dead = inner.dead_letters.load(Ordering::Acquire);
+        if pending.saturating_add(dead) >= inner.max_pending as u64 {
             return Err((
                 ErrorKind::QueueFull,
                 format!(
-                    "the outbox already holds {pending} pending entries (outbox_max_pending); the request to {} was not stored",
+                    "the outbox already holds {pending} pending entries and {dead} dead letters (outbox_max_pending counts both); the request to {} was not stored. Drop or retry dead letters (get_dead_letters, drop_dead_letter, clear_dead_letters) to make room",
                     spec.url
                 ),
             ));
@@ -424,6 +428,11 @@ impl Outbox {
 impl Drop for Outbox {
     fn drop(&mut self) {
         self.inner.cancel.cancel();
+        // A file deleted since the last store operation is made again now, so what this
+        // run still holds pending survives the quit (a failure is reported, as any).
+        if let Err(e) = self.inner.ensure_current() {
+            self.inner.report_store_error(e);
+        }
         // Waits at most for one store operation in progress (a commit). The background
         // writer takes its batch under the read lock, so every entry handed over with
         // Write::Background is either committed already or still waiting here: it is
@@ -475,8 +484,10 @@ impl Inner {
         }
     }
 
-    /// Runs `work` on the open store; an error once the outbox is closed.
+    /// Runs `work` on the open store; an error once the outbox is closed. A store file
+    /// deleted while open is made again first (see [`Inner::ensure_current`]).
     fn with_store<T>(&self, work: impl FnOnce(&Store) -> Result<T, String>) -> Result<T, String> {
+        self.ensure_current()?;
         let guard = self.store.read().unwrap_or_else(|p| p.into_inner());
         match guard.as_ref() {
             Some(store) => work(store),
@@ -485,6 +496,34 @@ impl Inner {
                 self.path.display()
             )),
         }
+    }
+
+    /// Makes the store file again, with everything the open store holds, when it was
+    /// deleted while open (a player clearing `user://`, a cleanup script): writes to the
+    /// deleted file would succeed and vanish at exit, losing every save made since.
+    fn ensure_current(&self) -> Result<(), String> {
+        {
+            let guard = self.store.read().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                Some(store) if store.moved() => {}
+                _ => return Ok(()),
+            }
+        }
+        let mut guard = self.store.write().unwrap_or_else(|p| p.into_inner());
+        let Some(store) = guard.as_ref() else {
+            return Ok(());
+        };
+        if !store.moved() {
+            return Ok(());
+        }
+        let rebuilt = store.rebuild()?;
+        *guard = Some(rebuilt);
+        drop(guard);
+        self.report_store_error(format!(
+            "the outbox store {} was deleted while the game ran; it was made again with every pending entry and dead letter, and nothing was lost",
+            self.path.display()
+        ));
+        Ok(())
     }
 
     /// Drops what the outbox keeps in memory for an entry that will not be sent.
@@ -497,6 +536,8 @@ impl Inner {
     /// transaction, then starts delivering it, until nothing is waiting.
     fn write_waiting(self: Arc<Self>) {
         loop {
+            // A failure shows in the insert below, which then reports it per entry.
+            let _ = self.ensure_current();
             let guard = self.store.read().unwrap_or_else(|p| p.into_inner());
             let batch = std::mem::take(&mut *lock(&self.unwritten));
             if batch.is_empty() {

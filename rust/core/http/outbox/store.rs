@@ -7,10 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use redb::{
-    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition,
-};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::entry::{DeadRecord, EntryRecord, now_ms};
 
@@ -61,12 +58,51 @@ pub struct Opened {
 pub struct Store {
     db: Database,
     path: PathBuf,
+    /// The file's identity (device, inode) when opened: a file deleted or replaced while
+    /// open keeps taking writes that no later run can see, so writes check it first.
+    identity: Option<(u64, u64)>,
 }
 
 /// How a first open failed.
 enum Fail {
     Locked(String),
+    /// The content is not a readable store: set it aside and start anew.
     Broken(String),
+    /// The file cannot be opened or written at all (permissions, a folder, a full or
+    /// read-only disk): renaming it aside would not help and could hide the game's data.
+    Io(String),
+}
+
+/// Sorts an error of an open: content that is not a store, or a file that cannot be used.
+fn fail_of(e: redb::Error) -> Fail {
+    match &e {
+        redb::Error::Io(io)
+            if !matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Fail::Io(e.to_string())
+        }
+        redb::Error::DatabaseAlreadyOpen | redb::Error::LockProtocolMismatch => {
+            Fail::Locked(e.to_string())
+        }
+        _ => Fail::Broken(e.to_string()),
+    }
+}
+
+/// The device and inode of `path`, where the platform has them.
+fn identity_of(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 impl Store {
@@ -84,10 +120,20 @@ impl Store {
                 ))
             })?;
         }
+        if path.is_dir() {
+            return Err(OpenError::Unusable(format!(
+                "the outbox path {} is a folder, not a file; set outbox_path to a file such as user://netkit_outbox.redb (nothing was renamed or deleted)",
+                path.display()
+            )));
+        }
         match Self::try_open(path) {
             Ok(opened) => Ok(opened),
             Err(Fail::Locked(why)) => Err(OpenError::AlreadyOpen(format!(
                 "the outbox store {} is already open in another HTTPPool or process ({why}); give each pool its own outbox_path",
+                path.display()
+            ))),
+            Err(Fail::Io(why)) => Err(OpenError::Unusable(format!(
+                "the outbox store {} cannot be opened ({why}); nothing was renamed or deleted: fix the file's permissions or the disk, or choose another outbox_path",
                 path.display()
             ))),
             Err(Fail::Broken(why)) => {
@@ -103,7 +149,7 @@ impl Store {
                 })?;
                 let mut opened = match Self::try_open(path) {
                     Ok(opened) => opened,
-                    Err(Fail::Locked(w) | Fail::Broken(w)) => {
+                    Err(Fail::Locked(w) | Fail::Broken(w) | Fail::Io(w)) => {
                         return Err(OpenError::Unusable(format!(
                             "the outbox store {} could not be read ({why}), was renamed to {}, and a new one cannot be created: {w}",
                             path.display(),
@@ -121,21 +167,35 @@ impl Store {
         }
     }
 
+    /// Opens `path` as a store; a panic of the database on a damaged file counts as
+    /// damage (redb documents that it may panic on a file altered outside it).
     fn try_open(path: &Path) -> Result<Opened, Fail> {
-        let db = Database::create(path).map_err(|e| match e {
-            DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
-                Fail::Locked(e.to_string())
-            }
-            other => Fail::Broken(other.to_string()),
-        })?;
+        std::panic::catch_unwind(|| Self::try_open_inner(path)).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("the database panicked");
+            Err(Fail::Broken(format!("damaged: {what}")))
+        })
+    }
+
+    fn try_open_inner(path: &Path) -> Result<Opened, Fail> {
+        // Every page's checksum is verified at each open, not only after a crash: a file
+        // damaged in the middle (a bad sector, a partial copy) is then found here and set
+        // aside, where a trusted open may panic or read wrong records.
+        let db = Database::builder()
+            .set_check_integrity_on_open(true)
+            .create(path)
+            .map_err(|e| fail_of(e.into()))?;
         let store = Store {
             db,
             path: path.to_path_buf(),
+            identity: identity_of(path),
         };
-        let broken = |e: redb::Error| Fail::Broken(e.to_string());
-        store.create_tables().map_err(broken)?;
-        let (pending, unreadable, dead_letters) = store.scan().map_err(broken)?;
-        let next_id = store.next_id().map_err(broken)?;
+        store.create_tables().map_err(fail_of)?;
+        let (pending, unreadable, dead_letters) = store.scan().map_err(fail_of)?;
+        let next_id = store.next_id().map_err(fail_of)?;
         Ok(Opened {
             next_id,
             store,
@@ -193,6 +253,64 @@ impl Store {
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// True when the file at [`Store::path`] is no longer the one this store has open
+    /// (deleted, or replaced by another file), so what it writes would be lost at exit.
+    pub fn moved(&self) -> bool {
+        self.identity.is_some() && identity_of(&self.path) != self.identity
+    }
+
+    /// A new store at [`Store::path`] holding everything this one holds, for a file that
+    /// was deleted while open (its folder too, maybe). Refuses when another file took its
+    /// place: that may be another run's store, which must not be overwritten.
+    pub fn rebuild(&self) -> Result<Store, String> {
+        let path = &self.path;
+        if path.exists() {
+            return Err(format!(
+                "the outbox store {} was replaced by another file while the game ran; netkit keeps writing to the one it opened, which is lost at exit: give each pool its own outbox_path and do not move the file while the game runs",
+                path.display()
+            ));
+        }
+        let made = || -> Result<Store, redb::Error> {
+            if let Some(dir) = path.parent()
+                && !dir.as_os_str().is_empty()
+            {
+                fs::create_dir_all(dir)?;
+            }
+            let db = Database::create(path)?;
+            let read = self.db.begin_read()?;
+            let write = db.begin_write()?;
+            for table in [PENDING, BODIES, DEAD] {
+                let from = read.open_table(table)?;
+                let mut to = write.open_table(table)?;
+                for row in from.iter()? {
+                    let (id, value) = row?;
+                    to.insert(id.value(), value.value())?;
+                }
+            }
+            {
+                let from = read.open_table(META)?;
+                let mut to = write.open_table(META)?;
+                for row in from.iter()? {
+                    let (name, value) = row?;
+                    to.insert(name.value(), value.value())?;
+                }
+            }
+            write.commit()?;
+            Ok(Store {
+                db,
+                path: path.clone(),
+                identity: identity_of(path),
+            })
+        };
+        made().map_err(|e| {
+            let _ = fs::remove_file(path);
+            format!(
+                "the outbox store {} was deleted while the game ran and cannot be made again: {e}",
+                path.display()
+            )
+        })
     }
 
     /// Writes new entries and their bodies in one durable commit (fsync before it returns),

@@ -102,7 +102,13 @@ async fn pause(
     let Some(policy) = inner.source.backoff() else {
         return false;
     };
-    let wait = asked.unwrap_or_else(|| backoff_delay(&policy, attempts));
+    // A `Retry-After` is honoured up to retry_max_delay, the cap the pool documents for it:
+    // a backend asking for a day (or a year) would otherwise park the save until its max
+    // age and dead-letter it after a single attempt.
+    let wait = asked.map_or_else(
+        || backoff_delay(&policy, attempts),
+        |asked| asked.min(policy.max_delay),
+    );
     let left = Duration::from_millis(record.expires_ms.saturating_sub(now_ms()));
     tokio::select! {
         biased;
