@@ -202,14 +202,17 @@ pub struct HttpPool {
     #[init(val = crate::core::http::transfer::DEFAULT_MAX_LINE_BYTES as i64)]
     stream_max_line_bytes: i64,
     /// Bytes of one stream's chunks, lines or events that may wait for delivery (int,
-    /// default 1 MiB). When the game does not keep up, netkit stops reading that stream's
-    /// socket until some were delivered: the server slows down, nothing is lost.
+    /// default 1 MiB). Each piece counts its bytes plus the few hundred its own record
+    /// takes, so a flood of empty lines cannot queue a million of them. When the game does
+    /// not keep up, netkit stops reading that stream's socket until some were delivered:
+    /// the server slows down, nothing is lost.
     #[export(range = (1.0, 1073741824.0, or_greater, suffix = "B"))]
     #[init(val = crate::core::http::transfer::DEFAULT_STREAM_BUFFER_BYTES as i64)]
     stream_buffer_bytes: i64,
     /// Seconds an event stream waits before reconnecting until the server sends a `retry`
     /// field (float, default 3.0, as browsers); it doubles for each failed attempt in a
-    /// row, up to [member retry_max_delay].
+    /// row, up to [member retry_max_delay]. Below 0.1 it counts as 0.1, as does a
+    /// server's `retry` (no reconnect storm).
     #[export(range = (0.0, 600.0, 0.01, or_greater, suffix = "s"))]
     #[init(val = crate::core::http::transfer::DEFAULT_SSE_RETRY_MS as f64 / 1000.0)]
     sse_reconnect_delay: f64,

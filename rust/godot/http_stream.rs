@@ -23,8 +23,10 @@ use crate::core::http::transfer::{SseEvent, StreamHandle};
 /// `retry` fields, comments, CRLF, LF or CR line ends, a leading byte order mark. When
 /// the connection drops or the server ends the body, the stream reconnects after the
 /// reconnection time (the server's `retry`, else [member HTTPPool.sse_reconnect_delay],
-/// doubling for each failed attempt in a row, capped by [member HTTPPool.retry_max_delay])
-/// with a `Last-Event-ID` header, and gives up after [member HTTPPool.sse_max_reconnects]
+/// doubling for each failed attempt in a row, capped by [member HTTPPool.retry_max_delay];
+/// never less than 100 ms, so a server that sends `retry: 0` and ends every connection
+/// cannot make the game reconnect in a tight loop, and a huge `retry` waits no longer
+/// than [member HTTPPool.retry_max_delay]) with a `Last-Event-ID` header, and gives up after [member HTTPPool.sse_max_reconnects]
 /// attempts in a row that brought no event. A `204` answer ends it for good.
 ///
 /// **Delivery.** Pieces are delivered at the start of a frame within the pool's dispatch

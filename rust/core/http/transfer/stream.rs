@@ -21,6 +21,14 @@ use crate::core::events::{LaneSender, Push};
 use crate::core::http::classify::{chain, classify};
 use crate::core::http::{ErrorKind, Response};
 
+/// Shortest wait before an event stream reconnects, whatever `retry` says.
+pub(super) const MIN_RECONNECT: Duration = Duration::from_millis(100);
+
+/// What one queued item costs besides its bytes (the event itself and its place in the
+/// queue), charged to the stream's buffer with them: a flood of empty lines or events
+/// would otherwise queue a million items, each far larger than the one byte it counts.
+const ITEM_COST: usize = std::mem::size_of::<TransferEvent>() + 16;
+
 /// Sends the stream's items; also its one `Finished`, even when the task is dropped.
 struct Out {
     lane: LaneSender<TransferEvent>,
@@ -37,7 +45,7 @@ struct Gone;
 impl Out {
     /// Waits for room in the buffer (the socket is not read meanwhile), then queues.
     async fn item(&self, item: StreamItem, bytes: usize) -> Result<(), Gone> {
-        let credit = Credit::take(&self.credits, bytes, self.buffer)
+        let credit = Credit::take(&self.credits, bytes + ITEM_COST, self.buffer)
             .await
             .ok_or(Gone)?;
         match self.lane.send(TransferEvent::Stream {
@@ -172,8 +180,12 @@ impl StreamTask {
                         ));
                         return Some(response);
                     }
-                    let retry = Duration::from_millis(self.parser.retry_ms());
-                    let cap = self.base.settings.retry_max_delay;
+                    // The server's `retry` is bounded both ways: a huge one must not park
+                    // the stream for years without a word, a zero one must not turn a
+                    // server that ends every connection at once into a reconnect storm.
+                    let cap = self.base.settings.retry_max_delay.max(MIN_RECONNECT);
+                    let retry =
+                        Duration::from_millis(self.parser.retry_ms()).clamp(MIN_RECONNECT, cap);
                     tokio::time::sleep(wait_before(retry, cap, failures)).await;
                     self.parser.reconnected();
                 }

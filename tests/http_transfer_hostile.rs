@@ -1,0 +1,570 @@
+//! Downloads and streams against servers that break the rules on purpose: a 206 that is
+//! not the range asked for (or answers no Range at all), a body longer than it announced,
+//! a content coding nobody asked for, a server that ignores `If-Range`, a sidecar edited
+//! by hand, a connection that drops before the point reached last time, an event stream
+//! whose `retry` is zero or absurd, a flood of empty lines. Each must end with a clear
+//! error or the right file, never a hang, a loop, unbounded memory or a glued file.
+//!
+//! The server is scripted per test: a plain TCP listener on 127.0.0.1 that reads each
+//! request head and writes back the bytes the test's closure returns (the hyper test
+//! server would refuse to send most of these).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use netkit::core::http::transfer::{
+    DownloadHandle, DownloadOutcome, DownloadSpec, StreamItem, StreamMode, StreamSpec,
+    TransferEvent, Transfers,
+};
+use netkit::core::http::{ErrorKind, HttpPool, PoolSettings, Response};
+use support::http_server::start_blocking;
+use support::http_server::transfer_routes::content;
+
+/// What the scripted server does with one connection.
+struct Reply {
+    /// Written as is.
+    bytes: Vec<u8>,
+    /// Keep the connection open (sending nothing more) instead of closing it.
+    hold: bool,
+}
+
+impl Reply {
+    fn close(bytes: Vec<u8>) -> Reply {
+        Reply { bytes, hold: false }
+    }
+}
+
+/// A running scripted server; its requests are logged, one request per connection.
+struct Scripted {
+    url: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Scripted {
+    fn start(answer: impl Fn(usize, &str) -> Reply + Send + Sync + 'static) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
+        let answer = Arc::new(answer);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (log, answer) = (log.clone(), answer.clone());
+                std::thread::spawn(move || serve(stream, &log, &*answer));
+            }
+        });
+        Scripted { url, requests }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn serve(mut stream: TcpStream, log: &Mutex<Vec<String>>, answer: &dyn Fn(usize, &str) -> Reply) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let n = {
+        let mut log = log.lock().unwrap();
+        log.push(head.clone());
+        log.len() - 1
+    };
+    let reply = answer(n, &head);
+    let _ = stream.write_all(&reply.bytes);
+    if reply.hold {
+        std::thread::sleep(Duration::from_secs(120));
+    }
+}
+
+/// A response head with `Connection: close` (one request per connection).
+fn head(status: &str, fields: &[String]) -> Vec<u8> {
+    let mut text = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+    for f in fields {
+        text.push_str(f);
+        text.push_str("\r\n");
+    }
+    text.push_str("\r\n");
+    text.into_bytes()
+}
+
+fn with_body(mut head: Vec<u8>, body: &[u8]) -> Vec<u8> {
+    head.extend_from_slice(body);
+    head
+}
+
+/// The `Range: bytes=S-` start of a request head, if any.
+fn range_start(head: &str) -> Option<usize> {
+    let line = head.lines().find(|l| l.starts_with("range:"))?;
+    line.trim_start_matches("range:")
+        .trim()
+        .strip_prefix("bytes=")?
+        .trim_end_matches('-')
+        .parse()
+        .ok()
+}
+
+fn pool() -> HttpPool {
+    HttpPool::new(PoolSettings {
+        retry_base_delay: Duration::from_millis(20),
+        retry_max_delay: Duration::from_secs(2),
+        timeout: Duration::from_secs(20),
+        max_retries: 2,
+        ..PoolSettings::default()
+    })
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("netkit-hostile-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn spec(url: String, file: &Path) -> DownloadSpec {
+    DownloadSpec {
+        url,
+        headers: Vec::new(),
+        file: file.to_path_buf(),
+        sha256: None,
+        max_bytes: 4 << 30,
+    }
+}
+
+fn with_suffix(file: &Path, suffix: &str) -> PathBuf {
+    let mut p = file.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// Leaves a part file and the sidecar netkit would have written for `url`.
+fn plant_part(file: &Path, url: &str, bytes: &[u8], validator: &str, total: Option<u64>) {
+    std::fs::write(with_suffix(file, ".part"), bytes).unwrap();
+    let meta = serde_json::json!({"url": url, "validator": validator, "total": total});
+    std::fs::write(with_suffix(file, ".part.meta"), meta.to_string()).unwrap();
+}
+
+fn finish(transfers: &Transfers, handle: &DownloadHandle) -> DownloadOutcome {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the download did not end within 60 s (received {} bytes so far)",
+            handle.progress().received()
+        );
+        if let Some(TransferEvent::Download { id, outcome }) = transfers.next_event() {
+            assert_eq!(id, handle.id);
+            return outcome;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn download(url: String, file: &Path) -> DownloadOutcome {
+    let transfers = Transfers::new();
+    let handle = transfers.download(&pool(), spec(url, file));
+    finish(&transfers, &handle)
+}
+
+fn nothing_in_place(file: &Path) {
+    assert!(!file.exists(), "{} must not exist", file.display());
+}
+
+/// A server without a validator (no resume possible) that drops every connection half
+/// way: each retry starts over from byte 0 and reaches the same point, which is not
+/// progress, so the retries stay bounded by `max_retries` instead of looping forever.
+#[test]
+fn a_restart_that_only_fetches_the_same_bytes_again_is_not_progress() {
+    let server = Scripted::start(|_, _| {
+        let mut r = head("200 OK", &["Content-Length: 1000".into()]);
+        r.extend_from_slice(&[7u8; 500]);
+        Reply::close(r)
+    });
+    let dir = scratch("no-progress");
+    let file = dir.join("f.bin");
+    let end = download(format!("{}/f", server.url), &file);
+    assert_eq!(
+        end.response.error,
+        ErrorKind::ConnectionLost,
+        "{}",
+        end.response.error_message
+    );
+    assert_eq!(
+        server.requests().len(),
+        3,
+        "the first attempt and max_retries (2) more"
+    );
+    nothing_in_place(&file);
+}
+
+/// 206 is an answer to a Range request only; to a request for the whole file, a part of
+/// it (or a 206 without Content-Range) must not be renamed into place as the file.
+#[test]
+fn a_206_to_a_request_without_range_is_not_taken_as_the_file() {
+    for fields in [
+        vec![
+            "Content-Range: bytes 100-199/1000".to_string(),
+            "Content-Length: 100".into(),
+        ],
+        vec!["Content-Length: 100".to_string()],
+    ] {
+        let server = Scripted::start(move |_, _| {
+            Reply::close(with_body(head("206 Partial Content", &fields), &[1u8; 100]))
+        });
+        let dir = scratch("206-unasked");
+        let file = dir.join("f.bin");
+        let end = download(format!("{}/f", server.url), &file);
+        assert_eq!(end.response.error, ErrorKind::Decode);
+        assert!(
+            end.response.error_message.contains("206 Partial Content"),
+            "{}",
+            end.response.error_message
+        );
+        nothing_in_place(&file);
+        assert!(!with_suffix(&file, ".part").exists(), "no part file left");
+    }
+    // A 206 covering the whole file is the file.
+    let body = content(0, 1000);
+    let server = Scripted::start(move |_, _| {
+        let fields = [
+            "Content-Range: bytes 0-999/1000".to_string(),
+            "Content-Length: 1000".into(),
+        ];
+        Reply::close(with_body(head("206 Partial Content", &fields), &body))
+    });
+    let dir = scratch("206-whole");
+    let file = dir.join("f.bin");
+    let end = download(format!("{}/f", server.url), &file);
+    assert!(end.response.ok(), "{}", end.response.error_message);
+    assert_eq!(std::fs::read(&file).unwrap(), content(0, 1000));
+}
+
+/// A server that ignores `If-Range` and answers the resume with a 206 of a new version
+/// still names it: a different ETag, or another total length. The download starts over
+/// rather than glue the old prefix to the new rest.
+#[test]
+fn a_206_of_another_version_than_the_part_file_starts_over() {
+    for (new_len, etag) in [(1000usize, true), (2000, false)] {
+        let new: Vec<u8> = (0..new_len).map(|i| (i % 251) as u8 ^ 0x5a).collect();
+        let served = new.clone();
+        let server = Scripted::start(move |_, req| {
+            let tag = if etag {
+                vec!["ETag: \"v2\"".to_string()]
+            } else {
+                vec![]
+            };
+            match range_start(req) {
+                Some(start) => {
+                    let mut fields = tag;
+                    fields.push(format!(
+                        "Content-Range: bytes {start}-{}/{}",
+                        served.len() - 1,
+                        served.len()
+                    ));
+                    fields.push(format!("Content-Length: {}", served.len() - start));
+                    Reply::close(with_body(
+                        head("206 Partial Content", &fields),
+                        &served[start..],
+                    ))
+                }
+                None => {
+                    let mut fields = tag;
+                    fields.push(format!("Content-Length: {}", served.len()));
+                    Reply::close(with_body(head("200 OK", &fields), &served))
+                }
+            }
+        });
+        let dir = scratch("changed-206");
+        let file = dir.join("f.bin");
+        let url = format!("{}/f", server.url);
+        plant_part(&file, &url, &[0xEE; 300], "\"v1\"", Some(1000));
+        let end = download(url, &file);
+        assert!(end.response.ok(), "{}", end.response.error_message);
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            new,
+            "the new version alone (etag: {etag})"
+        );
+        assert_eq!(end.restarts, 1);
+        assert_eq!(end.resumes, 0);
+    }
+}
+
+/// A 206 whose body runs past the end its Content-Range announced (chunked, so the HTTP
+/// layer cannot tell): the download stops with an error; nothing of it is used.
+#[test]
+fn a_body_longer_than_its_content_range_ends_the_download() {
+    let server = Scripted::start(|_, req| {
+        assert_eq!(range_start(req), Some(300));
+        let fields = [
+            "ETag: \"v1\"".to_string(),
+            "Content-Range: bytes 300-999/1000".into(),
+            "Transfer-Encoding: chunked".into(),
+        ];
+        let mut r = head("206 Partial Content", &fields);
+        let body = vec![3u8; 1000];
+        r.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+        r.extend_from_slice(&body);
+        r.extend_from_slice(b"\r\n0\r\n\r\n");
+        Reply::close(r)
+    });
+    let dir = scratch("too-long");
+    let file = dir.join("f.bin");
+    let url = format!("{}/f", server.url);
+    plant_part(&file, &url, &[1; 300], "\"v1\"", Some(1000));
+    let end = download(url, &file);
+    assert_eq!(end.response.error, ErrorKind::Decode);
+    assert!(
+        end.response.error_message.contains("more of"),
+        "{}",
+        end.response.error_message
+    );
+    nothing_in_place(&file);
+    assert!(!with_suffix(&file, ".part").exists());
+    assert_eq!(server.requests().len(), 1, "not retried");
+}
+
+/// The download asks for `identity`; a gzip body sent anyway is refused with its own
+/// error rather than decoded (its offsets and Content-Range count coded bytes) or written.
+#[test]
+fn a_content_coding_the_download_did_not_ask_for_is_refused() {
+    let plain = content(0, 5000);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain).unwrap();
+    let coded = gz.finish().unwrap();
+    let server = Scripted::start(move |_, req| {
+        assert!(req.contains("accept-encoding: identity"), "{req}");
+        let fields = [
+            "Content-Encoding: gzip".to_string(),
+            format!("Content-Length: {}", coded.len()),
+        ];
+        Reply::close(with_body(head("200 OK", &fields), &coded))
+    });
+    let dir = scratch("gzip");
+    let file = dir.join("f.bin");
+    let end = download(format!("{}/f", server.url), &file);
+    assert_eq!(
+        end.response.error,
+        ErrorKind::Decode,
+        "{}",
+        end.response.error_message
+    );
+    assert!(
+        end.response
+            .error_message
+            .contains("Content-Encoding 'gzip'"),
+        "{}",
+        end.response.error_message
+    );
+    nothing_in_place(&file);
+    assert!(!with_suffix(&file, ".part").exists());
+}
+
+/// A sidecar edited by hand (a validator that cannot go into a header, a total below the
+/// part file's length, not JSON at all) is not resumed: the download starts over and
+/// ends with the right file instead of failing on every attempt.
+#[test]
+fn a_tampered_sidecar_starts_over_instead_of_failing_forever() {
+    let server = start_blocking();
+    for (i, meta) in [
+        Some(("\"dl-1000\"\r\nX-Evil: 1", Some(1000))),
+        Some(("\"dl-1000\"", Some(10))),
+        Some(("not a validator", Some(1000))),
+        None,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = scratch(&format!("sidecar-{i}"));
+        let file = dir.join("f.bin");
+        let url = format!("{}/download?bytes=1000&key=sidecar-{i}", server.http_url);
+        match meta {
+            Some((validator, total)) => plant_part(&file, &url, &[9; 400], validator, total),
+            None => {
+                std::fs::write(with_suffix(&file, ".part"), [9; 400]).unwrap();
+                std::fs::write(with_suffix(&file, ".part.meta"), [0xff, 0, 0x7b]).unwrap();
+            }
+        }
+        let end = download(url, &file);
+        assert!(end.response.ok(), "{i}: {}", end.response.error_message);
+        assert_eq!(std::fs::read(&file).unwrap(), content(0, 1000), "{i}");
+        assert_eq!(end.resumes, 0, "{i}");
+    }
+}
+
+/// Two spellings of one path are one file: the second download is refused while the
+/// first runs, instead of both writing the same part file.
+#[test]
+fn the_same_file_under_two_spellings_is_downloaded_once_at_a_time() {
+    let server = Scripted::start(|_, _| {
+        let mut r = head("200 OK", &["Content-Length: 1000".into()]);
+        r.extend_from_slice(&[1u8; 10]);
+        Reply {
+            bytes: r,
+            hold: true,
+        }
+    });
+    let dir = scratch("spellings");
+    let transfers = Transfers::new();
+    let first = transfers.download(
+        &pool(),
+        spec(format!("{}/a", server.url), &dir.join("f.bin")),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first.progress().received() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the first download never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for other in [dir.join("./f.bin"), dir.join("sub/../f.bin")] {
+        let second = transfers.download(&pool(), spec(format!("{}/b", server.url), &other));
+        let end = finish(&transfers, &second);
+        assert_eq!(
+            end.response.error,
+            ErrorKind::File,
+            "{}: {}",
+            other.display(),
+            end.response.error_message
+        );
+        assert!(
+            end.response
+                .error_message
+                .contains("already being downloaded"),
+            "{}",
+            end.response.error_message
+        );
+    }
+    first.cancel(true);
+    let end = finish(&transfers, &first);
+    assert_eq!(end.response.error, ErrorKind::Cancelled);
+}
+
+fn collect(transfers: &Transfers, within: Duration) -> (Vec<StreamItem>, Response) {
+    let deadline = Instant::now() + within;
+    let mut items = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the stream did not finish; got {} items",
+            items.len()
+        );
+        while let Some(event) = transfers.next_event() {
+            let TransferEvent::Stream { item, .. } = event else {
+                panic!("not a stream event")
+            };
+            match item {
+                StreamItem::Finished(response) => return (items, response),
+                other => items.push(other),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// `retry: 99999999999` (three years) must not park the stream silently: the wait is
+/// capped by `retry_max_delay`, so the reconnection comes and the stream completes.
+#[test]
+fn a_huge_retry_is_capped_by_retry_max_delay() {
+    let server = start_blocking();
+    let transfers = Transfers::new();
+    let spec = StreamSpec::get(
+        format!(
+            "{}/sse?count=3&retry=99999999999&drop_after=1&key=huge-retry",
+            server.http_url
+        ),
+        StreamMode::Events,
+    );
+    transfers.stream(&pool(), spec);
+    let (items, end) = collect(&transfers, Duration::from_secs(60));
+    assert_eq!(items.len(), 3, "all three events, across the reconnection");
+    assert_eq!(end.status, 204, "{}", end.error_message);
+}
+
+/// `retry: 0` from a server that sends one event and closes, every time: each
+/// connection brings an event, so the stream keeps reconnecting, but never faster than
+/// the floor of 100 ms (not thousands of connections a second).
+#[test]
+fn retry_zero_does_not_make_a_reconnect_storm() {
+    let server = Scripted::start(|_, _| {
+        let fields = ["Content-Type: text/event-stream".to_string()];
+        Reply::close(with_body(head("200 OK", &fields), b"retry: 0\ndata: x\n\n"))
+    });
+    let transfers = Transfers::new();
+    let handle = transfers.stream(
+        &pool(),
+        StreamSpec::get(format!("{}/sse", server.url), StreamMode::Events),
+    );
+    let watch = Duration::from_millis(1500);
+    let started = Instant::now();
+    while started.elapsed() < watch {
+        while transfers.next_event().is_some() {}
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let connections = server.requests().len();
+    handle.cancel();
+    let (_, end) = collect(&transfers, Duration::from_secs(30));
+    assert_eq!(end.error, ErrorKind::Cancelled);
+    assert!(connections >= 2, "it reconnects: {connections}");
+    assert!(
+        connections <= 1 + (started.elapsed().as_millis() / 100) as usize + 1,
+        "{connections} connections in {:?}",
+        started.elapsed()
+    );
+}
+
+/// A flood of empty lines: each is one byte on the wire but a whole queued item in
+/// memory. The stream's buffer counts what an item costs, so what waits for a game that
+/// does not read stays within the buffer, and nothing is lost once it reads.
+#[test]
+fn a_flood_of_empty_lines_waits_within_the_buffer() {
+    const LINES: usize = 256 * 1024;
+    let server = Scripted::start(|_, _| {
+        let fields = ["Content-Type: text/plain".to_string()];
+        Reply::close(with_body(head("200 OK", &fields), &[b'\n'; LINES]))
+    });
+    let transfers = Transfers::new();
+    let mut spec = StreamSpec::get(format!("{}/lines", server.url), StreamMode::Lines);
+    spec.buffer_bytes = 64 * 1024;
+    transfers.stream(&pool(), spec);
+    let bound = 64 * 1024 / std::mem::size_of::<TransferEvent>();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let before = transfers.pending_events();
+        std::thread::sleep(Duration::from_millis(300));
+        let after = transfers.pending_events();
+        assert!(
+            after <= bound,
+            "{after} lines wait, each a queued item of {} bytes, in a buffer of 64 KiB",
+            std::mem::size_of::<TransferEvent>()
+        );
+        if after > 0 && after == before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream never filled its buffer"
+        );
+    }
+    let (items, end) = collect(&transfers, Duration::from_secs(120));
+    assert!(end.ok(), "{}", end.error_message);
+    assert_eq!(items.len(), LINES, "every empty line arrives");
+    assert!(
+        items
+            .iter()
+            .all(|i| matches!(i, StreamItem::Line(l) if l.is_empty()))
+    );
+}
