@@ -568,3 +568,49 @@ fn a_flood_of_empty_lines_waits_within_the_buffer() {
             .all(|i| matches!(i, StreamItem::Line(l) if l.is_empty()))
     );
 }
+
+/// A server that sends the head and a little, then nothing (a half-open connection looks
+/// the same): with `idle_timeout` a line stream ends with `Timeout` after what arrived,
+/// and an event stream reconnects with its `Last-Event-ID` instead of just stopping.
+#[test]
+fn a_silent_stream_ends_or_reconnects_after_its_idle_timeout() {
+    let server = Scripted::start(|_, _| {
+        let fields = ["Content-Type: text/event-stream".to_string()];
+        Reply {
+            bytes: with_body(head("200 OK", &fields), b"id: 7\ndata: a\n\n"),
+            hold: true,
+        }
+    });
+    let transfers = Transfers::new();
+    let mut spec = StreamSpec::get(format!("{}/lines", server.url), StreamMode::Lines);
+    spec.idle_timeout = Some(Duration::from_millis(500));
+    transfers.stream(&pool(), spec);
+    let (items, end) = collect(&transfers, Duration::from_secs(30));
+    assert_eq!(end.error, ErrorKind::Timeout, "{}", end.error_message);
+    assert!(
+        end.error_message.contains("stream_idle_timeout"),
+        "{}",
+        end.error_message
+    );
+    assert_eq!(items.len(), 3, "the lines that arrived: id, data, blank");
+
+    let mut spec = StreamSpec::get(format!("{}/sse", server.url), StreamMode::Events);
+    spec.idle_timeout = Some(Duration::from_millis(500));
+    let handle = transfers.stream(&pool(), spec);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("get /sse") && r.contains("last-event-id: 7"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no reconnection after the silence"
+        );
+        while transfers.next_event().is_some() {}
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    handle.cancel();
+    let (_, end) = collect(&transfers, Duration::from_secs(30));
+    assert_eq!(end.error, ErrorKind::Cancelled);
+}

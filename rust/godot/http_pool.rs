@@ -209,6 +209,15 @@ pub struct HttpPool {
     #[export(range = (1.0, 1073741824.0, or_greater, suffix = "B"))]
     #[init(val = crate::core::http::transfer::DEFAULT_STREAM_BUFFER_BYTES as i64)]
     stream_buffer_bytes: i64,
+    /// Seconds a stream's body may stay silent (not one byte, comments and keep-alives
+    /// included) before netkit takes the connection for dead (float, default 0.0: wait for
+    /// ever). An event stream then reconnects with `Last-Event-ID`; a chunk or line stream
+    /// ends with [constant HTTPResponse.ERR_TIMEOUT]. Without it a half-open connection (a
+    /// NAT that forgot it, a phone that changed networks) is a stream that just stops; set
+    /// it above the server's keep-alive interval (e.g. 45.0 for a comment every 15 s).
+    #[export(range = (0.0, 3600.0, 0.1, or_greater, suffix = "s"))]
+    #[init(val = 0.0)]
+    stream_idle_timeout: f64,
     /// Seconds an event stream waits before reconnecting until the server sends a `retry`
     /// field (float, default 3.0, as browsers); it doubles for each failed attempt in a
     /// row, up to [member retry_max_delay]. Below 0.1 it counts as 0.1, as does a
@@ -675,6 +684,8 @@ impl HttpPool {
             buffer_bytes: self.stream_buffer_bytes.clamp(1, 1 << 30) as usize,
             retry_ms: (self.sse_reconnect_delay.clamp(0.0, 1e6) * 1000.0) as u64,
             max_reconnects: self.sse_max_reconnects.clamp(0, 1_000_000) as u32,
+            idle_timeout: (self.stream_idle_timeout > 0.0)
+                .then(|| std::time::Duration::from_secs_f64(self.stream_idle_timeout.min(1e6))),
         })
     }
 

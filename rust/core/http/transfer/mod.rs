@@ -112,6 +112,11 @@ pub struct StreamSpec {
     pub retry_ms: u64,
     /// Reconnections in a row without an event in between before an event stream ends.
     pub max_reconnects: u32,
+    /// Longest silence of the body (no byte at all, comments and keep-alives included)
+    /// before the connection counts as dead: an event stream reconnects, any other ends
+    /// with `Timeout`. `None` waits for ever. Without it a half-open connection (a NAT
+    /// that forgot it, a phone that changed networks) is a stream that just stops.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl StreamSpec {
@@ -127,6 +132,7 @@ impl StreamSpec {
             buffer_bytes: DEFAULT_STREAM_BUFFER_BYTES,
             retry_ms: DEFAULT_SSE_RETRY_MS,
             max_reconnects: DEFAULT_SSE_MAX_RECONNECTS,
+            idle_timeout: None,
         }
     }
 }

@@ -278,7 +278,24 @@ impl StreamTask {
         let mut lines = LineSplitter::new(self.spec.max_line_bytes);
         let mut delivered = 0u64;
         loop {
-            let chunk = match reply.chunk().await {
+            let next = match self.spec.idle_timeout {
+                Some(idle) => match timeout(idle, reply.chunk()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        head.error = ErrorKind::Timeout;
+                        head.error_message = format!(
+                            "no byte of the stream from {url} arrived for {:.1} s (stream_idle_timeout); the connection was taken for dead",
+                            idle.as_secs_f64()
+                        );
+                        return End::Dropped {
+                            response: head,
+                            events: delivered,
+                        };
+                    }
+                },
+                None => reply.chunk().await,
+            };
+            let chunk = match next {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => {
                     if self.spec.mode == StreamMode::Lines
