@@ -31,11 +31,25 @@ struct Reply {
     bytes: Vec<u8>,
     /// Keep the connection open (sending nothing more) instead of closing it.
     hold: bool,
+    /// Then send one byte this often, for two minutes.
+    drip: Option<Duration>,
 }
 
 impl Reply {
     fn close(bytes: Vec<u8>) -> Reply {
-        Reply { bytes, hold: false }
+        Reply {
+            bytes,
+            hold: false,
+            drip: None,
+        }
+    }
+
+    fn hold(bytes: Vec<u8>) -> Reply {
+        Reply {
+            bytes,
+            hold: true,
+            drip: None,
+        }
     }
 }
 
@@ -84,6 +98,12 @@ fn serve(mut stream: TcpStream, log: &Mutex<Vec<String>>, answer: &dyn Fn(usize,
     };
     let reply = answer(n, &head);
     let _ = stream.write_all(&reply.bytes);
+    if let Some(every) = reply.drip {
+        let until = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < until && stream.write_all(b"x").is_ok() {
+            std::thread::sleep(every);
+        }
+    }
     if reply.hold {
         std::thread::sleep(Duration::from_secs(120));
     }
@@ -411,10 +431,7 @@ fn the_same_file_under_two_spellings_is_downloaded_once_at_a_time() {
     let server = Scripted::start(|_, _| {
         let mut r = head("200 OK", &["Content-Length: 1000".into()]);
         r.extend_from_slice(&[1u8; 10]);
-        Reply {
-            bytes: r,
-            hold: true,
-        }
+        Reply::hold(r)
     });
     let dir = scratch("spellings");
     let transfers = Transfers::new();
@@ -576,10 +593,7 @@ fn a_flood_of_empty_lines_waits_within_the_buffer() {
 fn a_silent_stream_ends_or_reconnects_after_its_idle_timeout() {
     let server = Scripted::start(|_, _| {
         let fields = ["Content-Type: text/event-stream".to_string()];
-        Reply {
-            bytes: with_body(head("200 OK", &fields), b"id: 7\ndata: a\n\n"),
-            hold: true,
-        }
+        Reply::hold(with_body(head("200 OK", &fields), b"id: 7\ndata: a\n\n"))
     });
     let transfers = Transfers::new();
     let mut spec = StreamSpec::get(format!("{}/lines", server.url), StreamMode::Lines);
@@ -613,4 +627,32 @@ fn a_silent_stream_ends_or_reconnects_after_its_idle_timeout() {
     handle.cancel();
     let (_, end) = collect(&transfers, Duration::from_secs(30));
     assert_eq!(end.error, ErrorKind::Cancelled);
+}
+
+/// An error status whose body trickles in, a byte every 300 ms of a 64 KiB
+/// Content-Length: the stream ends with the status promptly, with what arrived of the
+/// explanation, instead of reading it for hours.
+#[test]
+fn an_error_body_that_trickles_does_not_hold_back_the_error() {
+    let server = Scripted::start(|_, _| Reply {
+        bytes: head("503 Service Unavailable", &["Content-Length: 65536".into()]),
+        hold: false,
+        drip: Some(Duration::from_millis(300)),
+    });
+    let transfers = Transfers::new();
+    let started = Instant::now();
+    transfers.stream(
+        &pool(),
+        StreamSpec::get(format!("{}/lines", server.url), StreamMode::Lines),
+    );
+    let (items, end) = collect(&transfers, Duration::from_secs(60));
+    assert!(items.is_empty());
+    assert_eq!(end.error, ErrorKind::HttpStatus, "{}", end.error_message);
+    assert_eq!(end.status, 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the error took {:?}",
+        started.elapsed()
+    );
+    assert!(!end.body.is_empty() && end.body.iter().all(|b| *b == b'x'));
 }

@@ -401,11 +401,17 @@ impl StreamTask {
     }
 }
 
-/// Up to `max` bytes of a body (an error response's explanation).
+/// Longest time spent reading an error response's explanation, in all.
+const ERROR_BODY_TIME: Duration = Duration::from_secs(2);
+
+/// Up to `max` bytes of a body (an error response's explanation), read for at most
+/// [`ERROR_BODY_TIME`] in all: a server that trickles a byte now and then must not hold
+/// back the error (a bound per chunk alone let 64 KiB at one byte a second take 18 hours).
 async fn read_some(reply: &mut reqwest::Response, max: usize) -> Bytes {
     let mut body = Vec::new();
+    let deadline = tokio::time::Instant::now() + ERROR_BODY_TIME;
     while body.len() < max {
-        match timeout(Duration::from_secs(2), reply.chunk()).await {
+        match tokio::time::timeout_at(deadline, reply.chunk()).await {
             Ok(Ok(Some(chunk))) => {
                 body.extend_from_slice(&chunk[..chunk.len().min(max - body.len())])
             }
