@@ -656,3 +656,30 @@ fn an_error_body_that_trickles_does_not_hold_back_the_error() {
     );
     assert!(!end.body.is_empty() && end.body.iter().all(|b| *b == b'x'));
 }
+
+/// An event id with a control character (the standard allows anything but NUL) cannot be
+/// sent back as `Last-Event-ID`: after the drop the stream ends with a sentence saying
+/// so, not with an error blaming the game's request.
+#[test]
+fn an_event_id_no_header_can_carry_ends_the_stream_clearly() {
+    let server = Scripted::start(|_, _| {
+        let fields = ["Content-Type: text/event-stream".to_string()];
+        Reply::close(with_body(
+            head("200 OK", &fields),
+            b"id: a\x01b\ndata: x\n\n",
+        ))
+    });
+    let transfers = Transfers::new();
+    let mut spec = StreamSpec::get(format!("{}/sse", server.url), StreamMode::Events);
+    spec.retry_ms = 0;
+    transfers.stream(&pool(), spec);
+    let (items, end) = collect(&transfers, Duration::from_secs(30));
+    assert_eq!(items.len(), 1, "the event arrived");
+    assert_eq!(end.error, ErrorKind::Decode, "{}", end.error_message);
+    assert!(
+        end.error_message.contains("Last-Event-ID"),
+        "{}",
+        end.error_message
+    );
+    assert_eq!(server.requests().len(), 1, "no reconnection without the id");
+}

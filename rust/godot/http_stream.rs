@@ -109,7 +109,10 @@ impl HttpStream {
     /// [constant HTTPResponse.ERR_HTTP_STATUS], [constant HTTPResponse.ERR_CONNECTION_LOST],
     /// [constant HTTPResponse.ERR_BODY_TOO_LARGE] (a line or event over the limit),
     /// [constant HTTPResponse.ERR_DECODE] (an event stream whose `Content-Type` is not
-    /// `text/event-stream`), and those of requests.
+    /// `text/event-stream`, or whose last event `id` holds control characters, which a
+    /// `Last-Event-ID` header cannot carry back), [constant HTTPResponse.ERR_TIMEOUT] (a
+    /// chunk or line stream silent for [member HTTPPool.stream_idle_timeout]), and those
+    /// of requests. After [method cancel] it is always [constant HTTPResponse.ERR_CANCELLED].
     #[signal]
     pub fn finished(response: Gd<HttpResponse>);
 

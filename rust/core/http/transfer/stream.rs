@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -207,8 +207,22 @@ impl StreamTask {
             builder = builder
                 .header(ACCEPT, "text/event-stream")
                 .header(CACHE_CONTROL, "no-store");
-            if !self.parser.last_event_id().is_empty() {
-                builder = builder.header("last-event-id", self.parser.last_event_id());
+            let id = self.parser.last_event_id();
+            if !id.is_empty() {
+                // The standard lets an id hold any character but NUL; a header cannot carry
+                // control characters. Reconnecting without it would replay the stream from
+                // its start, so the stream ends and says why.
+                let Ok(value) = HeaderValue::from_str(id) else {
+                    return End::Over(Response::failed(
+                        ErrorKind::Decode,
+                        format!(
+                            "the event stream's last id ({} bytes) holds control characters, which a Last-Event-ID header cannot carry; the stream cannot resume from it and ended instead of reconnecting",
+                            id.len()
+                        ),
+                        &url,
+                    ));
+                };
+                builder = builder.header("last-event-id", value);
             }
         }
         if let Some(bytes) = self.spec.body.bytes() {
