@@ -683,3 +683,42 @@ fn an_event_id_no_header_can_carry_ends_the_stream_clearly() {
     );
     assert_eq!(server.requests().len(), 1, "no reconnection without the id");
 }
+
+/// A folder that cannot be created (a file stands where it should be) and a target that
+/// is a folder: each ends with `ERR_FILE` naming the path, and the folder stays as it was.
+#[test]
+fn unwritable_targets_end_with_a_file_error() {
+    let server = start_blocking();
+    let dir = scratch("unwritable");
+    std::fs::write(dir.join("plain.txt"), b"a file").unwrap();
+    let url = format!("{}/download?bytes=1000", server.http_url);
+    let end = download(url.clone(), &dir.join("plain.txt/sub/f.bin"));
+    assert_eq!(
+        end.response.error,
+        ErrorKind::File,
+        "{}",
+        end.response.error_message
+    );
+    assert!(
+        end.response
+            .error_message
+            .contains("plain.txt/sub/f.bin.part"),
+        "{}",
+        end.response.error_message
+    );
+    let folder = dir.join("taken");
+    std::fs::create_dir_all(folder.join("inside")).unwrap();
+    let end = download(url, &folder);
+    assert_eq!(
+        end.response.error,
+        ErrorKind::File,
+        "{}",
+        end.response.error_message
+    );
+    assert!(
+        end.response.error_message.contains("could not move"),
+        "{}",
+        end.response.error_message
+    );
+    assert!(folder.join("inside").is_dir(), "the folder is untouched");
+}
