@@ -272,16 +272,25 @@ fn a_206_to_a_request_without_range_is_not_taken_as_the_file() {
 }
 
 /// A server that ignores `If-Range` and answers the resume with a 206 of a new version
-/// still names it: a different ETag, or another total length. The download starts over
+/// still names it: a different ETag or Last-Modified, or another total length. The download starts over
 /// rather than glue the old prefix to the new rest.
 #[test]
 fn a_206_of_another_version_than_the_part_file_starts_over() {
-    for (new_len, etag) in [(1000usize, true), (2000, false)] {
+    for (new_len, etag, modified) in [
+        (1000usize, true, false),
+        (2000, false, false),
+        (1000, false, true),
+    ] {
         let new: Vec<u8> = (0..new_len).map(|i| (i % 251) as u8 ^ 0x5a).collect();
         let served = new.clone();
         let server = Scripted::start(move |_, req| {
             let tag = if etag {
                 vec!["ETag: \"v2\"".to_string()]
+            } else if modified {
+                vec![
+                    "Last-Modified: Tue, 02 Jan 2024 00:00:00 GMT".to_string(),
+                    "Date: Wed, 03 Jan 2024 00:00:00 GMT".into(),
+                ]
             } else {
                 vec![]
             };
@@ -309,13 +318,18 @@ fn a_206_of_another_version_than_the_part_file_starts_over() {
         let dir = scratch("changed-206");
         let file = dir.join("f.bin");
         let url = format!("{}/f", server.url);
-        plant_part(&file, &url, &[0xEE; 300], "\"v1\"", Some(1000));
+        let ours = if modified {
+            "Mon, 01 Jan 2024 00:00:00 GMT"
+        } else {
+            "\"v1\""
+        };
+        plant_part(&file, &url, &[0xEE; 300], ours, Some(1000));
         let end = download(url, &file);
         assert!(end.response.ok(), "{}", end.response.error_message);
         assert_eq!(
             std::fs::read(&file).unwrap(),
             new,
-            "the new version alone (etag: {etag})"
+            "the new version alone (etag: {etag}, last-modified: {modified})"
         );
         assert_eq!(end.restarts, 1);
         assert_eq!(end.resumes, 0);

@@ -539,13 +539,18 @@ impl Job {
         {
             return false;
         }
-        match (
-            &self.validator,
-            headers.get(ETAG).and_then(|v| v.to_str().ok()),
-        ) {
-            (Some(ours), Some(theirs)) if ours.starts_with('"') => ours == theirs,
-            _ => true,
-        }
+        let Some(ours) = &self.validator else {
+            return true;
+        };
+        let field = if ours.starts_with('"') {
+            ETAG
+        } else {
+            LAST_MODIFIED
+        };
+        headers
+            .get(field)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|theirs| theirs == ours)
     }
 
     async fn too_large(&mut self, mut head: Response, message: String) -> Step {
