@@ -736,3 +736,48 @@ fn unwritable_targets_end_with_a_file_error() {
     );
     assert!(folder.join("inside").is_dir(), "the folder is untouched");
 }
+
+/// Waits until `handle` has `bytes` of its file; panics with its ending if it ends first.
+fn run_until(transfers: &Transfers, handle: &DownloadHandle, bytes: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while handle.progress().received() < bytes {
+        if let Some(TransferEvent::Download { outcome, .. }) = transfers.next_event() {
+            panic!("{what} ended early: {}", outcome.response.error_message);
+        }
+        assert!(Instant::now() < deadline, "{what} never got {bytes} bytes");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A download cancelled a moment ago still holds its file until its task has ended; the
+/// same download started again right away (a pool freed on a scene change, then a new
+/// one) waits for it and resumes its part file instead of being refused.
+#[test]
+fn a_download_started_again_right_after_a_cancel_resumes() {
+    let server = start_blocking();
+    let dir = scratch("again");
+    let file = dir.join("f.bin");
+    let url = format!(
+        "{}/download?bytes={}&key=again-{}",
+        server.http_url,
+        40 << 20,
+        std::process::id()
+    );
+    let mut transfers = Transfers::new();
+    let mut handle = transfers.download(&pool(), spec(url.clone(), &file));
+    for round in 1..=3u64 {
+        run_until(
+            &transfers,
+            &handle,
+            round << 20,
+            &format!("download {round}"),
+        );
+        drop(transfers); // the pool is freed: its downloads are cancelled
+        transfers = Transfers::new();
+        handle = transfers.download(&pool(), spec(url.clone(), &file));
+    }
+    let end = finish(&transfers, &handle);
+    assert!(end.response.ok(), "{}", end.response.error_message);
+    assert_eq!(end.resumes, 1, "it continued the part file");
+    assert_eq!(std::fs::read(&file).unwrap(), content(0, 40 << 20));
+}

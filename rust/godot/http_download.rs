@@ -37,7 +37,8 @@ use crate::core::http::transfer::{DownloadHandle, DownloadOutcome};
 /// Errors, in [member HTTPResponse.error]: [constant HTTPResponse.ERR_HASH_MISMATCH] (the
 /// part file is removed, nothing is written to [member file_path]),
 /// [constant HTTPResponse.ERR_FILE] (the file cannot be written or renamed, or another
-/// download writes it), [constant HTTPResponse.ERR_BODY_TOO_LARGE] (beyond
+/// download still writes it after 2 s: one cancelled a moment ago, e.g. with its pool
+/// freed, lets go within that time and this one resumes its part file), [constant HTTPResponse.ERR_BODY_TOO_LARGE] (beyond
 /// [member HTTPPool.max_download_bytes]), [constant HTTPResponse.ERR_DECODE] (an answer
 /// that cannot be the file: a `206` to a request without `Range` that does not cover the
 /// whole file, a body longer than its `Content-Length` or `Content-Range` said, or a

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{
@@ -71,6 +71,28 @@ fn normalized(path: &std::path::Path) -> PathBuf {
         }
     }
     out
+}
+
+/// How long a download waits for another one of the same file to let go. A download
+/// cancelled a moment ago (its pool freed on a scene change, `cancel()` before starting
+/// it again) still holds the file until its task has run its ending; starting the same
+/// download again right then must resume, not fail.
+const CLAIM_WAIT: Duration = Duration::from_secs(2);
+
+impl FileClaim {
+    /// Takes the claim, waiting up to [`CLAIM_WAIT`] for a holder to end.
+    async fn wait(path: &std::path::Path) -> Option<FileClaim> {
+        let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+        loop {
+            if let Some(claim) = FileClaim::take(path) {
+                return Some(claim);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 impl Drop for FileClaim {
@@ -153,7 +175,18 @@ pub(super) async fn run(
         started: Instant::now(),
         sha256: String::new(),
     };
-    let Some(_claim) = FileClaim::take(&job.spec.file) else {
+    let token = job.handle.token.clone();
+    let claim = tokio::select! {
+        biased;
+        _ = token.cancelled() => {
+            // Nothing was touched: the part file, if any, is another download's.
+            let message = "the download was cancelled before it started";
+            let outcome = job.outcome(job.failed(ErrorKind::Cancelled, message));
+            return ending.send(outcome);
+        }
+        claim = FileClaim::wait(&job.spec.file) => claim,
+    };
+    let Some(_claim) = claim else {
         let message = format!(
             "{} is already being downloaded by another download; wait for it or cancel it",
             job.spec.file.display()
@@ -161,7 +194,6 @@ pub(super) async fn run(
         let outcome = job.outcome(job.failed(ErrorKind::File, message));
         return ending.send(outcome);
     };
-    let token = job.handle.token.clone();
     let result = tokio::select! {
         biased;
         _ = token.cancelled() => None,
