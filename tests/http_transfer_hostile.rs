@@ -781,3 +781,51 @@ fn a_download_started_again_right_after_a_cancel_resumes() {
     assert_eq!(end.resumes, 1, "it continued the part file");
     assert_eq!(std::fs::read(&file).unwrap(), content(0, 40 << 20));
 }
+
+/// The game stopped between the last byte and the rename: the part file is the whole
+/// file. The server answers its range with 416 `bytes */N`, N the part's length, and the
+/// download finishes it (hash and rename) instead of fetching all of it again.
+#[test]
+fn a_part_file_that_is_already_complete_is_finished_not_fetched_again() {
+    let server = start_blocking();
+    let dir = scratch("complete-part");
+    let file = dir.join("f.bin");
+    let key = format!("complete-{}", std::process::id());
+    let url = format!("{}/download?bytes=100000&key={key}", server.http_url);
+    plant_part(
+        &file,
+        &url,
+        &content(0, 100_000),
+        "\"dl-100000\"",
+        Some(100_000),
+    );
+    let transfers = Transfers::new();
+    let mut spec = spec(url, &file);
+    spec.sha256 = Some(
+        netkit::core::http::transfer::parse_sha256(
+            &support::http_server::transfer_routes::content_sha256(100_000),
+        )
+        .unwrap(),
+    );
+    let handle = transfers.download(&pool(), spec);
+    let end = finish(&transfers, &handle);
+    assert!(end.response.ok(), "{}", end.response.error_message);
+    assert_eq!(end.restarts, 0, "not fetched again");
+    assert_eq!(std::fs::read(&file).unwrap(), content(0, 100_000));
+    assert!(!with_suffix(&file, ".part").exists());
+    assert!(!with_suffix(&file, ".part.meta").exists());
+    let text = std::io::read_to_string(
+        std::net::TcpStream::connect(server.http_url.trim_start_matches("http://"))
+            .and_then(|mut s| {
+                write!(
+                    s,
+                    "GET /transfer/log?key={key} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                )?;
+                Ok(s)
+            })
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(text.matches("status=").count(), 1, "one request: {text}");
+    assert!(text.contains("status=416"), "{text}");
+}

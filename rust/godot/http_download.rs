@@ -16,7 +16,10 @@ use crate::core::http::transfer::{DownloadHandle, DownloadOutcome};
 /// part file and its `.part.meta` sidecar. A server that answers `200` instead of `206`,
 /// whose file changed (a new `ETag` or length, even in a `206` that ignored `If-Range`),
 /// or whose `206` starts elsewhere than asked, is downloaded again from the start; so is a
-/// sidecar that netkit could not have written. A failed attempt counts as progress only
+/// sidecar that netkit could not have written. A part file that already holds the whole
+/// file (the game stopped between the last byte and the rename) is verified and renamed
+/// when the server answers its range with `416` and the same length
+/// ([member HTTPResponse.status] is then 416 with [member HTTPResponse.ok] true). A failed attempt counts as progress only
 /// when it brought bytes beyond the furthest point reached before, so a server that
 /// drops every connection at the same point cannot keep the download retrying forever.
 ///

@@ -512,7 +512,19 @@ impl Job {
                     }
                 }
             }
-            416 if ranged => return self.start_over().await,
+            416 if ranged => {
+                // RFC 9110 section 13.2.2: a failed If-Range would have brought a 200, so a
+                // 416 whose `bytes */N` is the part file's length says the part is the
+                // whole file (the game stopped between its last byte and the rename, or
+                // the rename failed): it is finished, not fetched again.
+                if unsatisfied_length(reply.headers()) == Some(self.offset) {
+                    self.total = Some(self.offset);
+                    self.handle.progress.set(self.offset, self.total);
+                    self.resumes += 1;
+                    return Step::Done(self.finish(head).await);
+                }
+                return self.start_over().await;
+            }
             _ => {
                 let reason = reqwest::StatusCode::from_u16(status)
                     .ok()
@@ -787,6 +799,12 @@ fn content_range(headers: &HeaderMap) -> Option<ContentRange> {
     };
     let (start, end): (u64, u64) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
     (start <= end && total.is_none_or(|t| end < t)).then_some(ContentRange { start, end, total })
+}
+
+/// The N of a 416's `Content-Range: bytes */N` (RFC 9110 section 14.4): the file's length.
+fn unsatisfied_length(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
+    value.trim().strip_prefix("bytes */")?.trim().parse().ok()
 }
 
 /// The validator to send back in `If-Range`: a strong ETag, else a Last-Modified date that
