@@ -829,3 +829,35 @@ fn a_part_file_that_is_already_complete_is_finished_not_fetched_again() {
     assert_eq!(text.matches("status=").count(), 1, "one request: {text}");
     assert!(text.contains("status=416"), "{text}");
 }
+
+/// Headers a download sets itself, arriving through the pool's default headers (an API's
+/// `Accept-Encoding: gzip`, a stray `Range`): they are not sent, so the server sees one
+/// `identity` and no range, and the file is the whole file.
+#[test]
+fn headers_the_download_manages_are_not_sent_twice() {
+    let body = content(0, 3000);
+    let server = Scripted::start(move |_, req| {
+        let fields = [format!("Content-Length: {}", body.len())];
+        if req.contains("range:") || req.matches("accept-encoding").count() != 1 {
+            return Reply::close(head("400 Bad Request", &["Content-Length: 0".into()]));
+        }
+        Reply::close(with_body(head("200 OK", &fields), &body))
+    });
+    let dir = scratch("managed");
+    let file = dir.join("f.bin");
+    let transfers = Transfers::new();
+    let mut spec = spec(format!("{}/f", server.url), &file);
+    spec.headers = vec![
+        ("Accept-Encoding".into(), "gzip".into()),
+        ("range".into(), "bytes=0-10".into()),
+        ("If-Range".into(), "\"x\"".into()),
+        ("X-Game".into(), "kept".into()),
+    ];
+    let handle = transfers.download(&pool(), spec);
+    let end = finish(&transfers, &handle);
+    assert!(end.response.ok(), "{}", end.response.error_message);
+    assert_eq!(std::fs::read(&file).unwrap(), content(0, 3000));
+    let req = &server.requests()[0];
+    assert!(req.contains("accept-encoding: identity\r\n"), "{req}");
+    assert!(req.contains("x-game: kept"), "{req}");
+}

@@ -335,13 +335,16 @@ impl HttpPool {
     ///   to `file_path + ".part"` beside a small `.part.meta` file; a part file left by an
     ///   earlier run for the same URL is resumed.
     /// - [param sha256]: 64 hex digits the complete file must hash to; empty for no check.
-    /// - [param headers]: `"Name: value"` lines added to [member default_headers].
+    /// - [param headers]: `"Name: value"` lines added to [member default_headers]. The
+    ///   download sets `Range`, `If-Range` and `Accept-Encoding: identity` itself: here they
+    ///   are refused, in [member default_headers] they are not sent with downloads.
     ///
     /// Downloads do not take [member max_concurrent] slots, and [member max_body_bytes]
     /// does not apply ([member max_download_bytes] does). [member timeout] is the longest
     /// wait for the answer and then between two pieces of the body, not for the whole file.
     /// Bad input ends the download on a later frame: [constant HTTPResponse.ERR_INVALID_URL],
-    /// [constant HTTPResponse.ERR_INVALID_REQUEST] (a bad header or digest), or
+    /// [constant HTTPResponse.ERR_INVALID_REQUEST] (a bad or download-managed header, a bad
+    /// digest), or
     /// [constant HTTPResponse.ERR_FILE] (an empty or unwritable path).
     #[func]
     fn download(
@@ -612,6 +615,23 @@ impl HttpPool {
             .build_spec(HttpMethod::GET, path, &Variant::nil(), headers)
             .map_err(failed)?;
         let fail = |kind, message: String| failed((kind, message, spec.url.clone()));
+        if let Some(line) = headers.as_slice().iter().find(|line| {
+            let name = line.to_string();
+            let name = name
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            crate::core::http::transfer::MANAGED_HEADERS.contains(&name.as_str())
+        }) {
+            return Err(fail(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "download() sets Range, If-Range and Accept-Encoding itself (to resume and to hash the file's own bytes); remove '{line}' from its headers"
+                ),
+            ));
+        }
         let given = file_path.to_string();
         if given.trim().is_empty() {
             return Err(fail(

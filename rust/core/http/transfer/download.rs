@@ -32,6 +32,11 @@ const WRITE_BLOCK: usize = 256 * 1024;
 /// answers contradict each other must not loop forever).
 const MAX_RESTARTS: u32 = 3;
 
+/// Request header fields a download sets itself (RFC 9110 sections 12.5.3, 13.1.5, 14.2);
+/// others' values for them are not sent. `HTTPPool.download()` refuses them in its own
+/// `headers` argument with a sentence.
+pub const MANAGED_HEADERS: [&str; 3] = ["accept-encoding", "range", "if-range"];
+
 /// The part files being written by some download of this process: two downloads of one
 /// file would interleave their bytes.
 fn active_files() -> &'static Mutex<HashSet<PathBuf>> {
@@ -401,6 +406,12 @@ impl Job {
         let settings = self.base.settings.clone();
         let mut builder = client.get(&url);
         for (name, value) in &self.spec.headers {
+            // The download sets these itself; a copy from the pool's default_headers (an
+            // `Accept-Encoding: gzip` meant for API calls) would be sent beside netkit's
+            // and break offsets, ranges or the hash.
+            if MANAGED_HEADERS.iter().any(|m| name.eq_ignore_ascii_case(m)) {
+                continue;
+            }
             builder = builder.header(name.as_str(), value.as_str());
         }
         // Offsets count bytes of the file itself: no content coding may change them.

@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use credit::Credit;
+pub use download::MANAGED_HEADERS;
 pub use lines::{LineSplitter, LineTooLong};
 pub use part_file::parse_sha256;
 pub use sse::{SseEvent, SseParser};
