@@ -861,3 +861,63 @@ fn headers_the_download_manages_are_not_sent_twice() {
     assert!(req.contains("accept-encoding: identity\r\n"), "{req}");
     assert!(req.contains("x-game: kept"), "{req}");
 }
+
+/// A pool whose default headers say `Accept: application/json` (usual for an API) and a
+/// game that starts an event stream from a saved `Last-Event-ID`: the stream sends one
+/// `Accept: text/event-stream`, starts after the saved id, and reconnects from the last
+/// id it got, not from the saved one again (which replayed the same events forever).
+#[test]
+fn the_games_accept_and_last_event_id_do_not_fight_the_streams_own() {
+    let server = start_blocking();
+    let key = format!("game-headers-{}", std::process::id());
+    let transfers = Transfers::new();
+    let mut spec = StreamSpec::get(
+        format!(
+            "{}/sse?count=10&retry=20&drop_after=2&key={key}",
+            server.http_url
+        ),
+        StreamMode::Events,
+    );
+    spec.headers = vec![
+        ("Accept".into(), "application/json".into()),
+        ("Last-Event-ID".into(), "4".into()),
+    ];
+    transfers.stream(&pool(), spec);
+    let (items, end) = collect(&transfers, Duration::from_secs(60));
+    let ids: Vec<String> = items
+        .into_iter()
+        .map(|i| match i {
+            StreamItem::Event(e) => e.id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        ["5", "6", "7", "8", "9"],
+        "from the saved id on, once each"
+    );
+    assert_eq!(end.status, 204, "{}", end.error_message);
+}
+
+/// A server that picks JSON when the request accepts it: the event stream's request
+/// accepts only `text/event-stream`, whatever the pool's default `Accept` says.
+#[test]
+fn a_default_accept_does_not_turn_an_event_stream_into_json() {
+    let server = Scripted::start(|_, req| {
+        let accepts: Vec<&str> = req.lines().filter(|l| l.starts_with("accept:")).collect();
+        if accepts != ["accept: text/event-stream"] {
+            let fields = ["Content-Type: application/json".to_string()];
+            return Reply::close(with_body(head("200 OK", &fields), b"{}"));
+        }
+        let fields = ["Content-Type: text/event-stream".to_string()];
+        Reply::close(with_body(head("200 OK", &fields), b"data: ok\n\n"))
+    });
+    let transfers = Transfers::new();
+    let mut spec = StreamSpec::get(format!("{}/sse", server.url), StreamMode::Events);
+    spec.headers = vec![("Accept".into(), "application/json".into())];
+    spec.max_reconnects = 0;
+    transfers.stream(&pool(), spec);
+    let (items, end) = collect(&transfers, Duration::from_secs(30));
+    assert_eq!(items.len(), 1, "{}", end.error_message);
+    assert_eq!(end.error, ErrorKind::None, "{}", end.error_message);
+}

@@ -388,6 +388,11 @@ impl HttpPool {
 
     /// Opens a server-sent event stream: the same as
     /// `stream(HTTPClient.METHOD_GET, path, null, HTTPStream.MODE_EVENTS, headers)`.
+    ///
+    /// The stream sends `Accept: text/event-stream` itself; an `Accept` in
+    /// [member default_headers] or [param headers] is not sent with it. A `Last-Event-ID`
+    /// in [param headers] (an id the game saved) is sent until the first event with an
+    /// `id` arrives; reconnections then send the stream's own.
     #[func]
     fn stream_events(
         &mut self,

@@ -199,6 +199,17 @@ impl StreamTask {
         let mut builder = client.request(self.spec.method.as_reqwest(), &url);
         let mut has_content_type = false;
         for (name, value) in &self.spec.headers {
+            // An event stream sends its own `Accept` (a pool's default
+            // `Accept: application/json` beside it would let the server pick JSON), and its
+            // own `Last-Event-ID` once an id arrived: the game's one names where to start
+            // and, sent again beside netkit's, made every reconnection replay from there.
+            if events
+                && (name.eq_ignore_ascii_case("accept")
+                    || (name.eq_ignore_ascii_case("last-event-id")
+                        && !self.parser.last_event_id().is_empty()))
+            {
+                continue;
+            }
             has_content_type |= name.eq_ignore_ascii_case("content-type");
             builder = builder.header(name.as_str(), value.as_str());
         }
