@@ -921,3 +921,50 @@ fn a_default_accept_does_not_turn_an_event_stream_into_json() {
     assert_eq!(items.len(), 1, "{}", end.error_message);
     assert_eq!(end.error, ErrorKind::None, "{}", end.error_message);
 }
+
+/// A game that starts forty downloads in a loop: eight run (eight connections), the rest
+/// wait without a connection or a file, and all of them still end, here by a cancel.
+#[test]
+fn downloads_started_in_a_loop_run_a_few_at_a_time() {
+    let server = Scripted::start(|_, _| {
+        let mut r = head("200 OK", &["Content-Length: 1000".into()]);
+        r.extend_from_slice(&[1u8; 10]);
+        Reply::hold(r)
+    });
+    let dir = scratch("many");
+    let transfers = Transfers::new();
+    let handles: Vec<DownloadHandle> = (0..40)
+        .map(|i| {
+            let file = dir.join(format!("f{i}.bin"));
+            transfers.download(&pool(), spec(format!("{}/f{i}", server.url), &file))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while handles
+        .iter()
+        .filter(|h| h.progress().received() > 0)
+        .count()
+        < 8
+    {
+        assert!(Instant::now() < deadline, "eight downloads never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.requests().len(), 8, "eight connections, not forty");
+    let parts = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(parts, 8, "only the running ones have a part file");
+    transfers.cancel_all();
+    let mut ended = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ended.len() < handles.len() {
+        assert!(Instant::now() < deadline, "only {} ended", ended.len());
+        match transfers.next_event() {
+            Some(TransferEvent::Download { id, outcome }) => {
+                assert_eq!(outcome.response.error, ErrorKind::Cancelled);
+                assert!(ended.insert(id), "download {id} ended twice");
+            }
+            Some(other) => panic!("{other:?}"),
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}

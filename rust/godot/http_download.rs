@@ -35,7 +35,9 @@ use crate::core::http::transfer::{DownloadHandle, DownloadOutcome};
 ///
 /// Removing the pool from the tree cancels its downloads (their part files are kept);
 /// freeing it ends them with [constant HTTPResponse.ERR_CANCELLED] later in the same frame.
-/// The download does not take a [member HTTPPool.max_concurrent] slot.
+/// The download does not take a [member HTTPPool.max_concurrent] slot; at most 8
+/// downloads of one pool run at once, and more wait their turn (with no connection and no
+/// part file, [member bytes_received] 0) in the order they were started.
 ///
 /// Errors, in [member HTTPResponse.error]: [constant HTTPResponse.ERR_HASH_MISMATCH] (the
 /// part file is removed, nothing is written to [member file_path]),

@@ -339,7 +339,8 @@ impl HttpPool {
     ///   download sets `Range`, `If-Range` and `Accept-Encoding: identity` itself: here they
     ///   are refused, in [member default_headers] they are not sent with downloads.
     ///
-    /// Downloads do not take [member max_concurrent] slots, and [member max_body_bytes]
+    /// Downloads do not take [member max_concurrent] slots (at most 8 of one pool run at
+    /// once; more wait their turn without a connection), and [member max_body_bytes]
     /// does not apply ([member max_download_bytes] does). [member timeout] is the longest
     /// wait for the answer and then between two pieces of the body, not for the whole file.
     /// Bad input ends the download on a later frame: [constant HTTPResponse.ERR_INVALID_URL],

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -12,6 +12,7 @@ use reqwest::header::{
     ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_RANGE, DATE, ETAG, HeaderMap, IF_RANGE,
     LAST_MODIFIED, RANGE,
 };
+use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
 use super::part_file::{self, Meta, PartPaths, PartWriter};
@@ -155,6 +156,7 @@ pub(super) async fn run(
     spec: DownloadSpec,
     handle: DownloadHandle,
     events: EventSender<TransferEvent>,
+    slots: Arc<Semaphore>,
 ) {
     let mut ending = Ending {
         events,
@@ -181,15 +183,19 @@ pub(super) async fn run(
         sha256: String::new(),
     };
     let token = job.handle.token.clone();
-    let claim = tokio::select! {
+    let started = tokio::select! {
         biased;
-        _ = token.cancelled() => {
-            // Nothing was touched: the part file, if any, is another download's.
-            let message = "the download was cancelled before it started";
-            let outcome = job.outcome(job.failed(ErrorKind::Cancelled, message));
-            return ending.send(outcome);
-        }
-        claim = FileClaim::wait(&job.spec.file) => claim,
+        _ = token.cancelled() => None,
+        slot = slots.acquire_owned() => match slot {
+            Ok(slot) => Some((slot, FileClaim::wait(&job.spec.file).await)),
+            Err(_) => None,
+        },
+    };
+    let Some((_slot, claim)) = started else {
+        // Nothing was touched: the part file, if any, is another download's.
+        let message = "the download was cancelled before it started";
+        let outcome = job.outcome(job.failed(ErrorKind::Cancelled, message));
+        return ending.send(outcome);
     };
     let Some(_claim) = claim else {
         let message = format!(

@@ -49,6 +49,11 @@ pub const DEFAULT_STREAM_BUFFER_BYTES: usize = 1 << 20;
 /// The reconnection time of an event stream until the server sends `retry`, in ms (the
 /// value browsers use).
 pub const DEFAULT_SSE_RETRY_MS: u64 = 3000;
+/// Downloads of one [`Transfers`] that run at once; more wait (holding no connection and
+/// no file) until one ends. A game that starts a thousand downloads in a loop must not
+/// open a thousand connections and files, which runs the process out of file descriptors
+/// for everything else, Godot's own files included.
+pub const MAX_RUNNING_DOWNLOADS: usize = 8;
 /// Reconnection attempts in a row, without an event between them, before an event stream
 /// gives up.
 pub const DEFAULT_SSE_MAX_RECONNECTS: u32 = 10;
@@ -283,6 +288,8 @@ pub struct Transfers {
     next_id: AtomicU64,
     /// Parent of every transfer's token; replaced after `cancel_all`.
     root: Mutex<CancellationToken>,
+    /// [`MAX_RUNNING_DOWNLOADS`] permits; a download holds one while it runs.
+    download_slots: Arc<Semaphore>,
 }
 
 impl Default for Transfers {
@@ -300,6 +307,7 @@ impl Transfers {
             queue,
             next_id: AtomicU64::new(1),
             root: Mutex::new(CancellationToken::new()),
+            download_slots: Arc::new(Semaphore::new(MAX_RUNNING_DOWNLOADS)),
         }
     }
 
@@ -326,6 +334,7 @@ impl Transfers {
             spec,
             handle.clone(),
             self.sender.clone(),
+            self.download_slots.clone(),
         ));
         handle
     }
