@@ -1,9 +1,13 @@
-//! Downloads and streams against servers that break the rules on purpose: a 206 that is
-//! not the range asked for (or answers no Range at all), a body longer than it announced,
-//! a content coding nobody asked for, a server that ignores `If-Range`, a sidecar edited
-//! by hand, a connection that drops before the point reached last time, an event stream
-//! whose `retry` is zero or absurd, a flood of empty lines. Each must end with a clear
-//! error or the right file, never a hang, a loop, unbounded memory or a glued file.
+//! Downloads and streams against servers that break the rules on purpose, and games that
+//! use them carelessly: a 206 that is not the range asked for (or answers no Range at
+//! all), a body longer than it announced, a content coding nobody asked for, a server that
+//! ignores `If-Range`, a sidecar edited by hand, a connection that drops before the point
+//! reached last time, a complete part file, a download started again right after a
+//! cancel, forty downloads started in a loop, headers the download or the event stream
+//! sets itself, an event stream whose `retry` is zero or absurd or whose id no header can
+//! carry, a silent stream, an error body that trickles, a flood of empty lines, bytes that
+//! are not UTF-8. Each must end with a clear error or the right file, never a hang, a
+//! loop, unbounded memory or a glued file.
 //!
 //! The server is scripted per test: a plain TCP listener on 127.0.0.1 that reads each
 //! request head and writes back the bytes the test's closure returns (the hyper test
@@ -967,4 +971,57 @@ fn downloads_started_in_a_loop_run_a_few_at_a_time() {
             None => std::thread::sleep(Duration::from_millis(5)),
         }
     }
+}
+
+/// Bytes that are not UTF-8 in lines and events become U+FFFD (as the standard's
+/// decoder does); the stream goes on and nothing else changes.
+#[test]
+fn bytes_that_are_not_utf8_become_replacement_characters() {
+    let server = Scripted::start(|_, req| {
+        let (kind, body): (&str, &[u8]) = if req.starts_with("get /sse") {
+            (
+                "text/event-stream",
+                b"data: caf\xe9\nid: \xff\n\ndata: next\n\n",
+            )
+        } else {
+            ("text/plain", b"caf\xe9\n\xff\xfeok\n")
+        };
+        Reply::close(with_body(
+            head("200 OK", &[format!("Content-Type: {kind}")]),
+            body,
+        ))
+    });
+    let transfers = Transfers::new();
+    transfers.stream(
+        &pool(),
+        StreamSpec::get(format!("{}/lines", server.url), StreamMode::Lines),
+    );
+    let (items, end) = collect(&transfers, Duration::from_secs(30));
+    assert!(end.ok(), "{}", end.error_message);
+    let lines: Vec<String> = items
+        .into_iter()
+        .map(|i| match i {
+            StreamItem::Line(l) => l,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(lines, ["caf\u{fffd}", "\u{fffd}\u{fffd}ok"]);
+    let mut spec = StreamSpec::get(format!("{}/sse", server.url), StreamMode::Events);
+    spec.max_reconnects = 0;
+    transfers.stream(&pool(), spec);
+    let (items, _) = collect(&transfers, Duration::from_secs(30));
+    let got: Vec<(String, String)> = items
+        .into_iter()
+        .map(|i| match i {
+            StreamItem::Event(e) => (e.data, e.id),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("caf\u{fffd}".to_string(), "\u{fffd}".to_string()),
+            ("next".to_string(), "\u{fffd}".to_string())
+        ]
+    );
 }
