@@ -1025,3 +1025,69 @@ fn bytes_that_are_not_utf8_become_replacement_characters() {
         ]
     );
 }
+
+/// A game that opens streams in a loop: 64 open, the next ones end at once with
+/// `QueueFull` and a sentence, and once one open stream ended a new one opens again.
+#[test]
+fn streams_opened_in_a_loop_stop_at_a_bound_with_a_clear_error() {
+    let server = Scripted::start(|_, _| {
+        let fields = ["Content-Type: text/event-stream".to_string()];
+        Reply::hold(with_body(head("200 OK", &fields), b": open\n\n"))
+    });
+    let transfers = Transfers::new();
+    let url = format!("{}/sse", server.url);
+    let handles: Vec<_> = (0..70)
+        .map(|_| transfers.stream(&pool(), StreamSpec::get(url.clone(), StreamMode::Events)))
+        .collect();
+    let (items, end) = collect(&transfers, Duration::from_secs(30));
+    assert!(items.is_empty());
+    assert_eq!(end.error, ErrorKind::QueueFull, "{}", end.error_message);
+    assert!(
+        end.error_message.contains("64 streams"),
+        "{}",
+        end.error_message
+    );
+    for _ in 0..5 {
+        let (_, end) = collect(&transfers, Duration::from_secs(30));
+        assert_eq!(end.error, ErrorKind::QueueFull);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.requests().len() < 64 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of the 64 streams connected",
+            server.requests().len()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    handles[0].cancel();
+    let (_, end) = collect(&transfers, Duration::from_secs(30));
+    assert_eq!(end.error, ErrorKind::Cancelled);
+    // The cancelled stream's task gives its slot back just after its ending is queued: a
+    // stream opened in that instant may still be refused, one a moment later is not.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut refused = 0;
+    let again = loop {
+        let again = transfers.stream(&pool(), StreamSpec::get(url.clone(), StreamMode::Events));
+        std::thread::sleep(Duration::from_millis(50));
+        match transfers.next_event() {
+            None => break again,
+            Some(TransferEvent::Stream {
+                item: StreamItem::Finished(r),
+                ..
+            }) if r.error == ErrorKind::QueueFull && refused < 20 => refused += 1,
+            Some(other) => panic!("{other:?}"),
+        }
+    };
+    while server.requests().len() < 65 {
+        assert!(
+            Instant::now() < deadline,
+            "the new stream did not connect: {} requests, {} refused",
+            server.requests().len(),
+            refused
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    again.cancel();
+    transfers.cancel_all();
+}

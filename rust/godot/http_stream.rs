@@ -38,7 +38,9 @@ use crate::core::http::transfer::{SseEvent, StreamHandle};
 /// [member HTTPPool.stream_max_line_bytes] ends the stream with
 /// [constant HTTPResponse.ERR_BODY_TOO_LARGE].
 ///
-/// The stream is not counted against [member HTTPPool.max_concurrent]. It ends when the
+/// The stream is not counted against [member HTTPPool.max_concurrent]; a pool holds at
+/// most 64 open streams, and one more ends at once (on a later frame) with
+/// [constant HTTPResponse.ERR_QUEUE_FULL]. It ends when the
 /// server ends it (not for event streams, which reconnect), on an error, on
 /// [method cancel], or when the pool leaves the tree or is freed; dropping every reference
 /// to the HTTPStream does not stop it (the pool holds it until it ends). Chunk and line streams

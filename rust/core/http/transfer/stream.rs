@@ -15,7 +15,8 @@ use super::credit::Credit;
 use super::lines::{LineSplitter, LineTooLong};
 use super::sse::SseParser;
 use super::{
-    StreamItem, StreamMode, StreamSpec, TransferBase, TransferEvent, head_response, wait_before,
+    StreamItem, StreamMode, StreamSlot, StreamSpec, TransferBase, TransferEvent, head_response,
+    wait_before,
 };
 use crate::core::events::{LaneSender, Push};
 use crate::core::http::classify::{chain, classify};
@@ -99,6 +100,7 @@ pub(super) async fn run(
     token: CancellationToken,
     lane: LaneSender<TransferEvent>,
     credits: Arc<Semaphore>,
+    _slot: StreamSlot,
 ) {
     let mut out = Out {
         lane,
