@@ -4,10 +4,13 @@ extends Node
 ## DTLSMultiplayerPeer: each joining peer's token arrives through `send_auth`, the
 ## `auth_callback` checks it with the backend and calls `complete_auth` only when the backend
 ## says yes; a MultiplayerSpawner spawns the admitted player and a MultiplayerSynchronizer
-## replicates its position, which clients change with `@rpc` moves. On SIGTERM it
-## deregisters, tells its players and quits.
+## replicates its position, which clients change with `@rpc` moves. What must not be lost
+## (a leaving player's result, the world at shutdown) is saved through the pool's durable
+## outbox: on disk before the call returns, sent with an Idempotency-Key until the backend
+## accepts it, replayed at the next start if the backend was down. On SIGTERM it saves the
+## world, deregisters, tells its players and quits.
 ##     godot --headless --path godot_project res://demo/server.tscn -- \
-##         --backend-url=http://127.0.0.1:PORT --server-key=KEY [--port=0]
+##         --backend-url=http://127.0.0.1:PORT --server-key=KEY [--port=0] [--outbox=PATH]
 ## In an Agones fleet (AGONES_SDK_HTTP_PORT set) it also talks to the SDK sidecar through
 ## AgonesSDK: label and ready() once registered, the GameServer's state as it changes,
 ## and shutdown() on SIGTERM after saving (docs/DEPLOY.md).
@@ -31,6 +34,12 @@ func _ready() -> void:
 	pool.base_url = args.get("backend-url", "http://127.0.0.1:8080")
 	pool.default_headers = {"X-Server-Key": args.get("server-key", "")}
 	pool.timeout = 5.0
+	pool.outbox_path = args.get("outbox", "user://demo_server_outbox.redb")
+	pool.outbox_enabled = true  # sends what an earlier run could not deliver
+	pool.durable_delivered.connect(func(id: int, res: HTTPResponse):
+		say("outbox: save %d delivered%s" % [id, " (the backend had it already)" if res.json is Dictionary and res.json.get("replayed", false) else ""]))
+	pool.durable_dead_lettered.connect(func(id: int, res: HTTPResponse):
+		say("outbox: save %d given up: %s" % [id, res.error_message]))
 	add_child(pool)
 
 	if _start_game(int(args.get("port", "0"))) != OK:
@@ -125,6 +134,10 @@ func _on_peer_connected(id: int) -> void:
 func _on_peer_disconnected(id: int) -> void:
 	var why := peer.get_last_disconnect_reason()
 	say("peer %d (%s) left%s; %d move RPCs handled" % [id, players.get(id, "not admitted"), (": " + why) if why != "" else "", world.rpcs_from.get(id, 0)])
+	if players.has(id):
+		pool.request_durable(HTTPClient.METHOD_PUT, "/servers/saves", {"server_id": server_id,
+			"kind": "player", "player": players[id], "moves": world.rpcs_from.get(id, 0)})
+		say("%s's result is on disk in the outbox, sending it to the backend" % players[id])
 	world.despawn_player(id)
 	players.erase(id)
 
@@ -132,6 +145,17 @@ func _on_peer_disconnected(id: int) -> void:
 func _on_shutdown_requested(grace_seconds: float) -> void:
 	say("SIGTERM: shutting down within %.0f s" % grace_seconds)
 	world.notice.rpc("shutdown")
+	# On disk before request_durable returns: even if the backend is down now, the next
+	# start of this server sends it. Wait a little for the answer, not past the grace period.
+	var saved := pool.request_durable(HTTPClient.METHOD_PUT, "/servers/saves", {"server_id": server_id,
+		"kind": "world", "players": players.values()})
+	var deadline := Time.get_ticks_msec() + 2000
+	while not saved.is_done() and Time.get_ticks_msec() < deadline:
+		await get_tree().process_frame
+	if saved.is_done() and saved.response.ok:
+		say("world state saved through the outbox: delivered")
+	else:
+		say("world state saved to the outbox; it is sent at the next start")
 	var res: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/servers/deregister", {"server_id": server_id}).completed
 	say("deregistered from the backend: %s" % ("yes" if res.ok and res.json["removed"] else res.error_message))
 	if agones:

@@ -13,6 +13,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+
 /// How much of the queue one frame may deliver. Whatever is left waits for the next frame,
 /// in order, so a burst of results cannot stretch a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +72,9 @@ struct State<T> {
     len: usize,
     /// False once the node's end is gone: sends are refused and nothing is kept.
     open: bool,
+    /// Woken on every queued event, for a receiver that is a tokio task rather than a
+    /// frame loop (see `EventQueue::wake_on_event`).
+    waker: Option<Arc<Notify>>,
 }
 
 impl<T> State<T> {
@@ -92,6 +97,9 @@ impl<T> State<T> {
             self.turns.push_back(lane);
         }
         self.len += 1;
+        if let Some(waker) = &self.waker {
+            waker.notify_one();
+        }
         Push::Queued
     }
 
@@ -238,6 +246,7 @@ pub fn channel<T>() -> (EventSender<T>, EventQueue<T>) {
             next_lane: SHARED_LANE,
             len: 0,
             open: true,
+            waker: None,
         }),
     });
     (
@@ -249,6 +258,13 @@ pub fn channel<T>() -> (EventSender<T>, EventQueue<T>) {
 }
 
 impl<T> EventQueue<T> {
+    /// Makes every event queued from now on wake `waker` (`notify_one`, which keeps one
+    /// permit when nobody waits, so no wake-up is lost). For a tokio task that drains this
+    /// queue: it can sleep until an event comes instead of polling the queue.
+    pub fn wake_on_event(&self, waker: Arc<Notify>) {
+        self.shared.lock().waker = Some(waker);
+    }
+
     /// Takes events, one per lane in turn, until the queue is empty or the budget is
     /// spent.
     pub fn drain(&self, budget: Budget) -> Vec<T> {

@@ -26,6 +26,12 @@ pub struct Totals {
     pub dtls_dropped_fragments: u64,
     /// DTLS packets dropped because a peer sent faster than its node delivered them.
     pub dtls_dispatch_drops: u64,
+    /// Durable outbox entries waiting for delivery (in the stores of open pools).
+    pub outbox_pending: u64,
+    /// Durable outbox entries delivered since their stores were opened.
+    pub outbox_delivered: u64,
+    /// Dead letters kept in open outbox stores.
+    pub outbox_dead_letters: u64,
 }
 
 /// Something that contributes to the totals.

@@ -217,7 +217,10 @@ impl DtlsPeer {
     /// - `"inbound_queue"`: received datagrams waiting for decryption, per connected peer
     ///   (default 1024), so a burst sent in one frame arrives whole; memory per peer is at
     ///   most that many times the larger of `mtu` and 1500 bytes; drops are counted as
-    ///   `inbound_drops` in [method get_stats].
+    ///   `inbound_drops` in [method get_stats]. Before this queue, the kernel's buffer of the
+    ///   socket holds what arrives while netkit is not reading. netkit asks for 4 MiB, and
+    ///   Linux caps that at `net.core.rmem_max`, which a dedicated server's host may need to
+    ///   raise (`sysctl -w net.core.rmem_max=4194304`).
     /// - `"dispatch_queue"`: received packets waiting for this node to deliver them, per
     ///   peer (default 2048); peers take turns, so a peer sending faster than the game
     ///   reads loses only its own excess, counted as `dispatch_drops`.

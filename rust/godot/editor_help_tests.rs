@@ -14,11 +14,15 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The binding layer's sources: every registered item is declared in one of them.
 const SOURCES: &[(&str, &str)] = &[
     ("dtls_peer.rs", include_str!("dtls_peer.rs")),
+    ("http_outbox.rs", include_str!("http_outbox.rs")),
     ("http_pool.rs", include_str!("http_pool.rs")),
     ("http_response.rs", include_str!("http_response.rs")),
     ("http_task.rs", include_str!("http_task.rs")),
     ("netkit_singleton.rs", include_str!("netkit_singleton.rs")),
 ];
+
+/// Files holding a secondary `#[godot_api]` block of a class declared elsewhere.
+const SECONDARY: &[(&str, &str)] = &[("http_outbox.rs", "HTTPPool")];
 
 /// Classes a game uses; each must arrive with a brief and a description.
 const CLASSES: &[&str] = &["DTLSPeer", "HTTPPool", "HTTPResponse", "HTTPTask", "Netkit"];
@@ -160,6 +164,12 @@ fn registered() -> BTreeSet<(String, &'static str, String)> {
     for (file, source) in SOURCES {
         let class = between(source, 0, "rename = ", ")")
             .map(|(name, _)| name.trim().to_string())
+            .or_else(|| {
+                SECONDARY
+                    .iter()
+                    .find(|(f, _)| f == file)
+                    .map(|(_, class)| class.to_string())
+            })
             .unwrap_or_else(|| panic!("{file}: no #[class(rename = ...)]"));
         let mut pending: Option<&'static str> = None;
         for line in source.lines().map(str::trim) {
@@ -182,6 +192,10 @@ fn registered() -> BTreeSet<(String, &'static str, String)> {
                         field.then_some(line)
                     });
                 if let Some(rest) = declared {
+                    let rest = ["pub(super) ", "pub(crate) ", "pub "]
+                        .iter()
+                        .find_map(|v| rest.strip_prefix(v))
+                        .unwrap_or(rest);
                     let name: String = rest
                         .chars()
                         .take_while(|c| c.is_alphanumeric() || *c == '_')

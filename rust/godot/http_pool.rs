@@ -81,7 +81,7 @@ pub struct HttpPool {
     /// A header of the same name passed to [method request] replaces the default one for that
     /// request (names compare case-insensitively, RFC 9110 section 5.1).
     #[export]
-    default_headers: VarDictionary,
+    pub(super) default_headers: VarDictionary,
     /// Requests that run at once (int, default 8); more wait in a first-in, first-out queue.
     #[export(range = (1.0, 256.0, or_greater))]
     #[init(val = 8)]
@@ -188,6 +188,42 @@ pub struct HttpPool {
     #[export(range = (0.0, 100000.0, or_greater, suffix = "us"))]
     #[init(val = 2000)]
     dispatch_budget_usec: i64,
+    /// Whether this pool opens its durable outbox (bool, default `false`) when it enters the
+    /// tree, replaying what an earlier run left pending; [method request_durable] opens it
+    /// anyway. Only one pool may have a given [member outbox_path] open.
+    #[export]
+    pub(super) outbox_enabled: bool,
+    /// Where the durable outbox is stored (String, default `"user://netkit_outbox.redb"`): a
+    /// `user://` or absolute path, read when the outbox opens.
+    #[export(file = "*.redb")]
+    #[init(val = GString::from("user://netkit_outbox.redb"))]
+    pub(super) outbox_path: GString,
+    /// Seconds a durable request is tried before it is given up as a dead letter (float,
+    /// default 604800.0, a week), counted from [method request_durable] across restarts.
+    #[export(range = (1.0, 31536000.0, 1.0, or_greater, suffix = "s"))]
+    #[init(val = 604_800.0)]
+    pub(super) outbox_max_age: f64,
+    /// Durable requests that may be pending at once (int, default 10000). One more ends at
+    /// once with [constant HTTPResponse.ERR_QUEUE_FULL] and is not stored.
+    #[export(range = (1.0, 1000000.0, or_greater))]
+    #[init(val = 10_000)]
+    pub(super) outbox_max_pending: i64,
+    /// Whether [method request_durable] commits its entry to disk before it returns (bool,
+    /// default `true`).
+    ///
+    /// `true`: one fsync on the calling thread per call (a few milliseconds, see the
+    /// README), and an entry survives even a crash or SIGKILL right after the call.
+    /// `false`: the call only queues the entry; a background thread commits everything
+    /// queued in one fsync, typically within milliseconds, and the entry is sent once it is
+    /// on disk. Freeing the pool or quitting commits what is still queued first, so a clean
+    /// exit (including a SIGTERM handled through [signal Netkit.shutdown_requested]) loses
+    /// nothing; a crash or SIGKILL in those milliseconds loses the entry. A background write
+    /// that fails ends the task with [constant HTTPResponse.ERR_FILE] and prints
+    /// the error.
+    #[export]
+    #[init(val = true)]
+    pub(super) outbox_sync_write: bool,
+    pub(super) outbox: super::http_outbox::OutboxSlot,
     /// Largest file [method download] accepts, in bytes (int, default 4 GiB). A larger file
     /// ends the download with [constant HTTPResponse.ERR_BODY_TOO_LARGE]: at once when the
     /// server announces its size, otherwise when it grows past the limit, and its part file
@@ -238,7 +274,7 @@ pub struct HttpPool {
     applied: Option<PropertySnapshot>,
     /// Whether `SceneTree.process_frame` already calls [`HttpPool::deliver`] for this node.
     hooked: bool,
-    tasks: HashMap<u64, Gd<HttpTask>>,
+    pub(super) tasks: HashMap<u64, Gd<HttpTask>>,
     frames_with_dispatch: u64,
     dispatched: u64,
     last_frame_dispatched: i64,
@@ -251,6 +287,7 @@ impl INode for HttpPool {
         // Delivery runs from the frame hook, not `_process`, but follows the processing
         // flag so `set_process(false)` holds results back as it would for `_process`.
         self.base_mut().set_process(true);
+        self.open_outbox_if_enabled();
     }
 
     fn exit_tree(&mut self) {
@@ -277,6 +314,24 @@ impl HttpPool {
     /// [HTTPResponse] the task got.
     #[signal]
     fn request_completed(task_id: i64, response: Gd<HttpResponse>);
+
+    /// Emitted when the backend accepted a durable request (a 2xx), right after the
+    /// [signal HTTPTask.completed] of its task when it was made in this run; also for entries
+    /// replayed from an earlier run, which have no task.
+    ///
+    /// [param entry_id] is the entry's id in the outbox (the task's [member HTTPTask.id]);
+    /// [param response] is the accepting [HTTPResponse].
+    #[signal]
+    pub(super) fn durable_delivered(entry_id: i64, response: Gd<HttpResponse>);
+
+    /// Emitted when a durable request was given up and kept as a dead letter: the backend
+    /// refused it for good (a 4xx other than 408 and 429), or it was older than
+    /// [member outbox_max_age]. [method get_dead_letters] lists it.
+    ///
+    /// [param entry_id] is the entry's id; [param response] is the last answer, and its
+    /// [member HTTPResponse.error_message] says why it was given up.
+    #[signal]
+    pub(super) fn durable_dead_lettered(entry_id: i64, response: Gd<HttpResponse>);
 
     /// Starts a request, or queues it behind [member max_concurrent] running ones, and returns
     /// its [HTTPTask] at once.
@@ -432,6 +487,10 @@ impl HttpPool {
     /// - `waiting_dispatch`: finished requests not delivered yet; `dispatched`: delivered so
     ///   far; `frames_with_dispatch`: frames that delivered any; `last_frame_dispatched`: how
     ///   many the last delivering frame handled.
+    /// - The durable outbox: `outbox_pending` (stored, not delivered yet), `outbox_delivered`
+    ///   and `outbox_attempts` (since it opened), `outbox_dead_letters` (kept in the store),
+    ///   `outbox_store_errors` (failed reads and writes), `outbox_set_aside` (1 when an
+    ///   unreadable store was renamed aside at open) and `outbox_open` (1 while it is open).
     ///
     /// The same figures summed over every pool are Performance monitors (`netkit/http_*`)
     /// and [method Netkit.get_stats].
@@ -439,7 +498,7 @@ impl HttpPool {
     fn get_stats(&self) -> VarDictionary {
         let s = self.core.as_ref().map(|c| c.stats()).unwrap_or_default();
         let waiting = self.core.as_ref().map_or(0, |c| c.pending_events()) as u64;
-        stats_dict([
+        let mut stats = stats_dict([
             ("in_flight", s.in_flight),
             ("queued", s.queued),
             ("peak_in_flight", s.peak_in_flight),
@@ -457,7 +516,9 @@ impl HttpPool {
             ),
             ("downloads", self.transfers.active().0),
             ("streams", self.transfers.active().1),
-        ])
+        ]);
+        stats.extend_dictionary(&self.outbox_stats(), true);
+        stats
     }
 
     /// Returns how many requests of this pool have not finished: running plus queued
@@ -515,7 +576,7 @@ impl HttpPool {
     }
 
     /// The core pool, created on first use and kept in step with the properties.
-    fn core(&mut self) -> &CorePool {
+    pub(super) fn core(&mut self) -> &CorePool {
         let snapshot = self.snapshot();
         if self.core.is_none() || self.applied.as_ref() != Some(&snapshot) {
             let settings = self.settings();
@@ -538,7 +599,7 @@ impl HttpPool {
         self.core.as_ref().expect("just created")
     }
 
-    fn build_spec(
+    pub(super) fn build_spec(
         &self,
         method: HttpMethod,
         path: &str,
@@ -716,7 +777,7 @@ impl HttpPool {
     }
 
     /// Connects this node to the frame hook once (see `frame_hook`).
-    fn hook_frames(&mut self) {
+    pub(super) fn hook_frames(&mut self) {
         if !self.hooked {
             self.hooked =
                 super::frame_hook::connect(&self.to_gd(), "HTTPPool.deliver", Self::deliver);
@@ -779,6 +840,9 @@ impl HttpPool {
         if !super::transfer_delivery::deliver(&mut this, &mut delivered, max, budget, started) {
             return;
         }
+        if !Self::deliver_outbox(&mut this, started, budget, max.saturating_sub(delivered)) {
+            return;
+        }
         {
             let mut pool = this.bind_mut();
             pool.last_frame_dispatched = delivered as i64;
@@ -807,13 +871,15 @@ impl HttpPool {
     /// coroutine alive in a cycle that Godot reports as leaked at exit. Nothing is sent
     /// to the pool's own `request_completed`: the pool is going away.
     fn end_pending_tasks(&mut self) {
-        // Drop the core first: its requests are aborted and nothing more arrives.
+        // Close the outbox (its entries stay on disk), then drop the core: its requests are
+        // aborted and nothing more arrives.
+        let durable = self.close_outbox();
         self.core = None;
         let tasks: Vec<(u64, Gd<HttpTask>)> = self.tasks.drain().collect();
-        if tasks.is_empty() {
+        if tasks.is_empty() && durable.is_empty() {
             return;
         }
-        let responses: Vec<(Gd<HttpTask>, Gd<HttpResponse>)> = tasks
+        let mut responses: Vec<(Gd<HttpTask>, Gd<HttpResponse>)> = tasks
             .into_iter()
             .map(|(id, task)| {
                 let response = HttpResponse::from_core(
@@ -827,6 +893,7 @@ impl HttpPool {
                 (task, response)
             })
             .collect();
+        responses.extend(durable);
         // Emitting here would run handlers inside this notification's borrow of the
         // pool. The message queue runs the callable later in this frame, with no borrow
         // held; when the game quits it is flushed before scripts are torn down, so no

@@ -7,6 +7,7 @@ mod dtls_options;
 mod dtls_peer;
 mod frame_hook;
 mod http_download;
+mod http_outbox;
 mod http_pool;
 mod http_response;
 mod http_stream;

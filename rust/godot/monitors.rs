@@ -19,6 +19,9 @@ pub const MONITORS: &[(&str, Reader)] = &[
     ("netkit/http_queued", |t| t.http_queued),
     ("netkit/http_succeeded", |t| t.http_succeeded),
     ("netkit/http_failed", |t| t.http_failed),
+    ("netkit/http_outbox_pending", |t| t.outbox_pending),
+    ("netkit/http_outbox_delivered", |t| t.outbox_delivered),
+    ("netkit/http_outbox_dead_letters", |t| t.outbox_dead_letters),
     ("netkit/dtls_peers", |t| t.dtls_peers),
     ("netkit/dtls_pending_handshakes", |t| t.dtls_pending),
     ("netkit/dtls_packets_in", |t| t.dtls_packets_in),
@@ -83,11 +86,13 @@ pub fn maybe_log() {
     if due {
         let t = metrics::totals();
         godot_print!(
-            "[netkit] http in_flight={} queued={} ok={} failed={} | dtls peers={} pending={} in={} out={}",
+            "[netkit] http in_flight={} queued={} ok={} failed={} outbox_pending={} outbox_dead_letters={} | dtls peers={} pending={} in={} out={}",
             t.http_in_flight,
             t.http_queued,
             t.http_succeeded,
             t.http_failed,
+            t.outbox_pending,
+            t.outbox_dead_letters,
             t.dtls_peers,
             t.dtls_pending,
             t.dtls_packets_in,

@@ -52,6 +52,8 @@
 //! Downloads and streams: `/download`, `/download/sha256`, `/sse`, `/sse/fixture`,
 //! `/sse/plain`, `/lines`, `/transfer/log` (see [`transfer_routes`]).
 //!
+//! `/outbox/*`: a backend that honours `Idempotency-Key`, see [`outbox_routes`].
+//!
 //! Control endpoints (any method, never counted): `/stats` →
 //! `{"connections","http_connections","https_connections","requests","in_flight",
 //! "peak_concurrency"}`; `/stats/reset` (resets and returns them); `/order` → JSON array of
@@ -60,6 +62,7 @@
 //! certificate (see [`TestServer::self_signed_url`]).
 
 mod body;
+pub mod outbox_routes;
 mod query;
 pub mod raw;
 mod routes;

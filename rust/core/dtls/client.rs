@@ -201,9 +201,11 @@ async fn bind_for(remote: SocketAddr, local: Option<SocketAddr>) -> Result<UdpSo
             SocketAddr::from(([0u16; 8], 0))
         }
     });
-    UdpSocket::bind(local)
+    let socket = UdpSocket::bind(local)
         .await
-        .map_err(|e| format!("cannot bind {local}: {e}"))
+        .map_err(|e| format!("cannot bind {local}: {e}"))?;
+    super::socket_buffers::enlarge(&socket);
+    Ok(socket)
 }
 
 /// Reads the socket and feeds the DTLS layer, ignoring datagrams from anyone but the

@@ -19,6 +19,7 @@ mod inbound;
 pub mod record;
 mod server;
 mod session;
+mod socket_buffers;
 pub mod stats;
 mod verify;
 

@@ -38,6 +38,7 @@ impl DtlsServer {
         std_socket
             .set_nonblocking(true)
             .map_err(|e| e.to_string())?;
+        super::socket_buffers::enlarge(&std_socket);
         let socket = {
             let _guard = handle.enter();
             UdpSocket::from_std(std_socket).map_err(|e| e.to_string())?

@@ -37,7 +37,8 @@ pub enum ErrorKind {
     HeadersTooLarge = 13,
     /// A download's SHA-256 is not the one expected; its partial file was removed.
     HashMismatch = 14,
-    /// A download's file could not be written, synced or renamed into place.
+    /// A download's file could not be written, synced or renamed into place, or the
+    /// durable outbox's store could not be opened or written.
     File = 15,
 }
 

@@ -6,6 +6,7 @@ mod client;
 mod error;
 mod exec;
 mod json;
+pub mod outbox;
 mod pool;
 mod redirect;
 mod request;

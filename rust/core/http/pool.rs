@@ -245,6 +245,12 @@ impl HttpPool {
         self.queue.len()
     }
 
+    /// What the durable outbox sends through: this pool's client and settings, read at
+    /// each attempt, without holding the pool alive.
+    pub(crate) fn attempt_source(&self) -> AttemptSource {
+        AttemptSource(Arc::downgrade(&self.shared), self.shared.runtime.clone())
+    }
+
     /// What a download or stream (`transfer/`) borrows from the pool when it starts: its
     /// clients, settings and runtime.
     pub(crate) fn transfer_base(&self) -> super::transfer::TransferBase {
@@ -477,5 +483,53 @@ impl Drop for FinishGuard {
         if !shared.closed.load(Ordering::Acquire) {
             shared.start_waiting(&mut sched);
         }
+    }
+}
+
+/// One attempt at a time for the durable outbox (which retries by its own rules), under the
+/// pool's current client, timeout, body limit and redirects.
+#[derive(Clone)]
+pub(crate) struct AttemptSource(Weak<Shared>, Handle);
+
+impl AttemptSource {
+    /// The runtime the pool runs on.
+    pub(crate) fn runtime(&self) -> Handle {
+        self.1.clone()
+    }
+
+    /// The pool's backoff base and cap now; `None` once the pool is gone.
+    pub(crate) fn backoff(&self) -> Option<RetryPolicy> {
+        let shared = self.0.upgrade()?;
+        let sched = shared.lock();
+        Some(RetryPolicy {
+            max_retries: 0,
+            base_delay: sched.settings.retry_base_delay,
+            max_delay: sched.settings.retry_max_delay,
+        })
+    }
+
+    /// Sends `spec` once (a stale keep-alive connection is still retried at once); `None`
+    /// once the pool is gone.
+    pub(crate) async fn attempt(&self, spec: &RequestSpec) -> Option<Response> {
+        let shared = self.0.upgrade()?;
+        let (client, limits) = {
+            let sched = shared.lock();
+            let s = &sched.settings;
+            let limits = AttemptLimits {
+                timeout: s.timeout,
+                max_body_bytes: s.max_body_bytes,
+                max_redirects: s.max_redirects,
+            };
+            (sched.client.clone(), limits)
+        };
+        let policy = RetryPolicy {
+            max_retries: 0,
+            base_delay: Default::default(),
+            max_delay: Default::default(),
+        };
+        Some(match client {
+            Err(message) => Response::failed(ErrorKind::Tls, message, &spec.url),
+            Ok(client) => execute(&client, spec, limits, policy, shared.as_ref()).await,
+        })
     }
 }

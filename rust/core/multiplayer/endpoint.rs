@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::super::dtls::{
@@ -175,8 +175,11 @@ pub struct Endpoint {
 /// Bytes of commands that may wait for the task, so a stalled runtime cannot make the
 /// command channel grow without bound.
 const MAX_COMMAND_BYTES: usize = 64 << 20;
-/// The task wakes at least this often to read DTLS events and run timers.
-const TICK: Duration = Duration::from_millis(1);
+/// The task wakes on every DTLS event and command, and at least this often to run its
+/// timers (flushes every `FLUSH_INTERVAL`, retransmission, pings, statistics). It used to
+/// poll the DTLS queue every millisecond, which cost a wake-up per millisecond per
+/// endpoint on an idle game and up to a millisecond of latency per datagram.
+const TICK: Duration = Duration::from_millis(5);
 /// Each link is flushed at least this often (retransmissions, acknowledgements).
 const FLUSH_INTERVAL: Duration = Duration::from_millis(10);
 /// Statistics for the node are refreshed this often.
@@ -439,9 +442,12 @@ impl Task {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let dtls_data = Arc::new(Notify::new());
+        self.dtls_events.wake_on_event(dtls_data.clone());
         loop {
             tokio::select! {
                 _ = self.closed.cancelled() => break,
+                _ = dtls_data.notified() => {}
                 command = commands.recv() => match command {
                     Some(c) => self.command(c),
                     None => break,

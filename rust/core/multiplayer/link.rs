@@ -88,9 +88,12 @@ pub struct LinkStats {
 /// Silence on the unreliable control channel after which delivery feedback is repeated
 /// while datagrams keep arriving (a lost feedback would otherwise stall a full window).
 const FEEDBACK_REPEAT: Duration = Duration::from_millis(100);
-/// Acknowledgement-only datagrams are answered at most this often when nothing else
-/// arrives, which stops two idle renet peers from acknowledging each other's
-/// acknowledgements every flush.
+/// Acknowledgement-only datagrams go out at once when reliable messages arrived, and
+/// otherwise at most this often (or inside a bundle with other packets): that stops two
+/// idle renet peers from acknowledging each other's acknowledgements every flush, and
+/// unreliable messages (delivery feedback, pings, unreliable game data) are never resent,
+/// so their acknowledgements only feed renet's loss estimate, which ignores the last
+/// 600 ms anyway.
 const ACK_ONLY_INTERVAL: Duration = Duration::from_millis(250);
 /// Each side pings this often and measures the round trip from the pong. renet's own
 /// estimate times the acknowledgements of every packet, including acknowledgement-only
@@ -237,7 +240,7 @@ impl Link {
         for packet in packets {
             let kind = wire_check::check(packet, self.layout, &self.delivered)
                 .map_err(|e| format!("protocol violation by the peer: {e}"))?;
-            if kind == Kind::Messages {
+            if kind == Kind::Reliable {
                 self.answer_now = true;
             }
             let renet = &mut self.renet;
@@ -289,8 +292,10 @@ impl Link {
             Lane::ControlUnreliable => match Control::decode(message)? {
                 Control::Delivered(counts) => self.apply_feedback(&counts),
                 Control::Ping(t) => {
+                    // Answered by the flush that follows this datagram, once for the
+                    // newest ping (a message, not an acknowledgement-only packet, so it
+                    // never waits).
                     self.pong_due = Some(t);
-                    self.answer_now = true;
                 }
                 Control::Pong(t) => self.take_rtt_sample(t),
                 _ => {}
@@ -375,7 +380,8 @@ impl Link {
         let packets = packets
             .into_iter()
             .filter(|p| {
-                // Acknowledgements go out at once when messages arrived; otherwise rarely.
+                // Acknowledgements go out at once when reliable messages arrived;
+                // otherwise rarely.
                 if p.first() != Some(&4) || answer_now {
                     return true;
                 }

@@ -16,8 +16,12 @@ use super::layout::{CHUNK, Layout, WINDOW};
 pub(crate) enum Kind {
     /// Only acknowledgements.
     Ack,
-    /// Messages on a channel.
-    Messages,
+    /// Messages on a reliable channel: the sender waits for their acknowledgement before
+    /// it resends, so it goes out at once.
+    Reliable,
+    /// Messages on an unreliable channel (game data, delivery feedback, pings): nothing
+    /// is resent, so their acknowledgement may wait for the next packet going that way.
+    Unreliable,
 }
 
 struct Reader<'a> {
@@ -92,7 +96,11 @@ pub(crate) fn check(datagram: &[u8], layout: Layout, delivered: &[u64]) -> Resul
                 }
                 r.skip(len as usize)?;
             }
-            Ok(Kind::Messages)
+            Ok(if reliable {
+                Kind::Reliable
+            } else {
+                Kind::Unreliable
+            })
         }
         // renet validates acknowledgement ranges itself before using them.
         4 => Ok(Kind::Ack),
@@ -118,7 +126,7 @@ mod tests {
         let delivered = vec![0u64; layout.renet_channels()];
         assert_eq!(
             check(&reliable(2, 3, 10), layout, &delivered),
-            Ok(Kind::Messages)
+            Ok(Kind::Reliable)
         );
         assert!(
             check(&reliable(2, 3, 0), layout, &delivered).is_err(),

@@ -12,7 +12,10 @@
 //! And SceneMultiplayer over DTLSMultiplayerPeer against ENetMultiplayerPeer (connect time,
 //! RPC round trip at 60 frames/s, reliable RPCs/s, main-thread µs per RPC); see mp_runs.rs.
 //!
-//! Options: `--suite http,dtls,mp` (all three), `--runs N` (3), `--requests N` (5000),
+//! And the durable outbox: HTTPPool.request_durable against HTTPPool.request (main-thread
+//! µs per call, time to completion); see outbox_runs.rs.
+//!
+//! Options: `--suite http,dtls,mp,outbox` (all four), `--runs N` (3), `--requests N` (5000),
 //! `--concurrency 8,64`, `--servers nginx,hyper`,
 //! `--clients httprequest,httprequest_threads,httppool,core,reqwest`,
 //! `--dtls godot,dtlspeer,core,echo,idle,lossy`, `--handshake-clients 200`, `--echo-clients 50`,
@@ -25,6 +28,7 @@ mod godot_runs;
 mod mp_path_runs;
 mod mp_runs;
 mod nginx;
+mod outbox_runs;
 /// The lossy UDP path of the DTLS tests, shared so that bench and tests mean the same path.
 #[path = "../../../tests/dtls_support/relay.rs"]
 mod relay;
@@ -93,7 +97,9 @@ fn parse_options() -> Result<Options, String> {
         concurrency: vec![8, 64],
         clients: CLIENTS.iter().map(|(id, _)| id.to_string()).collect(),
         servers: SERVERS.iter().map(|s| s.to_string()).collect(),
-        suites: vec!["http".to_string(), "dtls".to_string(), "mp".to_string()],
+        suites: ["http", "dtls", "mp", "outbox"]
+            .map(str::to_string)
+            .to_vec(),
         dtls: dtls_runs::DtlsOptions {
             handshake_clients: 200,
             echo_clients: 50,
@@ -155,9 +161,9 @@ fn parse_options() -> Result<Options, String> {
                 if let Some(bad) = o
                     .suites
                     .iter()
-                    .find(|s| !["http", "dtls", "mp"].contains(&s.as_str()))
+                    .find(|s| !["http", "dtls", "mp", "outbox"].contains(&s.as_str()))
                 {
-                    return Err(format!("unknown suite '{bad}' (http, dtls, mp)"));
+                    return Err(format!("unknown suite '{bad}' (http, dtls, mp, outbox)"));
                 }
             }
             "--dtls" => {
@@ -183,7 +189,7 @@ fn parse_options() -> Result<Options, String> {
             "--mp-rpcs" => o.mp.rpcs = number(&value()?)?,
             "--help" | "-h" => {
                 println!(
-                    "cargo run --release --bin bench -- [--suite http,dtls,mp] [--runs 3] \
+                    "cargo run --release --bin bench -- [--suite http,dtls,mp,outbox] [--runs 3] \
                      [--requests 5000] [--concurrency 8,64] [--servers nginx,hyper] \
                      [--clients {}] [--dtls {}] \
                      [--handshake-clients 200] [--echo-clients 50] [--echo-rate 25000,50000] \
@@ -235,7 +241,8 @@ fn run() -> Result<(), String> {
     let suite = |s: &str| options.suites.iter().any(|x| x == s);
     let needs_godot = (suite("http") && options.clients.iter().any(|c| c.starts_with("http")))
         || (suite("dtls") && options.dtls.rows.iter().any(|r| r != "core"))
-        || suite("mp");
+        || suite("mp")
+        || suite("outbox");
     let godot = if needs_godot {
         Some(GodotBench::prepare(&repo)?)
     } else {
@@ -259,6 +266,10 @@ fn run() -> Result<(), String> {
             options.runs,
             godot.as_ref(),
         )?);
+    }
+    if suite("outbox") {
+        let requests = options.requests.min(500);
+        tables.extend(outbox_runs::run(requests, options.runs, godot.as_ref())?);
     }
 
     let report = render_report(&options, godot.as_ref(), &tables, &load_before);

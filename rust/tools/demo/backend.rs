@@ -1,7 +1,7 @@
 //! The demo's game backend: a real HTTP server on loopback that issues signed, expiring
 //! login tokens and keeps scores, the way a small game's backend would.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -54,6 +54,8 @@ struct State {
     scores: HashMap<String, i64>,
     servers: HashMap<u64, GameServer>,
     next_server_id: u64,
+    /// `Idempotency-Key`s of the saves already applied: a repeat is answered, not applied.
+    applied_saves: HashSet<String>,
     log: Vec<String>,
 }
 
@@ -122,6 +124,7 @@ pub async fn start() -> std::io::Result<Backend> {
         scores: HashMap::from([("zed".to_string(), 120), ("yuki".to_string(), 300)]),
         servers: HashMap::new(),
         next_server_id: 1,
+        applied_saves: HashSet::new(),
         log: Vec::new(),
     }));
     let backend = Backend {
@@ -157,6 +160,11 @@ async fn handle(
         .get("x-server-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let idempotency_key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let bearer = req
         .headers()
         .get("authorization")
@@ -181,6 +189,9 @@ async fn handle(
                 StatusCode::FORBIDDEN,
                 json!({"error": "this endpoint needs a valid X-Server-Key"}),
             ));
+        }
+        if path == "/servers/saves" {
+            return Ok(save(&mut state, &method, idempotency_key, &body));
         }
         return Ok(game_server_api(&mut state, &method, &path, &body));
     }
@@ -295,6 +306,53 @@ fn game_server_api(
             json!({"error": "no such endpoint", "path": path}),
         ),
     }
+}
+
+/// `PUT /servers/saves`: what a game server saves through its durable outbox (a player's
+/// result when they leave, the world at shutdown). Applied once per `Idempotency-Key`: a
+/// repeat (the server sent it again after a lost answer or a restart) is answered as
+/// already done, so an outbox's at-least-once delivery applies each save exactly once.
+fn save(
+    state: &mut State,
+    method: &Method,
+    key: Option<String>,
+    body: &Value,
+) -> Response<Full<Bytes>> {
+    if method != Method::PUT {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"error": "saves are PUT"}),
+        );
+    }
+    let Some(key) = key else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "a save needs an Idempotency-Key header"}),
+        );
+    };
+    if !state.applied_saves.insert(key.clone()) {
+        state.log.push(format!(
+            "a repeated save (key {key}) was recognised and not applied again"
+        ));
+        return reply(StatusCode::OK, json!({"replayed": true}));
+    }
+    let server = body["server_id"].as_u64().unwrap_or(0);
+    let what = match body["kind"].as_str() {
+        Some("player") => format!(
+            "the result of {} ({} moves)",
+            body["player"].as_str().unwrap_or("?"),
+            body["moves"].as_u64().unwrap_or(0)
+        ),
+        Some("world") => format!(
+            "the world of server {server} ({} players online)",
+            body["players"].as_array().map_or(0, Vec::len)
+        ),
+        _ => "a save".to_string(),
+    };
+    state.log.push(format!(
+        "stored {what} from server {server}, once (Idempotency-Key {key})"
+    ));
+    reply(StatusCode::OK, json!({"replayed": false}))
 }
 
 fn list_servers(state: &State) -> Response<Full<Bytes>> {

@@ -11,7 +11,10 @@
 //!    `@rpc` calls and sees the synchronized position, posts a score and reads the
 //!    leaderboard; then clients with a forged and an expired token, which the server
 //!    refuses at authentication, before any RPC of theirs reaches game code.
-//! 4. SIGTERM to the server, which deregisters and quits cleanly.
+//!    The server saves each leaving player's result, and the world at shutdown, through
+//!    HTTPPool's durable outbox (on disk first, `Idempotency-Key`, retried until the backend
+//!    accepts it); the backend applies each save once per key.
+//! 4. SIGTERM to the server, which saves the world, deregisters and quits cleanly.
 //!
 //! Prints a readable log and exits 0 only when every step happened.
 
@@ -48,7 +51,11 @@ fn run() -> Result<(), String> {
     godot_runner::ensure_imported(&godot, &godot_runner::project_dir())?;
     step(&format!("Godot {} with {}", godot.version(), lib.display()));
 
-    let mut server = server_process::start(&godot, &backend.url, &backend.server_key)?;
+    // A fresh outbox per run: its entries name this run's backend port.
+    let outbox =
+        std::env::temp_dir().join(format!("netkit-demo-outbox-{}.redb", std::process::id()));
+    let _ = std::fs::remove_file(&outbox);
+    let mut server = server_process::start(&godot, &backend.url, &backend.server_key, &outbox)?;
     let registered = wait_until(Duration::from_secs(20), || !backend.servers().is_empty());
     print_log(&backend);
     if !registered {
@@ -116,6 +123,7 @@ fn run() -> Result<(), String> {
     step("sending SIGTERM to the dedicated server");
     let exit = server.terminate(Duration::from_secs(10));
     print_log(&backend);
+    let _ = std::fs::remove_file(&outbox);
     result?;
     let exit = exit?;
     if exit != Some(0) {

@@ -14,11 +14,13 @@ pub struct ServerProcess {
     errors: Arc<Mutex<Vec<String>>>,
 }
 
-/// Starts `res://demo/server.tscn` headless against the backend.
+/// Starts `res://demo/server.tscn` headless against the backend, its durable outbox in
+/// the file `outbox`.
 pub fn start(
     godot: &GodotCmd,
     backend_url: &str,
     server_key: &str,
+    outbox: &std::path::Path,
 ) -> Result<ServerProcess, String> {
     let mut child = godot
         .command()
@@ -30,6 +32,7 @@ pub fn start(
         .arg("--")
         .arg(format!("--backend-url={backend_url}"))
         .arg(format!("--server-key={server_key}"))
+        .arg(format!("--outbox={}", outbox.display()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -126,6 +126,7 @@ async fn endpoint(req: Request<Incoming>, path: &str, ctx: &Ctx<'_>) -> Outcome 
         "/non-utf8" => Ok(non_utf8()),
         "/many-headers" => many_headers(ctx),
         "/big-header" => big_header(ctx),
+        p if p.starts_with("/outbox/") => super::outbox_routes::handle(req, p, ctx.query).await,
         "/repeated-header" => Ok(repeated_header()),
         "/bom-json" => Ok(json_text(
             StatusCode::OK,

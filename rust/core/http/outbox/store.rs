@@ -1,0 +1,360 @@
+//! The outbox's file: a redb database (crash-safe, copy-on-write B-trees with checksummed
+//! commits), opened by one pool at a time, set aside and replaced when it cannot be read.
+//!
+//! Every method does blocking file I/O: the outbox calls them from `spawn_blocking`, except
+//! [`Store::insert`], which the caller runs where its durability promise needs it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
+
+use super::entry::{DeadRecord, EntryRecord, now_ms};
+
+/// Pending entries: id to the JSON of an [`EntryRecord`].
+const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending");
+/// Bodies of pending entries and of dead letters: id to bytes.
+const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
+/// Dead letters: id to the JSON of a [`DeadRecord`].
+const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
+/// Counters: `next_id`.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Why a store could not be opened at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// Another pool (in this process or another) has the file open.
+    AlreadyOpen(String),
+    /// The file could not be opened, set aside, or created anew.
+    Unusable(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::AlreadyOpen(m) | OpenError::Unusable(m) => f.write_str(m),
+        }
+    }
+}
+
+/// An open store and what it held.
+pub struct Opened {
+    /// The store.
+    pub store: Store,
+    /// Pending entries to replay, oldest first.
+    pub pending: Vec<EntryRecord>,
+    /// Dead letters kept in it.
+    pub dead_letters: u64,
+    /// Set when a broken file was renamed aside: the sentence to report.
+    pub set_aside: Option<String>,
+    /// Pending records that could not be decoded (left in the file, never sent).
+    pub unreadable: u64,
+    /// The first id not used yet by any entry this store ever held.
+    pub next_id: u64,
+}
+
+/// The open database. Shared between the main thread and blocking tasks (redb serialises
+/// writers itself).
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+/// How a first open failed.
+enum Fail {
+    Locked(String),
+    Broken(String),
+}
+
+impl Store {
+    /// Opens `path`, creating it (and its folder) when missing. A file that is not a
+    /// readable store is renamed to `<file>.corrupt-<unix ms>` and a new store is created;
+    /// [`Opened::set_aside`] then says so.
+    pub fn open(path: &Path) -> Result<Opened, OpenError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            fs::create_dir_all(dir).map_err(|e| {
+                OpenError::Unusable(format!(
+                    "the outbox folder {} cannot be created: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        match Self::try_open(path) {
+            Ok(opened) => Ok(opened),
+            Err(Fail::Locked(why)) => Err(OpenError::AlreadyOpen(format!(
+                "the outbox store {} is already open in another HTTPPool or process ({why}); give each pool its own outbox_path",
+                path.display()
+            ))),
+            Err(Fail::Broken(why)) => {
+                let name = path
+                    .file_name()
+                    .map_or("outbox".into(), |n| n.to_string_lossy().into_owned());
+                let aside = path.with_file_name(format!("{name}.corrupt-{}", now_ms()));
+                fs::rename(path, &aside).map_err(|e| {
+                    OpenError::Unusable(format!(
+                        "the outbox store {} cannot be read ({why}) and cannot be renamed aside: {e}",
+                        path.display()
+                    ))
+                })?;
+                let mut opened = match Self::try_open(path) {
+                    Ok(opened) => opened,
+                    Err(Fail::Locked(w) | Fail::Broken(w)) => {
+                        return Err(OpenError::Unusable(format!(
+                            "the outbox store {} could not be read ({why}), was renamed to {}, and a new one cannot be created: {w}",
+                            path.display(),
+                            aside.display()
+                        )));
+                    }
+                };
+                opened.set_aside = Some(format!(
+                    "the outbox store {} could not be read ({why}); it was renamed to {} and a new, empty store is used. Its entries were not replayed: inspect or delete that file",
+                    path.display(),
+                    aside.display()
+                ));
+                Ok(opened)
+            }
+        }
+    }
+
+    fn try_open(path: &Path) -> Result<Opened, Fail> {
+        let db = Database::create(path).map_err(|e| match e {
+            DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+                Fail::Locked(e.to_string())
+            }
+            other => Fail::Broken(other.to_string()),
+        })?;
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+        };
+        let broken = |e: redb::Error| Fail::Broken(e.to_string());
+        store.create_tables().map_err(broken)?;
+        let (pending, unreadable, dead_letters) = store.scan().map_err(broken)?;
+        let next_id = store.next_id().map_err(broken)?;
+        Ok(Opened {
+            next_id,
+            store,
+            pending,
+            dead_letters,
+            set_aside: None,
+            unreadable,
+        })
+    }
+
+    fn create_tables(&self) -> Result<(), redb::Error> {
+        let txn = self.db.begin_write()?;
+        {
+            txn.open_table(PENDING)?;
+            txn.open_table(BODIES)?;
+            txn.open_table(DEAD)?;
+            txn.open_table(META)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Reads every pending record (and counts the dead letters).
+    fn scan(&self) -> Result<(Vec<EntryRecord>, u64, u64), redb::Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PENDING)?;
+        let mut pending = Vec::new();
+        let mut unreadable = 0;
+        for row in table.iter()? {
+            let (_, value) = row?;
+            match serde_json::from_slice::<EntryRecord>(value.value()) {
+                Ok(record) => pending.push(record),
+                Err(_) => unreadable += 1,
+            }
+        }
+        let dead = txn.open_table(DEAD)?.len()?;
+        Ok((pending, unreadable, dead))
+    }
+
+    /// The first unused id: the stored counter, and never below an id in the tables.
+    fn next_id(&self) -> Result<u64, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let mut next = txn
+            .open_table(META)?
+            .get("next_id")?
+            .map_or(1, |v| v.value());
+        for table in [PENDING, DEAD] {
+            if let Some((last, _)) = txn.open_table(table)?.last()? {
+                next = next.max(last.value() + 1);
+            }
+        }
+        Ok(next)
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes new entries and their bodies in one durable commit (fsync before it returns),
+    /// and moves the id counter past them.
+    pub fn insert(&self, entries: &[(EntryRecord, Vec<u8>)]) -> Result<(), String> {
+        self.insert_inner(entries)
+            .map_err(|e| self.failed("write", e))
+    }
+
+    fn insert_inner(&self, entries: &[(EntryRecord, Vec<u8>)]) -> Result<(), redb::Error> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let mut pending = txn.open_table(PENDING)?;
+            let mut bodies = txn.open_table(BODIES)?;
+            let mut next = meta.get("next_id")?.map_or(1, |v| v.value());
+            for (record, body) in entries {
+                let json = serde_json::to_vec(record).map_err(io_error)?;
+                pending.insert(record.id, json.as_slice())?;
+                bodies.insert(record.id, body.as_slice())?;
+                next = next.max(record.id + 1);
+            }
+            meta.insert("next_id", next)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The body of entry or dead letter `id` (`None` when it has none stored).
+    pub fn body(&self, id: u64) -> Result<Option<Vec<u8>>, String> {
+        let read = || -> Result<Option<Vec<u8>>, redb::Error> {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(BODIES)?;
+            Ok(table.get(id)?.map(|v| v.value().to_vec()))
+        };
+        read().map_err(|e| self.failed("read", e))
+    }
+
+    /// Removes a delivered entry and its body.
+    pub fn remove(&self, id: u64) -> Result<(), String> {
+        let write = || -> Result<(), redb::Error> {
+            let txn = self.db.begin_write()?;
+            txn.open_table(PENDING)?.remove(id)?;
+            txn.open_table(BODIES)?.remove(id)?;
+            txn.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| self.failed("write", e))
+    }
+
+    /// Moves an entry to the dead letters (its body stays, for inspection).
+    pub fn dead_letter(&self, dead: &DeadRecord) -> Result<(), String> {
+        let write = || -> Result<(), redb::Error> {
+            let json = serde_json::to_vec(dead).map_err(io_error)?;
+            let txn = self.db.begin_write()?;
+            txn.open_table(PENDING)?.remove(dead.entry.id)?;
+            txn.open_table(DEAD)?
+                .insert(dead.entry.id, json.as_slice())?;
+            txn.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| self.failed("write", e))
+    }
+
+    /// Every dead letter with its body, oldest first; records that cannot be decoded are
+    /// left out.
+    pub fn dead_letters(&self) -> Result<Vec<(DeadRecord, Vec<u8>)>, String> {
+        let read = || -> Result<Vec<(DeadRecord, Vec<u8>)>, redb::Error> {
+            let txn = self.db.begin_read()?;
+            let dead = txn.open_table(DEAD)?;
+            let bodies = txn.open_table(BODIES)?;
+            let mut out = Vec::new();
+            for row in dead.iter()? {
+                let (id, value) = row?;
+                if let Ok(record) = serde_json::from_slice::<DeadRecord>(value.value()) {
+                    let body = bodies.get(id.value())?.map(|b| b.value().to_vec());
+                    out.push((record, body.unwrap_or_default()));
+                }
+            }
+            Ok(out)
+        };
+        read().map_err(|e| self.failed("read", e))
+    }
+
+    /// Moves dead letter `id` back to the pending entries with a new expiry (its key and
+    /// body unchanged); `None` when there is no such dead letter.
+    pub fn revive(&self, id: u64, expires_ms: u64) -> Result<Option<EntryRecord>, String> {
+        let write = || -> Result<Option<EntryRecord>, redb::Error> {
+            let txn = self.db.begin_write()?;
+            let revived = {
+                let mut dead = txn.open_table(DEAD)?;
+                let record = match dead.remove(id)? {
+                    Some(value) => serde_json::from_slice::<DeadRecord>(value.value()).ok(),
+                    None => None,
+                };
+                match record {
+                    Some(d) => {
+                        let mut entry = d.entry;
+                        entry.expires_ms = expires_ms;
+                        let json = serde_json::to_vec(&entry).map_err(io_error)?;
+                        txn.open_table(PENDING)?.insert(id, json.as_slice())?;
+                        Some(entry)
+                    }
+                    None => None,
+                }
+            };
+            if revived.is_some() {
+                txn.commit()?;
+            } else {
+                txn.abort()?;
+            }
+            Ok(revived)
+        };
+        write().map_err(|e| self.failed("write", e))
+    }
+
+    /// Deletes dead letter `id`; false when there is none.
+    pub fn drop_dead_letter(&self, id: u64) -> Result<bool, String> {
+        let write = || -> Result<bool, redb::Error> {
+            let txn = self.db.begin_write()?;
+            let existed = txn.open_table(DEAD)?.remove(id)?.is_some();
+            if existed {
+                txn.open_table(BODIES)?.remove(id)?;
+            }
+            txn.commit()?;
+            Ok(existed)
+        };
+        write().map_err(|e| self.failed("write", e))
+    }
+
+    /// Deletes every dead letter; returns how many there were.
+    pub fn clear_dead_letters(&self) -> Result<u64, String> {
+        let write = || -> Result<u64, redb::Error> {
+            let txn = self.db.begin_write()?;
+            let ids: Vec<u64> = {
+                let dead = txn.open_table(DEAD)?;
+                dead.iter()?
+                    .map(|row| row.map(|(id, _)| id.value()))
+                    .collect::<Result<_, _>>()?
+            };
+            {
+                let mut dead = txn.open_table(DEAD)?;
+                let mut bodies = txn.open_table(BODIES)?;
+                for id in &ids {
+                    dead.remove(id)?;
+                    bodies.remove(id)?;
+                }
+            }
+            txn.commit()?;
+            Ok(ids.len() as u64)
+        };
+        write().map_err(|e| self.failed("write", e))
+    }
+
+    fn failed(&self, what: &str, e: redb::Error) -> String {
+        format!(
+            "the outbox store {} could not {what}: {e}",
+            self.path.display()
+        )
+    }
+}
+
+fn io_error(e: serde_json::Error) -> redb::Error {
+    redb::Error::Io(std::io::Error::other(e))
+}

@@ -1,0 +1,163 @@
+//! One entry's delivery: attempts without a count limit, capped exponential backoff with
+//! full jitter (or the server's `Retry-After`), until a 2xx, a final refusal, or the
+//! entry's max age.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use super::entry::{DeadRecord, EntryRecord, Verdict, now_ms, verdict};
+use super::{Inner, OutboxEvent, lock, record_method};
+use crate::core::http::{ErrorKind, Response, backoff_delay, parse_retry_after};
+
+/// Delivers `record` or gives it up; returns early (entry left in the store) when the
+/// outbox is dropped or its pool is gone.
+pub(super) async fn deliver(inner: Arc<Inner>, record: EntryRecord) {
+    let Some(method) = record_method(&record) else {
+        let why = format!(
+            "the stored method '{}' is not an HTTP method netkit sends",
+            record.method
+        );
+        let response = Response::failed(ErrorKind::InvalidRequest, why.clone(), &record.url);
+        return give_up(&inner, record, response, why, 0).await;
+    };
+    let mut attempts: u32 = 0;
+    let mut last: Option<Response> = None;
+    loop {
+        if now_ms() >= record.expires_ms {
+            let age = record.expires_ms.saturating_sub(record.created_ms) as f64 / 1000.0;
+            let before = last.as_ref().map_or_else(
+                || "no attempt was made in this run".to_string(),
+                |r| format!("the last attempt ended with: {}", r.error_message),
+            );
+            let why = format!(
+                "it was not delivered within its max age ({age:.0} s, outbox_max_age) after {attempts} attempts in this run; {before}"
+            );
+            let mut response = last.take().unwrap_or_else(|| {
+                Response::failed(ErrorKind::Timeout, String::new(), &record.url)
+            });
+            response.error_message = why.clone();
+            if response.error == ErrorKind::None {
+                response.error = ErrorKind::Timeout;
+            }
+            return give_up(&inner, record, response, why, attempts).await;
+        }
+        let permit = tokio::select! {
+            biased;
+            _ = inner.cancel.cancelled() => return,
+            permit = inner.permits.acquire() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let id = record.id;
+        let body = match inner.blocking(move |s| s.body(id)).await {
+            Ok(body) => body.unwrap_or_default(),
+            Err(e) => {
+                drop(permit);
+                inner.report_store_error(format!(
+                    "{e}; entry {id} stays pending and is tried again"
+                ));
+                attempts += 1;
+                if !pause(&inner, &record, attempts, None).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let spec = inner.spec_for(&record, method, body);
+        let response = tokio::select! {
+            biased;
+            _ = inner.cancel.cancelled() => return,
+            response = inner.source.attempt(&spec) => match response {
+                Some(response) => response,
+                None => return,
+            },
+        };
+        drop(permit);
+        attempts += 1;
+        inner.attempts.fetch_add(1, Ordering::Relaxed);
+        match verdict(&response) {
+            Verdict::Delivered => return delivered(&inner, record, response).await,
+            Verdict::Refused(why) => return give_up(&inner, record, response, why, attempts).await,
+            Verdict::Retry => {}
+        }
+        let asked = response
+            .header("retry-after")
+            .and_then(|v| parse_retry_after(&v, SystemTime::now()));
+        last = Some(response);
+        if !pause(&inner, &record, attempts, asked).await {
+            return;
+        }
+    }
+}
+
+/// Waits before the next attempt, never past the entry's max age; false when cancelled.
+async fn pause(
+    inner: &Inner,
+    record: &EntryRecord,
+    attempts: u32,
+    asked: Option<Duration>,
+) -> bool {
+    let Some(policy) = inner.source.backoff() else {
+        return false;
+    };
+    let wait = asked.unwrap_or_else(|| backoff_delay(&policy, attempts));
+    let left = Duration::from_millis(record.expires_ms.saturating_sub(now_ms()));
+    tokio::select! {
+        biased;
+        _ = inner.cancel.cancelled() => false,
+        _ = tokio::time::sleep(wait.min(left)) => true,
+    }
+}
+
+/// The backend has it: out of the store, then tell the owner.
+async fn delivered(inner: &Arc<Inner>, record: EntryRecord, response: Response) {
+    let id = record.id;
+    if let Err(e) = inner.blocking(move |s| s.remove(id)).await {
+        inner.report_store_error(format!(
+            "{e}; entry {id} was delivered but stays in the store, so it is sent again (with the same Idempotency-Key) when the store is next opened"
+        ));
+    }
+    lock(&inner.secrets).remove(&id);
+    inner.pending.fetch_sub(1, Ordering::AcqRel);
+    inner.delivered.fetch_add(1, Ordering::Relaxed);
+    inner.events.send(OutboxEvent::Delivered {
+        entry: id,
+        response,
+    });
+}
+
+/// Refused for good or too old: into the dead letters, then tell the owner.
+async fn give_up(
+    inner: &Arc<Inner>,
+    record: EntryRecord,
+    mut response: Response,
+    reason: String,
+    attempts: u32,
+) {
+    let id = record.id;
+    let dead = DeadRecord {
+        entry: record,
+        status: response.status,
+        error: response.error.code(),
+        reason: reason.clone(),
+        attempts,
+        dead_ms: now_ms(),
+    };
+    match inner.blocking(move |s| s.dead_letter(&dead)).await {
+        Ok(()) => {
+            inner.dead_letters.fetch_add(1, Ordering::AcqRel);
+        }
+        Err(e) => inner.report_store_error(format!(
+            "{e}; entry {id} could not be moved to the dead letters and stays pending until the store is next opened"
+        )),
+    }
+    lock(&inner.secrets).remove(&id);
+    inner.pending.fetch_sub(1, Ordering::AcqRel);
+    response.error_message = format!("the durable request was given up: {reason}");
+    inner.events.send(OutboxEvent::DeadLettered {
+        entry: id,
+        response,
+    });
+}

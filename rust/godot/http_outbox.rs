@@ -1,0 +1,463 @@
+//! `HTTPPool`'s durable outbox: [method HTTPPool.request_durable], the dead letters, and the
+//! delivery of outbox events on the main thread (the signals are declared in `http_pool.rs`,
+//! since gdext 0.5 allows `#[signal]` only in a class's primary `#[godot_api]` block).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use godot::classes::ProjectSettings;
+use godot::prelude::*;
+
+use super::class_enums::HttpMethod;
+use super::http_pool::HttpPool;
+use super::http_response::HttpResponse;
+use super::http_task::HttpTask;
+use super::stats_dict::stats_dict;
+use crate::core::http::ErrorKind;
+use crate::core::http::outbox::{Outbox, OutboxConfig, OutboxEvent, Write};
+
+/// The pool's outbox state: the open store (if any), the tasks of durable requests made in
+/// this run, and why the store could not be opened.
+#[derive(Default)]
+pub struct OutboxSlot {
+    outbox: Option<Outbox>,
+    /// The sentence of the last failed open; the next use tries again.
+    error: Option<String>,
+    tasks: HashMap<u64, Gd<HttpTask>>,
+    /// `default_headers.hash_u32()` as last handed to the core.
+    headers_hash: Option<u32>,
+}
+
+/// One outbox event, taken under a short borrow, to emit with none held.
+enum Taken {
+    Done {
+        delivered: bool,
+        entry: u64,
+        task: Option<Gd<HttpTask>>,
+        response: Gd<HttpResponse>,
+    },
+    StoreError(String),
+    /// A background write failed: the task ends with the error, no pool signal.
+    NotStored {
+        task: Option<Gd<HttpTask>>,
+        response: Gd<HttpResponse>,
+    },
+}
+
+#[godot_api(secondary)]
+impl HttpPool {
+    /// Stores a request in the durable outbox, on disk, then sends it until the backend
+    /// accepts it, and returns its [HTTPTask] at once.
+    ///
+    /// Use it for what must not be lost: saves, purchases, match results. The entry is
+    /// committed to [member outbox_path] (an fsync) **before this returns**, so a crash, a
+    /// SIGKILL or a power cut right after it loses nothing; the next run replays it (see
+    /// [member outbox_enabled]). That costs a few milliseconds of the calling thread;
+    /// [member outbox_sync_write] set to `false` trades it for a background commit. It carries an `Idempotency-Key` header (a random UUID, or
+    /// the one you pass in [param headers]) that stays the same on every attempt and after
+    /// restarts, so a backend that honours it applies the request exactly once.
+    ///
+    /// It is retried without an attempt limit after network errors, timeouts, 5xx, 408 and
+    /// 429, with the backoff of [member retry_base_delay] and [member retry_max_delay] (a
+    /// `Retry-After` is honoured), until it is older than [member outbox_max_age]. It leaves
+    /// the store on a 2xx ([signal durable_delivered]), or becomes a dead letter on any other
+    /// 4xx or on its max age ([signal durable_dead_lettered], [method get_dead_letters]).
+    /// The task completes then, which may be much later: `await` works, and the signals
+    /// also report entries replayed from an earlier run, which have no task.
+    ///
+    /// Credentials are never written to disk: `Authorization`, `Cookie` and
+    /// `Proxy-Authorization` in [param headers] are used in this run only, and
+    /// [member default_headers] are applied at each attempt, so an entry replayed after a
+    /// restart is sent with the defaults of that run. Other [param headers] and the body are
+    /// stored. Arguments are those of [method request]. Entries are independent: they may be
+    /// delivered in any order.
+    ///
+    /// Errors: the task completes on a later frame with [constant HTTPResponse.ERR_INVALID_URL]
+    /// or [constant HTTPResponse.ERR_INVALID_REQUEST] for bad input (nothing stored), with
+    /// [constant HTTPResponse.ERR_FILE] when the outbox cannot be opened or
+    /// written (the sentence says why; another pool may have the same [member outbox_path]
+    /// open), or with [constant HTTPResponse.ERR_QUEUE_FULL] beyond
+    /// [member outbox_max_pending]. A 401 or 403 is final too (the backend refused these
+    /// credentials): refresh [member default_headers] and [method retry_dead_letter]. A
+    /// durable request cannot be cancelled: freeing the pool
+    /// ends its task with [constant HTTPResponse.ERR_CANCELLED] and leaves the entry stored.
+    #[func]
+    fn request_durable(
+        &mut self,
+        method: HttpMethod,
+        path: GString,
+        body: Variant,
+        #[opt(default = &PackedStringArray::new())] headers: PackedStringArray,
+    ) -> Gd<HttpTask> {
+        self.hook_frames();
+        let spec = self.build_spec(method, &path.to_string(), &body, &headers);
+        let mut spec = match spec {
+            Ok(spec) => spec,
+            Err(failure) => return self.failed_task(failure),
+        };
+        // The request's own headers only: defaults are applied at send time.
+        let own: Vec<String> = headers
+            .as_slice()
+            .iter()
+            .filter_map(|line| {
+                let line = line.to_string();
+                line.split_once(':')
+                    .map(|(n, _)| n.trim().to_ascii_lowercase())
+            })
+            .collect();
+        spec.headers
+            .retain(|(name, _)| own.contains(&name.to_ascii_lowercase()));
+        if let Err(message) = self.ensure_outbox() {
+            let url = spec.url.clone();
+            return self.failed_task((ErrorKind::File, message, url));
+        }
+        self.sync_send_headers(true);
+        let max_age = Duration::from_secs_f64(self.outbox_max_age.clamp(0.0, 1e10));
+        let outbox = self.outbox.outbox.as_ref().expect("opened above");
+        let url = spec.url.clone();
+        let write = if self.outbox_sync_write {
+            Write::BeforeReturn
+        } else {
+            Write::Background
+        };
+        match outbox.submit(spec, max_age, write) {
+            Ok(entry) => {
+                let handle = self.core().cancel_handle(0);
+                let task = HttpTask::create(entry, handle);
+                self.outbox.tasks.insert(entry, task.clone());
+                task
+            }
+            Err((kind, message)) => self.failed_task((kind, message, url)),
+        }
+    }
+
+    /// Returns the dead letters kept in the outbox, oldest first, as an Array of
+    /// Dictionaries: `id` (int), `idempotency_key`, `method` (e.g. `"POST"`), `url`,
+    /// `headers` (Dictionary, no credentials), `body` (PackedByteArray), `body_text`
+    /// (String), `status` (int, 0 when no answer arrived), `error` (an
+    /// [enum HTTPResponse.Error] value), `reason` (a sentence), `attempts` (int, in the run
+    /// that gave it up), `created_at` and `dead_at` (Unix time in seconds, float, as
+    /// [method Time.get_unix_time_from_system]).
+    ///
+    /// Opens the outbox if needed. Reads the store on the calling thread (one read
+    /// transaction). An empty Array when the outbox cannot be opened; the error is printed.
+    #[func]
+    fn get_dead_letters(&mut self) -> Array<VarDictionary> {
+        let mut out = Array::new();
+        if let Err(message) = self.ensure_outbox() {
+            godot_error!("HTTPPool: {message}");
+            return out;
+        }
+        let outbox = self.outbox.outbox.as_ref().expect("opened above");
+        match outbox.dead_letters() {
+            Ok(letters) => {
+                for d in letters {
+                    let mut headers = VarDictionary::new();
+                    for (name, value) in &d.headers {
+                        headers.set(name.as_str(), value.as_str());
+                    }
+                    let mut row = VarDictionary::new();
+                    row.set("id", d.id as i64);
+                    row.set("idempotency_key", d.key.as_str());
+                    row.set("method", d.method.as_str());
+                    row.set("url", d.url.as_str());
+                    row.set("headers", &headers);
+                    row.set("body_text", String::from_utf8_lossy(&d.body).as_ref());
+                    row.set("body", &PackedByteArray::from(d.body.as_slice()));
+                    row.set("status", i64::from(d.status));
+                    row.set("error", i64::from(d.error));
+                    row.set("reason", d.reason.as_str());
+                    row.set("attempts", i64::from(d.attempts));
+                    row.set("created_at", d.created_ms as f64 / 1000.0);
+                    row.set("dead_at", d.dead_ms as f64 / 1000.0);
+                    out.push(&row);
+                }
+            }
+            Err(message) => godot_error!("HTTPPool: {message}"),
+        }
+        out
+    }
+
+    /// Deletes the dead letter [param entry_id] from the outbox; returns `false` when there
+    /// is none (or the store cannot be written; the error is printed). One durable commit
+    /// on the calling thread.
+    #[func]
+    fn drop_dead_letter(&mut self, entry_id: i64) -> bool {
+        if let Err(message) = self.ensure_outbox() {
+            godot_error!("HTTPPool: {message}");
+            return false;
+        }
+        let outbox = self.outbox.outbox.as_ref().expect("opened above");
+        match outbox.drop_dead_letter(entry_id.max(0) as u64) {
+            Ok(dropped) => dropped,
+            Err(message) => {
+                godot_error!("HTTPPool: {message}");
+                false
+            }
+        }
+    }
+
+    /// Sends the dead letter [param entry_id] again, with its `Idempotency-Key` and body,
+    /// as a pending entry that expires [member outbox_max_age] from now; returns `false`
+    /// when there is no such dead letter (or the store cannot be written; the error is
+    /// printed). For example after a 401: refresh the token in [member default_headers],
+    /// then retry. It ends through [signal durable_delivered] or
+    /// [signal durable_dead_lettered] like any entry (no task). One durable commit on the
+    /// calling thread.
+    #[func]
+    fn retry_dead_letter(&mut self, entry_id: i64) -> bool {
+        if let Err(message) = self.ensure_outbox() {
+            godot_error!("HTTPPool: {message}");
+            return false;
+        }
+        self.sync_send_headers(true);
+        let max_age = Duration::from_secs_f64(self.outbox_max_age.clamp(0.0, 1e10));
+        let outbox = self.outbox.outbox.as_ref().expect("opened above");
+        match outbox.retry_dead_letter(entry_id.max(0) as u64, max_age) {
+            Ok(retried) => retried,
+            Err(message) => {
+                godot_error!("HTTPPool: {message}");
+                false
+            }
+        }
+    }
+
+    /// Deletes every dead letter from the outbox and returns how many there were (0 when
+    /// the store cannot be written; the error is printed). One durable commit on the
+    /// calling thread.
+    #[func]
+    fn clear_dead_letters(&mut self) -> i64 {
+        if let Err(message) = self.ensure_outbox() {
+            godot_error!("HTTPPool: {message}");
+            return 0;
+        }
+        let outbox = self.outbox.outbox.as_ref().expect("opened above");
+        match outbox.clear_dead_letters() {
+            Ok(n) => n as i64,
+            Err(message) => {
+                godot_error!("HTTPPool: {message}");
+                0
+            }
+        }
+    }
+
+    /// Returns why the outbox could not be opened (String), or `""` while it is usable or
+    /// has not been opened yet. The same sentence was printed as an error when it happened.
+    #[func]
+    fn get_outbox_error(&self) -> GString {
+        GString::from(self.outbox.error.as_deref().unwrap_or(""))
+    }
+}
+
+impl HttpPool {
+    /// Opens the outbox at `_ready` when [member outbox_enabled] asks for it, so what an
+    /// earlier run left pending is sent without waiting for a new durable request.
+    pub(super) fn open_outbox_if_enabled(&mut self) {
+        if self.outbox_enabled && self.outbox.outbox.is_none() {
+            self.hook_frames();
+            if let Err(message) = self.ensure_outbox() {
+                godot_error!("HTTPPool: {message}");
+            }
+        }
+    }
+
+    /// Opens the store on first use (on the main thread: one file open and a read of the
+    /// pending records). An unreadable file is renamed aside and reported; a file another
+    /// pool holds is an error (tried again at the next use).
+    fn ensure_outbox(&mut self) -> Result<(), String> {
+        if self.outbox.outbox.is_some() {
+            return Ok(());
+        }
+        let path = self.outbox_path.to_string();
+        if path.trim().is_empty() {
+            let message =
+                "outbox_path is empty: set it to a file path such as user://netkit_outbox.redb"
+                    .to_string();
+            self.outbox.error = Some(message.clone());
+            return Err(message);
+        }
+        let global = ProjectSettings::singleton()
+            .globalize_path(&self.outbox_path)
+            .to_string();
+        let send_headers = self.default_header_pairs();
+        let config = OutboxConfig {
+            path: PathBuf::from(global),
+            max_pending: self.outbox_max_pending.clamp(1, i64::MAX) as usize,
+            send_headers,
+        };
+        self.outbox.headers_hash = Some(self.default_headers.hash_u32());
+        let core = self.core();
+        match Outbox::open(config, core) {
+            Ok((outbox, set_aside)) => {
+                if let Some(message) = set_aside {
+                    godot_error!("HTTPPool: {message}");
+                }
+                self.outbox.outbox = Some(outbox);
+                self.outbox.error = None;
+                self.hook_frames();
+                Ok(())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.outbox.error = Some(message.clone());
+                Err(message)
+            }
+        }
+    }
+
+    /// `default_headers` as plain pairs for the core.
+    fn default_header_pairs(&self) -> Vec<(String, String)> {
+        self.default_headers
+            .iter_shared()
+            .map(|(k, v)| (k.stringify().to_string(), v.stringify().to_string()))
+            .collect()
+    }
+
+    /// Hands changed `default_headers` (a new token, say) to the outbox, so its next attempts
+    /// use them. `force` skips the change check.
+    fn sync_send_headers(&mut self, force: bool) {
+        if self.outbox.outbox.is_none() {
+            return;
+        }
+        let hash = self.default_headers.hash_u32();
+        if !force && self.outbox.headers_hash == Some(hash) {
+            return;
+        }
+        self.outbox.headers_hash = Some(hash);
+        let pairs = self.default_header_pairs();
+        if let Some(outbox) = &self.outbox.outbox {
+            outbox.set_send_headers(pairs);
+        }
+    }
+
+    /// A task that fails on a later frame, through the pool's ordinary request path.
+    fn failed_task(&mut self, failure: (ErrorKind, String, String)) -> Gd<HttpTask> {
+        let core = self.core();
+        let id = core.submit(Err(failure));
+        let task = HttpTask::create(id, core.cancel_handle(id));
+        self.tasks.insert(id, task.clone());
+        task
+    }
+
+    /// The outbox's part of `get_stats()`.
+    pub(super) fn outbox_stats(&self) -> VarDictionary {
+        let s = self
+            .outbox
+            .outbox
+            .as_ref()
+            .map(|o| o.stats())
+            .unwrap_or_default();
+        stats_dict([
+            ("outbox_pending", s.pending),
+            ("outbox_delivered", s.delivered),
+            ("outbox_dead_letters", s.dead_letters),
+            ("outbox_attempts", s.attempts),
+            ("outbox_store_errors", s.store_errors),
+            ("outbox_set_aside", s.set_aside),
+            ("outbox_open", u64::from(self.outbox.outbox.is_some())),
+        ])
+    }
+
+    /// Closes the outbox (entries stay stored) and returns the durable tasks to end with
+    /// `ERR_CANCELLED`.
+    pub(super) fn close_outbox(&mut self) -> Vec<(Gd<HttpTask>, Gd<HttpResponse>)> {
+        self.outbox.outbox = None;
+        self.outbox
+            .tasks
+            .drain()
+            .map(|(entry, task)| {
+                let response = HttpResponse::from_core(
+                    entry,
+                    crate::core::http::Response::failed(
+                        ErrorKind::Cancelled,
+                        "the HTTPPool was freed before the durable request was delivered; it stays in the outbox and is sent when the store is next opened",
+                        "",
+                    ),
+                );
+                (task, response)
+            })
+            .collect()
+    }
+
+    fn take_outbox_event(&mut self) -> Option<Taken> {
+        let event = self.outbox.outbox.as_ref()?.next_event()?;
+        Some(match event {
+            OutboxEvent::Delivered { entry, response } => Taken::Done {
+                delivered: true,
+                entry,
+                task: self.outbox.tasks.remove(&entry),
+                response: HttpResponse::from_core(entry, response),
+            },
+            OutboxEvent::DeadLettered { entry, response } => Taken::Done {
+                delivered: false,
+                entry,
+                task: self.outbox.tasks.remove(&entry),
+                response: HttpResponse::from_core(entry, response),
+            },
+            OutboxEvent::StoreError(message) => Taken::StoreError(message),
+            OutboxEvent::NotStored { entry, response } => Taken::NotStored {
+                task: self.outbox.tasks.remove(&entry),
+                response: HttpResponse::from_core(entry, response),
+            },
+        })
+    }
+
+    /// Delivers outbox events within what is left of the frame's budget, with no borrow
+    /// held while emitting (see `HttpPool::deliver`). False when a handler freed the pool.
+    pub(super) fn deliver_outbox(
+        this: &mut Gd<Self>,
+        started: Instant,
+        budget: Duration,
+        max: usize,
+    ) -> bool {
+        this.bind_mut().sync_send_headers(false);
+        let mut delivered = 0;
+        while delivered < max.max(1) && (budget.is_zero() || started.elapsed() < budget) {
+            let Some(taken) = this.bind_mut().take_outbox_event() else {
+                break;
+            };
+            delivered += 1;
+            match taken {
+                Taken::StoreError(message) => godot_error!("HTTPPool: {message}"),
+                Taken::NotStored { task, response } => {
+                    godot_error!("HTTPPool: {}", response.bind().get_error_message());
+                    if let Some(mut task) = task {
+                        task.bind_mut().set_response(response.clone());
+                        task.signals().completed().emit(&response);
+                        if !this.is_instance_valid() {
+                            return false;
+                        }
+                    }
+                }
+                Taken::Done {
+                    delivered: ok,
+                    entry,
+                    task,
+                    response,
+                } => {
+                    if let Some(mut task) = task {
+                        task.bind_mut().set_response(response.clone());
+                        task.signals().completed().emit(&response);
+                        if !this.is_instance_valid() {
+                            return false;
+                        }
+                    }
+                    if ok {
+                        this.signals()
+                            .durable_delivered()
+                            .emit(entry as i64, &response);
+                    } else {
+                        this.signals()
+                            .durable_dead_lettered()
+                            .emit(entry as i64, &response);
+                    }
+                    if !this.is_instance_valid() {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,142 @@
+//! A backend that honours `Idempotency-Key`, for the durable outbox tests. State lives in
+//! named buckets (one per test, so tests sharing a server never mix), process-wide.
+//!
+//! - `/outbox/save?bucket=B` (any method): needs an `Idempotency-Key` header (else 400).
+//!   While B's mode is a failure code, answers that code (with `Retry-After` when set) and
+//!   counts a refusal. Otherwise the first request with a key applies it (200
+//!   `{"key","replayed":false}`); a later one with the same key is a duplicate, answered 200
+//!   `{"key","replayed":true}` without applying it again.
+//! - `/outbox/mode?bucket=B&code=C[&retry_after=S]`: from now on `/outbox/save` in B answers
+//!   C (`code=0`: accepts). `{"bucket","code"}`.
+//! - `/outbox/report?bucket=B`: `{"applied":{key:1,...},"duplicates":N,"refused":N,
+//!   "authorization":[values seen, in order],"bodies":{key:text}}`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use hyper::{Request, StatusCode};
+use serde_json::{Value, json};
+
+use super::body::{Res, error, json};
+use super::query::Query;
+
+/// Largest body `/outbox/save` reads.
+const SAVE_LIMIT: usize = 1024 * 1024;
+
+/// One test's backend.
+#[derive(Default)]
+struct Bucket {
+    code: u16,
+    retry_after: Option<u64>,
+    applied: BTreeMap<String, u64>,
+    bodies: BTreeMap<String, String>,
+    duplicates: u64,
+    refused: u64,
+    authorization: Vec<String>,
+}
+
+static BUCKETS: Mutex<Option<HashMap<String, Bucket>>> = Mutex::new(None);
+
+fn buckets() -> MutexGuard<'static, Option<HashMap<String, Bucket>>> {
+    BUCKETS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn with_bucket<T>(name: &str, f: impl FnOnce(&mut Bucket) -> T) -> T {
+    let mut guard = buckets();
+    let map = guard.get_or_insert_with(HashMap::new);
+    f(map.entry(name.to_string()).or_default())
+}
+
+/// Sets bucket `name` to answer `code` (0: accept) from now on.
+pub fn set_mode(name: &str, code: u16, retry_after: Option<u64>) {
+    with_bucket(name, |b| {
+        b.code = code;
+        b.retry_after = retry_after;
+    });
+}
+
+/// What bucket `name` has seen (the `/outbox/report` document).
+pub fn report(name: &str) -> Value {
+    with_bucket(name, |b| {
+        json!({
+            "applied": b.applied,
+            "duplicates": b.duplicates,
+            "refused": b.refused,
+            "authorization": b.authorization,
+            "bodies": b.bodies,
+        })
+    })
+}
+
+/// Serves `/outbox/...`.
+pub async fn handle(req: Request<Incoming>, path: &str, query: &Query) -> Result<Res, String> {
+    let bucket = query
+        .get("bucket")
+        .ok_or("/outbox/* needs bucket=B")?
+        .to_string();
+    match path {
+        "/outbox/mode" => {
+            let code = query.number_or("code", 0, 599)? as u16;
+            let retry_after = query.number("retry_after")?;
+            set_mode(&bucket, code, retry_after);
+            Ok(json(
+                StatusCode::OK,
+                &json!({ "bucket": bucket, "code": code }),
+            ))
+        }
+        "/outbox/report" => Ok(json(StatusCode::OK, &report(&bucket))),
+        "/outbox/save" => save(req, &bucket).await,
+        _ => Ok(error(StatusCode::NOT_FOUND, "no such outbox endpoint")),
+    }
+}
+
+async fn save(req: Request<Incoming>, bucket: &str) -> Result<Res, String> {
+    let (parts, incoming) = req.into_parts();
+    let Some(key) = parts
+        .headers
+        .get("idempotency-key")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    else {
+        return Ok(error(StatusCode::BAD_REQUEST, "no Idempotency-Key header"));
+    };
+    let body = match Limited::new(incoming, SAVE_LIMIT).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return Ok(error(StatusCode::PAYLOAD_TOO_LARGE, "body too large")),
+    };
+    let auth = parts
+        .headers
+        .get(AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    with_bucket(bucket, |b| {
+        if let Some(auth) = auth {
+            b.authorization.push(auth);
+        }
+        if b.code != 0 {
+            b.refused += 1;
+            let status = StatusCode::from_u16(b.code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let mut res = json(status, &json!({ "refused": b.code }));
+            if let Some(secs) = b.retry_after {
+                res.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(secs));
+            }
+            return Ok(res);
+        }
+        if b.applied.contains_key(&key) {
+            b.duplicates += 1;
+            return Ok(json(
+                StatusCode::OK,
+                &json!({ "key": key, "replayed": true }),
+            ));
+        }
+        b.applied.insert(key.clone(), 1);
+        b.bodies
+            .insert(key.clone(), String::from_utf8_lossy(&body).into_owned());
+        Ok(json(
+            StatusCode::OK,
+            &json!({ "key": key, "replayed": false }),
+        ))
+    })
+}
