@@ -154,6 +154,7 @@ func test_bad_input_ends_on_a_later_frame_with_a_clear_error() -> void:
 		[pool.download("/download", ""), HTTPResponse.ERR_FILE, "file_path is empty"],
 		[pool.download("ftp://x/y", DIR.path_join("x.bin")), HTTPResponse.ERR_INVALID_URL, "ftp"],
 		[pool.download("/download?bytes=5000", DIR.path_join("big.bin")), HTTPResponse.ERR_BODY_TOO_LARGE, "max_download_bytes"],
+		[pool.download("/download", DIR.path_join("x.bin"), "", PackedStringArray(["range: bytes=0-9"])), HTTPResponse.ERR_INVALID_REQUEST, "sets Range, If-Range and Accept-Encoding itself"],
 	]
 	for c in cases:
 		assert_false((c[0] as HTTPDownload).is_done(), "never answered inside the call")

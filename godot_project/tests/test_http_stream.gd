@@ -217,3 +217,64 @@ func test_leaving_the_tree_cancels_streams_and_downloads() -> void:
 	DirAccess.remove_absolute(file + ".part")
 	DirAccess.remove_absolute(file + ".part.meta")
 	pool.free()
+
+
+func test_a_silent_stream_ends_after_stream_idle_timeout() -> void:
+	# The server sends one chunk, then stays silent for 5 s: with stream_idle_timeout the
+	# game learns it in half a second instead of waiting on a stream that just stopped.
+	var pool := make_pool({"stream_idle_timeout": 0.5})
+	var stream := pool.stream(HTTPClient.METHOD_GET, "/trickle?chunks=3&interval_ms=5000", null, HTTPStream.MODE_CHUNKS)
+	var chunks := []
+	stream.chunk_received.connect(func(c: PackedByteArray): chunks.append(c.get_string_from_utf8()))
+	var res := await ended(stream, 30.0)
+	if not assert_not_null(res): return
+	assert_eq(res.error, HTTPResponse.ERR_TIMEOUT, res.error_message)
+	assert_contains(res.error_message, "stream_idle_timeout")
+	assert_eq(chunks, ["chunk 0\n"], "the chunk from before the silence")
+	# Off by default: the same stream completes.
+	var patient := make_pool()
+	var whole := patient.stream(HTTPClient.METHOD_GET, "/trickle?chunks=2&interval_ms=1000", null, HTTPStream.MODE_CHUNKS)
+	var r2 := await ended(whole, 30.0)
+	assert_true(r2.ok, r2.error_message)
+
+
+func test_line_chunk_and_finished_handlers_may_cancel_or_free() -> void:
+	# cancel() from line_received: nothing after it, one finished.
+	var pool := make_pool()
+	var lines := pool.stream(HTTPClient.METHOD_GET, "/lines?count=500", null, HTTPStream.MODE_LINES)
+	var got := {"lines": 0, "finished": 0}
+	lines.line_received.connect(func(_l: String):
+		got["lines"] += 1
+		lines.cancel())
+	lines.finished.connect(func(_r): got["finished"] += 1)
+	var res := await ended(lines, 20.0)
+	if not assert_not_null(res): return
+	assert_eq(res.error, HTTPResponse.ERR_CANCELLED)
+	assert_eq(got["lines"], 1)
+	# The pool freed from chunk_received: the stream still ends once, cancelled.
+	var doomed := make_pool()
+	var chunks := doomed.stream(HTTPClient.METHOD_GET, "/trickle?chunks=50&interval_ms=20", null, HTTPStream.MODE_CHUNKS)
+	var seen := {"chunks": 0, "finished": 0}
+	chunks.chunk_received.connect(func(_c: PackedByteArray):
+		seen["chunks"] += 1
+		doomed.free())
+	chunks.finished.connect(func(_r): seen["finished"] += 1)
+	var r2 := await ended(chunks, 20.0)
+	if not assert_not_null(r2): return
+	assert_eq(r2.error, HTTPResponse.ERR_CANCELLED)
+	assert_eq(seen["chunks"], 1)
+	await wait_frames(5)
+	assert_eq(seen["finished"], 1, "finished once")
+	# finished handlers that free their pool and start over on another one.
+	var first := make_pool()
+	var second := make_pool()
+	var state := {"next": null}
+	var short := first.stream(HTTPClient.METHOD_GET, "/lines?count=3", null, HTTPStream.MODE_LINES)
+	short.finished.connect(func(_r):
+		short.cancel()
+		first.free()
+		state["next"] = second.stream(HTTPClient.METHOD_GET, "/lines?count=3", null, HTTPStream.MODE_LINES))
+	assert_true(await wait_until(func(): return state["next"] != null, 20.0), "finished was emitted")
+	var r3 := await ended(state["next"], 20.0)
+	assert_true(r3.ok, r3.error_message)
+	assert_false(is_instance_valid(first))

@@ -14,7 +14,14 @@ use crate::core::http::transfer::{DownloadHandle, DownloadOutcome};
 /// `If-Range` (RFC 9110 sections 13.1.5 and 14.2), within [member HTTPPool.max_retries]
 /// failures in a row; so is a download started again after the game restarted, from the
 /// part file and its `.part.meta` sidecar. A server that answers `200` instead of `206`,
-/// or whose file changed, is downloaded again from the start.
+/// whose file changed (a new `ETag` or length, even in a `206` that ignored `If-Range`),
+/// or whose `206` starts elsewhere than asked, is downloaded again from the start; so is a
+/// sidecar that netkit could not have written. A part file that already holds the whole
+/// file (the game stopped between the last byte and the rename) is verified and renamed
+/// when the server answers its range with `416` and the same length
+/// ([member HTTPResponse.status] is then 416 with [member HTTPResponse.ok] true). A failed attempt counts as progress only
+/// when it brought bytes beyond the furthest point reached before, so a server that
+/// drops every connection at the same point cannot keep the download retrying forever.
 ///
 /// ```gdscript
 /// var dl: HTTPDownload = pool.download("/packs/level2.pck", "user://level2.pck", sha256_hex)
@@ -28,14 +35,21 @@ use crate::core::http::transfer::{DownloadHandle, DownloadOutcome};
 ///
 /// Removing the pool from the tree cancels its downloads (their part files are kept);
 /// freeing it ends them with [constant HTTPResponse.ERR_CANCELLED] later in the same frame.
-/// The download does not take a [member HTTPPool.max_concurrent] slot.
+/// The download does not take a [member HTTPPool.max_concurrent] slot; at most 8
+/// downloads of one pool run at once, and more wait their turn (with no connection and no
+/// part file, [member bytes_received] 0) in the order they were started.
 ///
 /// Errors, in [member HTTPResponse.error]: [constant HTTPResponse.ERR_HASH_MISMATCH] (the
 /// part file is removed, nothing is written to [member file_path]),
 /// [constant HTTPResponse.ERR_FILE] (the file cannot be written or renamed, or another
-/// download writes it), [constant HTTPResponse.ERR_BODY_TOO_LARGE] (beyond
-/// [member HTTPPool.max_download_bytes]), and those of requests: connection, TLS,
-/// timeout, HTTP status, cancellation.
+/// download still writes it after 2 s: one cancelled a moment ago, e.g. with its pool
+/// freed, lets go within that time and this one resumes its part file), [constant HTTPResponse.ERR_BODY_TOO_LARGE] (beyond
+/// [member HTTPPool.max_download_bytes]), [constant HTTPResponse.ERR_DECODE] (an answer
+/// that cannot be the file: a `206` to a request without `Range` that does not cover the
+/// whole file, a body longer than its `Content-Length` or `Content-Range` said, or a
+/// `Content-Encoding` although the download asks for `identity`, as offsets and the
+/// SHA-256 count the file's own bytes; nothing of that answer is written), and those of
+/// requests: connection, TLS, timeout, HTTP status, cancellation.
 #[derive(GodotClass)]
 #[class(no_init, base = RefCounted, rename = HTTPDownload)]
 pub struct HttpDownload {

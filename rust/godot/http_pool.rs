@@ -241,14 +241,26 @@ pub struct HttpPool {
     #[init(val = crate::core::http::transfer::DEFAULT_MAX_LINE_BYTES as i64)]
     stream_max_line_bytes: i64,
     /// Bytes of one stream's chunks, lines or events that may wait for delivery (int,
-    /// default 1 MiB). When the game does not keep up, netkit stops reading that stream's
-    /// socket until some were delivered: the server slows down, nothing is lost.
+    /// default 1 MiB). Each piece counts its bytes plus the few hundred its own record
+    /// takes, so a flood of empty lines cannot queue a million of them. When the game does
+    /// not keep up, netkit stops reading that stream's socket until some were delivered:
+    /// the server slows down, nothing is lost.
     #[export(range = (1.0, 1073741824.0, or_greater, suffix = "B"))]
     #[init(val = crate::core::http::transfer::DEFAULT_STREAM_BUFFER_BYTES as i64)]
     stream_buffer_bytes: i64,
+    /// Seconds a stream's body may stay silent (not one byte, comments and keep-alives
+    /// included) before netkit takes the connection for dead (float, default 0.0: wait for
+    /// ever). An event stream then reconnects with `Last-Event-ID`; a chunk or line stream
+    /// ends with [constant HTTPResponse.ERR_TIMEOUT]. Without it a half-open connection (a
+    /// NAT that forgot it, a phone that changed networks) is a stream that just stops; set
+    /// it above the server's keep-alive interval (e.g. 45.0 for a comment every 15 s).
+    #[export(range = (0.0, 3600.0, 0.1, or_greater, suffix = "s"))]
+    #[init(val = 0.0)]
+    stream_idle_timeout: f64,
     /// Seconds an event stream waits before reconnecting until the server sends a `retry`
     /// field (float, default 3.0, as browsers); it doubles for each failed attempt in a
-    /// row, up to [member retry_max_delay].
+    /// row, up to [member retry_max_delay]. Below 0.1 it counts as 0.1, as does a
+    /// server's `retry` (no reconnect storm).
     #[export(range = (0.0, 600.0, 0.01, or_greater, suffix = "s"))]
     #[init(val = crate::core::http::transfer::DEFAULT_SSE_RETRY_MS as f64 / 1000.0)]
     sse_reconnect_delay: f64,
@@ -381,13 +393,17 @@ impl HttpPool {
     ///   to `file_path + ".part"` beside a small `.part.meta` file; a part file left by an
     ///   earlier run for the same URL is resumed.
     /// - [param sha256]: 64 hex digits the complete file must hash to; empty for no check.
-    /// - [param headers]: `"Name: value"` lines added to [member default_headers].
+    /// - [param headers]: `"Name: value"` lines added to [member default_headers]. The
+    ///   download sets `Range`, `If-Range` and `Accept-Encoding: identity` itself: here they
+    ///   are refused, in [member default_headers] they are not sent with downloads.
     ///
-    /// Downloads do not take [member max_concurrent] slots, and [member max_body_bytes]
+    /// Downloads do not take [member max_concurrent] slots (at most 8 of one pool run at
+    /// once; more wait their turn without a connection), and [member max_body_bytes]
     /// does not apply ([member max_download_bytes] does). [member timeout] is the longest
     /// wait for the answer and then between two pieces of the body, not for the whole file.
     /// Bad input ends the download on a later frame: [constant HTTPResponse.ERR_INVALID_URL],
-    /// [constant HTTPResponse.ERR_INVALID_REQUEST] (a bad header or digest), or
+    /// [constant HTTPResponse.ERR_INVALID_REQUEST] (a bad or download-managed header, a bad
+    /// digest), or
     /// [constant HTTPResponse.ERR_FILE] (an empty or unwritable path).
     #[func]
     fn download(
@@ -431,6 +447,11 @@ impl HttpPool {
 
     /// Opens a server-sent event stream: the same as
     /// `stream(HTTPClient.METHOD_GET, path, null, HTTPStream.MODE_EVENTS, headers)`.
+    ///
+    /// The stream sends `Accept: text/event-stream` itself; an `Accept` in
+    /// [member default_headers] or [param headers] is not sent with it. A `Last-Event-ID`
+    /// in [param headers] (an id the game saved) is sent until the first event with an
+    /// `id` arrives; reconnections then send the stream's own.
     #[func]
     fn stream_events(
         &mut self,
@@ -664,6 +685,23 @@ impl HttpPool {
             .build_spec(HttpMethod::GET, path, &Variant::nil(), headers)
             .map_err(failed)?;
         let fail = |kind, message: String| failed((kind, message, spec.url.clone()));
+        if let Some(line) = headers.as_slice().iter().find(|line| {
+            let name = line.to_string();
+            let name = name
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            crate::core::http::transfer::MANAGED_HEADERS.contains(&name.as_str())
+        }) {
+            return Err(fail(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "download() sets Range, If-Range and Accept-Encoding itself (to resume and to hash the file's own bytes); remove '{line}' from its headers"
+                ),
+            ));
+        }
         let given = file_path.to_string();
         if given.trim().is_empty() {
             return Err(fail(
@@ -736,6 +774,8 @@ impl HttpPool {
             buffer_bytes: self.stream_buffer_bytes.clamp(1, 1 << 30) as usize,
             retry_ms: (self.sse_reconnect_delay.clamp(0.0, 1e6) * 1000.0) as u64,
             max_reconnects: self.sse_max_reconnects.clamp(0, 1_000_000) as u32,
+            idle_timeout: (self.stream_idle_timeout > 0.0)
+                .then(|| std::time::Duration::from_secs_f64(self.stream_idle_timeout.min(1e6))),
         })
     }
 

@@ -23,8 +23,10 @@ use crate::core::http::transfer::{SseEvent, StreamHandle};
 /// `retry` fields, comments, CRLF, LF or CR line ends, a leading byte order mark. When
 /// the connection drops or the server ends the body, the stream reconnects after the
 /// reconnection time (the server's `retry`, else [member HTTPPool.sse_reconnect_delay],
-/// doubling for each failed attempt in a row, capped by [member HTTPPool.retry_max_delay])
-/// with a `Last-Event-ID` header, and gives up after [member HTTPPool.sse_max_reconnects]
+/// doubling for each failed attempt in a row, capped by [member HTTPPool.retry_max_delay];
+/// never less than 100 ms, so a server that sends `retry: 0` and ends every connection
+/// cannot make the game reconnect in a tight loop, and a huge `retry` waits no longer
+/// than [member HTTPPool.retry_max_delay]) with a `Last-Event-ID` header, and gives up after [member HTTPPool.sse_max_reconnects]
 /// attempts in a row that brought no event. A `204` answer ends it for good.
 ///
 /// **Delivery.** Pieces are delivered at the start of a frame within the pool's dispatch
@@ -36,7 +38,9 @@ use crate::core::http::transfer::{SseEvent, StreamHandle};
 /// [member HTTPPool.stream_max_line_bytes] ends the stream with
 /// [constant HTTPResponse.ERR_BODY_TOO_LARGE].
 ///
-/// The stream is not counted against [member HTTPPool.max_concurrent]. It ends when the
+/// The stream is not counted against [member HTTPPool.max_concurrent]; a pool holds at
+/// most 64 open streams, and one more ends at once (on a later frame) with
+/// [constant HTTPResponse.ERR_QUEUE_FULL]. It ends when the
 /// server ends it (not for event streams, which reconnect), on an error, on
 /// [method cancel], or when the pool leaves the tree or is freed; dropping every reference
 /// to the HTTPStream does not stop it (the pool holds it until it ends). Chunk and line streams
@@ -107,7 +111,10 @@ impl HttpStream {
     /// [constant HTTPResponse.ERR_HTTP_STATUS], [constant HTTPResponse.ERR_CONNECTION_LOST],
     /// [constant HTTPResponse.ERR_BODY_TOO_LARGE] (a line or event over the limit),
     /// [constant HTTPResponse.ERR_DECODE] (an event stream whose `Content-Type` is not
-    /// `text/event-stream`), and those of requests.
+    /// `text/event-stream`, or whose last event `id` holds control characters, which a
+    /// `Last-Event-ID` header cannot carry back), [constant HTTPResponse.ERR_TIMEOUT] (a
+    /// chunk or line stream silent for [member HTTPPool.stream_idle_timeout]), and those
+    /// of requests. After [method cancel] it is always [constant HTTPResponse.ERR_CANCELLED].
     #[signal]
     pub fn finished(response: Gd<HttpResponse>);
 

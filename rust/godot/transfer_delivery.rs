@@ -129,8 +129,17 @@ impl TransferState {
                     let Some(mut stream) = self.streams.get(&id).cloned() else {
                         continue;
                     };
-                    if let StreamItem::Finished(response) = item {
+                    if let StreamItem::Finished(mut response) = item {
                         self.streams.remove(&id);
+                        if stream.bind().is_cancelled() && response.error != ErrorKind::Cancelled {
+                            // The task had ended before cancel() reached it, but cancel()
+                            // dropped what was still queued: reporting the server's ending
+                            // (`ok`) would tell the game it got the whole stream.
+                            response.error = ErrorKind::Cancelled;
+                            response.error_message =
+                                "the stream was cancelled; pieces still queued were not delivered"
+                                    .to_string();
+                        }
                         let response = HttpResponse::from_core(id, response);
                         stream.bind_mut().set_response(response.clone());
                         return Some(Emit::Finished(stream, response));

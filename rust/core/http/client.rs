@@ -37,6 +37,12 @@ const H2_MAX_HEADER_LIST: u32 = 1024 * 1024;
 pub(crate) struct Clients {
     pub pooled: reqwest::Client,
     pub fresh: reqwest::Client,
+    /// Keeps connections alive like `pooled` but decodes no content coding: downloads use
+    /// it, since they count, resume and hash the file's own bytes. reqwest decodes gzip,
+    /// Brotli and deflate whenever a response declares them, even when the request asked
+    /// for `identity`, and then hides the `Content-Encoding`; through this client the
+    /// download sees it and refuses the answer instead of writing something else.
+    pub identity: reqwest::Client,
     /// The game set `trusted_ca_pem` (error messages then say something else than "set it").
     pub own_ca: bool,
 }
@@ -50,6 +56,14 @@ pub(crate) fn build_clients(settings: &PoolSettings) -> Result<Clients, String> 
         .pool_idle_timeout(settings.pool_idle_timeout)
         .build()
         .map_err(|e| format!("could not set up the HTTP client: {e}"))?;
+    let identity = builder(settings, tls.clone())
+        .no_gzip()
+        .no_brotli()
+        .no_deflate()
+        .pool_max_idle_per_host(settings.max_idle_per_host)
+        .pool_idle_timeout(settings.pool_idle_timeout)
+        .build()
+        .map_err(|e| format!("could not set up the HTTP client: {e}"))?;
     let fresh = builder(settings, tls)
         .pool_max_idle_per_host(0)
         .build()
@@ -57,6 +71,7 @@ pub(crate) fn build_clients(settings: &PoolSettings) -> Result<Clients, String> 
     Ok(Clients {
         pooled,
         fresh,
+        identity,
         own_ca,
     })
 }

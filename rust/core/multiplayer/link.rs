@@ -129,7 +129,16 @@ pub(crate) struct Link {
     received_at: Duration,
     /// Smoothed round trip from pongs, seconds (RFC 6298 section 2's SRTT, alpha 1/8).
     srtt: Option<f64>,
+    /// The newest ping from the peer not yet answered: one pong per flush answers it, so a
+    /// peer that floods pings gets one small datagram's worth back, not one pong each.
+    pong_due: Option<u32>,
+    /// Clocks of this side's recent pings not yet answered, oldest first: only a pong
+    /// carrying one of them is a sample (a forged, garbled or duplicated pong is not).
+    pings_out: VecDeque<u32>,
 }
+
+/// Pings remembered for their pongs: 16 s of them, beyond any `ack_timeout` a link lives.
+const PINGS_REMEMBERED: usize = 32;
 
 impl Link {
     pub fn new(config: LinkConfig) -> Self {
@@ -163,6 +172,8 @@ impl Link {
             last_ping: None,
             received_at: Duration::ZERO,
             srtt: None,
+            pong_due: None,
+            pings_out: VecDeque::with_capacity(PINGS_REMEMBERED),
         }
     }
 
@@ -281,10 +292,10 @@ impl Link {
             Lane::ControlUnreliable => match Control::decode(message)? {
                 Control::Delivered(counts) => self.apply_feedback(&counts),
                 Control::Ping(t) => {
-                    // Sent by the flush that follows this datagram (a message, not an
-                    // acknowledgement-only packet, so it never waits).
-                    self.renet
-                        .send_message(CONTROL_UNRELIABLE, Control::Pong(t).encode());
+                    // Answered by the flush that follows this datagram, once for the
+                    // newest ping (a message, not an acknowledgement-only packet, so it
+                    // never waits).
+                    self.pong_due = Some(t);
                 }
                 Control::Pong(t) => self.take_rtt_sample(t),
                 _ => {}
@@ -356,6 +367,10 @@ impl Link {
         self.move_pending_into_window();
         self.send_feedback();
         self.send_ping();
+        if let Some(t) = self.pong_due.take() {
+            self.renet
+                .send_message(CONTROL_UNRELIABLE, Control::Pong(t).encode());
+        }
         self.check_stall()?;
         let renet = &mut self.renet;
         let packets = catch_unwind(AssertUnwindSafe(|| renet.get_packets_to_send()))
@@ -418,13 +433,21 @@ impl Link {
             return;
         }
         self.last_ping = Some(self.now);
-        self.renet.send_message(
-            CONTROL_UNRELIABLE,
-            Control::Ping(clock_us(self.now)).encode(),
-        );
+        let clock = clock_us(self.now);
+        if self.pings_out.len() == PINGS_REMEMBERED {
+            self.pings_out.pop_front();
+        }
+        self.pings_out.push_back(clock);
+        self.renet
+            .send_message(CONTROL_UNRELIABLE, Control::Ping(clock).encode());
     }
 
     fn take_rtt_sample(&mut self, sent_us: u32) {
+        let Some(at) = self.pings_out.iter().position(|t| *t == sent_us) else {
+            return;
+        };
+        // Older pings still unanswered will not be answered after a newer one was.
+        self.pings_out.drain(..=at);
         let sample_us = clock_us(self.now.max(self.received_at)).wrapping_sub(sent_us);
         // A pong for a ping this side never sent (or from before a wrap) is ignored.
         if Duration::from_micros(u64::from(sample_us)) > self.config.ack_timeout {
@@ -705,6 +728,89 @@ mod tests {
         assert!(out.is_empty());
         b.pull(&mut room(), &mut out).unwrap();
         assert_eq!(out.len(), 10);
+    }
+
+    /// The unreliable control messages in `datagrams`, read by a plain renet
+    /// endpoint with the same channels.
+    fn controls_in(datagrams: &[Vec<u8>]) -> Vec<Control> {
+        let reader = Link::new(LinkConfig::default());
+        let mut renet = reader.renet;
+        for d in datagrams {
+            for p in bundle::unpack(d).unwrap() {
+                renet.process_packet(p);
+            }
+        }
+        std::iter::from_fn(|| renet.receive_message(CONTROL_UNRELIABLE))
+            .map(|m| Control::decode(&m).unwrap())
+            .collect()
+    }
+
+    /// A peer that sends hundreds of pings per datagram gets one pong per flush back, for
+    /// the newest ping: answering is not a reflector for whatever the peer sends.
+    #[test]
+    fn a_ping_flood_is_answered_by_one_pong_per_flush() {
+        let mut attacker = Link::new(LinkConfig::default());
+        let mut b = Link::new(LinkConfig::default());
+        let mut out = Vec::new();
+        let now = Duration::from_millis(1);
+        attacker.flush(now).unwrap(); // its own ping goes nowhere; no other is due at `now`
+        for round in 0..3u32 {
+            for i in 0..300u32 {
+                attacker
+                    .renet
+                    .send_message(CONTROL_UNRELIABLE, Control::Ping(round * 1000 + i).encode());
+            }
+            for d in attacker.flush(now).unwrap() {
+                b.receive(now, &d, &mut room(), &mut out).unwrap();
+            }
+            let answer = b.flush(now).unwrap();
+            let pongs: Vec<Control> = controls_in(&answer)
+                .into_iter()
+                .filter(|c| matches!(c, Control::Pong(_)))
+                .collect();
+            assert_eq!(
+                pongs,
+                [Control::Pong(round * 1000 + 299)],
+                "one pong, for the newest ping"
+            );
+            let bytes: usize = answer.iter().map(Vec::len).sum();
+            assert!(bytes < 200, "{bytes} bytes answer 300 pings");
+        }
+    }
+
+    /// Pongs this side never asked for (forged, garbled, replayed) leave the round trip
+    /// alone; only the answer to one of its own pings is a sample, and only once.
+    #[test]
+    fn forged_and_duplicated_pongs_are_not_round_trip_samples() {
+        let mut a = Link::new(LinkConfig::default());
+        let mut forger = Link::new(LinkConfig::default());
+        let mut out = Vec::new();
+        a.flush(Duration::ZERO).unwrap(); // a pings at clock 0
+        let at = Duration::from_millis(300);
+        for t in [1u32, 299_000, 299_999, u32::MAX] {
+            forger
+                .renet
+                .send_message(CONTROL_UNRELIABLE, Control::Pong(t).encode());
+        }
+        for d in forger.flush(at).unwrap() {
+            a.receive(at, &d, &mut room(), &mut out).unwrap();
+        }
+        assert_eq!(a.srtt, None, "no sample from pongs to pings never sent");
+        forger
+            .renet
+            .send_message(CONTROL_UNRELIABLE, Control::Pong(0).encode());
+        for d in forger.flush(at).unwrap() {
+            a.receive(at, &d, &mut room(), &mut out).unwrap();
+        }
+        assert_eq!(a.srtt, Some(0.3), "the real answer counts");
+        let later = Duration::from_millis(400);
+        forger
+            .renet
+            .send_message(CONTROL_UNRELIABLE, Control::Pong(0).encode());
+        for d in forger.flush(later).unwrap() {
+            a.receive(later, &d, &mut room(), &mut out).unwrap();
+        }
+        assert_eq!(a.srtt, Some(0.3), "a duplicate of it does not count again");
     }
 
     #[test]

@@ -4,13 +4,15 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{
-    ACCEPT_ENCODING, CONTENT_RANGE, DATE, ETAG, HeaderMap, IF_RANGE, LAST_MODIFIED, RANGE,
+    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_RANGE, DATE, ETAG, HeaderMap, IF_RANGE,
+    LAST_MODIFIED, RANGE,
 };
+use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
 use super::part_file::{self, Meta, PartPaths, PartWriter};
@@ -31,6 +33,11 @@ const WRITE_BLOCK: usize = 256 * 1024;
 /// answers contradict each other must not loop forever).
 const MAX_RESTARTS: u32 = 3;
 
+/// Request header fields a download sets itself (RFC 9110 sections 12.5.3, 13.1.5, 14.2);
+/// others' values for them are not sent. `HTTPPool.download()` refuses them in its own
+/// `headers` argument with a sentence.
+pub const MANAGED_HEADERS: [&str; 3] = ["accept-encoding", "range", "if-range"];
+
 /// The part files being written by some download of this process: two downloads of one
 /// file would interleave their bytes.
 fn active_files() -> &'static Mutex<HashSet<PathBuf>> {
@@ -43,10 +50,54 @@ struct FileClaim(PathBuf);
 
 impl FileClaim {
     fn take(path: &std::path::Path) -> Option<FileClaim> {
+        let key = normalized(path);
         let mut active = active_files().lock().unwrap_or_else(|p| p.into_inner());
-        active
-            .insert(path.to_path_buf())
-            .then(|| FileClaim(path.to_path_buf()))
+        active.insert(key.clone()).then(|| FileClaim(key))
+    }
+}
+
+/// `path` with `.`, `..` and repeated separators resolved in the text, so that two
+/// spellings of one file (`dir/./f`, `dir/sub/../f`, `dir//f`) claim the same entry. It
+/// touches no disk (the claim is taken on a runtime worker); a symbolic link is not
+/// followed.
+fn normalized(path: &std::path::Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(".."),
+            },
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// How long a download waits for another one of the same file to let go. A download
+/// cancelled a moment ago (its pool freed on a scene change, `cancel()` before starting
+/// it again) still holds the file until its task has run its ending; starting the same
+/// download again right then must resume, not fail.
+const CLAIM_WAIT: Duration = Duration::from_secs(2);
+
+impl FileClaim {
+    /// Takes the claim, waiting up to [`CLAIM_WAIT`] for a holder to end.
+    async fn wait(path: &std::path::Path) -> Option<FileClaim> {
+        let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+        loop {
+            if let Some(claim) = FileClaim::take(path) {
+                return Some(claim);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -105,6 +156,7 @@ pub(super) async fn run(
     spec: DownloadSpec,
     handle: DownloadHandle,
     events: EventSender<TransferEvent>,
+    slots: Arc<Semaphore>,
 ) {
     let mut ending = Ending {
         events,
@@ -125,10 +177,27 @@ pub(super) async fn run(
         resumes: 0,
         restarts: 0,
         attempts: 0,
+        high_water: 0,
+        range_end: None,
         started: Instant::now(),
         sha256: String::new(),
     };
-    let Some(_claim) = FileClaim::take(&job.spec.file) else {
+    let token = job.handle.token.clone();
+    let started = tokio::select! {
+        biased;
+        _ = token.cancelled() => None,
+        slot = slots.acquire_owned() => match slot {
+            Ok(slot) => Some((slot, FileClaim::wait(&job.spec.file).await)),
+            Err(_) => None,
+        },
+    };
+    let Some((_slot, claim)) = started else {
+        // Nothing was touched: the part file, if any, is another download's.
+        let message = "the download was cancelled before it started";
+        let outcome = job.outcome(job.failed(ErrorKind::Cancelled, message));
+        return ending.send(outcome);
+    };
+    let Some(_claim) = claim else {
         let message = format!(
             "{} is already being downloaded by another download; wait for it or cancel it",
             job.spec.file.display()
@@ -136,7 +205,6 @@ pub(super) async fn run(
         let outcome = job.outcome(job.failed(ErrorKind::File, message));
         return ending.send(outcome);
     };
-    let token = job.handle.token.clone();
     let result = tokio::select! {
         biased;
         _ = token.cancelled() => None,
@@ -153,11 +221,8 @@ pub(super) async fn run(
 enum Step {
     /// The download ended.
     Done(Response),
-    /// A transient failure: retry after backoff; `progressed` when bytes arrived.
-    Retry {
-        response: Response,
-        progressed: bool,
-    },
+    /// A transient failure: retry after backoff.
+    Retry { response: Response },
     /// Start the next attempt at once (after starting over from byte 0).
     Again,
 }
@@ -177,6 +242,12 @@ struct Job {
     resumes: u32,
     restarts: u32,
     attempts: u32,
+    /// The furthest the part file ever reached in this download: only bytes beyond it are
+    /// progress. A server that drops every connection before the point where the last one
+    /// dropped (after a restart from byte 0) must not reset the retry count forever.
+    high_water: u64,
+    /// Where the current 206 answer's range ends (exclusive), from its Content-Range.
+    range_end: Option<u64>,
     started: Instant,
     sha256: String,
 }
@@ -221,14 +292,14 @@ impl Job {
         let mut failures = 0;
         loop {
             self.attempts += 1;
-            match self.attempt(&clients.pooled, clients.own_ca).await {
+            match self.attempt(&clients.identity, clients.own_ca).await {
                 Step::Done(response) => return self.outcome(response),
                 Step::Again => {}
-                Step::Retry {
-                    mut response,
-                    progressed,
-                } => {
-                    // Bytes that arrived prove the server works: only failures in a row count.
+                Step::Retry { mut response } => {
+                    // New bytes prove the server works: only failures in a row count. Bytes
+                    // fetched again after a restart are not new.
+                    let progressed = self.offset > self.high_water;
+                    self.high_water = self.high_water.max(self.offset);
                     failures = if progressed { 1 } else { failures + 1 };
                     if failures > policy.max_retries {
                         response.error_message.push_str(&format!(
@@ -262,6 +333,7 @@ impl Job {
                 self.validator = Some(meta.validator);
                 self.total = meta.total;
                 self.offset = len;
+                self.high_water = len;
                 self.handle.progress.set(len, meta.total);
                 Ok(())
             }
@@ -340,6 +412,12 @@ impl Job {
         let settings = self.base.settings.clone();
         let mut builder = client.get(&url);
         for (name, value) in &self.spec.headers {
+            // The download sets these itself; a copy from the pool's default_headers (an
+            // `Accept-Encoding: gzip` meant for API calls) would be sent beside netkit's
+            // and break offsets, ranges or the hash.
+            if MANAGED_HEADERS.iter().any(|m| name.eq_ignore_ascii_case(m)) {
+                continue;
+            }
             builder = builder.header(name.as_str(), value.as_str());
         }
         // Offsets count bytes of the file itself: no content coding may change them.
@@ -358,7 +436,6 @@ impl Job {
                 );
                 return Step::Retry {
                     response: self.failed(ErrorKind::Timeout, message),
-                    progressed: false,
                 };
             }
             Ok(Err(err)) => {
@@ -366,10 +443,7 @@ impl Job {
                 let response = self.failed(kind, message);
                 return match kind {
                     ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::ConnectionLost => {
-                        Step::Retry {
-                            response,
-                            progressed: false,
-                        }
+                        Step::Retry { response }
                     }
                     _ => Step::Done(response),
                 };
@@ -378,16 +452,61 @@ impl Job {
         };
         let status = reply.status().as_u16();
         let mut head = head_response(&reply, self.attempts);
+        self.range_end = None;
+        if (200..300).contains(&status)
+            && let Some(coding) = reply
+                .headers()
+                .get(CONTENT_ENCODING)
+                .map(|v| {
+                    String::from_utf8_lossy(v.as_bytes())
+                        .trim()
+                        .to_ascii_lowercase()
+                })
+                .filter(|c| !c.is_empty() && c != "identity")
+        {
+            // Asked for identity: offsets, Content-Range and the SHA-256 count the file's
+            // own bytes, which a content coding (RFC 9110 section 8.4) would change.
+            head.error = ErrorKind::Decode;
+            head.error_message = format!(
+                "the server sent the file with Content-Encoding '{coding}' although the download asked for identity; a coded body cannot be resumed or hashed as the file, so nothing of this answer was written"
+            );
+            return self.refused(head).await;
+        }
         match status {
             206 if ranged => match content_range(reply.headers()) {
-                Some((start, total)) if start == self.offset => {
+                Some(range)
+                    if range.start == self.offset
+                        && self.same_representation(reply.headers(), range.total) =>
+                {
                     self.resumes += 1;
-                    if total.is_some() {
-                        self.total = total;
+                    if range.total.is_some() {
+                        self.total = range.total;
                     }
+                    self.range_end = Some(range.end + 1);
                 }
                 _ => return self.start_over().await,
             },
+            // RFC 9110 section 15.3.7: 206 answers a Range request only. Without one, a 206
+            // is the file only when its Content-Range covers all of it; a part of the file
+            // written as the whole would pass for complete.
+            206 if !matches!(
+                content_range(reply.headers()),
+                Some(ContentRange { start: 0, end, total: Some(total) }) if end + 1 == total
+            ) =>
+            {
+                let range = reply
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+                head.error = ErrorKind::Decode;
+                head.error_message = format!(
+                    "the server answered a request for the whole file with 206 Partial Content ({}); that is not the file, so nothing was written",
+                    range.map_or("without Content-Range".to_string(), |r| format!(
+                        "Content-Range '{r}'"
+                    ))
+                );
+                return self.refused(head).await;
+            }
             200..=299 => {
                 if ranged {
                     // RFC 9110 section 13.1.5: a 200 to If-Range means the representation
@@ -410,7 +529,19 @@ impl Job {
                     }
                 }
             }
-            416 if ranged => return self.start_over().await,
+            416 if ranged => {
+                // RFC 9110 section 13.2.2: a failed If-Range would have brought a 200, so a
+                // 416 whose `bytes */N` is the part file's length says the part is the
+                // whole file (the game stopped between its last byte and the rename, or
+                // the rename failed): it is finished, not fetched again.
+                if unsatisfied_length(reply.headers()) == Some(self.offset) {
+                    self.total = Some(self.offset);
+                    self.handle.progress.set(self.offset, self.total);
+                    self.resumes += 1;
+                    return Step::Done(self.finish(head).await);
+                }
+                return self.start_over().await;
+            }
             _ => {
                 let reason = reqwest::StatusCode::from_u16(status)
                     .ok()
@@ -421,10 +552,7 @@ impl Job {
                     .trim_end()
                     .to_string();
                 if is_retryable_status(status) {
-                    return Step::Retry {
-                        response: head,
-                        progressed: false,
-                    };
+                    return Step::Retry { response: head };
                 }
                 let paths = self.paths.clone();
                 self.writer = None;
@@ -445,6 +573,47 @@ impl Job {
         self.body(reply, head).await
     }
 
+    /// Ends the download on an answer that cannot be used: a part file that can be resumed
+    /// later is kept, one without a validator (or empty) is removed.
+    async fn refused(&mut self, mut head: Response) -> Step {
+        self.writer = None;
+        if self.offset > 0 && self.validator.is_some() {
+            head.error_message.push_str(&format!(
+                "; the {} bytes from before are kept in {}",
+                self.offset,
+                self.paths.part.display()
+            ));
+        } else {
+            let paths = self.paths.clone();
+            let _ = blocking(move || part_file::remove_part(&paths)).await;
+            self.offset = 0;
+        }
+        Step::Done(head)
+    }
+
+    /// Whether a 206 belongs to the version the part file holds. A server that ignores
+    /// `If-Range` (RFC 9110 section 13.1.5) still names its version: a 206 carries the
+    /// `ETag` a 200 would (section 15.3.7), and its Content-Range the file's length.
+    fn same_representation(&self, headers: &HeaderMap, total: Option<u64>) -> bool {
+        if let (Some(before), Some(now)) = (self.total, total)
+            && before != now
+        {
+            return false;
+        }
+        let Some(ours) = &self.validator else {
+            return true;
+        };
+        let field = if ours.starts_with('"') {
+            ETAG
+        } else {
+            LAST_MODIFIED
+        };
+        headers
+            .get(field)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|theirs| theirs == ours)
+    }
+
     async fn too_large(&mut self, mut head: Response, message: String) -> Step {
         head.error = ErrorKind::BodyTooLarge;
         head.error_message = message;
@@ -458,7 +627,6 @@ impl Job {
     async fn body(&mut self, mut reply: reqwest::Response, mut head: Response) -> Step {
         let stall = self.base.settings.timeout;
         let mut buffer = BytesMut::with_capacity(WRITE_BLOCK);
-        let mut arrived = 0u64;
         loop {
             let chunk = match timeout(stall, reply.chunk()).await {
                 Err(_) => {
@@ -470,17 +638,24 @@ impl Job {
                         stall.as_secs_f64(),
                         self.offset
                     );
-                    return flushed.unwrap_or(Step::Retry {
-                        response: head,
-                        progressed: arrived > 0,
-                    });
+                    return flushed.unwrap_or(Step::Retry { response: head });
                 }
                 Ok(chunk) => chunk,
             };
             match chunk {
                 Ok(Some(chunk)) => {
-                    arrived += chunk.len() as u64;
                     let size = self.offset + (buffer.len() + chunk.len()) as u64;
+                    if let Some(end) = self.range_end.or(self.total)
+                        && size > end
+                    {
+                        head.error = ErrorKind::Decode;
+                        head.error_message = format!(
+                            "the server sent more of {} than it announced ({end} bytes by its Content-Length or Content-Range); the download stopped and its part file was removed",
+                            head.url
+                        );
+                        self.validator = None;
+                        return self.refused(head).await;
+                    }
                     if size > self.spec.max_bytes {
                         let message = format!(
                             "the file grew past max_download_bytes ({}); the download stopped and its part file was removed",
@@ -508,10 +683,7 @@ impl Job {
                         self.offset,
                         chain(&err)
                     );
-                    return Step::Retry {
-                        response: head,
-                        progressed: arrived > 0,
-                    };
+                    return Step::Retry { response: head };
                 }
             }
         }
@@ -526,10 +698,7 @@ impl Job {
                 "the body from {} ended after {} of {total} bytes",
                 head.url, self.offset
             );
-            return Step::Retry {
-                response: head,
-                progressed: arrived > 0,
-            };
+            return Step::Retry { response: head };
         }
         self.total = Some(self.offset);
         self.handle.progress.set(self.offset, self.total);
@@ -625,18 +794,34 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(std::io::Error::other(format!("file task failed: {e}"))))
 }
 
-/// `Content-Range: bytes START-END/TOTAL` (RFC 9110 section 14.4): the start and, when
-/// not `*`, the total.
-fn content_range(headers: &HeaderMap) -> Option<(u64, Option<u64>)> {
+/// A `Content-Range: bytes START-END/TOTAL` (RFC 9110 section 14.4), END inclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ContentRange {
+    start: u64,
+    end: u64,
+    /// `None` for `*` (length unknown).
+    total: Option<u64>,
+}
+
+/// The response's Content-Range, when well formed: START <= END, and END < TOTAL when the
+/// total is known (section 14.4 calls anything else invalid).
+fn content_range(headers: &HeaderMap) -> Option<ContentRange> {
     let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
     let rest = value.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
-    let (start, _end) = range.split_once('-')?;
+    let (start, end) = range.split_once('-')?;
     let total = match total.trim() {
         "*" => None,
         t => Some(t.parse().ok()?),
     };
-    Some((start.trim().parse().ok()?, total))
+    let (start, end): (u64, u64) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
+    (start <= end && total.is_none_or(|t| end < t)).then_some(ContentRange { start, end, total })
+}
+
+/// The N of a 416's `Content-Range: bytes */N` (RFC 9110 section 14.4): the file's length.
+fn unsatisfied_length(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
+    value.trim().strip_prefix("bytes */")?.trim().parse().ok()
 }
 
 /// The validator to send back in `If-Range`: a strong ETag, else a Last-Modified date that
@@ -645,8 +830,7 @@ fn content_range(headers: &HeaderMap) -> Option<(u64, Option<u64>)> {
 /// dropped download starts over rather than risk mixing two versions.
 fn validator(headers: &HeaderMap) -> Option<String> {
     if let Some(etag) = headers.get(ETAG).and_then(|v| v.to_str().ok())
-        && !etag.starts_with("W/")
-        && etag.starts_with('"')
+        && part_file::usable_validator(etag)
     {
         return Some(etag.to_string());
     }
@@ -672,10 +856,24 @@ mod tests {
     }
 
     #[test]
+    fn spellings_of_one_path_normalize_alike() {
+        let n = |p: &str| normalized(std::path::Path::new(p));
+        assert_eq!(n("/a/b/f"), PathBuf::from("/a/b/f"));
+        for same in ["/a/./b/f", "/a//b/f", "/a/c/../b/f", "/a/b/./f"] {
+            assert_eq!(n(same), n("/a/b/f"), "{same}");
+        }
+        assert_eq!(n("../x/f"), PathBuf::from("../x/f"), "a leading .. stays");
+        assert_eq!(n("/../f"), PathBuf::from("/f"), "nothing above the root");
+    }
+
+    #[test]
     fn content_range_start_and_total() {
         let cr = |v| content_range(&headers(&[("content-range", v)]));
-        assert_eq!(cr("bytes 100-199/1000"), Some((100, Some(1000))));
-        assert_eq!(cr("bytes 100-199/*"), Some((100, None)));
+        let range = |start, end, total| Some(ContentRange { start, end, total });
+        assert_eq!(cr("bytes 100-199/1000"), range(100, 199, Some(1000)));
+        assert_eq!(cr("bytes 100-199/*"), range(100, 199, None));
+        assert_eq!(cr("bytes 200-100/1000"), None, "end before start");
+        assert_eq!(cr("bytes 100-1000/1000"), None, "end beyond the length");
         assert_eq!(cr("bytes */1000"), None, "the 416 form has no start");
         assert_eq!(cr("items 1-2/3"), None);
     }

@@ -15,7 +15,7 @@ mod sse;
 mod stream;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use credit::Credit;
+pub use download::MANAGED_HEADERS;
 pub use lines::{LineSplitter, LineTooLong};
 pub use part_file::parse_sha256;
 pub use sse::{SseEvent, SseParser};
@@ -48,6 +49,16 @@ pub const DEFAULT_STREAM_BUFFER_BYTES: usize = 1 << 20;
 /// The reconnection time of an event stream until the server sends `retry`, in ms (the
 /// value browsers use).
 pub const DEFAULT_SSE_RETRY_MS: u64 = 3000;
+/// Downloads of one [`Transfers`] that run at once; more wait (holding no connection and
+/// no file) until one ends. A game that starts a thousand downloads in a loop must not
+/// open a thousand connections and files, which runs the process out of file descriptors
+/// for everything else, Godot's own files included.
+pub const MAX_RUNNING_DOWNLOADS: usize = 8;
+/// Streams of one [`Transfers`] open at once; one more ends at once with `QueueFull`.
+/// A stream holds its connection for as long as it lives, so waiting for a slot could be
+/// for ever; a game that opens streams in a loop gets a clear error instead of running
+/// the process out of file descriptors.
+pub const MAX_OPEN_STREAMS: usize = 64;
 /// Reconnection attempts in a row, without an event between them, before an event stream
 /// gives up.
 pub const DEFAULT_SSE_MAX_RECONNECTS: u32 = 10;
@@ -112,6 +123,11 @@ pub struct StreamSpec {
     pub retry_ms: u64,
     /// Reconnections in a row without an event in between before an event stream ends.
     pub max_reconnects: u32,
+    /// Longest silence of the body (no byte at all, comments and keep-alives included)
+    /// before the connection counts as dead: an event stream reconnects, any other ends
+    /// with `Timeout`. `None` waits for ever. Without it a half-open connection (a NAT
+    /// that forgot it, a phone that changed networks) is a stream that just stops.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl StreamSpec {
@@ -127,6 +143,7 @@ impl StreamSpec {
             buffer_bytes: DEFAULT_STREAM_BUFFER_BYTES,
             retry_ms: DEFAULT_SSE_RETRY_MS,
             max_reconnects: DEFAULT_SSE_MAX_RECONNECTS,
+            idle_timeout: None,
         }
     }
 }
@@ -276,6 +293,19 @@ pub struct Transfers {
     next_id: AtomicU64,
     /// Parent of every transfer's token; replaced after `cancel_all`.
     root: Mutex<CancellationToken>,
+    /// [`MAX_RUNNING_DOWNLOADS`] permits; a download holds one while it runs.
+    download_slots: Arc<Semaphore>,
+    /// Streams whose task has not ended.
+    open_streams: Arc<AtomicUsize>,
+}
+
+/// One open stream in [`Transfers::open_streams`], given back when its task ends.
+pub(super) struct StreamSlot(Arc<AtomicUsize>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Default for Transfers {
@@ -293,6 +323,8 @@ impl Transfers {
             queue,
             next_id: AtomicU64::new(1),
             root: Mutex::new(CancellationToken::new()),
+            download_slots: Arc::new(Semaphore::new(MAX_RUNNING_DOWNLOADS)),
+            open_streams: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -319,6 +351,7 @@ impl Transfers {
             spec,
             handle.clone(),
             self.sender.clone(),
+            self.download_slots.clone(),
         ));
         handle
     }
@@ -326,6 +359,19 @@ impl Transfers {
     /// Starts a stream with `pool`'s clients and settings. Its items arrive in order in a
     /// lane of their own, the last one [`StreamItem::Finished`].
     pub fn stream(&self, pool: &HttpPool, spec: StreamSpec) -> StreamHandle {
+        if self.open_streams.fetch_add(1, Ordering::AcqRel) >= MAX_OPEN_STREAMS {
+            self.open_streams.fetch_sub(1, Ordering::AcqRel);
+            let message = format!(
+                "{MAX_OPEN_STREAMS} streams of this pool are open already; cancel one (or let it end) before opening another"
+            );
+            let response = Response::failed(super::ErrorKind::QueueFull, message, &spec.url);
+            let id = self.refuse_stream(response);
+            return StreamHandle {
+                id,
+                token: CancellationToken::new(),
+            };
+        }
+        let slot = StreamSlot(self.open_streams.clone());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let base = pool.transfer_base();
         let token = self.child_token();
@@ -333,7 +379,15 @@ impl Transfers {
         let lane = self.sender.lane(usize::MAX);
         let credits = Arc::new(Semaphore::new(spec.buffer_bytes.clamp(1, 1 << 30)));
         let runtime = base.runtime.clone();
-        runtime.spawn(stream::run(base, spec, id, token.clone(), lane, credits));
+        runtime.spawn(stream::run(
+            base,
+            spec,
+            id,
+            token.clone(),
+            lane,
+            credits,
+            slot,
+        ));
         StreamHandle { id, token }
     }
 

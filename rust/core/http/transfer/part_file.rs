@@ -42,17 +42,47 @@ pub(crate) struct Meta {
     pub total: Option<u64>,
 }
 
-/// The sidecar and the part file's length, when both exist and the sidecar is readable.
+/// Largest sidecar read: netkit writes a URL, a validator and a number.
+const MAX_META_BYTES: u64 = 64 * 1024;
+
+/// The sidecar and the part file's length, when both exist and the sidecar is one netkit
+/// could have written: its validator a strong ETag or an HTTP date that can go into
+/// `If-Range` as is, and the part file no longer than the total it records. Anything else
+/// (a sidecar edited, truncated or from another program) is not resumed: the download
+/// starts over instead of failing on every attempt or gluing unrelated bytes together.
 pub(crate) fn read_resumable(paths: &PartPaths) -> Option<(Meta, u64)> {
+    if fs::metadata(&paths.meta).ok()?.len() > MAX_META_BYTES {
+        return None;
+    }
     let text = fs::read_to_string(&paths.meta).ok()?;
     let value: Value = serde_json::from_str(&text).ok()?;
     let meta = Meta {
         url: value.get("url")?.as_str()?.to_string(),
         validator: value.get("validator")?.as_str()?.to_string(),
-        total: value.get("total").and_then(Value::as_u64),
+        total: match value.get("total") {
+            None | Some(Value::Null) => None,
+            Some(total) => Some(total.as_u64()?),
+        },
     };
-    let len = fs::metadata(&paths.part).ok()?.len();
-    Some((meta, len))
+    if !usable_validator(&meta.validator) {
+        return None;
+    }
+    let part = fs::metadata(&paths.part).ok()?;
+    if !part.is_file() || meta.total.is_some_and(|total| part.len() > total) {
+        return None;
+    }
+    Some((meta, part.len()))
+}
+
+/// A strong entity tag (RFC 9110 section 8.8.3: `"` etagc* `"`) or an HTTP date.
+pub(crate) fn usable_validator(validator: &str) -> bool {
+    let etag = validator.len() >= 2
+        && validator.starts_with('"')
+        && validator.ends_with('"')
+        && validator[1..validator.len() - 1]
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80);
+    etag || (validator.is_ascii() && httpdate::parse_http_date(validator).is_ok())
 }
 
 /// Writes the sidecar through a temporary file and a rename, so a crash leaves the old
@@ -188,6 +218,23 @@ mod tests {
         assert_eq!(hex(&parsed), text.to_lowercase());
         assert!(parse_sha256("abc").is_none());
         assert!(parse_sha256(&"zz".repeat(32)).is_none());
+    }
+
+    #[test]
+    fn only_validators_fit_for_if_range_are_resumed() {
+        assert!(usable_validator("\"dl-5\""));
+        assert!(usable_validator("Mon, 01 Jan 2024 00:00:00 GMT"));
+        for bad in [
+            "",
+            "\"",
+            "abc",
+            "\"a\r\nX: 1\"",
+            "\"a\"b\"",
+            "W/\"a\"",
+            "yesterday",
+        ] {
+            assert!(!usable_validator(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -15,11 +15,20 @@ use super::credit::Credit;
 use super::lines::{LineSplitter, LineTooLong};
 use super::sse::SseParser;
 use super::{
-    StreamItem, StreamMode, StreamSpec, TransferBase, TransferEvent, head_response, wait_before,
+    StreamItem, StreamMode, StreamSlot, StreamSpec, TransferBase, TransferEvent, head_response,
+    wait_before,
 };
 use crate::core::events::{LaneSender, Push};
 use crate::core::http::classify::{chain, classify};
 use crate::core::http::{ErrorKind, Response};
+
+/// Shortest wait before an event stream reconnects, whatever `retry` says.
+pub(super) const MIN_RECONNECT: Duration = Duration::from_millis(100);
+
+/// What one queued item costs besides its bytes (the event itself and its place in the
+/// queue), charged to the stream's buffer with them: a flood of empty lines or events
+/// would otherwise queue a million items, each far larger than the one byte it counts.
+const ITEM_COST: usize = std::mem::size_of::<TransferEvent>() + 16;
 
 /// Sends the stream's items; also its one `Finished`, even when the task is dropped.
 struct Out {
@@ -37,7 +46,7 @@ struct Gone;
 impl Out {
     /// Waits for room in the buffer (the socket is not read meanwhile), then queues.
     async fn item(&self, item: StreamItem, bytes: usize) -> Result<(), Gone> {
-        let credit = Credit::take(&self.credits, bytes, self.buffer)
+        let credit = Credit::take(&self.credits, bytes + ITEM_COST, self.buffer)
             .await
             .ok_or(Gone)?;
         match self.lane.send(TransferEvent::Stream {
@@ -91,6 +100,7 @@ pub(super) async fn run(
     token: CancellationToken,
     lane: LaneSender<TransferEvent>,
     credits: Arc<Semaphore>,
+    _slot: StreamSlot,
 ) {
     let mut out = Out {
         lane,
@@ -172,8 +182,12 @@ impl StreamTask {
                         ));
                         return Some(response);
                     }
-                    let retry = Duration::from_millis(self.parser.retry_ms());
-                    let cap = self.base.settings.retry_max_delay;
+                    // The server's `retry` is bounded both ways: a huge one must not park
+                    // the stream for years without a word, a zero one must not turn a
+                    // server that ends every connection at once into a reconnect storm.
+                    let cap = self.base.settings.retry_max_delay.max(MIN_RECONNECT);
+                    let retry =
+                        Duration::from_millis(self.parser.retry_ms()).clamp(MIN_RECONNECT, cap);
                     tokio::time::sleep(wait_before(retry, cap, failures)).await;
                     self.parser.reconnected();
                 }
@@ -187,6 +201,17 @@ impl StreamTask {
         let mut builder = client.request(self.spec.method.as_reqwest(), &url);
         let mut has_content_type = false;
         for (name, value) in &self.spec.headers {
+            // An event stream sends its own `Accept` (a pool's default
+            // `Accept: application/json` beside it would let the server pick JSON), and its
+            // own `Last-Event-ID` once an id arrived: the game's one names where to start
+            // and, sent again beside netkit's, made every reconnection replay from there.
+            if events
+                && (name.eq_ignore_ascii_case("accept")
+                    || (name.eq_ignore_ascii_case("last-event-id")
+                        && !self.parser.last_event_id().is_empty()))
+            {
+                continue;
+            }
             has_content_type |= name.eq_ignore_ascii_case("content-type");
             builder = builder.header(name.as_str(), value.as_str());
         }
@@ -195,8 +220,22 @@ impl StreamTask {
             builder = builder
                 .header(ACCEPT, "text/event-stream")
                 .header(CACHE_CONTROL, "no-store");
-            if !self.parser.last_event_id().is_empty() {
-                builder = builder.header("last-event-id", self.parser.last_event_id());
+            let id = self.parser.last_event_id();
+            if !id.is_empty() {
+                // The standard lets an id hold any character but NUL; a header cannot carry
+                // control characters. Reconnecting without it would replay the stream from
+                // its start, so the stream ends and says why.
+                let Ok(value) = HeaderValue::from_str(id) else {
+                    return End::Over(Response::failed(
+                        ErrorKind::Decode,
+                        format!(
+                            "the event stream's last id ({} bytes) holds control characters, which a Last-Event-ID header cannot carry; the stream cannot resume from it and ended instead of reconnecting",
+                            id.len()
+                        ),
+                        &url,
+                    ));
+                };
+                builder = builder.header("last-event-id", value);
             }
         }
         if let Some(bytes) = self.spec.body.bytes() {
@@ -266,7 +305,24 @@ impl StreamTask {
         let mut lines = LineSplitter::new(self.spec.max_line_bytes);
         let mut delivered = 0u64;
         loop {
-            let chunk = match reply.chunk().await {
+            let next = match self.spec.idle_timeout {
+                Some(idle) => match timeout(idle, reply.chunk()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        head.error = ErrorKind::Timeout;
+                        head.error_message = format!(
+                            "no byte of the stream from {url} arrived for {:.1} s (stream_idle_timeout); the connection was taken for dead",
+                            idle.as_secs_f64()
+                        );
+                        return End::Dropped {
+                            response: head,
+                            events: delivered,
+                        };
+                    }
+                },
+                None => reply.chunk().await,
+            };
+            let chunk = match next {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => {
                     if self.spec.mode == StreamMode::Lines
@@ -372,11 +428,17 @@ impl StreamTask {
     }
 }
 
-/// Up to `max` bytes of a body (an error response's explanation).
+/// Longest time spent reading an error response's explanation, in all.
+const ERROR_BODY_TIME: Duration = Duration::from_secs(2);
+
+/// Up to `max` bytes of a body (an error response's explanation), read for at most
+/// [`ERROR_BODY_TIME`] in all: a server that trickles a byte now and then must not hold
+/// back the error (a bound per chunk alone let 64 KiB at one byte a second take 18 hours).
 async fn read_some(reply: &mut reqwest::Response, max: usize) -> Bytes {
     let mut body = Vec::new();
+    let deadline = tokio::time::Instant::now() + ERROR_BODY_TIME;
     while body.len() < max {
-        match timeout(Duration::from_secs(2), reply.chunk()).await {
+        match tokio::time::timeout_at(deadline, reply.chunk()).await {
             Ok(Ok(Some(chunk))) => {
                 body.extend_from_slice(&chunk[..chunk.len().min(max - body.len())])
             }
