@@ -1,59 +1,20 @@
 //! The durable outbox against the real test server: outages, restarts, dead letters, a
 //! corrupted store, credentials kept off the disk, and the max age.
 
+mod outbox_support;
 mod support;
 
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use netkit::core::events::Budget;
 use netkit::core::http::outbox::{OpenError, Outbox, OutboxConfig, OutboxEvent, Write};
 use netkit::core::http::{HttpPool, Method, PoolSettings, RequestBody, RequestSpec};
+use outbox_support::{DAY, SYNC, Scratch, WITHIN, free_port, pool, wait_until};
 use serde_json::Value;
 use support::http_server::outbox_routes::{report, set_mode};
 use support::http_server::{TestServer, start_blocking};
-
-const WITHIN: Duration = Duration::from_secs(60);
-const DAY: Duration = Duration::from_secs(86_400);
-const SYNC: Write = Write::BeforeReturn;
-
-/// A folder for one test's store, unique per test and run, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        Scratch(std::env::temp_dir().join(format!(
-            "netkit-outbox-{name}-{}-{nanos}",
-            std::process::id()
-        )))
-    }
-
-    /// The store file in it.
-    fn file(&self) -> PathBuf {
-        self.0.join("outbox.redb")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn pool() -> HttpPool {
-    HttpPool::new(PoolSettings {
-        retry_base_delay: Duration::from_millis(20),
-        retry_max_delay: Duration::from_millis(300),
-        timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(2),
-        ..PoolSettings::default()
-    })
-}
 
 fn config(path: &Path, send_headers: Vec<(&str, &str)>) -> OutboxConfig {
     OutboxConfig {
@@ -106,22 +67,8 @@ fn wait_events(outbox: &Outbox, n: usize) -> Vec<OutboxEvent> {
     got
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WITHIN;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn applied(bucket: &str) -> serde_json::Map<String, Value> {
     report(bucket)["applied"].as_object().cloned().unwrap()
-}
-
-/// A loopback port with nothing listening on it (connections are refused).
-fn free_port() -> SocketAddr {
-    let listener = StdListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
 }
 
 /// Forwards TCP from `listen` to `target` on its own runtime: the backend "comes up" on an

@@ -4,60 +4,19 @@
 //! that would drop the save or its key, a 2xx after the timeout, and a `Retry-After` far
 //! in the future.
 
+mod outbox_support;
 mod support;
 
-use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use netkit::core::events::Budget;
 use netkit::core::http::outbox::{OpenError, Outbox, OutboxConfig, OutboxEvent, Write};
 use netkit::core::http::{HttpPool, Method, PoolSettings, RequestBody, RequestSpec};
+use outbox_support::{DAY, SYNC, Scratch, WITHIN, free_port, pool, wait_until};
 use serde_json::Value;
 use support::http_server::outbox_routes::{report, set_mode};
 use support::http_server::start_blocking;
-
-const WITHIN: Duration = Duration::from_secs(60);
-const DAY: Duration = Duration::from_secs(86_400);
-const SYNC: Write = Write::BeforeReturn;
-
-/// A folder for one test's store, unique per test and run, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "netkit-outbox-faults-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn file(&self) -> PathBuf {
-        self.0.join("outbox.redb")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn pool() -> HttpPool {
-    HttpPool::new(PoolSettings {
-        retry_base_delay: Duration::from_millis(20),
-        retry_max_delay: Duration::from_millis(300),
-        timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(2),
-        ..PoolSettings::default()
-    })
-}
 
 fn open_at(pool: &HttpPool, path: &Path) -> Result<(Outbox, Option<String>), OpenError> {
     Outbox::open(
@@ -79,11 +38,6 @@ fn save(url: &str, n: usize) -> RequestSpec {
     }
 }
 
-fn free_port() -> SocketAddr {
-    let listener = StdListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
-
 /// Waits until `n` delivered or dead-lettered events arrived.
 fn wait_events(outbox: &Outbox, n: usize) -> Vec<OutboxEvent> {
     let deadline = Instant::now() + WITHIN;
@@ -98,14 +52,6 @@ fn wait_events(outbox: &Outbox, n: usize) -> Vec<OutboxEvent> {
         std::thread::sleep(Duration::from_millis(10));
     }
     got
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WITHIN;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A closed store holding `n` pending saves for a port nobody listens on.

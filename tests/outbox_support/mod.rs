@@ -1,0 +1,71 @@
+//! What the outbox's core tests (`outbox.rs`, `outbox_faults.rs`) share: a scratch folder
+//! per test, a pool that retries quickly, and waiting helpers.
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use netkit::core::http::outbox::Write;
+use netkit::core::http::{HttpPool, PoolSettings};
+
+/// How long any wait in these tests may take before it fails.
+pub const WITHIN: Duration = Duration::from_secs(60);
+/// A max age no test reaches.
+pub const DAY: Duration = Duration::from_secs(86_400);
+/// Entries committed before `submit` returns, as `request_durable` does by default.
+pub const SYNC: Write = Write::BeforeReturn;
+
+/// A folder for one test's store, unique per test and run, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "netkit-outbox-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// The store file in it.
+    pub fn file(&self) -> PathBuf {
+        self.0.join("outbox.redb")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A pool that retries within milliseconds, so outages end quickly in tests.
+pub fn pool() -> HttpPool {
+    HttpPool::new(PoolSettings {
+        retry_base_delay: Duration::from_millis(20),
+        retry_max_delay: Duration::from_millis(300),
+        timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(2),
+        ..PoolSettings::default()
+    })
+}
+
+/// A loopback port with nothing listening on it (connections are refused).
+pub fn free_port() -> SocketAddr {
+    let listener = StdListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Waits until `cond` holds, for at most [`WITHIN`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WITHIN;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
