@@ -4,6 +4,7 @@
 //! lines, chunks, cancellation, limits and backpressure.
 
 mod support;
+mod transfer_support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -12,9 +13,10 @@ use netkit::core::http::transfer::{
     DownloadHandle, DownloadOutcome, DownloadSpec, SseEvent, StreamItem, StreamMode, StreamSpec,
     TransferEvent, Transfers, parse_sha256,
 };
-use netkit::core::http::{ErrorKind, HttpPool, PoolSettings, Response};
+use netkit::core::http::{ErrorKind, HttpPool, PoolSettings};
 use support::http_server::transfer_routes::content_sha256;
 use support::http_server::{TestServer, start_blocking};
+use transfer_support::collect;
 
 const MB: u64 = 1024 * 1024;
 
@@ -34,10 +36,7 @@ fn pool(max_retries: u32) -> HttpPool {
 
 /// A fresh folder for one test's files.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netkit-transfer-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    transfer_support::scratch("netkit-transfer", name)
 }
 
 fn spec(url: String, file: &Path, sha256: Option<&str>) -> DownloadSpec {
@@ -374,29 +373,6 @@ fn cancel_keeps_or_removes_the_part_file_and_limits_apply() {
     );
     no_leftovers(&file);
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Collects a stream's items until it finishes.
-fn collect(transfers: &Transfers, within: Duration) -> (Vec<StreamItem>, Response) {
-    let deadline = Instant::now() + within;
-    let mut items = Vec::new();
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "the stream did not finish; got {} items",
-            items.len()
-        );
-        while let Some(event) = transfers.next_event() {
-            let TransferEvent::Stream { item, .. } = event else {
-                panic!("not a stream event")
-            };
-            match item {
-                StreamItem::Finished(response) => return (items, response),
-                other => items.push(other),
-            }
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 fn events(items: Vec<StreamItem>) -> Vec<SseEvent> {

@@ -14,6 +14,7 @@
 //! server would refuse to send most of these).
 
 mod support;
+mod transfer_support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -25,9 +26,10 @@ use netkit::core::http::transfer::{
     DownloadHandle, DownloadOutcome, DownloadSpec, StreamItem, StreamMode, StreamSpec,
     TransferEvent, Transfers,
 };
-use netkit::core::http::{ErrorKind, HttpPool, PoolSettings, Response};
+use netkit::core::http::{ErrorKind, HttpPool, PoolSettings};
 use support::http_server::start_blocking;
 use support::http_server::transfer_routes::content;
+use transfer_support::collect;
 
 /// What the scripted server does with one connection.
 struct Reply {
@@ -151,10 +153,7 @@ fn pool() -> HttpPool {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netkit-hostile-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    transfer_support::scratch("netkit-hostile", name)
 }
 
 fn spec(url: String, file: &Path) -> DownloadSpec {
@@ -486,28 +485,6 @@ fn the_same_file_under_two_spellings_is_downloaded_once_at_a_time() {
     first.cancel(true);
     let end = finish(&transfers, &first);
     assert_eq!(end.response.error, ErrorKind::Cancelled);
-}
-
-fn collect(transfers: &Transfers, within: Duration) -> (Vec<StreamItem>, Response) {
-    let deadline = Instant::now() + within;
-    let mut items = Vec::new();
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "the stream did not finish; got {} items",
-            items.len()
-        );
-        while let Some(event) = transfers.next_event() {
-            let TransferEvent::Stream { item, .. } = event else {
-                panic!("not a stream event")
-            };
-            match item {
-                StreamItem::Finished(response) => return (items, response),
-                other => items.push(other),
-            }
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// `retry: 99999999999` (three years) must not park the stream silently: the wait is

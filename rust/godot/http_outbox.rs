@@ -366,21 +366,10 @@ impl HttpPool {
     /// `ERR_CANCELLED`.
     pub(super) fn close_outbox(&mut self) -> Vec<(Gd<HttpTask>, Gd<HttpResponse>)> {
         self.outbox.outbox = None;
-        self.outbox
-            .tasks
-            .drain()
-            .map(|(entry, task)| {
-                let response = HttpResponse::from_core(
-                    entry,
-                    crate::core::http::Response::failed(
-                        ErrorKind::Cancelled,
-                        "the HTTPPool was freed before the durable request was delivered; it stays in the outbox and is sent when the store is next opened",
-                        "",
-                    ),
-                );
-                (task, response)
-            })
-            .collect()
+        super::http_pool::cancelled(
+            self.outbox.tasks.drain(),
+            "the HTTPPool was freed before the durable request was delivered; it stays in the outbox and is sent when the store is next opened",
+        )
     }
 
     fn take_outbox_event(&mut self) -> Option<Taken> {

@@ -867,6 +867,23 @@ struct PropertySnapshot {
     user_agent: GString,
 }
 
+/// Pairs each task with the `ERR_CANCELLED` response it ends with, `message` saying why.
+pub(super) fn cancelled(
+    tasks: impl IntoIterator<Item = (u64, Gd<HttpTask>)>,
+    message: &str,
+) -> Vec<(Gd<HttpTask>, Gd<HttpResponse>)> {
+    tasks
+        .into_iter()
+        .map(|(id, task)| {
+            let response = HttpResponse::from_core(
+                id,
+                crate::core::http::Response::failed(ErrorKind::Cancelled, message, ""),
+            );
+            (task, response)
+        })
+        .collect()
+}
+
 impl HttpPool {
     /// Ends every task still awaited with `ERR_CANCELLED`, synchronously, while the node is
     /// still alive (PREDELETE). Deferring it would not work when the game quits (no frame
@@ -882,20 +899,7 @@ impl HttpPool {
         if tasks.is_empty() && durable.is_empty() {
             return;
         }
-        let mut responses: Vec<(Gd<HttpTask>, Gd<HttpResponse>)> = tasks
-            .into_iter()
-            .map(|(id, task)| {
-                let response = HttpResponse::from_core(
-                    id,
-                    crate::core::http::Response::failed(
-                        ErrorKind::Cancelled,
-                        "the HTTPPool was freed before the request finished",
-                        "",
-                    ),
-                );
-                (task, response)
-            })
-            .collect();
+        let mut responses = cancelled(tasks, "the HTTPPool was freed before the request finished");
         responses.extend(durable);
         // Emitting here would run handlers inside this notification's borrow of the
         // pool. The message queue runs the callable later in this frame, with no borrow
