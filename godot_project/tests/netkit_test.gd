@@ -226,6 +226,25 @@ func await_signal_or_timeout(sig: Signal, timeout_s := 10.0) -> Variant:
 	return await wait_signal(sig, timeout_s)
 
 
+# --- HTTP ---------------------------------------------------------------------------
+
+## A new HTTPPool for `base_url` with the properties in `props` set, added as a child of
+## this test. Made through ClassDB so this harness still parses when the extension did
+## not load (the runner then reports that instead of a parse error in every file).
+func http_pool(base_url: String, props := {}) -> Node:
+	var pool: Node = ClassDB.instantiate("HTTPPool")
+	pool.base_url = base_url
+	for key in props:
+		pool.set(key, props[key])
+	add_child(pool)
+	return pool
+
+
+## A key no earlier run of the suite used (the test server's logs are per key).
+static func fresh_key(name: String) -> String:
+	return "%s-%d" % [name, Time.get_ticks_usec()]
+
+
 # --- command-line arguments ------------------------------------------------------
 
 ## Value of the user argument `--key=value` given after `--` on Godot's command line

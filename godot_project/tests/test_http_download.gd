@@ -24,18 +24,7 @@ func after_each() -> void:
 
 
 func make_pool(props := {}) -> HTTPPool:
-	var pool := HTTPPool.new()
-	pool.base_url = http_url
-	pool.retry_base_delay = 0.02
-	for key in props:
-		pool.set(key, props[key])
-	add_child(pool)
-	return pool
-
-
-## A key no earlier run of the suite used (the server's log is per key).
-func fresh_key(name: String) -> String:
-	return "%s-%d" % [name, Time.get_ticks_usec()]
+	return http_pool(http_url, {"retry_base_delay": 0.02}.merged(props, true)) as HTTPPool
 
 
 func finished(dl: HTTPDownload, timeout_s := 60.0) -> HTTPResponse:

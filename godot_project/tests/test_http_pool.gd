@@ -17,13 +17,7 @@ func _ready() -> void:
 
 ## A pool on the test server with fast retries; `props` overrides any property.
 func make_pool(props := {}) -> HTTPPool:
-	var pool := HTTPPool.new()
-	pool.base_url = http_url
-	pool.retry_base_delay = 0.02
-	for key in props:
-		pool.set(key, props[key])
-	add_child(pool)
-	return pool
+	return http_pool(http_url, {"retry_base_delay": 0.02}.merged(props, true)) as HTTPPool
 
 
 ## Awaits a task's response (null and a recorded failure on timeout). A task that already

@@ -16,16 +16,7 @@ func _ready() -> void:
 
 
 func make_pool(props := {}) -> HTTPPool:
-	var pool := HTTPPool.new()
-	pool.base_url = http_url
-	for key in props:
-		pool.set(key, props[key])
-	add_child(pool)
-	return pool
-
-
-func fresh_key(name: String) -> String:
-	return "%s-%d" % [name, Time.get_ticks_usec()]
+	return http_pool(http_url, props) as HTTPPool
 
 
 func ended(stream: HTTPStream, timeout_s := 40.0) -> HTTPResponse:
