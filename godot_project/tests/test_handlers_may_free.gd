@@ -220,13 +220,15 @@ func dtls_case(sig: String, action: String, witness_server: DTLSPeer, witness_cl
 		"packet_received":
 			server.packet_received.connect(handler.unbind(2))
 			client = new_client(self, server.get_local_port())
-			if await wait_until(func() -> bool: return client.get_status() == DTLSPeer.STATUS_CONNECTED, 5.0):
+			# A handshake can take seconds on a loaded machine; a client that never
+			# connects fails the test here, not later as "the handler never ran".
+			if assert_true(await wait_until(func() -> bool: return client.get_status() == DTLSPeer.STATUS_CONNECTED, 20.0), label + "the client connects"):
 				for i in 3:
 					client.send(1, "burst".to_utf8_buffer())
 		"peer_disconnected":
 			server.peer_disconnected.connect(handler.unbind(2))
 			client = new_client(self, server.get_local_port())
-			if await wait_until(func() -> bool: return server.get_peer_ids().size() == 1, 5.0):
+			if assert_true(await wait_until(func() -> bool: return server.get_peer_ids().size() == 1, 20.0), label + "the client connects"):
 				client.close()
 		"connection_failed":
 			client.connection_failed.connect(handler.unbind(1))
