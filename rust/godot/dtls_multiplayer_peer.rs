@@ -1,18 +1,21 @@
 //! `DTLSMultiplayerPeer`: Godot's high-level multiplayer over netkit's DTLS.
 //!
-//! SceneMultiplayer calls `_poll` with this object's `bind_mut()` held, so nothing is
-//! emitted from there: `peer_connected`/`peer_disconnected` go out through
-//! `run_deferred_gd` (gdext's typed `call_deferred`) at the end of the frame, with no
-//! borrow held and a strong reference keeping the peer alive while handlers run. Packets
-//! that arrived after a connect or disconnect wait in the core until the next `_poll`, so
-//! SceneMultiplayer never sees a packet from a peer it was not told about yet.
+//! `peer_connected` and `peer_disconnected` are emitted from inside `_poll`, in the order
+//! the core reported them and in the same step as the state a script can read (status,
+//! unique id, the peer set), as `ENetMultiplayerPeer::poll` does: SceneMultiplayer adds
+//! or removes the peer before `_poll` returns, so an RPC sent the moment the status says
+//! `CONNECTED` finds its peer. Emission goes through `base_mut()`, which gives up this
+//! object's borrow for the duration, so handlers may call back into the peer (send, kick,
+//! `close()`); and before the first emission of a poll the peer hands a strong reference of
+//! itself to a deferred call, so a handler that drops every other reference (say, sets
+//! `multiplayer_peer = null`) cannot free it while `_poll` is still running.
 
 use std::collections::{BTreeSet, VecDeque};
 
 mod options;
 
 use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode as GodotMode};
-use godot::classes::{IMultiplayerPeerExtension, MultiplayerPeerExtension, Object};
+use godot::classes::{IMultiplayerPeerExtension, MultiplayerPeerExtension};
 use godot::global::Error;
 use godot::prelude::*;
 
@@ -55,9 +58,10 @@ struct Waiting {
 /// `TRANSFER_MODE_RELIABLE` arrives exactly once and in order per channel (retransmitted
 /// until acknowledged, split and reassembled when large), `TRANSFER_MODE_UNRELIABLE_ORDERED`
 /// may lose packets but never delivers one older than a packet already delivered on its
-/// channel, and `TRANSFER_MODE_UNRELIABLE` may lose or reorder. The server is peer 1; each
-/// client gets a random unique id from 2 to 2147483647, and stays
-/// `CONNECTION_CONNECTING` until it knows it. Clients reach each other through the server
+/// channel, and `TRANSFER_MODE_UNRELIABLE` may lose or reorder. The server is peer 1; a
+/// client picks a random id from 2 to 2147483647 in `create_client()`, so `get_unique_id()`
+/// returns it at once, and keeps it (a server that already has that id refuses the client
+/// with a reason). Clients reach each other through the server
 /// (`SceneMultiplayer.server_relay`, on by default).
 ///
 /// Reliability runs on netkit's background threads (acknowledgements, retransmission,
@@ -73,8 +77,12 @@ pub struct DtlsMultiplayerPeer {
     #[init(val = ConnectionStatus::DISCONNECTED)]
     status: ConnectionStatus,
     unique_id: i32,
-    /// Peers SceneMultiplayer was (or is about to be) told about.
+    /// Peers SceneMultiplayer was told about and not yet told are gone (ENet's `peers`).
     peers: BTreeSet<i32>,
+    /// Peers this side is disconnecting gracefully: still in `peers` until their
+    /// `peer_disconnected`, but nothing more from them reaches SceneMultiplayer, which has
+    /// already forgotten them when it asked (`SceneMultiplayer.disconnect_peer`).
+    leaving: BTreeSet<i32>,
     incoming: VecDeque<Waiting>,
     transfer_channel: i32,
     #[init(val = GodotMode::RELIABLE)]
@@ -85,9 +93,8 @@ pub struct DtlsMultiplayerPeer {
     max_message_size: usize,
     local_port: u16,
     last_reason: String,
-    /// Bumped by every (re)start and close, so a deferred signal of an older session is
-    /// never emitted.
-    generation: u64,
+    /// True once this poll handed a strong reference to a deferred call (see the module doc).
+    kept_alive: bool,
     base: Base<MultiplayerPeerExtension>,
 }
 
@@ -151,29 +158,38 @@ impl IMultiplayerPeerExtension for DtlsMultiplayerPeer {
     }
 
     fn poll(&mut self) {
+        self.kept_alive = false;
+        // A handler may close this peer (the endpoint goes) or even start it again (a new
+        // endpoint): each event is taken from whatever endpoint is current.
         while let Some(event) = self.endpoint.as_ref().and_then(Endpoint::next_event) {
             match event {
-                MpEvent::IdAssigned(id) => {
-                    self.unique_id = id;
-                    self.status = ConnectionStatus::CONNECTED;
-                }
                 MpEvent::PeerConnected(id) => {
+                    // State first, then the signal, as ENet: SceneMultiplayer and the game
+                    // see a peer that put_packet already accepts.
+                    if !self.server {
+                        self.status = ConnectionStatus::CONNECTED;
+                    }
                     self.peers.insert(id);
-                    self.emit_later("peer_connected", id);
-                    // Later packets wait until SceneMultiplayer has added this peer.
-                    break;
+                    self.emit_now("peer_connected", id);
                 }
                 MpEvent::PeerDisconnected { id, reason } => {
-                    self.peers.remove(&id);
-                    self.last_reason = format!("peer {id}: {reason}");
-                    if !self.server {
-                        self.status = ConnectionStatus::DISCONNECTED;
+                    self.leaving.remove(&id);
+                    // A peer kicked with `force` is gone already, without a signal (ENet).
+                    if !self.peers.contains(&id) {
+                        continue;
                     }
-                    self.emit_later("peer_disconnected", id);
-                    break;
+                    self.last_reason = format!("peer {id}: {reason}");
+                    self.emit_now("peer_disconnected", id);
+                    self.peers.remove(&id);
+                    if !self.server && id == 1 {
+                        // The server is gone: closed like ENet's client, after the signal;
+                        // SceneMultiplayer then emits `server_disconnected`.
+                        self.stop();
+                    }
                 }
                 // A peer this side is disconnecting says nothing more to SceneMultiplayer.
-                MpEvent::Packet { from, .. } if !self.peers.contains(&from) => {}
+                MpEvent::Packet { from, .. }
+                    if !self.peers.contains(&from) || self.leaving.contains(&from) => {}
                 MpEvent::Packet {
                     from,
                     channel,
@@ -189,7 +205,9 @@ impl IMultiplayerPeerExtension for DtlsMultiplayerPeer {
                 }),
                 MpEvent::ConnectionFailed(reason) => {
                     self.last_reason = reason;
-                    self.status = ConnectionStatus::DISCONNECTED;
+                    // SceneMultiplayer sees CONNECTING become DISCONNECTED and emits
+                    // `connection_failed`.
+                    self.stop();
                 }
             }
         }
@@ -197,18 +215,31 @@ impl IMultiplayerPeerExtension for DtlsMultiplayerPeer {
 
     fn close(&mut self) {
         self.stop();
+        // As ENet's `close()`: a peer started again accepts connections until told not to.
+        self.set_refuse_new_connections(false);
     }
 
     fn disconnect_peer(&mut self, peer: i32, force: bool) {
         let Some(endpoint) = &self.endpoint else {
             return;
         };
+        if !self.peers.contains(&peer) {
+            return;
+        }
         endpoint.disconnect_peer(peer, force);
         // From now on nothing from this peer reaches SceneMultiplayer, which may already
-        // have forgotten it (an authentication refusal, say); `peer_disconnected` follows
-        // once the session is gone.
-        if self.peers.remove(&peer) {
-            self.incoming.retain(|w| w.from != peer);
+        // have forgotten it (SceneMultiplayer.disconnect_peer, an authentication refusal).
+        self.incoming.retain(|w| w.from != peer);
+        if !force {
+            // `peer_disconnected` follows once its queued reliable data is delivered.
+            self.leaving.insert(peer);
+            return;
+        }
+        // Forced: gone at once and without a signal, as ENet's forced disconnect; a client
+        // that forces the server away is closed.
+        self.peers.remove(&peer);
+        if !self.server {
+            self.stop();
         }
     }
 
@@ -424,30 +455,28 @@ impl DtlsMultiplayerPeer {
         self.endpoint = Some(endpoint);
     }
 
-    /// Ends everything at once, without signals (the MultiplayerPeer contract for `close`).
+    /// Ends everything at once, without signals (the MultiplayerPeer contract for `close`);
+    /// `get_last_disconnect_reason()` keeps its sentence.
     fn stop(&mut self) {
-        self.generation += 1;
         self.endpoint = None;
         self.incoming.clear();
         self.peers.clear();
+        self.leaving.clear();
         self.status = ConnectionStatus::DISCONNECTED;
         self.unique_id = 0;
         self.local_port = 0;
     }
 
-    /// Emits `signal(id)` at the end of the frame, with no borrow held, unless the session
-    /// has changed by then.
-    fn emit_later(&mut self, signal: &'static str, id: i32) {
-        let generation = self.generation;
-        self.run_deferred_gd(move |this: Gd<Self>| {
-            if this.bind().generation != generation {
-                return;
-            }
-            // `this` is a strong reference: handlers may drop every other one (or set
-            // `multiplayer_peer = null`) and the object still outlives the emission.
-            let mut object = this.clone().upcast::<Object>();
-            object.emit_signal(signal, &[id.to_variant()]);
-        });
+    /// Emits `signal(id)` now, from inside `_poll`, with this object's borrow given up for
+    /// the emission (`base_mut()`), so handlers may call back into it. The first emission
+    /// of a poll first keeps the object alive until the end of the frame (a deferred call
+    /// holds a strong reference), so no handler can free it under the running `_poll`.
+    fn emit_now(&mut self, signal: &'static str, id: i32) {
+        if !self.kept_alive {
+            self.kept_alive = true;
+            self.run_deferred_gd(|_this: Gd<Self>| {});
+        }
+        self.base_mut().emit_signal(signal, &[id.to_variant()]);
     }
 
     fn put(&mut self, data: &[u8]) -> Error {

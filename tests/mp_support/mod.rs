@@ -72,7 +72,7 @@ pub fn wait_for(
     }
 }
 
-/// Connects a client and returns (client, the id the server gave it).
+/// Connects a client and returns (client, its id: chosen by the client, taken by the server).
 pub fn join(
     server: &Endpoint,
     id: &SelfSigned,
@@ -80,25 +80,24 @@ pub fn join(
     config: EndpointConfig,
 ) -> (Endpoint, i32) {
     let client = start_client(to, id, config);
+    let chosen = client.unique_id();
+    assert!(chosen >= 2, "a client has its id from the start: {chosen}");
     let mut seen = Vec::new();
-    let assigned = match wait_for(&client, &mut seen, Duration::from_secs(20), |e| {
-        matches!(e, MpEvent::IdAssigned(_) | MpEvent::ConnectionFailed(_))
+    match wait_for(&client, &mut seen, Duration::from_secs(20), |e| {
+        matches!(e, MpEvent::PeerConnected(_) | MpEvent::ConnectionFailed(_))
     }) {
-        Some(MpEvent::IdAssigned(n)) => n,
+        Some(MpEvent::PeerConnected(1)) => {}
         other => panic!("client did not join: {other:?} after {seen:?}"),
-    };
-    wait_for(&client, &mut seen, Duration::from_secs(5), |e| {
-        matches!(e, MpEvent::PeerConnected(1))
-    })
-    .expect("client reports the server connected");
+    }
+    assert_eq!(client.unique_id(), chosen, "the id never changes");
     wait_for(
         server,
         &mut seen,
         Duration::from_secs(20),
-        |e| matches!(e, MpEvent::PeerConnected(n) if *n == assigned),
+        |e| matches!(e, MpEvent::PeerConnected(n) if *n == chosen),
     )
-    .expect("server reports the client connected");
-    (client, assigned)
+    .expect("server reports the client connected under the id it chose");
+    (client, chosen)
 }
 
 /// A relay between one client and a server: drops `loss`, duplicates `dup` and holds back

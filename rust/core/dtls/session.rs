@@ -268,7 +268,20 @@ pub(crate) async fn run(dtls: Arc<DTLSConn>, mut cx: SessionContext) -> (Disconn
         outcome.0,
         DisconnectReason::ClosedByPeer | DisconnectReason::Replaced
     ) {
-        let _ = timeout(CLOSE_GRACE, dtls.close()).await;
+        let _ = timeout(CLOSE_GRACE, async {
+            // A local close first sends what was queued before it (a multiplayer `Bye`
+            // saying why, say), as ENet flushes before its disconnect; the queue is
+            // bounded and so is the wait.
+            if outcome.0 == DisconnectReason::ClosedLocally {
+                while let Ok(data) = cx.outbound.try_recv() {
+                    if dtls.write(&data, None).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            dtls.close().await
+        })
+        .await;
     }
     outcome
 }

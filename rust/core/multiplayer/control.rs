@@ -1,18 +1,23 @@
-//! Control messages between netkit peers: id assignment, readiness and delivery feedback.
+//! Control messages between netkit peers: joining, readiness, leaving with a reason, and
+//! delivery feedback.
 
-/// Protocol version carried in `Welcome`; a mismatch is refused with a clear reason.
-pub(crate) const PROTOCOL_VERSION: u8 = 2;
+use super::farewell::Farewell;
+
+/// Protocol version carried in `Join` and `Welcome`; a mismatch is refused with a clear
+/// reason. 3: the client chooses its peer id (`Join`), and deliberate ends carry a `Bye`.
+pub(crate) const PROTOCOL_VERSION: u8 = 3;
 
 /// A message on a control channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Control {
-    /// Server to client: your peer id, and the channel count both sides must share.
+    /// Server to client, the answer to `Join`: the id is taken, and the server's channel
+    /// count and version (a client checks them too, so an older server is named as such).
     Welcome {
         id: i32,
         channel_count: u8,
         version: u8,
     },
-    /// Client to server: the id arrived; the server now reports the client connected.
+    /// Client to server: the welcome arrived; the server now reports the client connected.
     Ready,
     /// Either way, unreliable: how many renet messages of each reliable channel this side
     /// has handed on. The sender's window advances with it.
@@ -23,6 +28,16 @@ pub(crate) enum Control {
     Ping(u32),
     /// The answer to `Ping`.
     Pong(u32),
+    /// Client to server, first thing after the DTLS handshake: the peer id the client chose
+    /// in `create_client()` (as ENet's client does), and its channel count and version.
+    Join {
+        id: i32,
+        channel_count: u8,
+        version: u8,
+    },
+    /// Either way, reliable: why this side is ending the session, sent just before it does,
+    /// so the other side's `get_last_disconnect_reason()` can say so.
+    Bye(Farewell),
 }
 
 impl Control {
@@ -50,6 +65,21 @@ impl Control {
             }
             Self::Ping(t) => [&[4][..], &t.to_le_bytes()].concat(),
             Self::Pong(t) => [&[5][..], &t.to_le_bytes()].concat(),
+            Self::Join {
+                id,
+                channel_count,
+                version,
+            } => {
+                let mut v = vec![6];
+                v.extend_from_slice(&id.to_le_bytes());
+                v.push(*channel_count);
+                v.push(*version);
+                v
+            }
+            Self::Bye(farewell) => {
+                let (code, detail) = farewell.to_wire();
+                vec![7, code, detail]
+            }
         }
     }
 
@@ -57,11 +87,26 @@ impl Control {
         let bad = || "malformed control message".to_string();
         let (&kind, rest) = bytes.split_first().ok_or_else(bad)?;
         match kind {
-            1 if rest.len() == 6 => Ok(Self::Welcome {
-                id: i32::from_le_bytes(rest[..4].try_into().map_err(|_| bad())?),
-                channel_count: rest[4],
-                version: rest[5],
-            }),
+            1 | 6 if rest.len() == 6 => {
+                let id = i32::from_le_bytes(rest[..4].try_into().map_err(|_| bad())?);
+                let (channel_count, version) = (rest[4], rest[5]);
+                Ok(if kind == 1 {
+                    Self::Welcome {
+                        id,
+                        channel_count,
+                        version,
+                    }
+                } else {
+                    Self::Join {
+                        id,
+                        channel_count,
+                        version,
+                    }
+                })
+            }
+            7 if rest.len() == 2 => Farewell::from_wire(rest[0], rest[1])
+                .map(Self::Bye)
+                .ok_or_else(bad),
             2 if rest.is_empty() => Ok(Self::Ready),
             3 if rest.len().is_multiple_of(9) => Ok(Self::Delivered(
                 rest.chunks(9)
@@ -102,10 +147,20 @@ mod tests {
             Control::Delivered(vec![(0, 1), (2, u64::MAX)]),
             Control::Ping(0),
             Control::Pong(u32::MAX),
+            Control::Join {
+                id: i32::MAX,
+                channel_count: 32,
+                version: PROTOCOL_VERSION,
+            },
+            Control::Bye(Farewell::Kicked),
+            Control::Bye(Farewell::ChannelMismatch { server: 7 }),
         ] {
             assert_eq!(Control::decode(&c.encode()), Ok(c));
         }
-        for garbage in [&[][..], &[1, 2], &[2, 0], &[3, 1], &[4, 1, 2], &[5], &[9]] {
+        for garbage in [&[][..], &[1, 2], &[2, 0], &[3, 1], &[4, 1, 2], &[5], &[9]][..]
+            .iter()
+            .chain(&[&[6, 1, 2, 3][..], &[7, 1], &[7, 200, 0], &[7, 1, 0, 0]])
+        {
             assert!(Control::decode(garbage).is_err());
         }
     }

@@ -24,8 +24,10 @@ use super::super::dtls::{
 use super::super::events::{EventQueue, EventSender, channel};
 use super::super::runtime;
 use super::control::{Control, PROTOCOL_VERSION};
+use super::farewell::{Farewell, Side, describe_dtls_end};
 use super::layout::{MAX_RENET_PACKET, TransferMode};
 use super::link::{Incoming, Link, LinkConfig, LinkStats, QueueError, Room};
+use super::scene_auth::AuthWatch;
 
 /// Everything an endpoint needs besides the DTLS options.
 #[derive(Clone, Debug)]
@@ -75,9 +77,8 @@ struct Usage {
 /// What the node turns into MultiplayerPeer state and signals.
 #[derive(Debug)]
 pub enum MpEvent {
-    /// A client learned its id from the server (always before `PeerConnected(1)`).
-    IdAssigned(i32),
-    /// A peer joined: on a server a client that knows its id; on a client the server (1).
+    /// A peer joined: on a server a client the server welcomed; on a client the server (1),
+    /// once it accepted the client's id.
     PeerConnected(i32),
     /// A peer left; `reason` is a sentence.
     PeerDisconnected {
@@ -201,10 +202,12 @@ impl Endpoint {
             rx,
             config,
             local_addr,
+            SERVER_PEER_ID,
         ))
     }
 
-    /// Starts connecting to `host:port`; `IdAssigned` then `PeerConnected(1)` or
+    /// Starts connecting to `host:port` as the random peer id `unique_id()` returns at once
+    /// (2 to 2147483647, as ENet's client chooses its own); `PeerConnected(1)` or
     /// `ConnectionFailed` follow.
     pub fn client(
         host: &str,
@@ -212,10 +215,23 @@ impl Endpoint {
         options: ClientOptions,
         config: EndpointConfig,
     ) -> Result<Self, String> {
+        let id = rand::rng().random_range(2..=i32::MAX);
+        Self::client_with_id(host, port, options, config, id)
+    }
+
+    /// `client` as peer `id` instead of a random one: for tests of the server's rule that
+    /// an id below 2 or already connected is refused.
+    pub fn client_with_id(
+        host: &str,
+        port: u16,
+        options: ClientOptions,
+        config: EndpointConfig,
+        id: i32,
+    ) -> Result<Self, String> {
         check_payload(options.session.max_payload())?;
         let (tx, rx) = channel();
         let client = DtlsClient::connect(host, port, options, tx)?;
-        Ok(Self::start(Transport::Client(client), rx, config, None))
+        Ok(Self::start(Transport::Client(client), rx, config, None, id))
     }
 
     fn start(
@@ -223,13 +239,14 @@ impl Endpoint {
         dtls_events: EventQueue<DtlsEvent>,
         config: EndpointConfig,
         local_addr: Option<SocketAddr>,
+        unique_id: i32,
     ) -> Self {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = channel();
         let shared = Arc::new(Shared {
             stats: Mutex::new(HashMap::new()),
             refuse: AtomicBool::new(false),
-            unique_id: AtomicI32::new(if transport.is_server() { 1 } else { 0 }),
+            unique_id: AtomicI32::new(unique_id),
             command_bytes: AtomicUsize::new(0),
         });
         let closed = CancellationToken::new();
@@ -335,7 +352,8 @@ impl Endpoint {
         self.local_addr
     }
 
-    /// 1 on a server, the assigned id on a client, 0 before it is known.
+    /// 1 on a server; on a client the id it chose when it was created, which the server
+    /// takes or refuses (`Farewell::IdTaken`), never changes.
     pub fn unique_id(&self) -> i32 {
         self.shared.unique_id.load(Ordering::Acquire)
     }
@@ -414,9 +432,14 @@ impl Transport {
 
 struct Session {
     link: Link,
+    /// The Godot peer id; on a server 0 until the client's `Join` is accepted.
     godot_id: i32,
     /// The node knows this peer (it got `PeerConnected`).
     announced: bool,
+    /// Why the peer said it is ending the session (its `Bye`), which words the end here.
+    farewell: Option<Farewell>,
+    /// SceneMultiplayer's authentication of this peer, as its packets show it.
+    auth: AuthWatch,
     /// Disconnect once drained (non-forced `disconnect_peer`), by this time at the latest.
     closing: Option<Duration>,
     usage: Arc<Usage>,
@@ -503,6 +526,7 @@ impl Task {
                     if !s.announced {
                         continue;
                     }
+                    s.auth.sent(&data);
                     match s.link.queue(channel, mode, &data) {
                         Ok(()) => s.flush_now = true,
                         Err(QueueError::BufferFull(n)) => self.end(
@@ -523,10 +547,29 @@ impl Task {
                     (id == SERVER_PEER_ID).then_some(SERVER_PEER_ID)
                 };
                 let Some(dtls_id) = dtls_id else { return };
+                let now = self.now();
+                let server = self.transport.is_server();
+                let Some(s) = self.links.get_mut(&dtls_id) else {
+                    return;
+                };
+                if server {
+                    // The client hears why: a kick, or a refusal if SceneMultiplayer was
+                    // still authenticating it (its auth_callback or auth_timeout).
+                    let farewell = if s.auth.in_progress() {
+                        Farewell::RefusedAtAuthentication
+                    } else {
+                        Farewell::Kicked
+                    };
+                    s.link.send_control(&Control::Bye(farewell));
+                    s.flush_now = true;
+                }
                 if force {
+                    // The farewell goes out in this datagram, before the close (ENet's
+                    // forced disconnect also sends its disconnect command first).
+                    self.flush(dtls_id, now);
                     self.end(dtls_id, "disconnected by this side".into());
-                } else if let Some(s) = self.links.get_mut(&dtls_id) {
-                    let deadline = self.started.elapsed() + self.config.link.ack_timeout;
+                } else {
+                    let deadline = now + self.config.link.ack_timeout;
                     s.closing.get_or_insert(deadline);
                 }
             }
@@ -543,6 +586,14 @@ impl Task {
         let Some(session) = self.links.remove(&dtls_id) else {
             return;
         };
+        // The peer's own word for a deliberate end beats how the end looked from here.
+        let reason = match session.farewell {
+            Some(f) => f.describe(
+                self.shared.unique_id.load(Ordering::Acquire),
+                self.config.link.channel_count,
+            ),
+            None => reason,
+        };
         self.by_godot.remove(&session.godot_id);
         self.shared
             .stats
@@ -555,19 +606,12 @@ impl Task {
                 reason,
             });
         } else if !self.transport.is_server() {
-            self.emit(MpEvent::ConnectionFailed(format!(
-                "the server ended the session before assigning an id: {reason}"
-            )));
-        }
-    }
-
-    fn new_godot_id(&self) -> i32 {
-        let mut rng = rand::rng();
-        loop {
-            let id = rng.random_range(2..=i32::MAX);
-            if !self.by_godot.contains_key(&id) {
-                return id;
-            }
+            self.emit(MpEvent::ConnectionFailed(match session.farewell {
+                Some(_) => reason,
+                None => {
+                    format!("the server ended the session before welcoming this client: {reason}")
+                }
+            }));
         }
     }
 
@@ -576,6 +620,8 @@ impl Task {
             link: Link::new(self.config.link.clone()),
             godot_id,
             announced: false,
+            farewell: None,
+            auth: AuthWatch::default(),
             closing: None,
             usage: Arc::new(Usage::default()),
             last_flush: Duration::ZERO,
@@ -622,27 +668,33 @@ impl Task {
         match event {
             DtlsEvent::PeerConnected(id) => {
                 if self.transport.is_server() {
-                    if self.shared.refuse.load(Ordering::Acquire) {
-                        self.transport.disconnect(id);
-                        return;
-                    }
-                    let godot_id = self.new_godot_id();
-                    let mut session = self.session(godot_id);
-                    session.link.send_control(&Control::Welcome {
-                        id: godot_id,
+                    // Waits for the client's `Join`, which names its id.
+                    let mut session = self.session(0);
+                    session.stats.address = self.transport.address(id);
+                    self.links.insert(id, session);
+                } else {
+                    let mut session = self.session(SERVER_PEER_ID);
+                    session.link.send_control(&Control::Join {
+                        id: self.shared.unique_id.load(Ordering::Acquire),
                         channel_count: self.config.link.channel_count as u8,
                         version: PROTOCOL_VERSION,
                     });
                     session.stats.address = self.transport.address(id);
-                    self.by_godot.insert(godot_id, id);
-                    self.links.insert(id, session);
-                } else {
-                    let mut session = self.session(SERVER_PEER_ID);
-                    session.stats.address = self.transport.address(id);
                     self.links.insert(id, session);
                 }
             }
-            DtlsEvent::PeerDisconnected { id, message, .. } => self.forget(id, message),
+            DtlsEvent::PeerDisconnected {
+                id,
+                reason,
+                message,
+            } => {
+                let side = if self.transport.is_server() {
+                    Side::Server
+                } else {
+                    Side::Client
+                };
+                self.forget(id, describe_dtls_end(side, reason, &message));
+            }
             DtlsEvent::Packet { id, data } => self.datagram(id, &data),
             DtlsEvent::ConnectionFailed { reason } => self.emit(MpEvent::ConnectionFailed(reason)),
         }
@@ -679,41 +731,85 @@ impl Task {
                 return;
             };
             match item {
+                Incoming::Control(Control::Join {
+                    id: wanted,
+                    channel_count,
+                    version,
+                }) if self.transport.is_server() && session.godot_id == 0 => {
+                    let verdict = admission(
+                        (wanted, channel_count, version),
+                        self.config.link.channel_count,
+                        self.shared.refuse.load(Ordering::Acquire),
+                        |g| self.by_godot.contains_key(&g),
+                    );
+                    let session = self.links.get_mut(&id).expect("checked above");
+                    session.flush_now = true;
+                    match verdict {
+                        Ok(()) => {
+                            session.godot_id = wanted;
+                            session.link.send_control(&Control::Welcome {
+                                id: wanted,
+                                channel_count: self.config.link.channel_count as u8,
+                                version: PROTOCOL_VERSION,
+                            });
+                            self.by_godot.insert(wanted, id);
+                        }
+                        Err(farewell) => {
+                            // Said, then ended once delivered (or after a moment).
+                            session.link.send_control(&Control::Bye(farewell));
+                            let deadline = self.started.elapsed() + REFUSAL_GRACE;
+                            session.closing.get_or_insert(deadline);
+                        }
+                    }
+                }
+                Incoming::Control(Control::Bye(farewell)) => {
+                    // The peer ends the session; end it here too once what arrived before
+                    // the farewell is handed on (the next service), without waiting for
+                    // its close to cross the network.
+                    session.farewell = Some(farewell);
+                    session.closing = Some(Duration::ZERO);
+                }
                 Incoming::Control(Control::Welcome {
-                    id: assigned,
+                    id: echoed,
                     channel_count,
                     version,
                 }) if !self.transport.is_server() && !session.announced => {
+                    // A server of this version refuses a mismatch itself (with a `Bye`); an
+                    // older one welcomes first, so the client checks too.
                     let ours = self.config.link.channel_count;
-                    if version != PROTOCOL_VERSION || usize::from(channel_count) != ours {
-                        let reason = if version != PROTOCOL_VERSION {
-                            format!(
-                                "the server speaks netkit multiplayer protocol {version}, this client {PROTOCOL_VERSION}"
-                            )
-                        } else {
-                            format!(
-                                "the server uses channel_count {channel_count} and this client {ours}; give both the same \"channel_count\" option"
-                            )
-                        };
+                    let mismatch = if version != PROTOCOL_VERSION {
+                        Some(Farewell::VersionMismatch { server: version })
+                    } else if usize::from(channel_count) != ours {
+                        Some(Farewell::ChannelMismatch {
+                            server: channel_count,
+                        })
+                    } else {
+                        None
+                    };
+                    if let Some(mismatch) = mismatch {
+                        let own = self.shared.unique_id.load(Ordering::Acquire);
                         self.transport.disconnect(id);
                         self.links.remove(&id);
-                        self.emit(MpEvent::ConnectionFailed(reason));
+                        self.emit(MpEvent::ConnectionFailed(mismatch.describe(own, ours)));
                         return;
                     }
-                    if assigned < 2 {
-                        self.end(id, "the server assigned an invalid peer id".into());
+                    if echoed != self.shared.unique_id.load(Ordering::Acquire) {
+                        self.end(
+                            id,
+                            "protocol violation by the server: it welcomed another peer id".into(),
+                        );
                         return;
                     }
                     session.link.send_control(&Control::Ready);
                     session.announced = true;
                     session.flush_now = true;
                     publish_stats(&self.shared, session);
-                    self.shared.unique_id.store(assigned, Ordering::Release);
                     self.by_godot.insert(SERVER_PEER_ID, id);
-                    self.emit(MpEvent::IdAssigned(assigned));
                     self.emit(MpEvent::PeerConnected(SERVER_PEER_ID));
                 }
-                Incoming::Control(Control::Ready) if self.transport.is_server() => {
+                Incoming::Control(Control::Ready)
+                    if self.transport.is_server() && session.godot_id != 0 =>
+                {
                     self.announce(id);
                 }
                 Incoming::Control(_) => {
@@ -728,24 +824,26 @@ impl Task {
                     mode,
                     data,
                 } => {
-                    if self.transport.is_server() {
+                    if self.transport.is_server() && session.godot_id != 0 {
                         // Data may overtake `Ready` (another renet channel): it proves the
-                        // client knows its id just as well.
+                        // client has its welcome just as well.
                         self.announce(id);
                     } else if !session.announced {
                         continue;
                     }
-                    let Some(session) = self.links.get(&id) else {
+                    let Some(session) = self.links.get_mut(&id) else {
                         return;
                     };
+                    session.auth.received(&data);
                     session.usage.bytes.fetch_add(data.len(), Ordering::AcqRel);
                     session.usage.packets.fetch_add(1, Ordering::AcqRel);
                     let ticket = Delivery {
                         usage: session.usage.clone(),
                         len: data.len(),
                     };
+                    let from = session.godot_id;
                     self.emit(MpEvent::Packet {
-                        from: session.godot_id,
+                        from,
                         channel,
                         mode,
                         data,
@@ -789,6 +887,24 @@ impl Task {
         if !session.flush_now && now.saturating_sub(session.last_flush) < FLUSH_INTERVAL {
             return;
         }
+        if !self.flush(id, now) {
+            return;
+        }
+        let Some(session) = self.links.get(&id) else {
+            return;
+        };
+        if let Some(deadline) = session.closing
+            && (session.link.is_drained() || now >= deadline)
+        {
+            self.end(id, "disconnected by this side".into());
+        }
+    }
+
+    /// Sends what the link has to send now; false if that ended the session.
+    fn flush(&mut self, id: PeerId, now: Duration) -> bool {
+        let Some(session) = self.links.get_mut(&id) else {
+            return false;
+        };
         session.flush_now = false;
         session.last_flush = now;
         match session.link.flush(now) {
@@ -799,18 +915,45 @@ impl Task {
                     // A full DTLS queue loses the datagram; renet sends it again.
                     self.transport.send(id, &p);
                 }
+                true
             }
             Err(reason) => {
                 self.end(id, reason);
-                return;
+                false
             }
         }
-        if let Some(deadline) = session.closing
-            && (session.link.is_drained() || now >= deadline)
-        {
-            self.end(id, "disconnected by this side".into());
-        }
     }
+}
+
+/// How long a refused client's session stays open for its `Bye` to be acknowledged.
+const REFUSAL_GRACE: Duration = Duration::from_secs(1);
+
+/// The server's answer to a `Join` (`wanted` id, channel count and version): `Ok` welcomes
+/// it, `Err` is the farewell that refuses it. ENet's server refuses an id below 2 or one
+/// already connected the same way.
+fn admission(
+    (wanted, channel_count, version): (i32, u8, u8),
+    channels: usize,
+    refusing: bool,
+    taken: impl Fn(i32) -> bool,
+) -> Result<(), Farewell> {
+    if version != PROTOCOL_VERSION {
+        return Err(Farewell::VersionMismatch {
+            server: PROTOCOL_VERSION,
+        });
+    }
+    if usize::from(channel_count) != channels {
+        return Err(Farewell::ChannelMismatch {
+            server: channels as u8,
+        });
+    }
+    if refusing {
+        return Err(Farewell::Refused);
+    }
+    if wanted < 2 || taken(wanted) {
+        return Err(Farewell::IdTaken);
+    }
+    Ok(())
 }
 
 /// Publishes one session's figures at once, so `get_peer_stats` knows a peer from the
@@ -824,4 +967,35 @@ fn publish_stats(shared: &Shared, session: &Session) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(session.godot_id, figures);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_checks_version_then_channels_then_refusal_then_the_id() {
+        let free = |_| false;
+        let v = PROTOCOL_VERSION;
+        assert_eq!(admission((5, 4, v), 4, false, free), Ok(()));
+        assert_eq!(
+            admission((5, 4, v + 1), 4, true, free),
+            Err(Farewell::VersionMismatch { server: v })
+        );
+        assert_eq!(
+            admission((5, 2, v), 4, true, free),
+            Err(Farewell::ChannelMismatch { server: 4 })
+        );
+        assert_eq!(admission((5, 4, v), 4, true, free), Err(Farewell::Refused));
+        assert_eq!(
+            admission((5, 4, v), 4, false, |g| g == 5),
+            Err(Farewell::IdTaken)
+        );
+        for bad in [i32::MIN, -1, 0, 1] {
+            assert_eq!(
+                admission((bad, 4, v), 4, false, free),
+                Err(Farewell::IdTaken)
+            );
+        }
+    }
 }

@@ -9,9 +9,11 @@
 mod bundle;
 mod control;
 mod endpoint;
+mod farewell;
 mod framing;
 mod layout;
 mod link;
+mod scene_auth;
 mod wire_check;
 
 pub use endpoint::{
