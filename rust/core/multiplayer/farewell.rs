@@ -93,7 +93,7 @@ pub(crate) fn describe_dtls_end(side: Side, reason: DisconnectReason, message: &
             Side::Server => "the client closed the connection".into(),
         },
         DisconnectReason::IdleTimeout => format!(
-            "{other} went silent: nothing arrived within idle_timeout (it may have crashed or lost its network)"
+            "{other} went silent: nothing arrived within the idle timeout (option \"idle_timeout\"); it may have crashed or lost its network"
         ),
         DisconnectReason::ClosedLocally => "disconnected by this side".into(),
         DisconnectReason::Replaced | DisconnectReason::Error => message.to_owned(),
