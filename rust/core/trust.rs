@@ -15,6 +15,7 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{WebPkiServerVerifier, verify_server_name};
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -86,7 +87,7 @@ impl TrustVerifier {
 
 fn parse_pem(pem: &str, property: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let mut certs = Vec::new();
-    for cert in rustls_pemfile::certs(&mut pem.as_bytes()) {
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
         certs.push(cert.map_err(|e| format!("{property} could not be read: {e}"))?);
     }
     if certs.is_empty() {

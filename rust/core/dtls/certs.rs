@@ -3,6 +3,7 @@
 
 use rcgen::{CertificateParams, DnType, KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256};
 use ring::digest::{SHA256, digest};
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use webrtc_dtls::crypto::{Certificate, CryptoPrivateKey};
 
@@ -55,7 +56,7 @@ pub fn normalize_fingerprint(text: &str) -> Option<String> {
 
 /// Parses every certificate in a PEM string.
 pub fn parse_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_bytes()).collect();
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
     let certs = certs.map_err(|e| format!("unreadable certificate PEM: {e}"))?;
     if certs.is_empty() {
         return Err("no CERTIFICATE block in the PEM".into());
@@ -85,9 +86,10 @@ pub fn load_identity(
     private_key_pem: &str,
 ) -> Result<(Certificate, KeyKind), String> {
     let certificate = parse_certificates(certificate_pem)?;
-    let key = rustls_pemfile::private_key(&mut private_key_pem.as_bytes())
-        .map_err(|e| format!("unreadable private key PEM: {e}"))?
-        .ok_or("no private key block in the PEM")?;
+    let key = PrivateKeyDer::from_pem_slice(private_key_pem.as_bytes()).map_err(|e| match e {
+        pem::Error::NoItemsFound => "no private key block in the PEM".to_string(),
+        e => format!("unreadable private key PEM: {e}"),
+    })?;
     let pkcs8 = match key {
         PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
         PrivateKeyDer::Sec1(k) => sec1_p256_to_pkcs8(k.secret_sec1_der()),
@@ -190,9 +192,7 @@ mod tests {
     #[test]
     fn sec1_key_is_accepted() {
         let id = generate_self_signed("netkit", &[]).unwrap();
-        let key = rustls_pemfile::private_key(&mut id.private_key_pem.as_bytes())
-            .unwrap()
-            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(id.private_key_pem.as_bytes()).unwrap();
         let PrivateKeyDer::Pkcs8(k) = key else {
             panic!("rcgen writes PKCS#8")
         };
