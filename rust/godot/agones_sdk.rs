@@ -23,8 +23,9 @@ static ABSENT_REPORTED: AtomicBool = AtomicBool::new(false);
 /// Most calls, records and reports delivered per frame; the rest wait for the next frame.
 const DELIVER_PER_FRAME: usize = 64;
 
-/// Talks to the [Agones](https://agones.dev) SDK sidecar of a dedicated server running in
-/// a Kubernetes fleet, over its REST API on `127.0.0.1:$AGONES_SDK_HTTP_PORT`.
+/// A dedicated server's link to its [Agones](https://agones.dev) fleet, through the SDK sidecar.
+///
+/// It talks to the sidecar's REST API on `127.0.0.1:$AGONES_SDK_HTTP_PORT`.
 ///
 /// ```gdscript
 /// var agones := AgonesSDK.new()

@@ -36,10 +36,11 @@ struct Waiting {
     _ticket: Delivery,
 }
 
-/// Godot's high-level multiplayer (`@rpc`, MultiplayerSpawner, MultiplayerSynchronizer,
-/// SceneMultiplayer's authentication) over encrypted, authenticated UDP (DTLS 1.2).
+/// A drop-in for [ENetMultiplayerPeer] whose UDP is encrypted and authenticated (DTLS 1.2).
 ///
-/// Use it like `ENetMultiplayerPeer`:
+/// Godot's high-level multiplayer (`@rpc`, MultiplayerSpawner, MultiplayerSynchronizer,
+/// SceneMultiplayer's authentication) runs on it unchanged. Use it like
+/// `ENetMultiplayerPeer`:
 ///
 /// ```gdscript
 /// # Server (e.g. a headless dedicated server)

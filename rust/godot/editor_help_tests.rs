@@ -11,21 +11,63 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The binding layer's sources: every registered item is declared in one of them.
-const SOURCES: &[(&str, &str)] = &[
-    ("dtls_peer.rs", include_str!("dtls_peer.rs")),
-    ("http_outbox.rs", include_str!("http_outbox.rs")),
-    ("http_pool.rs", include_str!("http_pool.rs")),
-    ("http_response.rs", include_str!("http_response.rs")),
-    ("http_task.rs", include_str!("http_task.rs")),
-    ("netkit_singleton.rs", include_str!("netkit_singleton.rs")),
-];
+/// Every `.rs` file of the binding layer (`rust/godot/`, read from disk, subfolders too), so
+/// a class or a file added later cannot escape these checks: `(path under rust/godot, text)`.
+fn sources() -> Vec<(String, String)> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, String)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.expect("a readable folder entry").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                let name = path.strip_prefix(root).expect("under root");
+                let text = std::fs::read_to_string(&path).expect("readable source");
+                out.push((name.display().to_string(), text));
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rust/godot");
+    let mut out = Vec::new();
+    walk(&root, &root, &mut out);
+    out
+}
 
-/// Files holding a secondary `#[godot_api]` block of a class declared elsewhere.
-const SECONDARY: &[(&str, &str)] = &[("http_outbox.rs", "HTTPPool")];
+/// Godot class name of every class the sources declare, by Rust struct name: the
+/// `rename = ...` of its `#[class(...)]`, else the struct's own name.
+fn class_names(sources: &[(String, String)]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (_, source) in sources {
+        let mut rename: Option<Option<String>> = None;
+        for line in source.lines().map(str::trim) {
+            if line.starts_with("#[class(") {
+                rename = Some(
+                    between(line, 0, "rename = ", ")")
+                        .map(|(n, _)| n.split(',').next().unwrap_or(n).trim().to_string()),
+                );
+            } else if let Some(godot_name) = &rename
+                && let Some(rest) = line.strip_prefix("pub struct ")
+            {
+                let rust: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                out.insert(rust.clone(), godot_name.clone().unwrap_or(rust));
+                rename = None;
+            }
+        }
+    }
+    out
+}
 
-/// Classes a game uses; each must arrive with a brief and a description.
-const CLASSES: &[&str] = &["DTLSPeer", "HTTPPool", "HTTPResponse", "HTTPTask", "Netkit"];
+/// Classes a game uses; each must arrive with a brief and a description: every class the
+/// sources declare.
+fn classes() -> BTreeSet<String> {
+    class_names(&sources()).into_values().collect()
+}
 
 /// Godot's global `Error` constants the help mentions; `[constant OK]` on a netkit page
 /// links to them.
@@ -160,21 +202,44 @@ fn parse_class(xml: &str) -> ClassDoc {
 /// `#[export]` in the sources, read the simple way: the attribute, then the next line
 /// that declares a `fn`, `const` or field.
 fn registered() -> BTreeSet<(String, &'static str, String)> {
+    let sources = sources();
+    let names = class_names(&sources);
     let mut out = BTreeSet::new();
-    for (file, source) in SOURCES {
-        let class = between(source, 0, "rename = ", ")")
-            .map(|(name, _)| name.trim().to_string())
-            .or_else(|| {
-                SECONDARY
-                    .iter()
-                    .find(|(f, _)| f == file)
-                    .map(|(_, class)| class.to_string())
-            })
-            .unwrap_or_else(|| panic!("{file}: no #[class(rename = ...)]"));
+    for (file, source) in &sources {
+        // The class of an item is the one of the nearest `impl` or `struct` above it (a
+        // `#[godot_api(secondary)]` block in another file included).
+        let mut class: Option<String> = None;
         let mut pending: Option<&'static str> = None;
+        let mut rename: Option<String> = None;
         for line in source.lines().map(str::trim) {
+            let declared_type = line
+                .strip_prefix("pub struct ")
+                .or_else(|| line.strip_prefix("impl "))
+                .map(|rest| {
+                    let rest = rest.rsplit(" for ").next().unwrap_or(rest);
+                    rest.chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect::<String>()
+                });
+            if let Some(t) = declared_type
+                && let Some(godot) = names.get(&t)
+            {
+                class = Some(godot.clone());
+            }
+            let class = || {
+                class
+                    .clone()
+                    .unwrap_or_else(|| panic!("{file}: a registered item outside any class"))
+            };
+            // `#[func(rename = name)]` registers `name`, not the Rust one.
+            let renamed = line
+                .starts_with("#[")
+                .then(|| between(line, 0, "rename = ", ")"))
+                .flatten()
+                .map(|(n, _)| n.trim().to_string());
             if line.starts_with("#[func") {
                 pending = Some("method");
+                rename = renamed;
             } else if line.starts_with("#[signal") {
                 pending = Some("signal");
             } else if line.starts_with("#[constant") {
@@ -200,7 +265,7 @@ fn registered() -> BTreeSet<(String, &'static str, String)> {
                         .chars()
                         .take_while(|c| c.is_alphanumeric() || *c == '_')
                         .collect();
-                    out.insert((class.clone(), kind, name));
+                    out.insert((class(), kind, rename.take().unwrap_or(name)));
                     pending = None;
                 }
             }
@@ -213,7 +278,7 @@ fn registered() -> BTreeSet<(String, &'static str, String)> {
 /// with the comment markers removed: exactly what the editor must show, line by line.
 fn gdscript_fences() -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (file, source) in SOURCES {
+    for (file, source) in sources() {
         let mut current: Option<Vec<String>> = None;
         for line in source.lines().map(str::trim_start) {
             let Some(doc) = line.strip_prefix("///") else {
@@ -223,7 +288,7 @@ fn gdscript_fences() -> Vec<(String, String)> {
             match &mut current {
                 None if doc.trim() == "```gdscript" => current = Some(Vec::new()),
                 Some(lines) if doc.trim() == "```" => {
-                    out.push((file.to_string(), lines.join("\n")));
+                    out.push((file.clone(), lines.join("\n")));
                     current = None;
                 }
                 Some(lines) => lines.push(doc.to_string()),
@@ -381,8 +446,13 @@ fn dangling_link(
 fn every_class_has_a_one_line_brief_and_a_description() {
     let docs = gathered();
     let mut problems = Vec::new();
-    for class in CLASSES {
-        let Some(doc) = docs.get(*class) else {
+    let classes = classes();
+    assert!(
+        classes.len() >= 9,
+        "the source scan found too few classes: {classes:?}"
+    );
+    for class in &classes {
+        let Some(doc) = docs.get(class) else {
             problems.push(format!("{class}: no documentation reaches the editor"));
             continue;
         };
@@ -499,6 +569,19 @@ fn every_registered_item_is_documented() {
         registered.len() > 40,
         "the source scan found too little: {registered:?}"
     );
+    // One of each way an item is declared: a plain class, a renamed func, a secondary
+    // `#[godot_api]` block in another file, a class in a subfolder's neighbour.
+    for (class, kind, name) in [
+        ("DTLSMultiplayerPeer", "method", "create_server"),
+        ("AgonesSDK", "method", "ready"),
+        ("HTTPPool", "method", "request_durable"),
+        ("HTTPStream", "signal", "finished"),
+    ] {
+        assert!(
+            registered.contains(&(class.to_string(), kind, name.to_string())),
+            "the source scan missed {class}.{name} ({kind})"
+        );
+    }
     for (class, kind, name) in registered {
         match docs.get(&class) {
             Some(doc)

@@ -6,9 +6,10 @@ use super::class_enums::StreamModeArg;
 use super::http_response::HttpResponse;
 use crate::core::http::transfer::{SseEvent, StreamHandle};
 
-/// A streamed response started by [method HTTPPool.stream] or
-/// [method HTTPPool.stream_events]: raw chunks, lines or server-sent events as they
-/// arrive, then one [signal finished].
+/// A streamed response: raw chunks, lines or server-sent events as they arrive.
+///
+/// Started by [method HTTPPool.stream] or [method HTTPPool.stream_events]; it ends with one
+/// [signal finished].
 ///
 /// ```gdscript
 /// var feed: HTTPStream = pool.stream_events("/matches/42/events")
