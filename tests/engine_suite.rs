@@ -17,16 +17,12 @@
 //! `gdscript_suite_in_headless_godot`, so `cargo test some_rust_test` filters it out
 //! (and starts no Godot), and `--list` lists it.
 
-/// The lossy UDP path of the DTLS tests, in front of a port the GDScript suite listens on.
-#[path = "dtls_support/relay.rs"]
-#[allow(dead_code)] // the clean path and the byte counters serve the other tests and the bench
-mod relay;
-mod support;
-
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use godot_runner::{check_suite, godot_command, project_dir, repo_dir, run_project, test_results};
+// The lossy UDP path of the DTLS tests, in front of a port the GDScript suite listens on.
+use netkit_test_support::{agones_sdk, http_server, relay};
 
 /// The one test of this target, as libtest filters and `--list` see it.
 const TEST_NAME: &str = "gdscript_suite_in_headless_godot";
@@ -90,8 +86,8 @@ fn run_suite() -> (usize, usize) {
         Ok(lib) => lib,
         Err(why) => return harness_failure(why),
     };
-    let http = support::http_server::start_blocking();
-    let agones = support::agones_sdk::AgonesSdkServer::start_blocking();
+    let http = http_server::start_blocking();
+    let agones = agones_sdk::AgonesSdkServer::start_blocking();
     // test_multiplayer_lossy.gd: its server listens on `lossy_server_port` and its clients
     // reach it through this relay (20 % lost, 5 % duplicated, 10 % reordered).
     let lossy_server_port =

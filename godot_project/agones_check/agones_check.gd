@@ -1,5 +1,5 @@
 extends Node
-## Used by tests/agones_sigterm.rs: a stand-in dedicated server in an Agones fleet. It
+## Used by tests/agones/sigterm.rs: a stand-in dedicated server in an Agones fleet. It
 ## finds the sidecar the way a fleet server does (AGONES_SDK_HTTP_PORT), marks itself
 ## Ready, and on SIGTERM saves through HTTPPool, calls shutdown() and quits within the
 ## grace period. Prints AGONES_CHECK lines the test reads.

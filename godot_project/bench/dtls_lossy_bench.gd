@@ -1,6 +1,6 @@
 ## DTLS handshakes through a lossy path, Godot's own DTLS against DTLSPeer, driven by the
 ## Rust bench (rust/tools/bench/dtls_lossy_runs.rs). The bench process runs the lossy UDP
-## relay (tests/dtls_support/relay.rs) in front of --port; this scene listens on --port and
+## relay (rust/test_support/src/relay.rs) in front of --port; this scene listens on --port and
 ## connects --clients clients to --relay, at most --parallel at a time. A client counts as
 ## completed when it is connected within --timeout seconds of its connect call, as
 ## DTLSPeer's `handshake_timeout` would allow; otherwise it is given up. Prints one line

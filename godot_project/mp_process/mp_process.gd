@@ -1,6 +1,6 @@
 extends Node
 ## One side of a two-process DTLSMultiplayerPeer session under SceneMultiplayer, driven by
-## tests/multiplayer_processes.rs. The same scene runs as the server and as the client, so
+## tests/multiplayer/processes.rs. The same scene runs as the server and as the client, so
 ## RPC paths match. It prints `MP_PROCESS ...` lines the test waits for.
 ##     --role=server --idle-timeout=SECONDS
 ##     --role=client --port=PORT --fingerprint=SHA256

@@ -1,5 +1,5 @@
 extends Node
-## Used by tests/outbox_processes.rs: a stand-in dedicated server whose saves go through
+## Used by tests/outbox/processes.rs: a stand-in dedicated server whose saves go through
 ## HTTPPool's durable outbox while the backend is down, then is killed (SIGKILL) or asked
 ## to stop (SIGTERM), and a later run that replays what the store holds. Prints
 ## OUTBOX_CHECK lines the test reads.

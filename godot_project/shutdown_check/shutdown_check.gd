@@ -1,5 +1,5 @@
 extends Node
-## Used by tests/shutdown_signal.rs: a stand-in dedicated server that saves through
+## Used by tests/addon/shutdown_signal.rs: a stand-in dedicated server that saves through
 ## HTTPPool when SIGTERM arrives, then quits. Prints SHUTDOWN_CHECK lines the test reads.
 
 var pool: HTTPPool

@@ -1,5 +1,5 @@
 extends NetkitTest
-## AgonesSDK against the test SDK server (tests/support/agones_sdk.rs), whose port the
+## AgonesSDK against the test SDK server (rust/test_support/src/agones_sdk.rs), whose port the
 ## Rust driver passes as --agones-sdk-port. Each test asks it for a fresh instance (its
 ## own GameServer in state Scheduled, optionally a sidecar that starts late) with
 ## POST /test/new, and reads what that instance received through its /test/ endpoints.

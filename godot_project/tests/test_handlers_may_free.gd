@@ -6,7 +6,7 @@ extends NetkitTest
 ## emitted while a Rust borrow of the node is held would), must deliver nothing to a freed
 ## node, and must leave every other node working. The runner fails the suite on any
 ## crash or unexpected ERROR line. The Netkit singleton's `shutdown_requested` is covered
-## by tests/shutdown_signal.rs, which sends a real SIGTERM to a separate process.
+## by tests/addon/shutdown_signal.rs, which sends a real SIGTERM to a separate process.
 
 const TIMEOUT := 120.0
 const ACTIONS := ["free_emitter", "free_parent", "queue_free_emitter", "free_other", "call_back"]

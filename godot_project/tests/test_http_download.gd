@@ -1,8 +1,8 @@
 extends NetkitTest
 ## HTTPPool.download() and HTTPDownload against the real test server's /download endpoint
-## (tests/support/http_server/transfer_routes.rs): resume after a dropped connection,
+## (rust/test_support/src/http_server/transfer_routes.rs): resume after a dropped connection,
 ## SHA-256 checks, a server without range support, cancellation, bad input, and handlers
-## that free the pool. Sizes are moderate here; tests/http_transfer.rs runs the 50 MiB case.
+## that free the pool. Sizes are moderate here; tests/http/transfer.rs runs the 50 MiB case.
 
 const TIMEOUT := 90.0
 const MB := 1024 * 1024

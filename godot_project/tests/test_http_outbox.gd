@@ -1,7 +1,7 @@
 extends NetkitTest
 ## HTTPPool's durable outbox (request_durable) against the real test server: its
 ## /outbox/* endpoints honour Idempotency-Key and can be told to fail
-## (tests/support/http_server/outbox_routes.rs).
+## (rust/test_support/src/http_server/outbox_routes.rs).
 
 const TIMEOUT := 40.0
 

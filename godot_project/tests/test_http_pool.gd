@@ -1,5 +1,5 @@
 extends NetkitTest
-## HTTPPool against the real test server (tests/support/http_server.rs), started by the
+## HTTPPool against the real test server (rust/test_support/src/http_server.rs), started by the
 ## Rust driver and passed in as --http-url / --https-url.
 
 const TIMEOUT := 40.0

@@ -1,8 +1,6 @@
 //! SIGTERM to a headless Godot running netkit: the game hears `Netkit.shutdown_requested`
 //! on the main thread, saves through HTTPPool, and quits cleanly with exit code 0.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,7 +13,7 @@ fn sigterm_lets_the_game_save_then_quit() {
     let godot = godot_command().unwrap_or_else(|e| panic!("{e}"));
     godot_runner::extension::stage_extension(&repo_dir()).unwrap_or_else(|e| panic!("{e}"));
     ensure_imported(&godot, &project_dir()).unwrap_or_else(|e| panic!("{e}"));
-    let server = support::http_server::start_blocking();
+    let server = netkit_test_support::http_server::start_blocking();
 
     let mut game = SceneProcess::spawn(scene_command(
         &godot,

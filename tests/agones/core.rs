@@ -1,15 +1,13 @@
-//! The engine-free Agones client against the test SDK server (tests/support/agones_sdk.rs)
+//! The engine-free Agones client against the test SDK server (rust/test_support/src/agones_sdk.rs)
 //! on 127.0.0.1: the lifecycle as the watch stream shows it, labels, a sidecar that starts
 //! after the game, health pings that follow the main loop's proof of life, no sidecar.
-
-mod support;
 
 use std::time::{Duration, Instant};
 
 use netkit::core::agones::{AgonesClient, AgonesEvent, ClientOptions, Endpoint, SdkCall};
 use netkit::core::http::{ErrorKind, RequestId, Response};
+use netkit_test_support::agones_sdk::AgonesSdkServer;
 use serde_json::Value;
-use support::agones_sdk::AgonesSdkServer;
 use tokio::runtime::Runtime;
 
 fn runtime() -> Runtime {

@@ -3,22 +3,20 @@
 //! health pings; on SIGTERM it saves through HTTPPool, calls `AgonesSDK.shutdown()`, and
 //! quits with exit code 0 well within the grace period.
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use godot_runner::{
     SceneProcess, ensure_imported, godot_command, project_dir, repo_dir, scene_command,
 };
-use support::agones_sdk::AgonesSdkServer;
+use netkit_test_support::agones_sdk::AgonesSdkServer;
 
 #[test]
 fn sigterm_saves_then_calls_shutdown_then_quits() {
     let godot = godot_command().unwrap_or_else(|e| panic!("{e}"));
     godot_runner::extension::stage_extension(&repo_dir()).unwrap_or_else(|e| panic!("{e}"));
     ensure_imported(&godot, &project_dir()).unwrap_or_else(|e| panic!("{e}"));
-    let backend = support::http_server::start_blocking();
+    let backend = netkit_test_support::http_server::start_blocking();
     let sidecar = AgonesSdkServer::start_blocking();
 
     let mut cmd = scene_command(

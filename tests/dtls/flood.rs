@@ -9,15 +9,12 @@
 //! budget per frame, 60 frames a second). `NETKIT_FLOOD_SECS` sets the flood's length
 //! (default 10 s; the full 30 s figures are in ARCHITECTURE.md).
 
-mod dtls_hostile;
-mod dtls_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use dtls_hostile::*;
-use dtls_support::*;
+use netkit_test_support::dtls::*;
+use netkit_test_support::hostile::*;
 
 /// 60 frames a second, as a game runs.
 const FRAME: Duration = Duration::from_micros(16_667);

@@ -6,16 +6,13 @@
 //! address and, on a client, for the server's address, while connected clients keep
 //! their echo round trips under 100 ms.
 
-mod dtls_hostile;
-mod dtls_support;
-
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dtls_hostile::*;
-use dtls_support::*;
+use netkit_test_support::dtls::*;
+use netkit_test_support::hostile::*;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

@@ -6,17 +6,14 @@
 //! connects took 9 s or failed. A player must now connect in under a second, and the
 //! table must stay bounded.
 
-mod dtls_hostile;
-mod dtls_support;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use dtls_hostile::*;
-use dtls_support::*;
 use netkit::core::dtls::DtlsEvent;
+use netkit_test_support::dtls::*;
+use netkit_test_support::hostile::*;
 
 /// Addresses in the attack: more than the default pending table has slots, so a slot
 /// that frees up is taken again at once.

@@ -1,15 +1,13 @@
 //! Handshakes, verification modes, limits and clean endings over real loopback UDP.
 
-mod dtls_support;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use dtls_support::*;
 use netkit::core::dtls::{
     ClientCredentials, ClientOptions, DisconnectReason, DtlsEvent, SendError, ServerCredentials,
     ServerOptions, ServerVerification, Status, psk_map,
 };
+use netkit_test_support::dtls::*;
 
 fn failed(e: &DtlsEvent) -> bool {
     matches!(e, DtlsEvent::ConnectionFailed { .. })

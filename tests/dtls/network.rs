@@ -1,8 +1,6 @@
 //! DTLS on real networks (issue 9): handshakes through a lossy path, bursts sent in one
 //! frame, handshake datagrams within the MTU, and a client restarting from the same
-//! address, over real loopback UDP through the relay in dtls_support/relay.rs.
-
-mod dtls_support;
+//! address, over real loopback UDP through the relay in rust/test_support/src/relay.rs.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -10,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use dtls_support::relay::{PathConfig, Relay};
-use dtls_support::*;
 use netkit::core::dtls::{
     ClientCredentials, ClientOptions, DisconnectReason, DtlsClient, DtlsEvent, ServerCredentials,
     ServerOptions, ServerVerification, SessionOptions, Status,
 };
 use netkit::core::runtime;
+use netkit_test_support::dtls::relay::{PathConfig, Relay};
+use netkit_test_support::dtls::*;
 use tokio::net::UdpSocket;
 use webrtc_dtls::cipher_suite::CipherSuiteId;
 use webrtc_dtls::conn::DTLSConn;

@@ -1,16 +1,14 @@
 //! Hostile and unlucky networks: garbage from a connected address, a client that dies
 //! and comes back on the same port, and a relay that loses, reorders and duplicates.
 
-mod dtls_support;
-
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dtls_support::*;
 use netkit::core::dtls::{DisconnectReason, DtlsEvent, DtlsServer};
 use netkit::core::runtime;
+use netkit_test_support::dtls::*;
 use rand::{Rng, SeedableRng};
 use tokio::net::UdpSocket;
 use webrtc_dtls::cipher_suite::CipherSuiteId;

@@ -1,12 +1,10 @@
 //! Many clients on one server, and a flood of half-open handshakes.
 
-mod dtls_support;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use dtls_support::*;
 use netkit::core::dtls::DtlsEvent;
+use netkit_test_support::dtls::*;
 
 #[test]
 fn hundred_clients_unique_ids_and_broadcast() {

@@ -3,18 +3,15 @@
 //! (`ca_certificate`), with the host name still checked; and TLS errors that do not tell
 //! the user to set what they already set.
 
-mod dtls_support;
-mod support;
-
 use std::time::{Duration, Instant};
 
-use dtls_support::*;
 use netkit::core::dtls::{
     ClientCredentials, ClientOptions, DtlsEvent, ServerCredentials, ServerOptions,
     ServerVerification,
 };
 use netkit::core::events::Budget;
 use netkit::core::http::{ErrorKind, HttpPool, Method, PoolSettings, RequestSpec, Response};
+use netkit_test_support::dtls::*;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, PKCS_ECDSA_P256_SHA256};
 
 fn get(pool: &HttpPool, url: String) -> Response {
@@ -45,7 +42,7 @@ fn pool(trusted_ca_pem: &str) -> HttpPool {
 
 #[test]
 fn http_pool_accepts_a_trusted_openssl_style_certificate() {
-    let srv = support::http_server::start_blocking();
+    let srv = netkit_test_support::http_server::start_blocking();
     let res = get(
         &pool(&srv.self_signed_pem),
         format!("{}/json", srv.self_signed_url),

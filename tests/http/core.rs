@@ -1,7 +1,5 @@
 //! The engine-free HTTP pool against the real test server on 127.0.0.1.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use netkit::core::events::Budget;
@@ -9,8 +7,8 @@ use netkit::core::http::{
     ErrorKind, HttpPool, Method, NumberValue, PoolSettings, RequestBody, RequestId, RequestSpec,
     Response, number_value,
 };
-use support::http_server::raw::{Behaviour, Close, RawServer};
-use support::http_server::{TestServer, start_blocking};
+use netkit_test_support::http_server::raw::{Behaviour, Close, RawServer};
+use netkit_test_support::http_server::{TestServer, start_blocking};
 
 fn server() -> TestServer {
     start_blocking()

@@ -3,9 +3,6 @@
 //! SHA-256 checks, servers without range support, server-sent events with reconnection,
 //! lines, chunks, cancellation, limits and backpressure.
 
-mod support;
-mod transfer_support;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -14,9 +11,9 @@ use netkit::core::http::transfer::{
     TransferEvent, Transfers, parse_sha256,
 };
 use netkit::core::http::{ErrorKind, HttpPool, PoolSettings};
-use support::http_server::transfer_routes::content_sha256;
-use support::http_server::{TestServer, start_blocking};
-use transfer_support::collect;
+use netkit_test_support::http_server::transfer_routes::content_sha256;
+use netkit_test_support::http_server::{TestServer, start_blocking};
+use netkit_test_support::transfer::collect;
 
 const MB: u64 = 1024 * 1024;
 
@@ -36,7 +33,7 @@ fn pool(max_retries: u32) -> HttpPool {
 
 /// A fresh folder for one test's files.
 fn scratch(name: &str) -> PathBuf {
-    transfer_support::scratch("netkit-transfer", name)
+    netkit_test_support::transfer::scratch("netkit-transfer", name)
 }
 
 fn spec(url: String, file: &Path, sha256: Option<&str>) -> DownloadSpec {

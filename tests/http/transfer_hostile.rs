@@ -13,9 +13,6 @@
 //! request head and writes back the bytes the test's closure returns (the hyper test
 //! server would refuse to send most of these).
 
-mod support;
-mod transfer_support;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -27,9 +24,9 @@ use netkit::core::http::transfer::{
     TransferEvent, Transfers,
 };
 use netkit::core::http::{ErrorKind, HttpPool, PoolSettings};
-use support::http_server::start_blocking;
-use support::http_server::transfer_routes::content;
-use transfer_support::collect;
+use netkit_test_support::http_server::start_blocking;
+use netkit_test_support::http_server::transfer_routes::content;
+use netkit_test_support::transfer::collect;
 
 /// What the scripted server does with one connection.
 struct Reply {
@@ -153,7 +150,7 @@ fn pool() -> HttpPool {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    transfer_support::scratch("netkit-hostile", name)
+    netkit_test_support::transfer::scratch("netkit-hostile", name)
 }
 
 fn spec(url: String, file: &Path) -> DownloadSpec {
@@ -784,7 +781,7 @@ fn a_part_file_that_is_already_complete_is_finished_not_fetched_again() {
     let mut spec = spec(url, &file);
     spec.sha256 = Some(
         netkit::core::http::transfer::parse_sha256(
-            &support::http_server::transfer_routes::content_sha256(100_000),
+            &netkit_test_support::http_server::transfer_routes::content_sha256(100_000),
         )
         .unwrap(),
     );

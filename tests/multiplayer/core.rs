@@ -1,15 +1,13 @@
 //! The multiplayer core (renet over netkit's DTLS) against real DTLS sessions on
 //! 127.0.0.1, directly and through a relay that loses, duplicates and reorders.
 
-mod mp_support;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use mp_support::*;
 use netkit::core::multiplayer::{
     Endpoint, EndpointConfig, LinkConfig, MpEvent, Target, TransferMode,
 };
+use netkit_test_support::mp::*;
 
 fn packets(ep: &netkit::core::multiplayer::Endpoint, events: &mut Vec<MpEvent>) {
     while let Some(e) = ep.next_event() {

@@ -3,8 +3,6 @@
 //! than the server's `idle_timeout`, and is then killed with SIGKILL (no goodbye, no
 //! close_notify). The server must report it disconnected within the timeout.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use godot_runner::{

@@ -4,19 +4,16 @@
 //! that would drop the save or its key, a 2xx after the timeout, and a `Retry-After` far
 //! in the future.
 
-mod outbox_support;
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use netkit::core::events::Budget;
 use netkit::core::http::outbox::{OpenError, Outbox, OutboxConfig, OutboxEvent, Write};
 use netkit::core::http::{HttpPool, Method, PoolSettings, RequestBody, RequestSpec};
-use outbox_support::{DAY, SYNC, Scratch, WITHIN, free_port, pool, wait_until};
+use netkit_test_support::http_server::outbox_routes::{report, set_mode};
+use netkit_test_support::http_server::start_blocking;
+use netkit_test_support::outbox::{DAY, SYNC, Scratch, WITHIN, free_port, pool, wait_until};
 use serde_json::Value;
-use support::http_server::outbox_routes::{report, set_mode};
-use support::http_server::start_blocking;
 
 fn open_at(pool: &HttpPool, path: &Path) -> Result<(Outbox, Option<String>), OpenError> {
     Outbox::open(
@@ -312,7 +309,7 @@ fn a_2xx_that_arrives_after_the_timeout_is_retried_with_the_same_key_and_applied
     let server = start_blocking();
     let bucket = "slow-2xx";
     // The backend applies the save at once but answers after 2.5 s; we wait 1 s.
-    support::http_server::outbox_routes::set_slow(bucket, 2_500);
+    netkit_test_support::http_server::outbox_routes::set_slow(bucket, 2_500);
     let pool = HttpPool::new(PoolSettings {
         retry_base_delay: Duration::from_millis(20),
         retry_max_delay: Duration::from_millis(300),
@@ -327,7 +324,7 @@ fn a_2xx_that_arrives_after_the_timeout_is_retried_with_the_same_key_and_applied
         report(bucket)["duplicates"].as_u64().unwrap() >= 1
     });
     // Now answer in time: the next attempt is delivered.
-    support::http_server::outbox_routes::set_slow(bucket, 0);
+    netkit_test_support::http_server::outbox_routes::set_slow(bucket, 0);
     let events = wait_events(&outbox, 1);
     assert!(
         matches!(&events[0], OutboxEvent::Delivered { response, .. } if response.status == 200),

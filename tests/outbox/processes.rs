@@ -1,8 +1,6 @@
 //! The durable outbox across real Godot processes: saves made while the backend is down
 //! survive a SIGKILL and a SIGTERM, and the next start delivers each exactly once.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -11,8 +9,8 @@ use std::time::Duration;
 use godot_runner::{
     SceneProcess, ensure_imported, godot_command, project_dir, repo_dir, scene_command,
 };
-use support::http_server::outbox_routes::{report, set_mode};
-use support::http_server::{TestServer, start_blocking};
+use netkit_test_support::http_server::outbox_routes::{report, set_mode};
+use netkit_test_support::http_server::{TestServer, start_blocking};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const SCENE: &str = "res://outbox_check/outbox_check.tscn";

@@ -1,9 +1,6 @@
 //! The durable outbox against the real test server: outages, restarts, dead letters, a
 //! corrupted store, credentials kept off the disk, and the max age.
 
-mod outbox_support;
-mod support;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,10 +8,10 @@ use std::time::{Duration, Instant};
 use netkit::core::events::Budget;
 use netkit::core::http::outbox::{OpenError, Outbox, OutboxConfig, OutboxEvent, Write};
 use netkit::core::http::{HttpPool, Method, PoolSettings, RequestBody, RequestSpec};
-use outbox_support::{DAY, SYNC, Scratch, WITHIN, free_port, pool, wait_until};
+use netkit_test_support::http_server::outbox_routes::{report, set_mode};
+use netkit_test_support::http_server::{TestServer, start_blocking};
+use netkit_test_support::outbox::{DAY, SYNC, Scratch, WITHIN, free_port, pool, wait_until};
 use serde_json::Value;
-use support::http_server::outbox_routes::{report, set_mode};
-use support::http_server::{TestServer, start_blocking};
 
 fn config(path: &Path, send_headers: Vec<(&str, &str)>) -> OutboxConfig {
     OutboxConfig {

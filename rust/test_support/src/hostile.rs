@@ -1,7 +1,6 @@
 //! Helpers for the hostile-sender tests: crafted handshake fragments, a relay whose two
 //! sockets let a test forge datagrams from a client's or the server's address, and an
 //! echo prober that measures round trips through a server drained the way the node does.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};

@@ -1,6 +1,5 @@
 //! Helpers for the multiplayer core tests: endpoints with test credentials, event waiting,
 //! and a lossy UDP relay.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

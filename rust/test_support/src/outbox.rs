@@ -3,7 +3,7 @@
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netkit::core::http::outbox::Write;
 use netkit::core::http::{HttpPool, PoolSettings};
@@ -61,11 +61,10 @@ pub fn free_port() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
-/// Waits until `cond` holds, for at most [`WITHIN`].
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WITHIN;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Waits until `cond` holds, for at most [`WITHIN`]; fails the test naming `what` if not.
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    assert!(
+        crate::wait::wait_until(WITHIN, cond),
+        "timed out waiting for {what}"
+    );
 }

@@ -3,7 +3,7 @@
 //!
 //! Each run is `godot_project/bench/dtls_lossy_bench.tscn` (see the comment at its top):
 //! server and clients in one headless Godot, every datagram between them crossing the
-//! relay of the tests (`tests/dtls_support/relay.rs`), which runs in this process. The
+//! relay of the tests (`rust/test_support/src/relay.rs`), which runs in this process. The
 //! same seed for both implementations, so both face the same kind of path.
 
 use std::net::{SocketAddr, UdpSocket};
@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::godot_runs::GodotBench;
-use crate::relay::{PathConfig, Relay};
 use crate::table::{Cell, Row, Samples, Table};
+use netkit_test_support::relay::{PathConfig, Relay};
 
 const SCENE: &str = "res://bench/dtls_lossy_bench.tscn";
 

@@ -29,9 +29,6 @@ mod mp_path_runs;
 mod mp_runs;
 mod nginx;
 mod outbox_runs;
-/// The lossy UDP path of the DTLS tests, shared so that bench and tests mean the same path.
-#[path = "../../../tests/dtls_support/relay.rs"]
-mod relay;
 mod reqwest_run;
 mod server;
 mod table;

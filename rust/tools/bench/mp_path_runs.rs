@@ -3,7 +3,7 @@
 //! DTLSMultiplayerPeer and ENetMultiplayerPeer side by side in one run.
 //!
 //! The same two-process scene as mp_runs.rs (`godot_project/bench/mp_bench.tscn`), but the
-//! client reaches the server through the relay of the tests (`tests/dtls_support/relay.rs`)
+//! client reaches the server through the relay of the tests (`rust/test_support/src/relay.rs`)
 //! running in this process: clean for counting bytes, 20 % lost / 5 % duplicated / 10 %
 //! reordered for delivery latency.
 
@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use crate::godot_runs::{GodotBench, LiveScene};
 use crate::mp_runs::MpOptions;
-use crate::relay::{PathConfig, Relay};
 use crate::table::{Cell, Row, Samples, Table};
+use netkit_test_support::relay::{PathConfig, Relay};
 
 const SCENE: &str = "res://bench/mp_bench.tscn";
 

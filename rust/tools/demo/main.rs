@@ -18,8 +18,9 @@
 //!
 //! Prints a readable log and exits 0 only when every step happened.
 
-mod backend;
 mod server_process;
+
+use netkit_tools::demo::backend;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

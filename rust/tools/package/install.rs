@@ -9,8 +9,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::addon::{self, ADDON_PREFIX, GDEXTENSION_FILE, Library};
-use crate::extension_list::{self, Registered};
+use super::addon::{self, ADDON_PREFIX, GDEXTENSION_FILE, Library};
+use super::extension_list::{self, Registered};
 
 /// What [`install_addon`] did, for the command's summary and the tests.
 #[derive(Clone, Debug)]

@@ -11,10 +11,7 @@
 //! a no-op when fresh), so the library packaged is the fresh release build, and
 //! `build.rs` has just regenerated `netkit.gdextension`.
 
-mod addon;
-mod extension_list;
-mod install;
-mod zipper;
+use netkit_tools::package::{addon, extension_list, install, zipper};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
-use crate::addon::{self, ADDON_PREFIX, Library};
+use super::addon::{self, ADDON_PREFIX, Library};
 
 /// What went into a zip, for the command's summary and the test's assertions.
 #[derive(Clone, Debug)]

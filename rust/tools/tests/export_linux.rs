@@ -26,9 +26,6 @@ mod support;
 
 // The demo's backend, to serve the exported demo server as `cargo run --bin demo` does.
 #[allow(dead_code)]
-#[path = "../demo/backend.rs"]
-mod backend;
-
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -39,6 +36,7 @@ use godot_runner::{
     GodotCmd, RunOutput, command_in_root, ensure_imported, godot_command,
     provision_debian_packages, repo_dir, run_captured,
 };
+use netkit_tools::demo::backend;
 
 /// Debian packages the export needs besides the editor: the template every export
 /// starts from, and patchelf to give the exported binary the provisioned loader.
@@ -129,7 +127,7 @@ fn exported_demo_server() -> Result<(), String> {
     };
     let exported = export_case(&case)?;
     // The exported server runs as in an Agones fleet: the SDK sidecar's port in the
-    // environment, so the demo uses AgonesSDK (tests/support/agones_sdk.rs stands in).
+    // environment, so the demo uses AgonesSDK (rust/test_support/src/agones_sdk.rs stands in).
     let sidecar = support::agones_sdk::AgonesSdkServer::start_blocking();
     let mut server = Command::new(&exported.binary)
         .env("LD_LIBRARY_PATH", &exported.library_path)

@@ -10,20 +10,13 @@
 
 mod support;
 
-#[path = "../package/addon.rs"]
-mod addon;
-#[path = "../package/extension_list.rs"]
-mod extension_list;
-#[allow(dead_code)] // the command prints fields this test does not read
-#[path = "../package/install.rs"]
-mod install;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use extension_list::Registered;
 use godot_runner::{godot_command, repo_dir};
+use netkit_tools::package::{addon, extension_list, install};
 use support::scratch_project::{
     OTHER_ENTRY, OTHER_LOADED, add_other_extension, assert_exit_0, assert_request_works,
     run_headless, scratch_dir, write_request_project,

@@ -13,16 +13,11 @@
 
 mod support;
 
-#[path = "../package/addon.rs"]
-mod addon;
-#[allow(dead_code)]
-#[path = "../package/zipper.rs"]
-mod zipper;
-
 use std::fs::{self, File};
 use std::time::Instant;
 
 use godot_runner::godot_command;
+use netkit_tools::package::{addon, zipper};
 use support::scratch_project::{
     OTHER_ENTRY, OTHER_LOADED, add_other_extension, assert_exit_0, assert_request_works,
     run_headless, scratch_dir, write_request_project,

@@ -1,9 +1,8 @@
 //! Helpers shared by the DTLS integration tests: quick options, event waiting, a
 //! captured ClientHello for flood tests, RSA test keys and certificate chains, and a
 //! relay that plays a bad network path (relay.rs).
-#![allow(dead_code)]
 
-pub mod relay;
+pub use crate::relay;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
