@@ -37,6 +37,7 @@ var _names: Array[String] = []
 var _entries: Array = []  # [branch, format, ids]
 var _ids := {}  # client unique id -> branch name
 var _seen := {}  # branch -> last "status ... id ..." text
+var _servers := {}  # names of server branches
 
 
 func _init(transport_: String, ident_: Dictionary) -> void:
@@ -99,6 +100,7 @@ func peer(n: String) -> MultiplayerPeer:
 func server(n: String, options := {}) -> MultiplayerPeer:
 	if not _branches.has(n):
 		branch(n)
+	_servers[n] = true
 	var p: MultiplayerPeer
 	var err: Error
 	if transport == ENET:
@@ -226,8 +228,8 @@ func count_events(n: String, prefix: String) -> int:
 ## folded.
 func trace(n: String) -> PackedStringArray:
 	var unknown := {}
-	var out := PackedStringArray()
-	var run := {}  # the run of int RPCs being folded: prefix, first, last
+	var lines := PackedStringArray()
+	var rpcs: Array = []  # consecutive RPC lines, stably sorted by RPC (channel) below
 	for e: Array in _entries:
 		if e[0] != n:
 			continue
@@ -235,6 +237,15 @@ func trace(n: String) -> PackedStringArray:
 		for id: int in e[2]:
 			labels.append(label(id, unknown))
 		var text: String = e[1] % labels if not labels.is_empty() else e[1]
+		if text.begins_with("rpc "):
+			rpcs.append([text.split(" ")[1], rpcs.size(), text])
+			continue
+		_flush_rpcs(rpcs, lines)
+		lines.append(text)
+	_flush_rpcs(rpcs, lines)
+	var out := PackedStringArray()
+	var run := {}  # the run of int RPCs being folded: prefix, first, last
+	for text in lines:
 		var m := _int_rpc_re.search(text)
 		if m != null:
 			var v := m.get_string(2).to_int()
@@ -302,6 +313,16 @@ func rpc_arrived(n: String, what: String, sender: int, value: Variant) -> void:
 var _int_rpc_re := RegEx.create_from_string("^(rpc \\S+ from \\S+) (-?\\d+)$")
 
 
+## RPCs on different channels have no order between them (on either transport): a run
+## of RPC arrivals with no other event between them is listed channel by channel, each
+## channel's own order kept.
+func _flush_rpcs(rpcs: Array, lines: PackedStringArray) -> void:
+	rpcs.sort_custom(func(x: Array, y: Array) -> bool: return x[0] < y[0] or (x[0] == y[0] and x[1] < y[1]))
+	for r: Array in rpcs:
+		lines.append(r[2])
+	rpcs.clear()
+
+
 func _flush_run(run: Dictionary, out: PackedStringArray) -> void:
 	if run.is_empty():
 		return
@@ -328,12 +349,18 @@ func _state_text(n: String) -> String:
 	var p := peer(n)
 	if p == null:
 		return "no peer"
+	if p.get_connection_status() == MultiplayerPeer.CONNECTION_DISCONNECTED:
+		return "DISCONNECTED"
 	return "%s id %%s" % status_name(p.get_connection_status())
 
 
+## The peer's own id; 0 without a peer or once it is disconnected (where ENet's
+## get_unique_id() fails with an error and DTLS's still gives the old id).
 func _state_id(n: String) -> int:
 	var p := peer(n)
-	return p.get_unique_id() if p != null else 0
+	if p == null or p.get_connection_status() == MultiplayerPeer.CONNECTION_DISCONNECTED:
+		return 0
+	return p.get_unique_id()
 
 
 ## Once per frame, at process_frame: what a script can read from each peer.
@@ -343,7 +370,7 @@ func _watch() -> void:
 			continue
 		var id := _state_id(n)
 		var p := peer(n)
-		if id > 1 and p != null and not p.is_server():
+		if id > 1 and not _servers.has(n):
 			_ids[id] = n
 		var key := _state_text(n) + ":" + str(id)
 		if _seen.get(n, "") == key:
@@ -351,6 +378,8 @@ func _watch() -> void:
 		_seen[n] = key
 		if p == null:
 			note(n, "no peer")
+		elif id == 0:
+			note(n, "status " + _state_text(n).replace("%s", "0"))
 		else:
 			note(n, "status " + _state_text(n), [id])
 
@@ -359,21 +388,31 @@ func _suffix(n: String) -> Array:
 	var p := peer(n)
 	if p == null:
 		return [" [no peer]", []]
+	if p.get_connection_status() == MultiplayerPeer.CONNECTION_DISCONNECTED:
+		return [" [DISCONNECTED]", []]
 	return [" [%s %%s]" % status_name(p.get_connection_status()), [p.get_unique_id()]]
 
 
 func _on_id_signal(id: int, sig: String, n: String) -> void:
 	var id_now := _state_id(n)
-	var p := peer(n)
-	if id_now > 1 and p != null and not p.is_server():
+	if id_now > 1 and not _servers.has(n):
 		_ids[id_now] = n
 	var s := _suffix(n)
 	_entries.append([n, sig + " %s" + s[0], [id] + s[1]])
+	_print_reason(n, sig)
 
 
 func _on_plain_signal(sig: String, n: String) -> void:
 	var s := _suffix(n)
 	_entries.append([n, sig + s[0], s[1]])
+	_print_reason(n, sig)
+
+
+## DTLS only (ENet has no reasons): prints why a peer left, for the report.
+func _print_reason(n: String, sig: String) -> void:
+	var p := peer(n)
+	if transport == DTLS and p != null and sig in ["peer_disconnected", "server_disconnected", "connection_failed", "peer_authentication_failed"]:
+		print("  [dtls] %s: %s -> get_last_disconnect_reason(): \"%s\"" % [n, sig, p.get_last_disconnect_reason()])
 
 
 func _on_packet(id: int, packet: PackedByteArray, n: String) -> void:
