@@ -38,6 +38,7 @@ var _entries: Array = []  # [branch, format, ids]
 var _ids := {}  # client unique id -> branch name
 var _seen := {}  # branch -> last "status ... id ..." text
 var _servers := {}  # names of server branches
+var _quiet := false  # set by teardown(): no more reason lines
 
 
 func _init(transport_: String, ident_: Dictionary) -> void:
@@ -183,9 +184,13 @@ func connected(names: Array) -> bool:
 
 ## Closes every peer, frees every branch, then drops their SceneMultiplayers.
 func teardown() -> void:
+	_quiet = true
+	# The peer leaves SceneMultiplayer before it closes: spawned nodes and synchronizers
+	# that live on a few frames must not read a closed ENet peer (which logs an error).
 	for n in _names:
 		var p := peer(n)
 		if p != null:
+			mp(n).multiplayer_peer = null
 			p.close()
 	await get_tree().process_frame
 	await get_tree().process_frame
@@ -411,7 +416,7 @@ func _on_plain_signal(sig: String, n: String) -> void:
 ## DTLS only (ENet has no reasons): prints why a peer left, for the report.
 func _print_reason(n: String, sig: String) -> void:
 	var p := peer(n)
-	if transport == DTLS and p != null and sig in ["peer_disconnected", "server_disconnected", "connection_failed", "peer_authentication_failed"]:
+	if transport == DTLS and not _quiet and p != null and sig in ["peer_disconnected", "server_disconnected", "connection_failed", "peer_authentication_failed"]:
 		print("  [dtls] %s: %s -> get_last_disconnect_reason(): \"%s\"" % [n, sig, p.get_last_disconnect_reason()])
 
 
