@@ -161,6 +161,8 @@ func client(n: String, options := {}, to_port := 0) -> MultiplayerPeer:
 		_ids[id] = n
 	act(n, "create_client() = %s, then %s id %s" % [error_string(err), status_name(p.get_connection_status()), "%s"], [id])
 	mp(n).multiplayer_peer = p
+	# What create_client() left is in the line above; the watcher notes only changes.
+	_seen[n] = _state_text(n) + ":" + str(_state_id(n))
 	return p
 
 

@@ -240,7 +240,7 @@ func test_conformance_authentication_refused() -> void:
 
 
 func test_conformance_authentication_timed_out() -> void:
-	await run_both(_auth.bind(""))
+	await run_both(_auth.bind(""), "#2 #3")
 
 
 func _auth(w: World, token: String) -> void:
@@ -359,10 +359,10 @@ func _make_player(id: Variant) -> Node:
 
 ## The server kicks A: MultiplayerPeer.disconnect_peer(A) (graceful),
 ## MultiplayerPeer.disconnect_peer(A, true) (forced), or SceneMultiplayer.disconnect_peer(A)
-## (what games call). ENet: the kicked client hears peer_disconnected 1, then
+## (what games call). ENet, all three: the kicked client hears peer_disconnected 1, then
 ## server_disconnected. Graceful: the server and C hear peer_disconnected A. Forced: as
 ## MultiplayerPeer's documentation says, no peer_disconnected for A on the server (so C is
-## not told either).
+## not told either). SceneMultiplayer's: the server forgets A without a signal, C is told.
 func test_conformance_disconnect_peer_graceful() -> void:
 	await run_both(_kick.bind("graceful"), "#2")
 
@@ -395,6 +395,12 @@ func _kick(w: World, how: String) -> void:
 	if how == "forced":
 		await wait_frames(30)
 		check(w, not w.has_event("S", "peer_disconnected"), "a forced disconnect_peer() emits no peer_disconnected on the server (MultiplayerPeer's contract)")
+	elif how == "scene":
+		# SceneMultiplayer forgets the peer itself and emits nothing on the server; the
+		# other clients are told.
+		check(w, await wait_until(func(): return w.has_event("C", "peer_disconnected"), 10.0), "the other client hears peer_disconnected of the kicked client")
+		await wait_frames(30)
+		check(w, not w.has_event("S", "peer_disconnected"), "SceneMultiplayer.disconnect_peer() emits nothing on the server")
 	else:
 		check(w, await wait_until(func(): return w.has_event("S", "peer_disconnected") and w.has_event("C", "peer_disconnected"), 10.0),
 			"the server and the other client hear peer_disconnected of the kicked client")
@@ -542,6 +548,7 @@ func _refuse_new_connections(w: World) -> void:
 	var ok := await wait_until(func(): return w.has_event("B", "server_disconnected") or w.has_event("B", "connection_failed"), 15.0)
 	check(w, ok, "the refused client ends up disconnected")
 	var took := (Time.get_ticks_msec() - t0) / 1000.0
+	print("[%s] refuse_new_connections: the refused client ended after %.1f s" % [w.transport, took])
 	if w.transport == DTLS:
 		check(w, took < 1.0, "documented difference: DTLS refuses at once (took %.1f s)" % took)
 		check(w, w.peer("B").get_last_disconnect_reason() != "", "with a reason")
@@ -564,8 +571,13 @@ func _full_server(w: World) -> void:
 	if not check(w, await wait_until(func(): return w.connected(["A"]), 10.0), "the first client connects"):
 		return
 	w.client("B", {"fast_timeout": 2.0})
+	var t0 := Time.get_ticks_msec()
 	var ok := await wait_until(func(): return w.has_event("B", "server_disconnected") or w.has_event("B", "connection_failed"), 15.0)
 	check(w, ok, "the client beyond max_clients does not get in")
+	var took := (Time.get_ticks_msec() - t0) / 1000.0
+	print("[%s] full server: the extra client failed after %.1f s" % [w.transport, took])
+	if w.transport == DTLS:
+		check(w, took < 1.5, "documented difference: DTLS refuses at once, took %.1f s (ENet: when its client gives up, 2 s here, about 30 s by default)" % took)
 	if w.transport == DTLS and w.peer("B") != null:
 		print("[dtls] reason when the server is full: ", w.peer("B").get_last_disconnect_reason())
 	check_eq(w, w.mp("S").get_peers().size(), 1, "the server has only A")
@@ -638,6 +650,27 @@ func _channels_modes_and_sizes(w: World) -> void:
 	check(w, arrived, "a %d-byte unreliable RPC arrives" % UNRELIABLE_BIG)
 	if arrived:
 		check_eq(w, sg.values("un3").filter(func(v): return v is PackedByteArray)[0], ubig, "intact")
+
+
+## One 1 MB reliable RPC each way, nothing else in flight: the largest a game may send
+## with DTLSMultiplayerPeer's default "max_message_size".
+func test_conformance_largest_reliable_packet_alone() -> void:
+	await run_both(_largest_reliable_alone)
+
+
+func _largest_reliable_alone(w: World) -> void:
+	if not await start(w, ["A"]):
+		return
+	var big := PackedByteArray()
+	big.resize(RELIABLE_BIG)
+	for i in range(0, big.size(), 991):
+		big[i] = i % 241
+	w.act("A", "rel2.rpc_id(1, 1 MB); S: rel2.rpc_id(A, 1 MB)")
+	w.game("A").rel2.rpc_id(1, big)
+	w.game("S").rel2.rpc_id(w.mp("A").get_unique_id(), big)
+	check(w, await wait_until(func(): return w.game("S").values("rel2").size() == 1 and w.game("A").values("rel2").size() == 1, 15.0), "a 1 MB reliable RPC arrives each way")
+	check(w, w.game("S").values("rel2") == [big] and w.game("A").values("rel2") == [big], "intact")
+	await wait_frames(5)
 
 
 ## A 2 MB reliable RPC: ENet carries it (its limit is 32 MB); DTLSMultiplayerPeer refuses it
@@ -729,6 +762,7 @@ func test_conformance_server_never_answers() -> void:
 		w.client("A", {}, port)
 		w.mp("A").connection_failed.connect(func(): failed_at[t] = (Time.get_ticks_msec() - t0) / 1000.0)
 	assert_true(await wait_until(func(): return failed_at.size() == 2, 45.0), "both clients fail: %s" % failed_at)
+	print("server never answers: connection_failed after (s): ", failed_at)
 	var traces := {}
 	for t in [ENET, DTLS]:
 		print("--- %s trace of a server that never answers:\n%s" % [t, ws[t].dump()])
