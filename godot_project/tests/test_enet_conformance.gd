@@ -678,6 +678,26 @@ func _largest_reliable_alone(w: World) -> void:
 	await wait_frames(5)
 
 
+## One 1 MB reliable RPC each way at the same time, nothing else in flight.
+func test_conformance_largest_reliable_packet_both_ways_at_once() -> void:
+	await run_both(_largest_reliable_both_ways)
+
+
+func _largest_reliable_both_ways(w: World) -> void:
+	if not await start(w, ["A"]):
+		return
+	var big := PackedByteArray()
+	big.resize(RELIABLE_BIG)
+	for i in range(0, big.size(), 991):
+		big[i] = i % 241
+	w.act("A", "rel2.rpc_id(1, 1 MB) while S: rel2.rpc_id(A, 1 MB)")
+	w.game("A").rel2.rpc_id(1, big)
+	w.game("S").rel2.rpc_id(w.mp("A").get_unique_id(), big)
+	check(w, await wait_until(func(): return w.game("S").values("rel2").size() == 1 and w.game("A").values("rel2").size() == 1, 15.0), "a 1 MB reliable RPC arrives each way")
+	check(w, w.game("S").values("rel2") == [big] and w.game("A").values("rel2") == [big], "intact")
+	await wait_frames(5)
+
+
 ## A 2 MB reliable RPC: ENet carries it (its limit is 32 MB); DTLSMultiplayerPeer refuses it
 ## with an error naming "max_message_size" (1 MiB by default; raise the option). Documented
 ## difference (docs/ENET_DIFFERENCES.md).
