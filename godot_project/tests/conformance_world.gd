@@ -12,7 +12,8 @@ extends Node
 ##   `process_frame`, i.e. after SceneMultiplayer's poll and before deferred calls
 ##   ("status CONNECTED id A"): the moment a game awaiting `process_frame` acts on it,
 ## - reliable RPCs and `send_bytes` packets as they arrive, runs of consecutive ints
-##   folded ("rpc rel0 from A 0..199"),
+##   folded ("rpc rel0 from A 0..199"); consecutive RPC arrivals are grouped by RPC and
+##   sender, since neither transport orders different channels or senders,
 ## - what the scenario did (">> close()").
 ## Peer ids are shown as labels: 1 stays "1", a client's id becomes its branch name, any
 ## other id "X1", "X2"... in order of appearance. Traces are compared per branch: the
@@ -245,7 +246,8 @@ func trace(n: String) -> PackedStringArray:
 			labels.append(label(id, unknown))
 		var text: String = e[1] % labels if not labels.is_empty() else e[1]
 		if text.begins_with("rpc "):
-			rpcs.append([text.split(" ")[1], rpcs.size(), text])
+			# Key: "rpc NAME from SENDER": one order per channel and sender.
+			rpcs.append([" ".join(text.split(" ").slice(0, 4)), rpcs.size(), text])
 			continue
 		_flush_rpcs(rpcs, lines)
 		lines.append(text)
@@ -320,9 +322,9 @@ func rpc_arrived(n: String, what: String, sender: int, value: Variant) -> void:
 var _int_rpc_re := RegEx.create_from_string("^(rpc \\S+ from \\S+) (-?\\d+)$")
 
 
-## RPCs on different channels have no order between them (on either transport): a run
-## of RPC arrivals with no other event between them is listed channel by channel, each
-## channel's own order kept.
+## RPCs on different channels, or from different senders, have no order between them (on
+## either transport): a run of RPC arrivals with no other event between them is listed by
+## RPC (channel) and sender, each stream's own order kept.
 func _flush_rpcs(rpcs: Array, lines: PackedStringArray) -> void:
 	rpcs.sort_custom(func(x: Array, y: Array) -> bool: return x[0] < y[0] or (x[0] == y[0] and x[1] < y[1]))
 	for r: Array in rpcs:
