@@ -523,7 +523,12 @@ func start_server_process(w: World) -> int:
 	var pid := OS.create_process(cmd[0], args)
 	if not check(w, pid > 0, "a second Godot starts (%s %s)" % [cmd[0], " ".join(args)]):
 		return 0
-	if not check(w, await wait_until(func(): return FileAccess.file_exists(ready_file), 20.0), "the server process listens"):
+	var listening := await wait_until(func(): return FileAccess.file_exists(ready_file), 20.0)
+	# The server has read its key by now (or failed): nothing is left on disk.
+	for f in DirAccess.get_files_at(dir):
+		DirAccess.remove_absolute(dir.path_join(f))
+	DirAccess.remove_absolute(dir)
+	if not check(w, listening, "the server process listens"):
 		OS.kill(pid)
 		return 0
 	w.port = port
