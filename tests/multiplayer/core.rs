@@ -351,3 +351,44 @@ fn a_kick_is_reported_to_the_client_as_a_kick() {
         }
     }
 }
+
+/// A megabyte each way at once on one reliable channel (a save going up while a snapshot
+/// comes down) arrives both ways, and the link lives on.
+#[test]
+fn a_megabyte_each_way_at_once_arrives_both_ways() {
+    let id = identity();
+    let server = start_server(&id, EndpointConfig::default());
+    let addr = server.local_addr().unwrap();
+    let (client, chosen) = join(&server, &id, addr, EndpointConfig::default());
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 241) as u8).collect();
+    client
+        .send(Target::Peer(1), 2, TransferMode::Reliable, big.clone())
+        .unwrap();
+    server
+        .send(Target::Peer(chosen), 2, TransferMode::Reliable, big.clone())
+        .unwrap();
+    let (mut at_server, mut at_client) = (Vec::new(), Vec::new());
+    let end = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < end {
+        packets(&server, &mut at_server);
+        packets(&client, &mut at_client);
+        let done = |events: &[MpEvent]| {
+            events
+                .iter()
+                .any(|e| matches!(e, MpEvent::Packet { data, .. } if *data == big))
+        };
+        let gone = |events: &[MpEvent]| {
+            events
+                .iter()
+                .find(|e| matches!(e, MpEvent::PeerDisconnected { .. }))
+                .map(|e| format!("{e:?}"))
+        };
+        assert_eq!(gone(&at_server), None, "the server lost the client");
+        assert_eq!(gone(&at_client), None, "the client lost the server");
+        if done(&at_server) && done(&at_client) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!("a megabyte did not arrive both ways within 30 s");
+}

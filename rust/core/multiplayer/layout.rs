@@ -123,9 +123,10 @@ impl Layout {
     }
 
     /// The renet configuration: the same channels in both directions. Reliable channels
-    /// hold at most [`WINDOW`] messages of [`CHUNK`] bytes, so renet's own memory limit
-    /// (which disconnects when reached) is never the one that bites; unreliable channels
-    /// drop beyond `unreliable_bytes`.
+    /// hold one message more than the [`WINDOW`] of [`CHUNK`]-byte messages; renet ends a
+    /// link whose sender goes past it, so the link also checks renet's room before handing
+    /// it a message (its acknowledgements can lag the window's feedback). Unreliable
+    /// channels drop beyond `unreliable_bytes`.
     pub fn connection_config(self, resend: Duration, unreliable_bytes: usize) -> ConnectionConfig {
         let channels: Vec<ChannelConfig> = (0..self.renet_channels() as u8)
             .map(|id| {

@@ -395,10 +395,19 @@ impl Link {
         Ok(bundle::pack(packets))
     }
 
+    /// Hands renet what the window allows. Two bounds: the peer's delivery feedback (at
+    /// most `WINDOW` messages it has not handed on) and renet's own memory for the channel,
+    /// which it frees only when the packet carrying a message is acknowledged. The
+    /// feedback can run ahead of those acknowledgements (a megabyte each way at once got
+    /// 96 messages delivered but 33 acknowledged), and renet ends a link whose sender
+    /// exceeds its memory, so a message waits here until renet has room for it.
     fn move_pending_into_window(&mut self) {
         for id in 0..self.layout.renet_channels() {
             while !self.pending[id].is_empty() && self.sent[id] - self.peer_delivered[id] < WINDOW {
                 let n = self.pending[id].len().min(CHUNK);
+                if !self.renet.can_send_message(id as u8, n) {
+                    break;
+                }
                 let chunk: Vec<u8> = self.pending[id].drain(..n).collect();
                 if id != CONTROL_RELIABLE as usize {
                     self.pending_bytes -= n;
@@ -657,6 +666,63 @@ mod tests {
             data: big
         }));
         assert!(a.is_drained());
+    }
+
+    /// A megabyte each way at once (a save going up while a snapshot comes down) through a
+    /// path that loses one datagram in five, at the endpoint's rhythm (every datagram that
+    /// arrived, then a flush every 10 ms). The real-socket case that ended the link is
+    /// `tests/multiplayer/core.rs`, `a_megabyte_each_way_at_once_arrives_both_ways`.
+    #[test]
+    fn a_megabyte_each_way_at_once_arrives_both_ways() {
+        let mut a = Link::new(LinkConfig::default());
+        let mut b = Link::new(LinkConfig::default());
+        let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        a.queue(2, TransferMode::Reliable, &big).unwrap();
+        b.queue(2, TransferMode::Reliable, &big).unwrap();
+        let (mut at_a, mut at_b) = (Vec::new(), Vec::new());
+        let mut to_b: Vec<(Duration, Vec<u8>)> = Vec::new();
+        let mut to_a: Vec<(Duration, Vec<u8>)> = Vec::new();
+        let one_way = Duration::from_millis(15);
+        // The endpoint's rhythm: every datagram that arrived, then one flush per 10 ms.
+        for step in 0..2_000u64 {
+            let now = Duration::from_millis(step * 10);
+            for (link, queue, got) in [
+                (&mut a, &mut to_a, &mut at_a),
+                (&mut b, &mut to_b, &mut at_b),
+            ] {
+                let (due, later): (Vec<_>, Vec<_>) = queue.drain(..).partition(|(t, _)| *t <= now);
+                *queue = later;
+                for (_, d) in due {
+                    link.receive(now, &d, &mut room(), got).unwrap();
+                }
+            }
+            // A path that loses one datagram in five each way (a full send queue does too).
+            let mut n = 0u32;
+            let mut keep = |_: &Vec<u8>| {
+                n += 1;
+                !n.is_multiple_of(5)
+            };
+            for d in a.flush(now).unwrap() {
+                if keep(&d) {
+                    to_b.push((now + one_way, d));
+                }
+            }
+            for d in b.flush(now).unwrap() {
+                if keep(&d) {
+                    to_a.push((now + one_way, d));
+                }
+            }
+            if !at_a.is_empty() && !at_b.is_empty() {
+                break;
+            }
+        }
+        let expect = Incoming::Data {
+            channel: 2,
+            mode: TransferMode::Reliable,
+            data: big,
+        };
+        assert_eq!(at_a, [expect]);
+        assert_eq!(at_b.len(), 1);
     }
 
     #[test]
