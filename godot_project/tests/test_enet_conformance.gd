@@ -922,8 +922,13 @@ func test_conformance_dtls_disconnect_reasons_tell_causes_apart() -> void:
 	await w.teardown()
 	w.free()
 	print("[dtls] disconnect reasons: ", reasons)
-	for kind in ["kicked", "refused at authentication", "server closed", "server gone silent", "protocol error"]:
+	# Each names its cause in words a player's developer can act on.
+	var words := {"kicked": "kick", "refused at authentication": "during authentication",
+		"server closed": "server closed the connection", "server gone silent": "went silent",
+		"protocol error": "channel_count"}
+	for kind: String in words:
 		assert_ne(reasons.get(kind, ""), "", "[issue 18 #5] a reason after: " + kind)
+		assert_contains(reasons.get(kind, ""), words[kind], "[issue 18 #5] the reason after: " + kind)
 	var by_text := {}
 	for kind: String in reasons:
 		var text: String = reasons[kind]

@@ -70,6 +70,25 @@ struct Waiting {
 /// polls. Every buffer is bounded: a peer that stops acknowledging reliable data for
 /// `ack_timeout`, or lets more than `send_buffer` bytes pile up, is disconnected, and
 /// `get_last_disconnect_reason()` says why.
+///
+/// Signals and state follow [ENetMultiplayerPeer]: the status turns `CONNECTION_CONNECTED`
+/// in the same poll that emits `peer_connected(1)`, so an RPC sent the moment the status
+/// says so arrives; a client hears `peer_disconnected(1)` before SceneMultiplayer's
+/// `server_disconnected` (or `peer_authentication_failed(1)` while it authenticates);
+/// `disconnect_peer(id, true)` drops the peer at once, without a later `peer_disconnected`.
+/// A conformance suite compares both peers on the same scenarios. The intended
+/// differences (docs/ENET_DIFFERENCES.md in the repository):
+///
+/// - A server that never answers fails the client after `handshake_timeout` (10 s) with a
+///   reason; ENet after about 30 s without one.
+/// - `refuse_new_connections` and a full server (`max_clients`) refuse the client at once
+///   (`connection_failed` and a reason); ENet's client first looks connected, or waits
+///   about 30 s.
+/// - A packet may be up to `max_message_size` (1 MiB by default, up to 64 MiB); ENet's
+///   limit is 32 MiB. A larger one is refused with an error and the connection goes on.
+/// - `get_last_disconnect_reason()` says why a connection ended (a kick, a refusal at
+///   authentication, the server's close, a server gone silent, a protocol error); ENet
+///   says nothing.
 #[derive(GodotClass)]
 #[class(init, tool, base = MultiplayerPeerExtension, rename = DTLSMultiplayerPeer)]
 pub struct DtlsMultiplayerPeer {
@@ -420,9 +439,13 @@ impl DtlsMultiplayerPeer {
         i64::from(self.local_port)
     }
 
-    /// Why the last peer left or the last connection attempt failed, as a sentence (for
-    /// example "peer 1: the peer closed the connection", or a `channel_count` mismatch).
-    /// Empty until something ended.
+    /// Why the last peer left or the last connection attempt failed, as a sentence naming
+    /// the peer. On a client it tells apart a kick ("the server disconnected this peer
+    /// ... a kick"), a refusal at authentication ("... during authentication"), the
+    /// server's `close()` or quit ("the server closed the connection"), a server gone
+    /// silent ("the server went silent ... idle timeout"), `refuse_new_connections`, a
+    /// `channel_count` or version mismatch and protocol violations; on a server, a client
+    /// that closed, went silent or broke the protocol. Empty until something ended.
     #[func]
     fn get_last_disconnect_reason(&self) -> GString {
         self.last_reason.as_str().into()
