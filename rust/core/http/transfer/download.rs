@@ -2,20 +2,18 @@
 //! restart of the game, the body streamed to the part file on the blocking pool, the
 //! SHA-256 computed as bytes arrive, and the rename into place.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{
-    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_RANGE, DATE, ETAG, HeaderMap, IF_RANGE,
-    LAST_MODIFIED, RANGE,
-};
+use reqwest::header::{ACCEPT_ENCODING, IF_RANGE, RANGE};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
+use super::file_claim::FileClaim;
 use super::part_file::{self, Meta, PartPaths, PartWriter};
+use super::resume::{Head, Held, Verdict, judge};
 use super::{
     DownloadHandle, DownloadOutcome, DownloadSpec, TransferBase, TransferEvent, head_response,
 };
@@ -37,78 +35,6 @@ const MAX_RESTARTS: u32 = 3;
 /// others' values for them are not sent. `HTTPPool.download()` refuses them in its own
 /// `headers` argument with a sentence.
 pub const MANAGED_HEADERS: [&str; 3] = ["accept-encoding", "range", "if-range"];
-
-/// The part files being written by some download of this process: two downloads of one
-/// file would interleave their bytes.
-fn active_files() -> &'static Mutex<HashSet<PathBuf>> {
-    static ACTIVE: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
-    ACTIVE.get_or_init(|| Mutex::new(HashSet::new()))
-}
-
-/// A claim on a file path, released on drop.
-struct FileClaim(PathBuf);
-
-impl FileClaim {
-    fn take(path: &std::path::Path) -> Option<FileClaim> {
-        let key = normalized(path);
-        let mut active = active_files().lock().unwrap_or_else(|p| p.into_inner());
-        active.insert(key.clone()).then(|| FileClaim(key))
-    }
-}
-
-/// `path` with `.`, `..` and repeated separators resolved in the text, so that two
-/// spellings of one file (`dir/./f`, `dir/sub/../f`, `dir//f`) claim the same entry. It
-/// touches no disk (the claim is taken on a runtime worker); a symbolic link is not
-/// followed.
-fn normalized(path: &std::path::Path) -> PathBuf {
-    use std::path::Component;
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            Component::CurDir => {}
-            Component::ParentDir => match out.components().next_back() {
-                Some(Component::Normal(_)) => {
-                    out.pop();
-                }
-                Some(Component::RootDir | Component::Prefix(_)) => {}
-                _ => out.push(".."),
-            },
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// How long a download waits for another one of the same file to let go. A download
-/// cancelled a moment ago (its pool freed on a scene change, `cancel()` before starting
-/// it again) still holds the file until its task has run its ending; starting the same
-/// download again right then must resume, not fail.
-const CLAIM_WAIT: Duration = Duration::from_secs(2);
-
-impl FileClaim {
-    /// Takes the claim, waiting up to [`CLAIM_WAIT`] for a holder to end.
-    async fn wait(path: &std::path::Path) -> Option<FileClaim> {
-        let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
-        loop {
-            if let Some(claim) = FileClaim::take(path) {
-                return Some(claim);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for FileClaim {
-    fn drop(&mut self) {
-        active_files()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.0);
-    }
-}
 
 /// Sends the download's one ending, also when the task is dropped (runtime shutdown).
 struct Ending {
@@ -453,70 +379,40 @@ impl Job {
         let status = reply.status().as_u16();
         let mut head = head_response(&reply, self.attempts);
         self.range_end = None;
-        if (200..300).contains(&status)
-            && let Some(coding) = reply
-                .headers()
-                .get(CONTENT_ENCODING)
-                .map(|v| {
-                    String::from_utf8_lossy(v.as_bytes())
-                        .trim()
-                        .to_ascii_lowercase()
-                })
-                .filter(|c| !c.is_empty() && c != "identity")
-        {
-            // Asked for identity: offsets, Content-Range and the SHA-256 count the file's
-            // own bytes, which a content coding (RFC 9110 section 8.4) would change.
-            head.error = ErrorKind::Decode;
-            head.error_message = format!(
-                "the server sent the file with Content-Encoding '{coding}' although the download asked for identity; a coded body cannot be resumed or hashed as the file, so nothing of this answer was written"
-            );
-            return self.refused(head).await;
-        }
-        match status {
-            206 if ranged => match content_range(reply.headers()) {
-                Some(range)
-                    if range.start == self.offset
-                        && self.same_representation(reply.headers(), range.total) =>
-                {
-                    self.resumes += 1;
-                    if range.total.is_some() {
-                        self.total = range.total;
-                    }
-                    self.range_end = Some(range.end + 1);
-                }
-                _ => return self.start_over().await,
-            },
-            // RFC 9110 section 15.3.7: 206 answers a Range request only. Without one, a 206
-            // is the file only when its Content-Range covers all of it; a part of the file
-            // written as the whole would pass for complete.
-            206 if !matches!(
-                content_range(reply.headers()),
-                Some(ContentRange { start: 0, end, total: Some(total) }) if end + 1 == total
-            ) =>
-            {
-                let range = reply
-                    .headers()
-                    .get(CONTENT_RANGE)
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let held = Held {
+            offset: self.offset,
+            validator: self.validator.clone(),
+            total: self.total,
+        };
+        let answer = Head::read(status, reply.headers(), reply.content_length());
+        match judge(&held, &answer, is_retryable_status) {
+            Verdict::Resume { range_end, total } => {
+                self.resumes += 1;
+                self.total = total;
+                self.range_end = Some(range_end);
+            }
+            Verdict::StartOver => return self.start_over().await,
+            Verdict::Refuse(message) => {
                 head.error = ErrorKind::Decode;
-                head.error_message = format!(
-                    "the server answered a request for the whole file with 206 Partial Content ({}); that is not the file, so nothing was written",
-                    range.map_or("without Content-Range".to_string(), |r| format!(
-                        "Content-Range '{r}'"
-                    ))
-                );
+                head.error_message = message;
                 return self.refused(head).await;
             }
-            200..=299 => {
-                if ranged {
-                    // RFC 9110 section 13.1.5: a 200 to If-Range means the representation
-                    // changed or the server ignores ranges; the whole file follows.
-                    if let Step::Done(response) = self.start_over().await {
-                        return Step::Done(response);
-                    }
+            Verdict::Complete { total } => {
+                self.total = Some(total);
+                self.handle.progress.set(self.offset, self.total);
+                self.resumes += 1;
+                return Step::Done(self.finish(head).await);
+            }
+            Verdict::Whole {
+                restart,
+                validator,
+                total,
+            } => {
+                if restart && let Step::Done(response) = self.start_over().await {
+                    return Step::Done(response);
                 }
-                self.validator = validator(reply.headers());
-                self.total = reply.content_length();
+                self.validator = validator;
+                self.total = total;
                 if let Some(validator) = self.validator.clone() {
                     let meta = Meta {
                         url: url.clone(),
@@ -529,20 +425,7 @@ impl Job {
                     }
                 }
             }
-            416 if ranged => {
-                // RFC 9110 section 13.2.2: a failed If-Range would have brought a 200, so a
-                // 416 whose `bytes */N` is the part file's length says the part is the
-                // whole file (the game stopped between its last byte and the rename, or
-                // the rename failed): it is finished, not fetched again.
-                if unsatisfied_length(reply.headers()) == Some(self.offset) {
-                    self.total = Some(self.offset);
-                    self.handle.progress.set(self.offset, self.total);
-                    self.resumes += 1;
-                    return Step::Done(self.finish(head).await);
-                }
-                return self.start_over().await;
-            }
-            _ => {
+            verdict @ (Verdict::Retry | Verdict::Fail) => {
                 let reason = reqwest::StatusCode::from_u16(status)
                     .ok()
                     .and_then(|s| s.canonical_reason())
@@ -551,7 +434,7 @@ impl Job {
                 head.error_message = format!("the server answered {status} {reason}")
                     .trim_end()
                     .to_string();
-                if is_retryable_status(status) {
+                if verdict == Verdict::Retry {
                     return Step::Retry { response: head };
                 }
                 let paths = self.paths.clone();
@@ -589,29 +472,6 @@ impl Job {
             self.offset = 0;
         }
         Step::Done(head)
-    }
-
-    /// Whether a 206 belongs to the version the part file holds. A server that ignores
-    /// `If-Range` (RFC 9110 section 13.1.5) still names its version: a 206 carries the
-    /// `ETag` a 200 would (section 15.3.7), and its Content-Range the file's length.
-    fn same_representation(&self, headers: &HeaderMap, total: Option<u64>) -> bool {
-        if let (Some(before), Some(now)) = (self.total, total)
-            && before != now
-        {
-            return false;
-        }
-        let Some(ours) = &self.validator else {
-            return true;
-        };
-        let field = if ours.starts_with('"') {
-            ETAG
-        } else {
-            LAST_MODIFIED
-        };
-        headers
-            .get(field)
-            .and_then(|v| v.to_str().ok())
-            .is_none_or(|theirs| theirs == ours)
     }
 
     async fn too_large(&mut self, mut head: Response, message: String) -> Step {
@@ -792,118 +652,4 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(format!("file task failed: {e}"))))
-}
-
-/// A `Content-Range: bytes START-END/TOTAL` (RFC 9110 section 14.4), END inclusive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct ContentRange {
-    start: u64,
-    end: u64,
-    /// `None` for `*` (length unknown).
-    total: Option<u64>,
-}
-
-/// The response's Content-Range, when well formed: START <= END, and END < TOTAL when the
-/// total is known (section 14.4 calls anything else invalid).
-fn content_range(headers: &HeaderMap) -> Option<ContentRange> {
-    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
-    let rest = value.trim().strip_prefix("bytes ")?;
-    let (range, total) = rest.split_once('/')?;
-    let (start, end) = range.split_once('-')?;
-    let total = match total.trim() {
-        "*" => None,
-        t => Some(t.parse().ok()?),
-    };
-    let (start, end): (u64, u64) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
-    (start <= end && total.is_none_or(|t| end < t)).then_some(ContentRange { start, end, total })
-}
-
-/// The N of a 416's `Content-Range: bytes */N` (RFC 9110 section 14.4): the file's length.
-fn unsatisfied_length(headers: &HeaderMap) -> Option<u64> {
-    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
-    value.trim().strip_prefix("bytes */")?.trim().parse().ok()
-}
-
-/// The validator to send back in `If-Range`: a strong ETag, else a Last-Modified date that
-/// is strong by RFC 9110 section 8.8.2.2 (at least one second before the response's
-/// `Date`). A weak ETag or a recent date cannot be used (section 13.1.5), and then a
-/// dropped download starts over rather than risk mixing two versions.
-fn validator(headers: &HeaderMap) -> Option<String> {
-    if let Some(etag) = headers.get(ETAG).and_then(|v| v.to_str().ok())
-        && part_file::usable_validator(etag)
-    {
-        return Some(etag.to_string());
-    }
-    let modified = headers.get(LAST_MODIFIED)?.to_str().ok()?;
-    let date = headers.get(DATE)?.to_str().ok()?;
-    let (m, d): (SystemTime, SystemTime) = (
-        httpdate::parse_http_date(modified).ok()?,
-        httpdate::parse_http_date(date).ok()?,
-    );
-    (m + std::time::Duration::from_secs(1) <= d).then(|| modified.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(*name, value.parse().unwrap());
-        }
-        map
-    }
-
-    #[test]
-    fn spellings_of_one_path_normalize_alike() {
-        let n = |p: &str| normalized(std::path::Path::new(p));
-        assert_eq!(n("/a/b/f"), PathBuf::from("/a/b/f"));
-        for same in ["/a/./b/f", "/a//b/f", "/a/c/../b/f", "/a/b/./f"] {
-            assert_eq!(n(same), n("/a/b/f"), "{same}");
-        }
-        assert_eq!(n("../x/f"), PathBuf::from("../x/f"), "a leading .. stays");
-        assert_eq!(n("/../f"), PathBuf::from("/f"), "nothing above the root");
-    }
-
-    #[test]
-    fn content_range_start_and_total() {
-        let cr = |v| content_range(&headers(&[("content-range", v)]));
-        let range = |start, end, total| Some(ContentRange { start, end, total });
-        assert_eq!(cr("bytes 100-199/1000"), range(100, 199, Some(1000)));
-        assert_eq!(cr("bytes 100-199/*"), range(100, 199, None));
-        assert_eq!(cr("bytes 200-100/1000"), None, "end before start");
-        assert_eq!(cr("bytes 100-1000/1000"), None, "end beyond the length");
-        assert_eq!(cr("bytes */1000"), None, "the 416 form has no start");
-        assert_eq!(cr("items 1-2/3"), None);
-    }
-
-    #[test]
-    fn only_strong_validators_are_used() {
-        let date = "Fri, 04 Dec 2026 00:00:00 GMT";
-        assert_eq!(
-            validator(&headers(&[("etag", "\"abc\"")])),
-            Some("\"abc\"".into())
-        );
-        assert_eq!(
-            validator(&headers(&[("etag", "W/\"abc\"")])),
-            None,
-            "weak ETag"
-        );
-        let old = "Thu, 03 Dec 2026 00:00:00 GMT";
-        assert_eq!(
-            validator(&headers(&[("last-modified", old), ("date", date)])),
-            Some(old.into())
-        );
-        assert_eq!(
-            validator(&headers(&[("last-modified", date), ("date", date)])),
-            None,
-            "modified in the same second as the answer: weak (RFC 9110 section 8.8.2.2)"
-        );
-        assert_eq!(
-            validator(&headers(&[("last-modified", old)])),
-            None,
-            "no Date to compare"
-        );
-    }
 }

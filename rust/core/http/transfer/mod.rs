@@ -9,8 +9,10 @@
 
 mod credit;
 mod download;
+mod file_claim;
 mod lines;
 mod part_file;
+mod resume;
 mod sse;
 mod stream;
 
