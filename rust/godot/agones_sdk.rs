@@ -8,6 +8,7 @@ use godot::classes::notify::NodeNotification;
 use godot::classes::{INode, Node};
 use godot::prelude::*;
 
+use super::frame_hook::FrameBudget;
 use super::http_response::HttpResponse;
 use super::http_task::HttpTask;
 use super::json_variant::json_to_variant;
@@ -21,7 +22,7 @@ use crate::core::http::{ErrorKind, Response};
 static ABSENT_REPORTED: AtomicBool = AtomicBool::new(false);
 
 /// Most calls, records and reports delivered per frame; the rest wait for the next frame.
-const DELIVER_PER_FRAME: usize = 64;
+const DELIVER_PER_FRAME: i64 = 64;
 
 /// A dedicated server's link to its [Agones](https://agones.dev) fleet, through the SDK sidecar.
 ///
@@ -284,10 +285,13 @@ impl AgonesSdk {
         if !super::frame_hook::should_deliver(&this) {
             return;
         }
-        for _ in 0..DELIVER_PER_FRAME {
+        // Calls and records are few; a fixed count without a time limit is its budget.
+        let mut budget = FrameBudget::start(DELIVER_PER_FRAME, 0);
+        while budget.allows() {
             let Some(delivery) = this.bind_mut().take_next() else {
                 break;
             };
+            budget.spend();
             match delivery {
                 Delivery::Call(mut task, response) => {
                     task.bind_mut().set_response(response.clone());

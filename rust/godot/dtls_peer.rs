@@ -1,7 +1,6 @@
 //! `DTLSPeer`: secure UDP for a game, as a server for many clients or as a client.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 use godot::classes::{INode, Node};
 use godot::global::Error;
@@ -9,6 +8,7 @@ use godot::prelude::*;
 
 use super::class_enums::DtlsStatus;
 use super::dtls_options::{client_setup, server_setup};
+use super::frame_hook::FrameBudget;
 use super::stats_dict::stats_dict;
 use crate::core::dtls::config::{client_config, server_config};
 use crate::core::dtls::{
@@ -635,21 +635,15 @@ impl DtlsPeer {
         if !super::frame_hook::should_deliver(&this) {
             return;
         }
-        let started = Instant::now();
-        let (max, budget) = {
+        let mut budget = {
             let peer = this.bind();
-            (
-                peer.dispatch_max_per_frame.max(1) as usize,
-                Duration::from_micros(peer.dispatch_budget_usec.max(0) as u64),
-            )
+            FrameBudget::start(peer.dispatch_max_per_frame, peer.dispatch_budget_usec)
         };
-        let mut delivered = 0usize;
-        while delivered < max && (budget.is_zero() || delivered == 0 || started.elapsed() < budget)
-        {
+        while budget.allows() {
             let Some(event) = this.clone().bind_mut().take_next() else {
                 break;
             };
-            delivered += 1;
+            budget.spend();
             let mut signals = this.signals();
             match event {
                 DtlsEvent::PeerConnected(id) => signals.peer_connected().emit(i64::from(id)),

@@ -58,3 +58,48 @@ where
     let node = node.clone().upcast::<godot::classes::Node>();
     !node.is_inside_tree() || (node.can_process() && node.is_processing())
 }
+
+/// What one node may still deliver this frame, shared by every delivery loop of the node
+/// (an HTTPPool's responses, transfers and outbox; a DTLSPeer's events; AgonesSDK's
+/// calls): at most `max_events`, and, unless `max_time` is zero, only while less than
+/// `max_time` has passed since the frame's delivery began (`core::events::Budget`, the
+/// nodes' `dispatch_max_per_frame` and `dispatch_budget_usec`). The first event of a frame
+/// always goes, so a tiny time budget slows delivery down but never stops it.
+pub struct FrameBudget {
+    limits: crate::core::events::Budget,
+    started: std::time::Instant,
+    used: usize,
+}
+
+impl FrameBudget {
+    /// A frame's budget from a node's properties: `max_events` (at least 1) and
+    /// `max_time_usec` (0: no time limit).
+    pub fn start(max_events: i64, max_time_usec: i64) -> Self {
+        Self {
+            limits: crate::core::events::Budget {
+                max_events: max_events.max(1) as usize,
+                max_time: std::time::Duration::from_micros(max_time_usec.max(0) as u64),
+            },
+            started: std::time::Instant::now(),
+            used: 0,
+        }
+    }
+
+    /// Whether one more event may be delivered this frame.
+    pub fn allows(&self) -> bool {
+        self.used < self.limits.max_events
+            && (self.limits.max_time.is_zero()
+                || self.used == 0
+                || self.started.elapsed() < self.limits.max_time)
+    }
+
+    /// Counts one delivered event.
+    pub fn spend(&mut self) {
+        self.used += 1;
+    }
+
+    /// Events delivered so far this frame.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+}

@@ -4,18 +4,19 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use godot::classes::ProjectSettings;
 use godot::prelude::*;
 
 use super::class_enums::HttpMethod;
+use super::frame_hook::FrameBudget;
 use super::http_pool::HttpPool;
 use super::http_response::HttpResponse;
 use super::http_task::HttpTask;
 use super::stats_dict::stats_dict;
-use crate::core::http::ErrorKind;
 use crate::core::http::outbox::{Outbox, OutboxConfig, OutboxEvent, Write};
+use crate::core::http::{ErrorKind, Rejected, RequestSpec};
 
 /// The pool's outbox state: the open store (if any), the tasks of durable requests made in
 /// this run, and why the store could not be opened.
@@ -94,26 +95,21 @@ impl HttpPool {
         #[opt(default = &PackedStringArray::new())] headers: PackedStringArray,
     ) -> Gd<HttpTask> {
         self.hook_frames();
-        let spec = self.build_spec(method, &path.to_string(), &body, &headers);
-        let mut spec = match spec {
-            Ok(spec) => spec,
-            Err(failure) => return self.failed_task(failure),
+        let mut spec = match self.build_spec(method, &path.to_string(), &body, &headers) {
+            // The request's own headers only: defaults are applied at send time.
+            Ok(parsed) => RequestSpec {
+                headers: parsed.own_headers,
+                ..parsed.spec
+            },
+            Err(rejected) => return self.failed_task(rejected),
         };
-        // The request's own headers only: defaults are applied at send time.
-        let own: Vec<String> = headers
-            .as_slice()
-            .iter()
-            .filter_map(|line| {
-                let line = line.to_string();
-                line.split_once(':')
-                    .map(|(n, _)| n.trim().to_ascii_lowercase())
-            })
-            .collect();
-        spec.headers
-            .retain(|(name, _)| own.contains(&name.to_ascii_lowercase()));
         if let Err(message) = self.ensure_outbox() {
-            let url = spec.url.clone();
-            return self.failed_task((ErrorKind::File, message, url));
+            let url = std::mem::take(&mut spec.url);
+            return self.failed_task(Rejected::Call {
+                url,
+                kind: ErrorKind::File,
+                why: message,
+            });
         }
         self.sync_send_headers(true);
         let max_age = Duration::from_secs_f64(self.outbox_max_age.clamp(0.0, 1e10));
@@ -131,7 +127,7 @@ impl HttpPool {
                 self.outbox.tasks.insert(entry, task.clone());
                 task
             }
-            Err((kind, message)) => self.failed_task((kind, message, url)),
+            Err((kind, why)) => self.failed_task(Rejected::Call { url, kind, why }),
         }
     }
 
@@ -335,9 +331,9 @@ impl HttpPool {
     }
 
     /// A task that fails on a later frame, through the pool's ordinary request path.
-    fn failed_task(&mut self, failure: (ErrorKind, String, String)) -> Gd<HttpTask> {
+    fn failed_task(&mut self, rejected: Rejected) -> Gd<HttpTask> {
         let core = self.core();
-        let id = core.submit(Err(failure));
+        let id = core.submit(Err(rejected));
         let task = HttpTask::create(id, core.cancel_handle(id));
         self.tasks.insert(id, task.clone());
         task
@@ -395,21 +391,18 @@ impl HttpPool {
         })
     }
 
-    /// Delivers outbox events within what is left of the frame's budget, with no borrow
-    /// held while emitting (see `HttpPool::deliver`). False when a handler freed the pool.
-    pub(super) fn deliver_outbox(
-        this: &mut Gd<Self>,
-        started: Instant,
-        budget: Duration,
-        max: usize,
-    ) -> bool {
+    /// Delivers outbox events within what is left of the frame's budget, and at least one
+    /// per frame (a busy pool's responses must not starve its saves), with no borrow held
+    /// while emitting (see `HttpPool::deliver`). False when a handler freed the pool.
+    pub(super) fn deliver_outbox(this: &mut Gd<Self>, budget: &mut FrameBudget) -> bool {
         this.bind_mut().sync_send_headers(false);
         let mut delivered = 0;
-        while delivered < max.max(1) && (budget.is_zero() || started.elapsed() < budget) {
+        while delivered == 0 || budget.allows() {
             let Some(taken) = this.bind_mut().take_outbox_event() else {
                 break;
             };
             delivered += 1;
+            budget.spend();
             match taken {
                 Taken::StoreError(message) => godot_error!("HTTPPool: {message}"),
                 Taken::NotStored { task, response } => {

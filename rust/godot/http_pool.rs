@@ -1,7 +1,7 @@
 //! `HTTPPool`: the node a game talks to its backend through.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use godot::classes::notify::NodeNotification;
@@ -10,6 +10,7 @@ use godot::prelude::*;
 
 use super::class_enums::HttpMethod;
 use super::class_enums::StreamModeArg;
+use super::frame_hook::FrameBudget;
 use super::http_download::HttpDownload;
 use super::http_response::HttpResponse;
 use super::http_stream::HttpStream;
@@ -17,7 +18,8 @@ use super::http_task::HttpTask;
 use super::json_variant::variant_to_json;
 use super::stats_dict::stats_dict;
 use crate::core::http::{
-    ErrorKind, HttpPool as CorePool, Method, PoolSettings, RequestBody, RequestSpec, build_url,
+    ErrorKind, HttpPool as CorePool, ParsedRequest, PoolSettings, Rejected, RequestBody,
+    RequestSpec,
 };
 
 /// A pooled, keep-alive HTTP client node for a game's backend calls.
@@ -367,7 +369,7 @@ impl HttpPool {
         let spec = self.build_spec(method, &path.to_string(), &body, &headers);
         self.hook_frames();
         let core = self.core();
-        let id = core.submit(spec);
+        let id = core.submit(spec.map(|parsed| parsed.spec));
         let task = HttpTask::create(id, core.cancel_handle(id));
         self.tasks.insert(id, task.clone());
         task
@@ -602,71 +604,30 @@ impl HttpPool {
         self.core.as_ref().expect("just created")
     }
 
+    /// A call checked and merged with the pool's base URL and default headers
+    /// (`RequestSpec::parse`); the body is converted from its Variant only when the rest
+    /// holds.
     pub(super) fn build_spec(
         &self,
         method: HttpMethod,
         path: &str,
         body: &Variant,
         headers: &PackedStringArray,
-    ) -> Result<RequestSpec, (ErrorKind, String, String)> {
-        let base = self.base_url.to_string();
-        let url = build_url(&base, path)
-            .map_err(|e| (ErrorKind::InvalidUrl, e, format!("{base}{path}")))?
-            .to_string();
-        let fail = |message: String| (ErrorKind::InvalidRequest, message, url.clone());
-        let method = Method::from_godot(method.0).ok_or_else(|| {
-            fail(format!(
-                "{} is not an HTTPClient.Method value (use HTTPClient.METHOD_GET, METHOD_POST, ...)",
-                method.0
-            ))
-        })?;
-        let mut pairs: Vec<(String, String)> = self
+    ) -> Result<ParsedRequest, Rejected> {
+        let defaults: Vec<(String, String)> = self
             .default_headers
             .iter_shared()
             .map(|(k, v)| (k.stringify().to_string(), v.stringify().to_string()))
             .collect();
-        for line in headers.as_slice() {
-            let line = line.to_string();
-            let (name, value) = line.split_once(':').ok_or_else(|| {
-                fail(format!(
-                    "the header '{line}' is not of the form 'Name: value'"
-                ))
-            })?;
-            pairs.push((name.trim().to_string(), value.trim().to_string()));
-        }
-        let mut merged: Vec<(String, String)> = Vec::new();
-        for (name, value) in pairs {
-            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(fail(format!("'{name}' is not a valid header name")));
-            }
-            if reqwest::header::HeaderValue::from_str(&value).is_err() {
-                return Err(fail(format!(
-                    "the value of header '{name}' contains characters HTTP does not allow"
-                )));
-            }
-            merged.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
-            merged.push((name, value));
-        }
-        let body = match body.get_type() {
-            VariantType::NIL => RequestBody::Empty,
-            VariantType::STRING | VariantType::STRING_NAME => {
-                RequestBody::Text(Bytes::from(body.stringify().to_string()))
-            }
-            VariantType::PACKED_BYTE_ARRAY => RequestBody::Binary(Bytes::copy_from_slice(
-                body.to::<PackedByteArray>().as_slice(),
-            )),
-            _ => {
-                let json = variant_to_json(body)
-                    .map_err(|e| fail(format!("the body cannot be sent: {e}")))?;
-                RequestBody::Json(Bytes::from(json.to_string()))
-            }
-        };
-        Ok(RequestSpec {
-            method,
-            url,
-            headers: merged,
-            body,
-        })
+        let lines: Vec<String> = headers.as_slice().iter().map(GString::to_string).collect();
+        RequestSpec::parse(
+            method.0,
+            &self.base_url.to_string(),
+            path,
+            defaults,
+            &lines,
+            || body_of(body),
+        )
     }
 
     /// A download's spec from the script's arguments; the path is globalized here, on the
@@ -678,27 +639,31 @@ impl HttpPool {
         sha256: &GString,
         headers: &PackedStringArray,
     ) -> Result<crate::core::http::transfer::DownloadSpec, Box<crate::core::http::Response>> {
-        let failed = |(kind, message, url): (ErrorKind, String, String)| {
-            Box::new(crate::core::http::Response::failed(kind, message, &url))
+        let failed = |rejected: Rejected| {
+            Box::new(crate::core::http::Response::failed(
+                rejected.kind(),
+                rejected.to_string(),
+                rejected.url(),
+            ))
         };
-        let spec = self
+        let ParsedRequest { spec, own_headers } = self
             .build_spec(HttpMethod::GET, path, &Variant::nil(), headers)
             .map_err(failed)?;
-        let fail = |kind, message: String| failed((kind, message, spec.url.clone()));
-        if let Some(line) = headers.as_slice().iter().find(|line| {
-            let name = line.to_string();
-            let name = name
-                .split(':')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase();
-            crate::core::http::transfer::MANAGED_HEADERS.contains(&name.as_str())
+        let fail = |kind, message: String| {
+            failed(Rejected::Call {
+                url: spec.url.clone(),
+                kind,
+                why: message,
+            })
+        };
+        if let Some((name, value)) = own_headers.iter().find(|(name, _)| {
+            crate::core::http::transfer::MANAGED_HEADERS
+                .contains(&name.to_ascii_lowercase().as_str())
         }) {
             return Err(fail(
                 ErrorKind::InvalidRequest,
                 format!(
-                    "download() sets Range, If-Range and Accept-Encoding itself (to resume and to hash the file's own bytes); remove '{line}' from its headers"
+                    "download() sets Range, If-Range and Accept-Encoding itself (to resume and to hash the file's own bytes); remove '{name}: {value}' from its headers"
                 ),
             ));
         }
@@ -752,11 +717,16 @@ impl HttpPool {
         headers: &PackedStringArray,
     ) -> Result<crate::core::http::transfer::StreamSpec, Box<crate::core::http::Response>> {
         use crate::core::http::transfer::{StreamMode, StreamSpec};
-        let spec =
-            self.build_spec(method, path, body, headers)
-                .map_err(|(kind, message, url)| {
-                    crate::core::http::Response::failed(kind, message, &url)
-                })?;
+        let spec = self
+            .build_spec(method, path, body, headers)
+            .map_err(|rejected| {
+                crate::core::http::Response::failed(
+                    rejected.kind(),
+                    rejected.to_string(),
+                    rejected.url(),
+                )
+            })?
+            .spec;
         let mode = StreamMode::from_godot(mode.0).ok_or_else(|| {
             Box::new(crate::core::http::Response::failed(
                 ErrorKind::InvalidRequest,
@@ -805,25 +775,19 @@ impl HttpPool {
         if !super::frame_hook::should_deliver(&this) {
             return;
         }
-        let started = Instant::now();
-        let (max, budget) = {
+        let mut budget = {
             let pool = this.bind();
-            (
-                pool.dispatch_max_per_frame.max(1) as usize,
-                Duration::from_micros(pool.dispatch_budget_usec.max(0) as u64),
-            )
+            FrameBudget::start(pool.dispatch_max_per_frame, pool.dispatch_budget_usec)
         };
         // Building a response for nobody is skipped: read once per frame.
         let listened = !this
             .get_signal_connection_list("request_completed")
             .is_empty();
-        let mut delivered = 0usize;
-        while delivered < max && (budget.is_zero() || delivered == 0 || started.elapsed() < budget)
-        {
+        while budget.allows() {
             let Some((id, task, response)) = this.bind_mut().take_next() else {
                 break;
             };
-            delivered += 1;
+            budget.spend();
             if let Some(mut task) = task {
                 task.bind_mut().set_response(response.clone());
                 task.signals().completed().emit(&response);
@@ -840,13 +804,14 @@ impl HttpPool {
                 }
             }
         }
-        if !super::transfer_delivery::deliver(&mut this, &mut delivered, max, budget, started) {
+        if !super::transfer_delivery::deliver(&mut this, &mut budget) {
             return;
         }
-        if !Self::deliver_outbox(&mut this, started, budget, max.saturating_sub(delivered)) {
+        if !Self::deliver_outbox(&mut this, &mut budget) {
             return;
         }
         {
+            let delivered = budget.used();
             let mut pool = this.bind_mut();
             pool.last_frame_dispatched = delivered as i64;
             if delivered > 0 {
@@ -855,6 +820,25 @@ impl HttpPool {
         }
         super::monitors::maybe_log();
     }
+}
+
+/// A request body from its Variant: none for `null`, text for a String, bytes for a
+/// PackedByteArray, JSON for anything else (Dictionary, Array, numbers, ...).
+fn body_of(body: &Variant) -> Result<RequestBody, String> {
+    Ok(match body.get_type() {
+        VariantType::NIL => RequestBody::Empty,
+        VariantType::STRING | VariantType::STRING_NAME => {
+            RequestBody::Text(Bytes::from(body.stringify().to_string()))
+        }
+        VariantType::PACKED_BYTE_ARRAY => RequestBody::Binary(Bytes::copy_from_slice(
+            body.to::<PackedByteArray>().as_slice(),
+        )),
+        _ => RequestBody::Json(Bytes::from(
+            variant_to_json(body)
+                .map_err(|e| e.to_string())?
+                .to_string(),
+        )),
+    })
 }
 
 /// The properties that shape the core's settings, as set on the node.

@@ -3,11 +3,11 @@
 //! awaited when the pool goes away.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
 
 use godot::classes::Engine;
 use godot::prelude::*;
 
+use super::frame_hook::FrameBudget;
 use super::http_download::{FinalProgress, HttpDownload};
 use super::http_pool::HttpPool;
 use super::http_response::HttpResponse;
@@ -288,16 +288,10 @@ fn emit(pool: &Gd<HttpPool>, emit: Emit) -> bool {
 }
 
 /// Delivers download progress (once per frame each) and then queued transfer events
-/// while the frame's budget allows; `delivered` counts against the pool's
-/// `dispatch_max_per_frame`. Each signal is taken under a short borrow of the pool and
-/// emitted with none held. Returns false when a handler freed the pool.
-pub fn deliver(
-    pool: &mut Gd<HttpPool>,
-    delivered: &mut usize,
-    max: usize,
-    budget: Duration,
-    started: Instant,
-) -> bool {
+/// while the pool's frame budget allows (shared with its responses and outbox). Each
+/// signal is taken under a short borrow of the pool and emitted with none held. Returns
+/// false when a handler freed the pool.
+pub fn deliver(pool: &mut Gd<HttpPool>, budget: &mut FrameBudget) -> bool {
     let frame = Engine::singleton().get_process_frames();
     let progress = pool.bind_mut().transfers.progress(frame);
     for e in progress {
@@ -305,11 +299,11 @@ pub fn deliver(
             return false;
         }
     }
-    while *delivered < max && (budget.is_zero() || *delivered == 0 || started.elapsed() < budget) {
+    while budget.allows() {
         let Some(next) = pool.bind_mut().transfers.take_next(frame) else {
             break;
         };
-        *delivered += 1;
+        budget.spend();
         if !emit(pool, next) {
             return false;
         }

@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use netkit::core::events::Budget;
 use netkit::core::http::{
-    ErrorKind, HttpPool, Method, NumberValue, PoolSettings, RequestBody, RequestId, RequestSpec,
-    Response, number_value,
+    ErrorKind, HttpPool, Method, NumberValue, PoolSettings, Rejected, RequestBody, RequestId,
+    RequestSpec, Response, number_value,
 };
 use netkit_test_support::http_server::raw::{Behaviour, Close, RawServer};
 use netkit_test_support::http_server::{TestServer, start_blocking};
@@ -277,7 +277,10 @@ fn error_kinds_keep_the_body() {
         refused.error_message
     );
 
-    let invalid = pool.submit(Err((ErrorKind::InvalidUrl, "bad".into(), "x".into())));
+    let invalid = pool.submit(Err(Rejected::Url {
+        url: "x".into(),
+        why: "bad".into(),
+    }));
     assert_eq!(
         wait_all(&pool, &[invalid], Duration::from_secs(1))[0].error,
         ErrorKind::InvalidUrl

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::core::http::{ErrorKind, Method, RequestBody, RequestSpec};
+use crate::core::http::{ErrorKind, Method, Rejected, RequestBody, RequestSpec};
 
 /// Longest name part of a Kubernetes label key or label value (RFC 1123 style, 63).
 const K8S_NAME_MAX: usize = 63;
@@ -61,11 +61,7 @@ impl SdkCall {
     /// pool retry them while the sidecar starts: repeating them is harmless (the state or
     /// the label is simply set again). Player connect/disconnect are not repeatable (a
     /// retry after a lost answer would report `false`), so they are sent once.
-    pub fn to_request(
-        &self,
-        base: &str,
-        id: u64,
-    ) -> Result<RequestSpec, (ErrorKind, String, String)> {
+    pub fn to_request(&self, base: &str, id: u64) -> Result<RequestSpec, Rejected> {
         let (method, path, body, repeatable): (Method, &str, Option<Value>, bool) = match self {
             SdkCall::Ready => (Method::Post, "/ready", Some(json!({})), true),
             SdkCall::Allocate => (Method::Post, "/allocate", Some(json!({})), true),
@@ -142,8 +138,12 @@ impl SdkCall {
     }
 }
 
-fn invalid(base: &str, path: &str, message: String) -> (ErrorKind, String, String) {
-    (ErrorKind::InvalidRequest, message, format!("{base}{path}"))
+fn invalid(base: &str, path: &str, message: String) -> Rejected {
+    Rejected::Call {
+        url: format!("{base}{path}"),
+        kind: ErrorKind::InvalidRequest,
+        why: message,
+    }
 }
 
 /// A label or annotation key: the sidecar stores it as `agones.dev/sdk-KEY`, so
@@ -230,7 +230,7 @@ mod tests {
             ("k", "a/b"),
         ] {
             let err = ok(k, v).unwrap_err();
-            assert_eq!(err.0, ErrorKind::InvalidRequest, "{k:?} {v:?}");
+            assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{k:?} {v:?}");
         }
         // Annotation values are free text; keys follow the same rule.
         assert!(

@@ -14,7 +14,9 @@ use super::health::{self, HealthControl, HealthCounts};
 use super::liveness::Liveness;
 use super::{AgonesEvent, watch};
 use crate::core::events::{EventQueue, channel};
-use crate::core::http::{CancelHandle, ErrorKind, HttpEvent, HttpPool, PoolSettings, RequestId};
+use crate::core::http::{
+    CancelHandle, ErrorKind, HttpEvent, HttpPool, PoolSettings, Rejected, RequestId,
+};
 use crate::core::runtime;
 
 /// How the client behaves; the node fills it from its properties.
@@ -172,11 +174,11 @@ impl AgonesClient {
     /// [`AgonesClient::next_call_event`], failures included.
     pub fn call(&self, call: &SdkCall) -> RequestId {
         let spec = match &self.endpoint {
-            Endpoint::Absent(why) => Err((
-                ErrorKind::Connect,
-                format!("{}: {why}", call.name()),
-                self.base_url.clone(),
-            )),
+            Endpoint::Absent(why) => Err(Rejected::Call {
+                url: self.base_url.clone(),
+                kind: ErrorKind::Connect,
+                why: format!("{}: {why}", call.name()),
+            }),
             Endpoint::Sidecar { .. } => {
                 let key = self.next_key.fetch_add(1, Ordering::Relaxed);
                 call.to_request(&self.base_url, key)

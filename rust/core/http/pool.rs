@@ -12,6 +12,7 @@ use super::client::{Clients, build_clients};
 use super::error::ErrorKind;
 use super::exec::{AttemptLimits, RetryCounter, execute};
 use super::request::RequestSpec;
+use super::request_parse::Rejected;
 use super::response::Response;
 use super::retry::RetryPolicy;
 use super::settings::PoolSettings;
@@ -182,13 +183,15 @@ impl HttpPool {
 
     /// Submits a request, or a request that already failed to be built (bad URL, bad
     /// body): either way it gets an id and ends with exactly one event.
-    pub fn submit(&self, spec: Result<RequestSpec, (ErrorKind, String, String)>) -> RequestId {
+    pub fn submit(&self, spec: Result<RequestSpec, Rejected>) -> RequestId {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let spec = match spec {
             Ok(spec) => spec,
-            Err((kind, message, url)) => {
-                self.shared
-                    .finish(id, Response::failed(kind, message, &url));
+            Err(rejected) => {
+                self.shared.finish(
+                    id,
+                    Response::failed(rejected.kind(), rejected.to_string(), rejected.url()),
+                );
                 return id;
             }
         };
