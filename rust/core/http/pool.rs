@@ -256,9 +256,9 @@ impl HttpPool {
 
     /// What a download or stream (`transfer/`) borrows from the pool when it starts: its
     /// clients, settings and runtime.
-    pub(crate) fn transfer_base(&self) -> super::transfer::TransferBase {
+    pub(crate) fn transfer_base(&self) -> TransferBase {
         let sched = self.shared.lock();
-        super::transfer::TransferBase {
+        TransferBase {
             clients: sched.client.clone(),
             settings: sched.settings.clone(),
             runtime: self.shared.runtime.clone(),
@@ -537,4 +537,13 @@ impl AttemptSource {
             Ok(client) => execute(&client, spec, limits, policy, shared.as_ref()).await,
         })
     }
+}
+
+/// What a download or stream borrows from the pool when it starts (`transfer/` depends on
+/// the pool, never the other way).
+#[derive(Clone)]
+pub(crate) struct TransferBase {
+    pub clients: Result<Clients, String>,
+    pub settings: PoolSettings,
+    pub runtime: Handle,
 }

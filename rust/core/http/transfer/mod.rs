@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -32,11 +31,9 @@ pub use lines::{LineSplitter, LineTooLong};
 pub use part_file::parse_sha256;
 pub use sse::{SseEvent, SseParser};
 
-use super::client::Clients;
-use super::pool::HttpPool;
+use super::pool::{HttpPool, TransferBase};
 use super::request::{Method, RequestBody};
 use super::response::Response;
-use super::settings::PoolSettings;
 use crate::core::events::{EventQueue, EventSender, channel};
 
 /// Identifies a download or stream within its [`Transfers`]; never reused.
@@ -277,14 +274,6 @@ impl StreamHandle {
     pub fn cancel(&self) {
         self.token.cancel();
     }
-}
-
-/// What a transfer borrows from the pool when it starts.
-#[derive(Clone)]
-pub(crate) struct TransferBase {
-    pub clients: Result<Clients, String>,
-    pub settings: PoolSettings,
-    pub runtime: Handle,
 }
 
 /// The downloads and streams of one node, and the queue their events arrive in.
