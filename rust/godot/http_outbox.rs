@@ -2,49 +2,18 @@
 //! delivery of outbox events on the main thread (the signals are declared in `http_pool.rs`,
 //! since gdext 0.5 allows `#[signal]` only in a class's primary `#[godot_api]` block).
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use godot::classes::ProjectSettings;
 use godot::prelude::*;
 
 use super::class_enums::HttpMethod;
+use super::durable_outbox::{OutboxSettings, Taken};
 use super::frame_hook::FrameBudget;
 use super::http_pool::HttpPool;
 use super::http_response::HttpResponse;
 use super::http_task::HttpTask;
-use super::stats_dict::stats_dict;
-use crate::core::http::outbox::{Outbox, OutboxConfig, OutboxEvent, Write};
+use crate::core::http::outbox::Write;
 use crate::core::http::{ErrorKind, Rejected, RequestSpec};
-
-/// The pool's outbox state: the open store (if any), the tasks of durable requests made in
-/// this run, and why the store could not be opened.
-#[derive(Default)]
-pub struct OutboxSlot {
-    outbox: Option<Outbox>,
-    /// The sentence of the last failed open; the next use tries again.
-    error: Option<String>,
-    tasks: HashMap<u64, Gd<HttpTask>>,
-    /// `default_headers.hash_u32()` as last handed to the core.
-    headers_hash: Option<u32>,
-}
-
-/// One outbox event, taken under a short borrow, to emit with none held.
-enum Taken {
-    Done {
-        delivered: bool,
-        entry: u64,
-        task: Option<Gd<HttpTask>>,
-        response: Gd<HttpResponse>,
-    },
-    StoreError(String),
-    /// A background write failed: the task ends with the error, no pool signal.
-    NotStored {
-        task: Option<Gd<HttpTask>>,
-        response: Gd<HttpResponse>,
-    },
-}
 
 #[godot_api(secondary)]
 impl HttpPool {
@@ -113,20 +82,18 @@ impl HttpPool {
         }
         self.sync_send_headers(true);
         let max_age = Duration::from_secs_f64(self.outbox_max_age.clamp(0.0, 1e10));
-        let outbox = self.outbox.outbox.as_ref().expect("opened above");
         let url = spec.url.clone();
         let write = if self.outbox_sync_write {
             Write::BeforeReturn
         } else {
             Write::Background
         };
-        match outbox.submit(spec, max_age, write) {
-            Ok(entry) => {
-                let handle = self.core().cancel_handle(0);
-                let task = HttpTask::create(entry, handle);
-                self.outbox.tasks.insert(entry, task.clone());
-                task
-            }
+        // A durable request cannot be cancelled: its task gets a handle that cancels nothing.
+        let handle = self.core().cancel_handle(0);
+        match self.outbox.submit(spec, max_age, write, |entry| {
+            HttpTask::create(entry, handle)
+        }) {
+            Ok(task) => task,
             Err((kind, why)) => self.failed_task(Rejected::Call { url, kind, why }),
         }
     }
@@ -148,8 +115,7 @@ impl HttpPool {
             godot_error!("HTTPPool: {message}");
             return out;
         }
-        let outbox = self.outbox.outbox.as_ref().expect("opened above");
-        match outbox.dead_letters() {
+        match self.outbox.dead_letters() {
             Ok(letters) => {
                 for d in letters {
                     let mut headers = VarDictionary::new();
@@ -187,8 +153,7 @@ impl HttpPool {
             godot_error!("HTTPPool: {message}");
             return false;
         }
-        let outbox = self.outbox.outbox.as_ref().expect("opened above");
-        match outbox.drop_dead_letter(entry_id.max(0) as u64) {
+        match self.outbox.drop_dead_letter(entry_id.max(0) as u64) {
             Ok(dropped) => dropped,
             Err(message) => {
                 godot_error!("HTTPPool: {message}");
@@ -212,8 +177,10 @@ impl HttpPool {
         }
         self.sync_send_headers(true);
         let max_age = Duration::from_secs_f64(self.outbox_max_age.clamp(0.0, 1e10));
-        let outbox = self.outbox.outbox.as_ref().expect("opened above");
-        match outbox.retry_dead_letter(entry_id.max(0) as u64, max_age) {
+        match self
+            .outbox
+            .retry_dead_letter(entry_id.max(0) as u64, max_age)
+        {
             Ok(retried) => retried,
             Err(message) => {
                 godot_error!("HTTPPool: {message}");
@@ -231,8 +198,7 @@ impl HttpPool {
             godot_error!("HTTPPool: {message}");
             return 0;
         }
-        let outbox = self.outbox.outbox.as_ref().expect("opened above");
-        match outbox.clear_dead_letters() {
+        match self.outbox.clear_dead_letters() {
             Ok(n) => n as i64,
             Err(message) => {
                 godot_error!("HTTPPool: {message}");
@@ -245,7 +211,7 @@ impl HttpPool {
     /// has not been opened yet. The same sentence was printed as an error when it happened.
     #[func]
     fn get_outbox_error(&self) -> GString {
-        GString::from(self.outbox.error.as_deref().unwrap_or(""))
+        GString::from(self.outbox.error())
     }
 }
 
@@ -253,7 +219,7 @@ impl HttpPool {
     /// Opens the outbox at `_ready` when [member outbox_enabled] asks for it, so what an
     /// earlier run left pending is sent without waiting for a new durable request.
     pub(super) fn open_outbox_if_enabled(&mut self) {
-        if self.outbox_enabled && self.outbox.outbox.is_none() {
+        if self.outbox_enabled && !self.outbox.is_open() {
             self.hook_frames();
             if let Err(message) = self.ensure_outbox() {
                 godot_error!("HTTPPool: {message}");
@@ -261,73 +227,27 @@ impl HttpPool {
         }
     }
 
-    /// Opens the store on first use (on the main thread: one file open and a read of the
-    /// pending records). An unreadable file is renamed aside and reported; a file another
-    /// pool holds is an error (tried again at the next use).
+    /// Opens the store on first use with the pool's outbox properties (see
+    /// `DurableOutbox::open`).
     fn ensure_outbox(&mut self) -> Result<(), String> {
-        if self.outbox.outbox.is_some() {
+        if self.outbox.is_open() {
             return Ok(());
         }
-        let path = self.outbox_path.to_string();
-        if path.trim().is_empty() {
-            let message =
-                "outbox_path is empty: set it to a file path such as user://netkit_outbox.redb"
-                    .to_string();
-            self.outbox.error = Some(message.clone());
-            return Err(message);
-        }
-        let global = ProjectSettings::singleton()
-            .globalize_path(&self.outbox_path)
-            .to_string();
-        let send_headers = self.default_header_pairs();
-        let config = OutboxConfig {
-            path: PathBuf::from(global),
-            max_pending: self.outbox_max_pending.clamp(1, i64::MAX) as usize,
-            send_headers,
+        let settings = OutboxSettings {
+            path: self.outbox_path.clone(),
+            max_pending: self.outbox_max_pending,
+            default_headers: self.default_headers.clone(),
         };
-        self.outbox.headers_hash = Some(self.default_headers.hash_u32());
-        let core = self.core();
-        match Outbox::open(config, core) {
-            Ok((outbox, set_aside)) => {
-                if let Some(message) = set_aside {
-                    godot_error!("HTTPPool: {message}");
-                }
-                self.outbox.outbox = Some(outbox);
-                self.outbox.error = None;
-                self.hook_frames();
-                Ok(())
-            }
-            Err(e) => {
-                let message = e.to_string();
-                self.outbox.error = Some(message.clone());
-                Err(message)
-            }
-        }
+        let (core, outbox) = self.core_and_outbox();
+        outbox.open(&settings, core)?;
+        self.hook_frames();
+        Ok(())
     }
 
-    /// `default_headers` as plain pairs for the core.
-    fn default_header_pairs(&self) -> Vec<(String, String)> {
-        self.default_headers
-            .iter_shared()
-            .map(|(k, v)| (k.stringify().to_string(), v.stringify().to_string()))
-            .collect()
-    }
-
-    /// Hands changed `default_headers` (a new token, say) to the outbox, so its next attempts
-    /// use them. `force` skips the change check.
+    /// Hands changed `default_headers` to the outbox, so its next attempts use them.
     fn sync_send_headers(&mut self, force: bool) {
-        if self.outbox.outbox.is_none() {
-            return;
-        }
-        let hash = self.default_headers.hash_u32();
-        if !force && self.outbox.headers_hash == Some(hash) {
-            return;
-        }
-        self.outbox.headers_hash = Some(hash);
-        let pairs = self.default_header_pairs();
-        if let Some(outbox) = &self.outbox.outbox {
-            outbox.set_send_headers(pairs);
-        }
+        let headers = self.default_headers.clone();
+        self.outbox.sync_headers(&headers, force);
     }
 
     /// A task that fails on a later frame, through the pool's ordinary request path.
@@ -339,56 +259,13 @@ impl HttpPool {
         task
     }
 
-    /// The outbox's part of `get_stats()`.
-    pub(super) fn outbox_stats(&self) -> VarDictionary {
-        let s = self
-            .outbox
-            .outbox
-            .as_ref()
-            .map(|o| o.stats())
-            .unwrap_or_default();
-        stats_dict([
-            ("outbox_pending", s.pending),
-            ("outbox_delivered", s.delivered),
-            ("outbox_dead_letters", s.dead_letters),
-            ("outbox_attempts", s.attempts),
-            ("outbox_store_errors", s.store_errors),
-            ("outbox_set_aside", s.set_aside),
-            ("outbox_open", u64::from(self.outbox.outbox.is_some())),
-        ])
-    }
-
     /// Closes the outbox (entries stay stored) and returns the durable tasks to end with
     /// `ERR_CANCELLED`.
     pub(super) fn close_outbox(&mut self) -> Vec<(Gd<HttpTask>, Gd<HttpResponse>)> {
-        self.outbox.outbox = None;
         super::http_pool::cancelled(
-            self.outbox.tasks.drain(),
+            self.outbox.close(),
             "the HTTPPool was freed before the durable request was delivered; it stays in the outbox and is sent when the store is next opened",
         )
-    }
-
-    fn take_outbox_event(&mut self) -> Option<Taken> {
-        let event = self.outbox.outbox.as_ref()?.next_event()?;
-        Some(match event {
-            OutboxEvent::Delivered { entry, response } => Taken::Done {
-                delivered: true,
-                entry,
-                task: self.outbox.tasks.remove(&entry),
-                response: HttpResponse::from_core(entry, response),
-            },
-            OutboxEvent::DeadLettered { entry, response } => Taken::Done {
-                delivered: false,
-                entry,
-                task: self.outbox.tasks.remove(&entry),
-                response: HttpResponse::from_core(entry, response),
-            },
-            OutboxEvent::StoreError(message) => Taken::StoreError(message),
-            OutboxEvent::NotStored { entry, response } => Taken::NotStored {
-                task: self.outbox.tasks.remove(&entry),
-                response: HttpResponse::from_core(entry, response),
-            },
-        })
     }
 
     /// Delivers outbox events within what is left of the frame's budget, and at least one
@@ -398,7 +275,7 @@ impl HttpPool {
         this.bind_mut().sync_send_headers(false);
         let mut delivered = 0;
         while delivered == 0 || budget.allows() {
-            let Some(taken) = this.bind_mut().take_outbox_event() else {
+            let Some(taken) = this.bind_mut().outbox.take_event() else {
                 break;
             };
             delivered += 1;

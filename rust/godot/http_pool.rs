@@ -228,7 +228,7 @@ pub struct HttpPool {
     #[export]
     #[init(val = true)]
     pub(super) outbox_sync_write: bool,
-    pub(super) outbox: super::http_outbox::OutboxSlot,
+    pub(super) outbox: super::durable_outbox::DurableOutbox,
     /// Largest file [method download] accepts, in bytes (int, default 4 GiB). A larger file
     /// ends the download with [constant HTTPResponse.ERR_BODY_TOO_LARGE]: at once when the
     /// server announces its size, otherwise when it grows past the limit, and its part file
@@ -522,7 +522,7 @@ impl HttpPool {
             ("downloads", self.transfers.active().0),
             ("streams", self.transfers.active().1),
         ]);
-        stats.extend_dictionary(&self.outbox_stats(), true);
+        stats.extend_dictionary(&self.outbox.stats(), true);
         stats
     }
 
@@ -602,6 +602,14 @@ impl HttpPool {
             self.applied = Some(snapshot);
         }
         self.core.as_ref().expect("just created")
+    }
+
+    /// The core pool and the outbox component together (the outbox opens on the pool).
+    pub(super) fn core_and_outbox(
+        &mut self,
+    ) -> (&CorePool, &mut super::durable_outbox::DurableOutbox) {
+        self.core();
+        (self.core.as_ref().expect("made above"), &mut self.outbox)
     }
 
     /// A call checked and merged with the pool's base URL and default headers

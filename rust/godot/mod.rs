@@ -5,6 +5,7 @@ mod class_enums;
 mod dtls_multiplayer_peer;
 mod dtls_options;
 mod dtls_peer;
+mod durable_outbox;
 mod frame_hook;
 mod http_download;
 mod http_outbox;
