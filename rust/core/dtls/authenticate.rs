@@ -5,7 +5,7 @@
 //! alert and ends the session, so one forged datagram with a spoofed source address
 //! would disconnect a player. Cert-based suites just drop such records, so they skip
 //! this. The keys are derived exactly as RFC 5246 §6.3 says, from the master secret
-//! and randoms webrtc-dtls exports through `State::marshal_binary`.
+//! and randoms webrtc-dtls gives through `State::session_secrets` (a netkit patch).
 
 use ring::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::hmac;
@@ -19,7 +19,6 @@ const KEY_LEN: usize = 16;
 const FIXED_IV_LEN: usize = 4;
 const EXPLICIT_NONCE_LEN: usize = 8;
 const TAG_LEN: usize = 16;
-const RANDOM_LEN: usize = 32;
 
 /// The peer's write key, able to tell a genuine record from a forged one.
 pub(crate) struct RecordAuthenticator {
@@ -31,30 +30,6 @@ impl std::fmt::Debug for RecordAuthenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RecordAuthenticator")
     }
-}
-
-/// Master secret and randoms as laid out by webrtc-dtls's bincode `SerializedState`:
-/// u16 local_epoch, u16 remote_epoch, [u8; 32] local_random, [u8; 32] remote_random,
-/// u16 cipher_suite_id, u64-length-prefixed master_secret, all little-endian.
-struct Secrets<'a> {
-    local_random: &'a [u8],
-    remote_random: &'a [u8],
-    suite: u16,
-    master_secret: &'a [u8],
-}
-
-fn parse_state(bytes: &[u8]) -> Option<Secrets<'_>> {
-    let local_random = bytes.get(4..4 + RANDOM_LEN)?;
-    let remote_random = bytes.get(36..36 + RANDOM_LEN)?;
-    let suite = u16::from_le_bytes(bytes.get(68..70)?.try_into().ok()?);
-    let len = u64::from_le_bytes(bytes.get(70..78)?.try_into().ok()?);
-    let master_secret = bytes.get(78..78usize.checked_add(usize::try_from(len).ok()?)?)?;
-    (master_secret.len() == 48).then_some(Secrets {
-        local_random,
-        remote_random,
-        suite,
-        master_secret,
-    })
 }
 
 /// TLS 1.2 PRF with SHA-256 (RFC 5246 §5).
@@ -79,9 +54,8 @@ impl RecordAuthenticator {
     /// suites or if the exported state has an unexpected shape (then records are not
     /// pre-checked, which is webrtc-dtls's own behaviour).
     pub async fn for_psk_session(dtls: &DTLSConn, is_client: bool) -> Option<Self> {
-        let exported = dtls.connection_state().await.marshal_binary().await.ok()?;
-        let s = parse_state(&exported)?;
-        if s.suite != PSK_AES_128_GCM {
+        let s = dtls.connection_state().await.session_secrets().await.ok()?;
+        if s.cipher_suite_id != PSK_AES_128_GCM || s.master_secret.len() != 48 {
             return None;
         }
         let (client_random, server_random) = if is_client {
@@ -90,9 +64,9 @@ impl RecordAuthenticator {
             (s.remote_random, s.local_random)
         };
         let mut seed = server_random.to_vec();
-        seed.extend_from_slice(client_random);
+        seed.extend_from_slice(&client_random);
         let block = prf_sha256(
-            s.master_secret,
+            &s.master_secret,
             b"key expansion",
             &seed,
             2 * KEY_LEN + 2 * FIXED_IV_LEN,
@@ -170,18 +144,5 @@ mod tests {
         let out = prf_sha256(&secret, b"test label", &seed, 100);
         assert_eq!(&out[..4], &[0xe3, 0xf2, 0x29, 0xba]);
         assert_eq!(out.len(), 100);
-    }
-
-    #[test]
-    fn state_parser_rejects_short_or_odd_input() {
-        assert!(parse_state(&[]).is_none());
-        let mut v = vec![0u8; 78];
-        v[70] = 48;
-        assert!(parse_state(&v).is_none());
-        v.extend_from_slice(&[1; 48]);
-        assert!(parse_state(&v).is_some());
-        v[70] = 0xff;
-        v[77] = 0xff;
-        assert!(parse_state(&v).is_none());
     }
 }

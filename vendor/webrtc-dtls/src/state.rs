@@ -228,27 +228,32 @@ impl State {
         }
     }
 
-    // marshal_binary is a binary.BinaryMarshaler.marshal_binary implementation
-    pub async fn marshal_binary(&self) -> Result<Vec<u8>> {
+    /// netkit patch: the negotiated suite, both randoms and the master secret, for a
+    /// caller that derives the session keys itself (RFC 5246 section 6.3). It replaces
+    /// `marshal_binary`/`unmarshal_binary`, whose bincode encoding (RUSTSEC-2025-0141,
+    /// unmaintained) netkit had to parse by hand for these four fields.
+    pub async fn session_secrets(&self) -> Result<SessionSecrets> {
         let serialized = self.serialize().await?;
-
-        match bincode::serialize(&serialized) {
-            Ok(enc) => Ok(enc),
-            Err(err) => Err(Error::Other(err.to_string())),
-        }
+        Ok(SessionSecrets {
+            cipher_suite_id: serialized.cipher_suite_id,
+            local_random: serialized.local_random,
+            remote_random: serialized.remote_random,
+            master_secret: serialized.master_secret,
+        })
     }
+}
 
-    // unmarshal_binary is a binary.BinaryUnmarshaler.unmarshal_binary implementation
-    pub async fn unmarshal_binary(&mut self, data: &[u8]) -> Result<()> {
-        let serialized: SerializedState = match bincode::deserialize(data) {
-            Ok(dec) => dec,
-            Err(err) => return Err(Error::Other(err.to_string())),
-        };
-        self.deserialize(&serialized).await?;
-        self.init_cipher_suite().await?;
-
-        Ok(())
-    }
+/// netkit patch: what [`State::session_secrets`] returns.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionSecrets {
+    /// The negotiated cipher suite's IANA id.
+    pub cipher_suite_id: u16,
+    /// This side's ClientHello or ServerHello random.
+    pub local_random: [u8; HANDSHAKE_RANDOM_LENGTH],
+    /// The peer's random.
+    pub remote_random: [u8; HANDSHAKE_RANDOM_LENGTH],
+    /// The 48-byte master secret.
+    pub master_secret: Vec<u8>,
 }
 
 #[async_trait]
