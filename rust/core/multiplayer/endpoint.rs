@@ -762,7 +762,8 @@ impl Task {
                         }
                     }
                 }
-                Incoming::Control(Control::Bye(farewell)) => {
+                // Only a server says why it ends a session; a client's end is its close.
+                Incoming::Control(Control::Bye(farewell)) if !self.transport.is_server() => {
                     // The peer ends the session; end it here too once what arrived before
                     // the farewell is handed on (the next service), without waiting for
                     // its close to cross the network.
