@@ -13,6 +13,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::admission::{self, Candidate, Known, Plaintext, Route};
 use super::authenticate::RecordAuthenticator;
 use super::config::ServerOptions;
 use super::conn::{ConnShared, PeerConn};
@@ -27,15 +28,6 @@ use super::record::{
 };
 use super::session::{self, Confirmation, SessionContext, SessionControl};
 use super::stats::Stats;
-
-/// Verified handshakes may fill this fraction (numerator, denominator) of the pending
-/// table before the one verified longest ago gives way (see `Table::make_room`); the
-/// rest stays for newcomers, whose hellos are not verified yet.
-const VERIFIED_SHARE: (usize, usize) = (3, 4);
-
-/// How long a verified handshake is safe from eviction: two round trips and the key
-/// exchange take a fraction of this on any path a game is played over.
-const VERIFIED_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One handshake or session for one address.
 struct Entry {
@@ -91,39 +83,18 @@ impl Table {
             .store(self.pending() as u64, Ordering::Relaxed);
     }
 
-    /// Ends one pending handshake to make room for a new one; false when every pending
-    /// handshake has to be kept (the new hello is then dropped; its client resends).
-    ///
-    /// Spoofed hellos never verify, so evicting the oldest unverified entry churns
-    /// through them while verified handshakes stay. But an address that can receive
-    /// replies can verify and then go silent, holding its slot until the handshake
-    /// timeout; a few hundred such addresses would fill the table with entries that are
-    /// never evicted. So verified entries may fill at most [`VERIFIED_SHARE`] of the
-    /// table before the one verified longest ago gives way, provided it had
-    /// [`VERIFIED_GRACE`] to finish: a real handshake needs two round trips after the
-    /// cookie; a stalled one is what is left after that.
+    /// Ends one pending handshake to make room for a new one (the one
+    /// `admission::victim` picks); false when every pending handshake has to be kept (the
+    /// new hello is then dropped; its client resends).
     fn make_room(&mut self, max_pending: usize, now: Instant) -> bool {
-        let verified = |s: &Slot| s.main.verified.filter(|_| !s.main.connected);
-        let verified_count = self.by_addr.values().filter_map(verified).count();
-        let share = (max_pending * VERIFIED_SHARE.0 / VERIFIED_SHARE.1).max(1);
-        let stalled = (verified_count >= share)
-            .then(|| {
-                self.by_addr
-                    .iter()
-                    .filter_map(|(a, s)| verified(s).map(|at| (*a, at)))
-                    .filter(|(_, at)| now.saturating_duration_since(*at) >= VERIFIED_GRACE)
-                    .min_by_key(|(_, at)| *at)
-                    .map(|(a, _)| a)
-            })
-            .flatten();
-        let victim = stalled.or_else(|| {
-            self.by_addr
-                .iter()
-                .filter(|(_, s)| !s.main.connected && s.main.verified.is_none())
-                .min_by_key(|(_, s)| s.main.created)
-                .map(|(a, _)| *a)
+        let candidates = self.by_addr.iter().map(|(addr, s)| Candidate {
+            addr: *addr,
+            connected: s.main.connected,
+            verified: s.main.verified,
+            created: s.main.created,
         });
-        match victim.and_then(|a| self.by_addr.remove(&a)) {
+        match admission::victim(candidates, max_pending, now).and_then(|a| self.by_addr.remove(&a))
+        {
             Some(slot) => {
                 slot.main.control.stop(DisconnectReason::ClosedLocally);
                 if let Some(r) = slot.replacement {
@@ -134,15 +105,6 @@ impl Table {
             None => false,
         }
     }
-}
-
-/// A ClientHello sent after a HelloVerifyRequest (message_seq above 0) whose handshake
-/// the server no longer has: it timed out or was evicted while the client was answering.
-/// A new webrtc-dtls handshake accepts only message_seq 0 first, and the client only
-/// ever retransmits this hello, so an entry created for it could never complete; it
-/// would only hold a pending slot until its timeout, again at each retransmission.
-fn continues_lost_handshake(hello: ClientHelloInfo) -> bool {
-    hello.message_seq != 0
 }
 
 /// State shared by the demux task, the peer tasks and the server handle.
@@ -251,129 +213,137 @@ impl Demux {
         }
     }
 
+    /// Carries out the admission rules (`admission::route`) for one datagram.
     fn route(self: &Arc<Self>, addr: SocketAddr, datagram: &[u8]) {
         let hello = find_client_hello(datagram);
         let mut table = self.lock();
-        if let Some(slot) = table.by_addr.get_mut(&addr)
-            && !slot.main.connected
-            && slot.main.verified.is_none()
-            && hello.is_some_and(|h| h.message_seq == 0 && h.random != slot.main.random)
-        {
-            // A new first hello from an address whose handshake never proved itself:
-            // the client restarted, or took over a port whose earlier owner (spoofed or
-            // gone) left an entry. That entry's webrtc-dtls state belongs to the old
-            // hello and would fail this client's handshake, so start over.
+        let full = table.by_id.len() >= self.options.max_clients;
+        let known = match table.by_addr.get(&addr) {
+            None => Known::Unknown,
+            Some(slot) if slot.main.connected => Known::Connected {
+                replacing: slot.replacement.is_some(),
+            },
+            Some(slot) => Known::Handshaking {
+                verified: slot.main.verified.is_some(),
+                answered: slot.main.answered.load(Ordering::Acquire),
+                random: slot.main.random,
+            },
+        };
+        let mut verdict = admission::route(known, hello, full);
+        if verdict == Route::Restart {
             if let Some(old) = table.by_addr.remove(&addr) {
                 old.main.control.stop(DisconnectReason::ClosedLocally);
             }
+            verdict = admission::route(Known::Unknown, hello, full);
         }
-        if let Some(slot) = table.by_addr.get_mut(&addr) {
-            if !slot.main.connected {
-                // Echoing the cookie proves the client receives at this address. Only
-                // after our HelloVerifyRequest went out, or anyone could claim it; and
-                // a wrong cookie makes webrtc-dtls abort at once, ending the entry.
-                if hello.is_some_and(|h| h.cookie_len > 0)
-                    && slot.main.verified.is_none()
-                    && slot.main.answered.load(Ordering::Acquire)
-                {
+        match verdict {
+            Route::Restart => unreachable!("judged again as unknown"),
+            Route::ToHandshake { verify } => {
+                let slot = table.by_addr.get_mut(&addr).expect("known");
+                if verify {
                     slot.main.verified = Some(Instant::now());
                 }
                 self.deliver(&slot.main, datagram.to_vec());
-                return;
             }
-            if hello.is_none() && slot.replacement.is_none() {
+            Route::ToSession => {
+                let slot = table.by_addr.get(&addr).expect("known");
                 self.deliver(&slot.main, datagram.to_vec());
-                return;
             }
-            // A ClientHello from a connected address: maybe a forgery, maybe the client
-            // restarted. Its plaintext records go to a separate handshake; the old
-            // session keeps running and is replaced only if that handshake completes,
-            // which needs the cookie exchange webrtc-dtls performs, so a spoofer cannot.
-            let Some((plain, sealed)) = split_by_epoch(datagram) else {
+            Route::Split { plaintext } => self.split(&mut table, addr, datagram, hello, plaintext),
+            Route::Drop => Stats::inc(&self.stats.dropped_datagrams),
+            Route::Refuse => {
+                drop(table);
                 Stats::inc(&self.stats.dropped_datagrams);
-                return;
-            };
-            if !sealed.is_empty() {
-                // The new handshake needs the client's encrypted Finished but never its
-                // application data, which it would only queue until it gives up.
-                let handshake_part: Vec<u8> = split(&sealed)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter(|r| r.content_type != CONTENT_APPLICATION_DATA)
-                    .flat_map(|r| r.raw.iter().copied())
-                    .collect();
-                if let (Some(r), false) = (&slot.replacement, handshake_part.is_empty()) {
-                    self.deliver(r, handshake_part);
-                }
-                self.deliver(&slot.main, sealed);
+                let seq = split(datagram)
+                    .and_then(|r| r.first().map(|r| r.sequence))
+                    .unwrap_or(0);
+                // One small plaintext alert, sent without waiting: the demux must never
+                // block on a single peer.
+                let _ = self.socket.try_send_to(&refusal_alert(seq), addr);
             }
-            if plain.is_empty() {
-                return;
-            }
-            if slot.replacement.is_none() && hello.is_some_and(continues_lost_handshake) {
-                // A hello past the cookie exchange for a handshake we no longer have
-                // can never complete (see `continues_lost_handshake`). No alert here:
-                // this address belongs to a live session.
-                Stats::inc(&self.stats.dropped_datagrams);
-                return;
-            }
-            if slot.replacement.is_none() {
+            Route::New => {
                 let max = self.options.max_pending_handshakes;
                 if table.pending() >= max && !table.make_room(max, Instant::now()) {
                     Stats::inc(&self.stats.dropped_datagrams);
                     return;
                 }
                 let random = hello.map(|h| h.random).unwrap_or_default();
-                // The replacement reports on the lane of the session it replaces, so
-                // the node sees the old session end before the new one begins.
+                let entry = self.spawn_entry(&mut table, addr, random, None);
+                self.deliver(&entry, datagram.to_vec());
+                table.by_addr.insert(
+                    addr,
+                    Slot {
+                        main: entry,
+                        replacement: None,
+                    },
+                );
+                table.publish(&self.stats);
+            }
+        }
+    }
+
+    /// A hello from a connected address (`Route::Split`): encrypted records to the session
+    /// (their handshake part to the replacement too), plaintext ones as `plaintext` says.
+    fn split(
+        self: &Arc<Self>,
+        table: &mut Table,
+        addr: SocketAddr,
+        datagram: &[u8],
+        hello: Option<ClientHelloInfo>,
+        plaintext: Plaintext,
+    ) {
+        let Some((plain, sealed)) = split_by_epoch(datagram) else {
+            Stats::inc(&self.stats.dropped_datagrams);
+            return;
+        };
+        let slot = table.by_addr.get(&addr).expect("connected");
+        if !sealed.is_empty() {
+            // The new handshake needs the client's encrypted Finished but never its
+            // application data, which it would only queue until it gives up.
+            let handshake_part: Vec<u8> = split(&sealed)
+                .unwrap_or_default()
+                .iter()
+                .filter(|r| r.content_type != CONTENT_APPLICATION_DATA)
+                .flat_map(|r| r.raw.iter().copied())
+                .collect();
+            if let (Some(r), false) = (&slot.replacement, handshake_part.is_empty()) {
+                self.deliver(r, handshake_part);
+            }
+            self.deliver(&slot.main, sealed);
+        }
+        if plain.is_empty() {
+            return;
+        }
+        match plaintext {
+            Plaintext::Drop => {
+                Stats::inc(&self.stats.dropped_datagrams);
+                return;
+            }
+            Plaintext::StartReplacement => {
+                let max = self.options.max_pending_handshakes;
+                if table.pending() >= max && !table.make_room(max, Instant::now()) {
+                    Stats::inc(&self.stats.dropped_datagrams);
+                    return;
+                }
+                let random = hello.map(|h| h.random).unwrap_or_default();
+                // The replacement reports on the lane of the session it replaces, so the
+                // node sees the old session end before the new one begins.
                 let lane = table.by_addr.get(&addr).map(|s| s.main.events.clone());
-                let entry = self.spawn_entry(&mut table, addr, random, lane);
+                let entry = self.spawn_entry(table, addr, random, lane);
                 if let Some(slot) = table.by_addr.get_mut(&addr) {
                     slot.replacement = Some(entry);
                 }
                 table.publish(&self.stats);
             }
-            if let Some(r) = table
-                .by_addr
-                .get(&addr)
-                .and_then(|s| s.replacement.as_ref())
-            {
-                self.deliver(r, plain);
-            }
-            return;
+            Plaintext::ToReplacement => {}
         }
-        // Unknown address: only a ClientHello may create state.
-        let Some(hello) = hello else {
-            Stats::inc(&self.stats.dropped_datagrams);
-            return;
-        };
-        if table.by_id.len() >= self.options.max_clients || continues_lost_handshake(hello) {
-            drop(table);
-            Stats::inc(&self.stats.dropped_datagrams);
-            let seq = split(datagram)
-                .and_then(|r| r.first().map(|r| r.sequence))
-                .unwrap_or(0);
-            // Refuse in one small plaintext alert so the client fails at once rather
-            // than after its own handshake timeout, and can start over; sent without
-            // waiting, since the demux must never block on a single peer.
-            let _ = self.socket.try_send_to(&refusal_alert(seq), addr);
-            return;
+        if let Some(r) = table
+            .by_addr
+            .get(&addr)
+            .and_then(|s| s.replacement.as_ref())
+        {
+            self.deliver(r, plain);
         }
-        let max = self.options.max_pending_handshakes;
-        if table.pending() >= max && !table.make_room(max, Instant::now()) {
-            Stats::inc(&self.stats.dropped_datagrams);
-            return;
-        }
-        let entry = self.spawn_entry(&mut table, addr, hello.random, None);
-        self.deliver(&entry, datagram.to_vec());
-        table.by_addr.insert(
-            addr,
-            Slot {
-                main: entry,
-                replacement: None,
-            },
-        );
-        table.publish(&self.stats);
     }
 
     /// Creates the per-peer queues and starts the handshake task under a supervisor

@@ -3,6 +3,7 @@
 //! cryptography; this module decides what reaches it, bounds every wait, and reports
 //! through an event channel the node drains on the main thread.
 
+mod admission;
 mod authenticate;
 pub mod certs;
 mod client;
