@@ -19,8 +19,6 @@ use super::events_gate::Gate;
 use super::failure;
 use super::stats::Stats;
 
-/// Largest record payload webrtc-dtls can hand us; reads use a buffer this big.
-const READ_BUFFER: usize = 16 * 1024;
 /// How long a polite close (close_notify) may take before we just let go.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
 /// How long a handshake that saw a fatal alert may take to report its own error.
@@ -179,7 +177,6 @@ pub(crate) struct SessionContext {
 
 /// Moves packets until the session ends and says why.
 pub(crate) async fn run(dtls: Arc<DTLSConn>, mut cx: SessionContext) -> (DisconnectReason, String) {
-    let mut buf = vec![0u8; READ_BUFFER];
     let mut deadline = Instant::now() + cx.idle_timeout;
     let mut last_send = Instant::now();
     let keepalive = cx.keepalive.filter(|d| !d.is_zero());
@@ -215,8 +212,9 @@ pub(crate) async fn run(dtls: Arc<DTLSConn>, mut cx: SessionContext) -> (Disconn
                     );
                 }
             }
-            read = dtls.read(&mut buf, None) => match read {
-                Ok(n) => {
+            read = dtls.read_owned() => match read {
+                Ok(data) => {
+                    let n = data.len();
                     deadline = Instant::now() + cx.idle_timeout;
                     // Anything that decrypts proves the client has the session keys.
                     confirm = None;
@@ -224,7 +222,7 @@ pub(crate) async fn run(dtls: Arc<DTLSConn>, mut cx: SessionContext) -> (Disconn
                     if n > 0 {
                         Stats::inc(&cx.stats.packets_in);
                         Stats::add(&cx.stats.bytes_in, n as u64);
-                        let packet = DtlsEvent::Packet { id: cx.id, data: buf[..n].to_vec() };
+                        let packet = DtlsEvent::Packet { id: cx.id, data };
                         if !cx.control.emit(|| cx.events.send(packet)) {
                             // Retired (replaced by a reconnect): its end is announced.
                             let r = cx.control.reason();

@@ -464,7 +464,7 @@ impl DTLSConn {
             return Err(Error::ErrHandshakeInProgress);
         }
 
-        let pkts = vec![Packet {
+        let mut pkt = Packet {
             record: RecordLayer::new(
                 PROTOCOL_VERSION1_2,
                 self.get_local_epoch(),
@@ -472,23 +472,51 @@ impl DTLSConn {
             ),
             should_encrypt: true,
             reset_local_sequence_number: false,
-        }];
+        };
 
+        // NETKIT-PATCH: application data is encrypted and sent on the caller's task, not
+        // handed to the writer task through a channel made for each write (two task
+        // switches and an allocation per datagram). Sequence numbers and the cipher are
+        // behind the same locks the writer task takes, so records stay unique.
+        let send = async {
+            let raw = DTLSConn::process_packet(
+                &self.state.local_sequence_number,
+                &self.state.cipher_suite,
+                &mut pkt,
+            )
+            .await?;
+            self.conn.send(&raw).await?;
+            Ok::<(), Error>(())
+        };
         if let Some(d) = duration {
             let timer = tokio::time::sleep(d);
             tokio::pin!(timer);
 
             tokio::select! {
-                result = self.write_packets(pkts) => {
+                result = send => {
                     result?;
                 }
                 _ = timer.as_mut() => return Err(Error::ErrDeadlineExceeded),
             }
         } else {
-            self.write_packets(pkts).await?;
+            send.await?;
         }
 
         Ok(p.len())
+    }
+
+    /// NETKIT-PATCH: `read` without a caller's buffer: the decrypted record as webrtc-dtls
+    /// already holds it, so a session keeps no 16 KiB read buffer of its own and the
+    /// payload is not copied twice.
+    pub async fn read_owned(&self) -> Result<Vec<u8>> {
+        if !self.is_handshake_completed_successfully() {
+            return Err(Error::ErrHandshakeInProgress);
+        }
+        let mut decrypted_rx = self.decrypted_rx.lock().await;
+        match decrypted_rx.recv().await {
+            Some(out) => out,
+            None => Err(Error::ErrAlertFatalOrClose),
+        }
     }
 
     // Close closes the connection.
