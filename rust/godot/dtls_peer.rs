@@ -668,7 +668,6 @@ impl DtlsPeer {
                 return;
             }
         }
-        super::monitors::maybe_log();
     }
 }
 
