@@ -290,9 +290,11 @@ impl Link {
             catch_unwind(AssertUnwindSafe(|| renet.process_packet(packet)))
                 .map_err(|_| "protocol violation by the peer (rejected by renet)".to_string())?;
             self.check_renet()?;
-            self.pull(room, out)?;
         }
-        Ok(())
+        // Once per datagram, not per packet: a pull walks every renet channel. The window
+        // check above may then see an older `delivered`, which is only stricter, and the
+        // peer never sends beyond what this side reported.
+        self.pull(room, out)
     }
 
     /// Hands on messages renet holds, as far as `room` allows.
