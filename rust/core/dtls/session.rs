@@ -109,8 +109,10 @@ pub(crate) async fn handshake(
 ) -> Result<Arc<DTLSConn>, String> {
     let psk = config.psk.is_some();
     let alert = shared.alert_seen.notified();
-    let attempt = DTLSConn::new(conn, config, is_client, None);
-    tokio::pin!(attempt);
+    // Boxed: webrtc-dtls's handshake future is several KiB, and inline it would size the
+    // task that then runs the session for its whole life; boxed, it is freed once the
+    // handshake ends.
+    let mut attempt = Box::pin(DTLSConn::new(conn, config, is_client, None));
     let timed_out = || format!("handshake did not complete within {} ms", limit.as_millis());
     let outcome = |result: Result<DTLSConn, webrtc_dtls::Error>| match result {
         Ok(dtls) => Ok(Arc::new(dtls)),
