@@ -342,7 +342,8 @@ impl Endpoint {
         self.events.len()
     }
 
-    /// Figures for one peer, refreshed every 100 ms.
+    /// Figures for one peer, refreshed when the task services it: at most every 100 ms,
+    /// and at least at each of its pings (every second) on an idle link.
     pub fn peer_stats(&self, id: i32) -> Option<PeerStats> {
         self.shared
             .stats

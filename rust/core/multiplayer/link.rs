@@ -280,9 +280,13 @@ impl Link {
         self.last_received = now;
         self.received_at = now;
         self.unacked_since.get_or_insert(now);
+        let mut channels = 0u128;
         for packet in packets {
             let kind = wire_check::check(packet, self.layout, &self.delivered)
                 .map_err(|e| format!("protocol violation by the peer: {e}"))?;
+            if let Some(channel) = wire_check::channel(packet) {
+                channels |= 1u128 << channel;
+            }
             if kind == Kind::Reliable {
                 self.ack_at.get_or_insert(now + ACK_DELAY);
             }
@@ -294,12 +298,27 @@ impl Link {
         // Once per datagram, not per packet: a pull walks every renet channel. The window
         // check above may then see an older `delivered`, which is only stricter, and the
         // peer never sends beyond what this side reported.
-        self.pull(room, out)
+        self.pull_channels(channels, room, out)
     }
 
     /// Hands on messages renet holds, as far as `room` allows.
     pub fn pull(&mut self, room: &mut Room, out: &mut Vec<Incoming>) -> Result<(), String> {
+        self.pull_channels(u128::MAX, room, out)
+    }
+
+    /// `pull` for the renet channels set in `channels` (bit `id`): a datagram brings
+    /// messages only on the channels of its packets, and renet looks each channel up in
+    /// a hash map, so walking all of them for every datagram showed in profiles.
+    fn pull_channels(
+        &mut self,
+        channels: u128,
+        room: &mut Room,
+        out: &mut Vec<Incoming>,
+    ) -> Result<(), String> {
         for id in 0..self.layout.renet_channels() as u8 {
+            if channels & (1u128 << id) == 0 {
+                continue;
+            }
             let lane = self.layout.lane(id).expect("in range");
             let reliable = self.layout.is_reliable(id);
             loop {
