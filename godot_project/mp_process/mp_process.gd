@@ -2,7 +2,7 @@ extends Node
 ## One side of a two-process DTLSMultiplayerPeer session under SceneMultiplayer, driven by
 ## tests/multiplayer/processes.rs. The same scene runs as the server and as the client, so
 ## RPC paths match. It prints `MP_PROCESS ...` lines the test waits for.
-##     --role=server --idle-timeout=SECONDS
+##     --role=server --idle-timeout=SECONDS [--stats-log=SECONDS]
 ##     --role=client --port=PORT --fingerprint=SHA256
 
 var args := {}
@@ -13,6 +13,9 @@ func _ready() -> void:
 	for arg in OS.get_cmdline_user_args():
 		if arg.begins_with("--") and arg.contains("="):
 			args[arg.substr(2, arg.find("=") - 2)] = arg.substr(arg.find("=") + 1)
+	if args.has("stats-log"):
+		# The periodic stats log (headless runs) prints while a netkit object lives.
+		ProjectSettings.set_setting("netkit/debug/stats_log_interval", float(args["stats-log"]))
 	peer = DTLSMultiplayerPeer.new()
 	multiplayer.peer_connected.connect(func(id: int): report("connected %d" % id))
 	multiplayer.peer_disconnected.connect(_on_peer_disconnected)

@@ -32,6 +32,15 @@ pub struct Totals {
     pub outbox_delivered: u64,
     /// Dead letters kept in open outbox stores.
     pub outbox_dead_letters: u64,
+    /// Sessions of DTLSMultiplayerPeer endpoints (a client counts its server).
+    pub mp_peers: u64,
+    /// DTLS payload bytes DTLSMultiplayerPeer endpoints received.
+    pub mp_bytes_in: u64,
+    /// DTLS payload bytes DTLSMultiplayerPeer endpoints sent.
+    pub mp_bytes_out: u64,
+    /// Reliable messages DTLSMultiplayerPeer endpoints sent again (counted by netkit:
+    /// renet does not).
+    pub mp_resent: u64,
 }
 
 /// Something that contributes to the totals.
@@ -47,6 +56,13 @@ pub fn register(source: Weak<dyn MetricSource>) {
     let mut sources = SOURCES.lock().unwrap_or_else(|p| p.into_inner());
     sources.retain(|s| s.strong_count() > 0);
     sources.push(source);
+}
+
+/// True while any source lives (the stats log stays quiet otherwise).
+pub fn any_source() -> bool {
+    let mut sources = SOURCES.lock().unwrap_or_else(|p| p.into_inner());
+    sources.retain(|s| s.strong_count() > 0);
+    !sources.is_empty()
 }
 
 /// Current totals over all live sources.

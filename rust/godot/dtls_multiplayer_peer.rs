@@ -400,12 +400,15 @@ impl DtlsMultiplayerPeer {
         }
     }
 
-    /// Figures for peer `id` (on a client, 1 is the server), refreshed every 0.1 s:
+    /// Figures for peer `id` (on a client, 1 is the server), refreshed at most every 0.1 s
+    /// while the peer is active and at each ping (every second) while it is idle:
     /// `rtt_ms` (float, smoothed round-trip time in milliseconds, measured by netkit pings
-    /// every 0.5 s, as ENet does, smoothed as RFC 6298 does), `packet_loss` (float, 0 to 1),
-    /// `bytes_sent`, `bytes_received`, `packets_sent`, `packets_received` (datagrams and
-    /// their payload bytes), `queued_reliable_bytes` (waiting to be sent or acknowledged)
-    /// and `address` ("ip:port"). Empty for an unknown peer.
+    /// that each side sends every second, so an idle link carries a ping and its answer
+    /// every 0.5 s on average, as ENet's; smoothed as RFC 6298 does), `packet_loss` (float,
+    /// 0 to 1), `bytes_sent`, `bytes_received`, `packets_sent`, `packets_received`
+    /// (datagrams and their payload bytes), `resent` (reliable messages sent again),
+    /// `queued_reliable_bytes` (waiting to be sent or acknowledged) and `address`
+    /// ("ip:port"). Empty for an unknown peer.
     #[func]
     fn get_peer_stats(&self, id: i64) -> VarDictionary {
         let Some(stats) = i32::try_from(id)
@@ -419,6 +422,7 @@ impl DtlsMultiplayerPeer {
             ("bytes_received", stats.bytes_received),
             ("packets_sent", stats.packets_sent),
             ("packets_received", stats.packets_received),
+            ("resent", stats.link.resent),
             (
                 "queued_reliable_bytes",
                 stats.link.queued_reliable_bytes as u64,

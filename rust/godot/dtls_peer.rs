@@ -662,7 +662,6 @@ impl DtlsPeer {
                 return;
             }
         }
-        super::monitors::maybe_log();
     }
 }
 

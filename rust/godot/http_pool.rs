@@ -826,7 +826,6 @@ impl HttpPool {
                 pool.frames_with_dispatch += 1;
             }
         }
-        super::monitors::maybe_log();
     }
 }
 

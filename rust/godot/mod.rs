@@ -41,6 +41,7 @@ unsafe impl ExtensionLibrary for NetkitExtension {
             class_enums::register();
             project_settings::register();
             monitors::register();
+            monitors::hook_stats_log();
             netkit_singleton::register();
         }
     }
@@ -48,6 +49,7 @@ unsafe impl ExtensionLibrary for NetkitExtension {
     fn on_stage_deinit(stage: InitStage) {
         if stage == InitStage::Scene {
             netkit_singleton::unregister();
+            monitors::unhook_stats_log();
             monitors::unregister();
             runtime::shutdown(SHUTDOWN_GRACE);
         }

@@ -61,9 +61,11 @@ pub const SETTINGS: &[Setting] = &[
         range: "0,3600,0.5,suffix:s",
         unit: "seconds",
         description: "Interval of a one-line stats log (the figures of the `netkit/` \
-            Performance monitors) printed while an HTTPPool or DTLSPeer is in the scene tree \
-            and the game runs headless (e.g. a dedicated server); 0 turns it off. Read once, \
-            the first time one of those nodes processes a frame.",
+            Performance monitors, and a DTLSMultiplayerPeer's peers, bytes and resends) \
+            printed while any netkit object with figures lives (an HTTPPool, a DTLSPeer, a \
+            DTLSMultiplayerPeer that was started) and the game runs headless (e.g. a \
+            dedicated server); 0 turns it off. Read again every second, so a script may \
+            change it at run time.",
     },
 ];
 

@@ -392,3 +392,140 @@ fn a_megabyte_each_way_at_once_arrives_both_ways() {
     }
     panic!("a megabyte did not arrive both ways within 30 s");
 }
+
+/// A server restarts and its players all come back at once: 300 clients start connecting
+/// in the same instant, and each gets a reliable message through to the server. A client
+/// whose handshake fails (the server's handshake gate is full, say) tries again, as a game
+/// would. The bench (`--suite mp-scale`) reports how long 1,000 take.
+#[test]
+fn a_reconnect_storm_of_300_clients_each_gets_a_reliable_message_through() {
+    const CLIENTS: usize = 300;
+    let id = identity();
+    let mut options = server_options(&id);
+    options.max_clients = CLIENTS;
+    let server = Endpoint::server(
+        "127.0.0.1:0".parse().unwrap(),
+        options,
+        EndpointConfig::default(),
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let started = Instant::now();
+    let mut clients: Vec<Endpoint> = (0..CLIENTS)
+        .map(|_| start_client(addr, &id, EndpointConfig::default()))
+        .collect();
+    let mut retries = 0;
+    let mut delivered = std::collections::HashSet::new();
+    let deadline = started + Duration::from_secs(300);
+    while delivered.len() < CLIENTS && Instant::now() < deadline {
+        for (i, client) in clients.iter_mut().enumerate() {
+            while let Some(e) = client.next_event() {
+                match e {
+                    MpEvent::PeerConnected(1) => client
+                        .send(
+                            Target::All,
+                            0,
+                            TransferMode::Reliable,
+                            numbered(9, i as u32),
+                        )
+                        .unwrap(),
+                    MpEvent::ConnectionFailed(_) | MpEvent::PeerDisconnected { .. } => {
+                        retries += 1;
+                        *client = start_client(addr, &id, EndpointConfig::default());
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        while let Some(e) = server.next_event() {
+            if let MpEvent::Packet { data, .. } = e {
+                assert_eq!(data[0], 9, "{data:?}");
+                delivered.insert(u32::from_le_bytes(data[1..5].try_into().unwrap()));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    eprintln!(
+        "{} of {CLIENTS} clients got a message through in {:.1?} ({retries} reconnects)",
+        delivered.len(),
+        started.elapsed()
+    );
+    assert_eq!(delivered.len(), CLIENTS, "every client got through");
+}
+
+/// Slower timers must not mean slower failure detection: an idle link (no game data)
+/// stays up for several idle timeouts on its pings alone, and when the client goes silent
+/// the server reports it gone through the idle timeout.
+#[test]
+fn an_idle_link_stays_up_and_a_silent_peer_is_noticed_through_the_idle_timeout() {
+    const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+    let id = identity();
+    let mut options = server_options(&id);
+    options.session.idle_timeout = IDLE_TIMEOUT;
+    let server = Endpoint::server(
+        "127.0.0.1:0".parse().unwrap(),
+        options,
+        EndpointConfig::default(),
+    )
+    .unwrap();
+    let relay = lossy_relay(server.local_addr().unwrap(), 0.0, 0.0, 0.0, 1);
+    let mut client_opts = client_options(&id);
+    client_opts.session.idle_timeout = IDLE_TIMEOUT;
+    let client = Endpoint::client(
+        "127.0.0.1",
+        relay.addr.port(),
+        client_opts,
+        EndpointConfig::default(),
+    )
+    .unwrap();
+    let cid = client.unique_id();
+    match wait_for(&client, &mut Vec::new(), Duration::from_secs(20), |e| {
+        matches!(e, MpEvent::PeerConnected(_) | MpEvent::ConnectionFailed(_))
+    }) {
+        Some(MpEvent::PeerConnected(1)) => {}
+        other => panic!("the client did not join: {other:?}"),
+    }
+    wait_for(
+        &server,
+        &mut Vec::new(),
+        Duration::from_secs(20),
+        |e| matches!(e, MpEvent::PeerConnected(n) if *n == cid),
+    )
+    .expect("the server reports the client");
+
+    let mut seen = Vec::new();
+    let early = wait_for(&server, &mut seen, IDLE_TIMEOUT * 3, |e| {
+        matches!(e, MpEvent::PeerDisconnected { .. })
+    });
+    assert!(
+        early.is_none(),
+        "an idle, live client was dropped: {early:?}"
+    );
+    let early = wait_for(&client, &mut seen, Duration::ZERO, |e| {
+        matches!(e, MpEvent::PeerDisconnected { .. })
+    });
+    assert!(
+        early.is_none(),
+        "an idle, live server was dropped: {early:?}"
+    );
+
+    relay
+        .blackhole
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let silent_from = Instant::now();
+    let gone = wait_for(&server, &mut seen, IDLE_TIMEOUT * 10, |e| {
+        matches!(e, MpEvent::PeerDisconnected { .. })
+    });
+    match gone {
+        Some(MpEvent::PeerDisconnected { id, reason }) => {
+            assert_eq!(id, cid);
+            assert!(reason.contains("idle timeout"), "{reason}");
+            eprintln!(
+                "silent client reported after {:.2?} (idle_timeout {IDLE_TIMEOUT:?}): {reason}",
+                silent_from.elapsed()
+            );
+        }
+        other => panic!("the silent client was never reported: {other:?}"),
+    }
+}

@@ -1,7 +1,9 @@
 //! DTLSMultiplayerPeer between two headless Godot processes under SceneMultiplayer: a
 //! client joins a dedicated server, exchanges RPCs, stays connected while idle for longer
 //! than the server's `idle_timeout`, and is then killed with SIGKILL (no goodbye, no
-//! close_notify). The server must report it disconnected within the timeout.
+//! close_notify). The server must report it disconnected within the timeout. Meanwhile the
+//! server's periodic stats log (`netkit/debug/stats_log_interval`) shows the peer: a
+//! DTLSMultiplayerPeer is a RefCounted that no node's frame hook drives.
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,7 @@ fn a_killed_client_is_reported_disconnected_within_the_idle_timeout() {
         &[
             "--role=server".into(),
             format!("--idle-timeout={IDLE_TIMEOUT}"),
+            "--stats-log=0.5".into(),
         ],
     );
     let ready = server
@@ -85,6 +88,17 @@ fn a_killed_client_is_reported_disconnected_within_the_idle_timeout() {
         early.is_none(),
         "a live, idle client was dropped: {early:?} ({:?})",
         server.seen
+    );
+
+    let log = server
+        .seen
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("[netkit]") && l.contains("mp peers=1 "));
+    let log = log.unwrap_or_else(|| panic!("no stats log line with the peer: {:?}", server.seen));
+    assert!(
+        log.contains("bytes_in=") && log.contains("bytes_out=") && log.contains("resent="),
+        "{log}"
     );
 
     client.child.kill().expect("SIGKILL the client");

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -19,8 +19,6 @@ use super::events_gate::Gate;
 use super::failure;
 use super::stats::Stats;
 
-/// Largest record payload webrtc-dtls can hand us; reads use a buffer this big.
-const READ_BUFFER: usize = 16 * 1024;
 /// How long a polite close (close_notify) may take before we just let go.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
 /// How long a handshake that saw a fatal alert may take to report its own error.
@@ -111,8 +109,10 @@ pub(crate) async fn handshake(
 ) -> Result<Arc<DTLSConn>, String> {
     let psk = config.psk.is_some();
     let alert = shared.alert_seen.notified();
-    let attempt = DTLSConn::new(conn, config, is_client, None);
-    tokio::pin!(attempt);
+    // Boxed: webrtc-dtls's handshake future is several KiB, and inline it would size the
+    // task that then runs the session for its whole life; boxed, it is freed once the
+    // handshake ends.
+    let mut attempt = Box::pin(DTLSConn::new(conn, config, is_client, None));
     let timed_out = || format!("handshake did not complete within {} ms", limit.as_millis());
     let outcome = |result: Result<DTLSConn, webrtc_dtls::Error>| match result {
         Ok(dtls) => Ok(Arc::new(dtls)),
@@ -177,9 +177,61 @@ pub(crate) struct SessionContext {
     pub confirm: Option<Confirmation>,
 }
 
+/// Hands a session's decrypted records on: from webrtc-dtls's reader task (the sink set in
+/// [`run`]) or, for records decrypted before that and at the start, from `run` itself.
+struct Inbound {
+    id: PeerId,
+    control: Arc<SessionControl>,
+    events: Gate,
+    stats: Arc<Stats>,
+    /// When the session started; `heard_ms` counts from it.
+    started: Instant,
+    /// Milliseconds after `started` of the last record (any record refreshes the idle
+    /// timer, empty keepalive records too); 0 until one arrives.
+    heard_ms: AtomicU64,
+}
+
+impl Inbound {
+    /// Takes one record; false when the session's end was announced (it was replaced by
+    /// a reconnect) and nothing more may be sent for it.
+    fn deliver(&self, data: Vec<u8>) -> bool {
+        let ms = self.started.elapsed().as_millis().max(1) as u64;
+        self.heard_ms.store(ms, Ordering::Relaxed);
+        // Empty records are keepalives: they refresh the idle timer only.
+        if data.is_empty() {
+            return true;
+        }
+        Stats::inc(&self.stats.packets_in);
+        Stats::add(&self.stats.bytes_in, data.len() as u64);
+        let packet = DtlsEvent::Packet { id: self.id, data };
+        self.control.emit(|| self.events.send(packet))
+    }
+
+    /// When the session was last heard from (its start before any record).
+    fn heard_at(&self) -> Instant {
+        self.started + Duration::from_millis(self.heard_ms.load(Ordering::Relaxed))
+    }
+}
+
 /// Moves packets until the session ends and says why.
 pub(crate) async fn run(dtls: Arc<DTLSConn>, mut cx: SessionContext) -> (DisconnectReason, String) {
-    let mut buf = vec![0u8; READ_BUFFER];
+    let inbound = Arc::new(Inbound {
+        id: cx.id,
+        control: cx.control.clone(),
+        events: cx.events.clone(),
+        stats: cx.stats.clone(),
+        started: Instant::now(),
+        heard_ms: AtomicU64::new(0),
+    });
+    // Records go from webrtc-dtls's reader task straight to the events: waking this task
+    // for each one cost a task switch per datagram received.
+    let sink = inbound.clone();
+    dtls.set_application_data_sink(Box::new(move |data| {
+        if !sink.deliver(data) {
+            // Retired (replaced by a reconnect): its end is announced; stop.
+            sink.control.cancel.cancel();
+        }
+    }));
     let mut deadline = Instant::now() + cx.idle_timeout;
     let mut last_send = Instant::now();
     let keepalive = cx.keepalive.filter(|d| !d.is_zero());
@@ -204,32 +256,31 @@ pub(crate) async fn run(dtls: Arc<DTLSConn>, mut cx: SessionContext) -> (Disconn
                 break (reason, reason.describe().to_owned());
             }
             _ = sleep_until(deadline) => {
+                let heard = inbound.heard_at() + cx.idle_timeout;
+                if heard > Instant::now() {
+                    deadline = heard;
+                    continue;
+                }
                 let r = DisconnectReason::IdleTimeout;
                 break (r, r.describe().to_owned());
             }
             _ = unconfirmed => {
-                if confirm.take().is_some_and(|c| c.shared.final_flight.was_resent()) {
+                // Anything that decrypted proves the client has the session keys.
+                let heard = inbound.heard_ms.load(Ordering::Relaxed) > 0;
+                if confirm.take().is_some_and(|c| !heard && c.shared.final_flight.was_resent()) {
                     break (
                         DisconnectReason::Error,
                         "the client never finished the handshake: it kept resending its last flight, then sent nothing".to_owned(),
                     );
                 }
             }
-            read = dtls.read(&mut buf, None) => match read {
-                Ok(n) => {
-                    deadline = Instant::now() + cx.idle_timeout;
-                    // Anything that decrypts proves the client has the session keys.
+            read = dtls.read_owned() => match read {
+                Ok(data) => {
                     confirm = None;
-                    // Empty records are keepalives: they refresh the idle timer only.
-                    if n > 0 {
-                        Stats::inc(&cx.stats.packets_in);
-                        Stats::add(&cx.stats.bytes_in, n as u64);
-                        let packet = DtlsEvent::Packet { id: cx.id, data: buf[..n].to_vec() };
-                        if !cx.control.emit(|| cx.events.send(packet)) {
-                            // Retired (replaced by a reconnect): its end is announced.
-                            let r = cx.control.reason();
-                            break (r, r.describe().to_owned());
-                        }
+                    if !inbound.deliver(data) {
+                        // Retired (replaced by a reconnect): its end is announced.
+                        let r = cx.control.reason();
+                        break (r, r.describe().to_owned());
                     }
                 }
                 Err(webrtc_dtls::Error::ErrAlertFatalOrClose | webrtc_dtls::Error::ErrConnClosed) => {

@@ -1,7 +1,7 @@
 //! Several renet packets in one datagram. renet writes each channel's messages and its
 //! acknowledgements as packets of their own, so one flush that answers a ping (an
 //! acknowledgement, netkit's delivery feedback and the reply) would cost three datagrams,
-//! each with its own 29 bytes of DTLS record header, nonce and tag. A bundle carries them
+//! each with its own 37 bytes of DTLS record header, nonce and tag. A bundle carries them
 //! in one: a marker byte, then each packet behind its 16-bit big-endian length.
 //!
 //! A flush of one packet sends it as is, so a bundle always holds two or more. renet's

@@ -8,9 +8,10 @@
 //! peer's reliable messages out of renet, the window stops advancing, and the sender holds
 //! back: nothing grows, nothing reliable is dropped.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use super::super::dtls::{
     ClientOptions, DtlsClient, DtlsEvent, DtlsServer, PeerId, SERVER_PEER_ID, ServerOptions,
 };
 use super::super::events::{EventQueue, EventSender, channel};
+use super::super::metrics::{self, MetricSource, Totals};
 use super::super::runtime;
 use super::control::{Control, PROTOCOL_VERSION};
 use super::farewell::{Farewell, Side, describe_dtls_end};
@@ -156,8 +158,27 @@ enum Command {
     },
 }
 
+/// One endpoint's figures for the Performance monitors and the headless stats log.
+#[derive(Debug, Default)]
+struct Metrics {
+    peers: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    resent: AtomicU64,
+}
+
+impl MetricSource for Metrics {
+    fn add_to(&self, totals: &mut Totals) {
+        totals.mp_peers += self.peers.load(Ordering::Relaxed);
+        totals.mp_bytes_in += self.bytes_in.load(Ordering::Relaxed);
+        totals.mp_bytes_out += self.bytes_out.load(Ordering::Relaxed);
+        totals.mp_resent += self.resent.load(Ordering::Relaxed);
+    }
+}
+
 struct Shared {
     stats: Mutex<HashMap<i32, PeerStats>>,
+    metrics: Arc<Metrics>,
     refuse: AtomicBool,
     unique_id: AtomicI32,
     command_bytes: AtomicUsize,
@@ -176,14 +197,10 @@ pub struct Endpoint {
 /// Bytes of commands that may wait for the task, so a stalled runtime cannot make the
 /// command channel grow without bound.
 const MAX_COMMAND_BYTES: usize = 64 << 20;
-/// The task wakes on every DTLS event and command, and at least this often to run its
-/// timers (flushes every `FLUSH_INTERVAL`, retransmission, pings, statistics). It used to
-/// poll the DTLS queue every millisecond, which cost a wake-up per millisecond per
-/// endpoint on an idle game and up to a millisecond of latency per datagram.
-const TICK: Duration = Duration::from_millis(5);
-/// Each link is flushed at least this often (retransmissions, acknowledgements).
-const FLUSH_INTERVAL: Duration = Duration::from_millis(10);
-/// Statistics for the node are refreshed this often.
+/// A peer whose share of the receive queue was full is offered its held-back messages again
+/// this often (the main thread frees the share by reading; nothing wakes the task then).
+const HELD_RETRY: Duration = Duration::from_millis(5);
+/// A peer's statistics for the node are refreshed at most this often, when it is serviced.
 const STATS_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Endpoint {
@@ -243,8 +260,12 @@ impl Endpoint {
     ) -> Self {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = channel();
+        let endpoint_metrics = Arc::new(Metrics::default());
+        let source: Arc<dyn MetricSource> = endpoint_metrics.clone();
+        metrics::register(Arc::downgrade(&source));
         let shared = Arc::new(Shared {
             stats: Mutex::new(HashMap::new()),
+            metrics: endpoint_metrics,
             refuse: AtomicBool::new(false),
             unique_id: AtomicI32::new(unique_id),
             command_bytes: AtomicUsize::new(0),
@@ -261,7 +282,8 @@ impl Endpoint {
             out: ev_tx,
             shared: shared.clone(),
             closed: closed.clone(),
-            last_stats: Duration::ZERO,
+            touched: Vec::new(),
+            timers: BinaryHeap::new(),
         };
         runtime::handle().spawn(task.run(cmd_rx));
         Self {
@@ -337,7 +359,8 @@ impl Endpoint {
         self.events.len()
     }
 
-    /// Figures for one peer, refreshed every 100 ms.
+    /// Figures for one peer, refreshed when the task services it: at most every 100 ms,
+    /// and at least at each of its pings (every second) on an idle link.
     pub fn peer_stats(&self, id: i32) -> Option<PeerStats> {
         self.shared
             .stats
@@ -443,8 +466,16 @@ struct Session {
     /// Disconnect once drained (non-forced `disconnect_peer`), by this time at the latest.
     closing: Option<Duration>,
     usage: Arc<Usage>,
-    last_flush: Duration,
+    /// Flush at the next service whatever the link's timers say (new session, a control
+    /// message queued).
     flush_now: bool,
+    /// The time of this session's live entry in the endpoint's timer heap, if any.
+    scheduled: Option<Duration>,
+    /// Its share of the receive queue ran out: messages wait in renet, offered again
+    /// every `HELD_RETRY`.
+    held: bool,
+    /// When its statistics were last published for the node.
+    stats_at: Duration,
     stats: PeerStats,
 }
 
@@ -458,16 +489,30 @@ struct Task {
     out: EventSender<MpEvent>,
     shared: Arc<Shared>,
     closed: CancellationToken,
-    last_stats: Duration,
+    /// Sessions to service in the next step because something happened to them.
+    touched: Vec<PeerId>,
+    /// Sessions by the time they are next due (see [`Link::next_due`]); entries that no
+    /// longer match their session's `scheduled` are stale and skipped.
+    timers: BinaryHeap<Reverse<(Duration, PeerId)>>,
 }
 
 impl Task {
+    /// Wakes on DTLS events, commands and one timer: the earliest time any session is due.
+    /// An idle endpoint sleeps until its next ping instead of ticking, and a step services
+    /// the sessions that are due or had activity, not every session.
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let dtls_data = Arc::new(Notify::new());
         self.dtls_events.wake_on_event(dtls_data.clone());
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
         loop {
+            let wake = self.timers.peek().map(|Reverse((at, _))| *at);
+            let armed = wake.is_some();
+            if let Some(at) = wake {
+                timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(self.started + at));
+            }
             tokio::select! {
                 _ = self.closed.cancelled() => break,
                 _ = dtls_data.notified() => {}
@@ -475,7 +520,7 @@ impl Task {
                     Some(c) => self.command(c),
                     None => break,
                 },
-                _ = tick.tick() => {}
+                _ = &mut timer, if armed => {}
             }
             while let Ok(c) = commands.try_recv() {
                 self.command(c);
@@ -528,7 +573,10 @@ impl Task {
                     }
                     s.auth.sent(&data);
                     match s.link.queue(channel, mode, &data) {
-                        Ok(()) => s.flush_now = true,
+                        Ok(()) => {
+                            s.flush_now = true;
+                            self.touched.push(id);
+                        }
                         Err(QueueError::BufferFull(n)) => self.end(
                             id,
                             format!(
@@ -571,6 +619,7 @@ impl Task {
                 } else {
                     let deadline = now + self.config.link.ack_timeout;
                     s.closing.get_or_insert(deadline);
+                    self.touched.push(dtls_id);
                 }
             }
         }
@@ -624,31 +673,37 @@ impl Task {
             auth: AuthWatch::default(),
             closing: None,
             usage: Arc::new(Usage::default()),
-            last_flush: Duration::ZERO,
             flush_now: true,
+            scheduled: None,
+            held: false,
+            stats_at: Duration::ZERO,
             stats: PeerStats::default(),
         }
     }
 
+    /// Services the sessions that had activity, then those whose timer is due.
     fn step(&mut self) {
         while let Some(event) = self.dtls_events.next() {
+            let touched = match &event {
+                DtlsEvent::PeerConnected(id) | DtlsEvent::Packet { id, .. } => Some(*id),
+                _ => None,
+            };
             self.dtls_event(event);
+            self.touched.extend(touched);
         }
         let now = self.now();
-        let ids: Vec<PeerId> = self.links.keys().copied().collect();
-        for id in ids {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for id in touched.drain(..) {
             self.service(id, now);
         }
-        if now.saturating_sub(self.last_stats) >= STATS_INTERVAL {
-            self.last_stats = now;
-            let mut stats = self.shared.stats.lock().unwrap_or_else(|p| p.into_inner());
-            stats.clear();
-            for s in self.links.values().filter(|s| s.announced) {
-                let mut figures = s.stats.clone();
-                figures.link = s.link.stats();
-                stats.insert(s.godot_id, figures);
-            }
+        self.touched = touched;
+        for id in due(&mut self.timers, &mut self.links, now) {
+            self.service(id, now);
         }
+        let m = &self.shared.metrics;
+        m.peers.store(self.links.len() as u64, Ordering::Relaxed);
     }
 
     fn room(&self, usage: &Usage) -> Room {
@@ -706,6 +761,8 @@ impl Task {
         };
         session.stats.bytes_received += data.len() as u64;
         session.stats.packets_received += 1;
+        let m = &self.shared.metrics;
+        m.bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
         let mut room = Room {
             bytes: 0,
             packets: 0,
@@ -718,7 +775,7 @@ impl Task {
         let session = self.links.get_mut(&id).expect("checked above");
         let mut incoming = Vec::new();
         let result = session.link.receive(now, data, &mut room, &mut incoming);
-        session.flush_now = true;
+        session.held = !room.has_space();
         self.handle_incoming(id, incoming);
         if let Err(reason) = result {
             self.end(id, reason);
@@ -873,10 +930,14 @@ impl Task {
         let mut room = self.room(&session.usage.clone());
         let session = self.links.get_mut(&id).expect("checked above");
         let mut incoming = Vec::new();
-        let pulled = session.link.pull(&mut room, &mut incoming);
-        if !incoming.is_empty() {
-            session.flush_now = true;
-        }
+        // Messages wait in renet only for a peer whose queue share ran out; pulling every
+        // link at every service would walk every renet channel of every peer.
+        let pulled = if session.held {
+            session.link.pull(&mut room, &mut incoming)
+        } else {
+            Ok(())
+        };
+        session.held = session.held && !room.has_space();
         self.handle_incoming(id, incoming);
         if let Err(reason) = pulled {
             self.end(id, reason);
@@ -885,34 +946,46 @@ impl Task {
         let Some(session) = self.links.get_mut(&id) else {
             return;
         };
-        if !session.flush_now && now.saturating_sub(session.last_flush) < FLUSH_INTERVAL {
+        if (std::mem::take(&mut session.flush_now) || session.link.next_due() <= now)
+            && !self.flush(id, now)
+        {
             return;
         }
-        if !self.flush(id, now) {
-            return;
-        }
-        let Some(session) = self.links.get(&id) else {
+        let Some(session) = self.links.get_mut(&id) else {
             return;
         };
         if let Some(deadline) = session.closing
             && (session.link.is_drained() || now >= deadline)
         {
             self.end(id, "disconnected by this side".into());
+            return;
         }
+        if session.announced && now.saturating_sub(session.stats_at) >= STATS_INTERVAL {
+            session.stats_at = now;
+            publish_stats(&self.shared, session);
+        }
+        let due = next_due(session, session.held.then_some(now + HELD_RETRY));
+        schedule(&mut self.timers, session, id, due);
     }
 
-    /// Sends what the link has to send now; false if that ended the session.
+    /// Sends what the link has to send now, counting its bytes and resends; false if that
+    /// ended the session.
     fn flush(&mut self, id: PeerId, now: Duration) -> bool {
         let Some(session) = self.links.get_mut(&id) else {
             return false;
         };
         session.flush_now = false;
-        session.last_flush = now;
-        match session.link.flush(now) {
+        let resent = session.link.resent();
+        let flushed = session.link.flush(now);
+        let m = &self.shared.metrics;
+        m.resent
+            .fetch_add(session.link.resent() - resent, Ordering::Relaxed);
+        match flushed {
             Ok(packets) => {
                 for p in packets {
                     session.stats.bytes_sent += p.len() as u64;
                     session.stats.packets_sent += 1;
+                    m.bytes_out.fetch_add(p.len() as u64, Ordering::Relaxed);
                     // A full DTLS queue loses the datagram; renet sends it again.
                     self.transport.send(id, &p);
                 }
@@ -924,6 +997,57 @@ impl Task {
             }
         }
     }
+}
+
+/// When a session next needs servicing: its link's next due time, its closing deadline,
+/// and `retry` (a peer held back by a full receive queue).
+fn next_due(session: &Session, retry: Option<Duration>) -> Duration {
+    let mut due = session.link.next_due();
+    if let Some(deadline) = session.closing {
+        due = due.min(deadline);
+    }
+    if let Some(at) = retry {
+        due = due.min(at);
+    }
+    due
+}
+
+/// Puts a session's due time in the heap unless an entry at that time or earlier is live
+/// (servicing a session early is harmless: it recomputes and reschedules).
+fn schedule(
+    timers: &mut BinaryHeap<Reverse<(Duration, PeerId)>>,
+    session: &mut Session,
+    id: PeerId,
+    due: Duration,
+) {
+    if session.scheduled.is_some_and(|at| at <= due) {
+        return;
+    }
+    session.scheduled = Some(due);
+    timers.push(Reverse((due, id)));
+}
+
+/// Takes the sessions due by `now` off the heap, skipping stale entries (a session gone,
+/// or rescheduled to another time).
+fn due(
+    timers: &mut BinaryHeap<Reverse<(Duration, PeerId)>>,
+    links: &mut HashMap<PeerId, Session>,
+    now: Duration,
+) -> Vec<PeerId> {
+    let mut ids = Vec::new();
+    while let Some(&Reverse((at, id))) = timers.peek() {
+        if at > now {
+            break;
+        }
+        timers.pop();
+        if let Some(session) = links.get_mut(&id)
+            && session.scheduled == Some(at)
+        {
+            session.scheduled = None;
+            ids.push(id);
+        }
+    }
+    ids
 }
 
 /// How long a refused client's session stays open for its `Bye` to be acknowledged.
@@ -998,5 +1122,75 @@ mod tests {
                 Err(Farewell::IdTaken)
             );
         }
+    }
+
+    fn session() -> Session {
+        Session {
+            link: Link::new(LinkConfig::default()),
+            godot_id: 2,
+            announced: true,
+            farewell: None,
+            auth: AuthWatch::default(),
+            closing: None,
+            usage: Arc::new(Usage::default()),
+            flush_now: false,
+            scheduled: None,
+            held: false,
+            stats_at: Duration::ZERO,
+            stats: PeerStats::default(),
+        }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// The timer heap holds one live entry per session: a later due time keeps the earlier
+    /// entry (servicing early is harmless), an earlier one replaces it, and the replaced
+    /// entry is skipped when it comes up; a session that is gone is skipped too.
+    #[test]
+    fn only_due_sessions_come_off_the_heap_and_stale_entries_are_skipped() {
+        let mut timers = BinaryHeap::new();
+        let mut links = HashMap::new();
+        links.insert(7, session());
+        links.insert(8, session());
+        links.insert(9, session());
+        let s = links.get_mut(&7).unwrap();
+        schedule(&mut timers, s, 7, ms(500));
+        schedule(&mut timers, s, 7, ms(600));
+        assert_eq!(timers.len(), 1, "a later time keeps the earlier entry");
+        schedule(&mut timers, s, 7, ms(10));
+        assert_eq!(s.scheduled, Some(ms(10)));
+        schedule(&mut timers, links.get_mut(&8).unwrap(), 8, ms(20));
+        schedule(&mut timers, links.get_mut(&9).unwrap(), 9, ms(15));
+        links.remove(&9);
+
+        assert!(
+            due(&mut timers, &mut links, ms(5)).is_empty(),
+            "nothing due yet"
+        );
+        assert_eq!(due(&mut timers, &mut links, ms(20)), vec![7, 8]);
+        assert_eq!(
+            links[&7].scheduled, None,
+            "serviced: it schedules itself again"
+        );
+        assert!(
+            due(&mut timers, &mut links, ms(1000)).is_empty(),
+            "the replaced entry at 500 ms is stale"
+        );
+        assert!(timers.is_empty());
+    }
+
+    /// A session's due time is its link's, or earlier for a closing deadline or a peer
+    /// held back by a full receive queue.
+    #[test]
+    fn a_closing_deadline_or_a_held_back_peer_brings_the_due_time_forward() {
+        let mut s = session();
+        s.link.flush(ms(1000)).unwrap();
+        let idle = next_due(&s, None);
+        assert!(idle > ms(1000), "an idle link waits for its next ping");
+        assert_eq!(next_due(&s, Some(ms(1005))), ms(1005));
+        s.closing = Some(ms(1002));
+        assert_eq!(next_due(&s, None), ms(1002));
     }
 }

@@ -63,7 +63,7 @@ pub(crate) struct Room {
 }
 
 impl Room {
-    fn has_space(&self) -> bool {
+    pub fn has_space(&self) -> bool {
         self.bytes > 0 && self.packets > 0
     }
 
@@ -76,6 +76,9 @@ impl Room {
 /// A few figures for statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LinkStats {
+    /// Reliable messages renet sent again (renet does not count them; the link reads its
+    /// own outgoing packets).
+    pub resent: u64,
     /// Smoothed round-trip time in seconds, from netkit's own pings (see `PING_INTERVAL`);
     /// renet's estimate until the first pong.
     pub rtt: f64,
@@ -85,21 +88,43 @@ pub struct LinkStats {
     pub queued_reliable_bytes: usize,
 }
 
-/// Silence on the unreliable control channel after which delivery feedback is repeated
-/// while datagrams keep arriving (a lost feedback would otherwise stall a full window).
+/// Silence on the unreliable control channel after which delivery feedback rides along
+/// again in the next datagram while datagrams keep arriving (a lost feedback would
+/// otherwise stall a full window until the next delivery).
 const FEEDBACK_REPEAT: Duration = Duration::from_millis(100);
-/// Acknowledgement-only datagrams go out at once when reliable messages arrived, and
-/// otherwise at most this often (or inside a bundle with other packets): that stops two
-/// idle renet peers from acknowledging each other's acknowledgements every flush, and
-/// unreliable messages (delivery feedback, pings, unreliable game data) are never resent,
-/// so their acknowledgements only feed renet's loss estimate, which ignores the last
-/// 600 ms anyway.
-const ACK_ONLY_INTERVAL: Duration = Duration::from_millis(250);
-/// Each side pings this often and measures the round trip from the pong. renet's own
-/// estimate times the acknowledgements of every packet, including acknowledgement-only
-/// ones, which are answered only every `ACK_ONLY_INTERVAL` when nothing else flows, so on
-/// a quiet link it reads up to that much too high. ENet pings every 500 ms as well.
-const PING_INTERVAL: Duration = Duration::from_millis(500);
+/// Delivery feedback waits this long for a datagram going out anyway (a reply, the next
+/// game packet) before it goes out alone: an RPC answered within a frame then carries the
+/// feedback for the call, instead of a datagram of its own with 37 bytes of DTLS record
+/// around it. Cumulative counts mean a later feedback replaces an earlier one.
+const FEEDBACK_DELAY: Duration = Duration::from_millis(50);
+/// Feedback goes out at once when this many reliable messages were handed on since the
+/// last one, so a bulk transfer never waits for `FEEDBACK_DELAY` before its window opens.
+const FEEDBACK_BATCH: u64 = WINDOW / 4;
+/// Acknowledgements of reliable messages wait this long for a datagram going out anyway
+/// (a game at 60 frames/s answers within 16.7 ms), then go out alone. Well below renet's
+/// resend interval (100 ms), so the wait causes no retransmission on a short path.
+const ACK_DELAY: Duration = Duration::from_millis(20);
+/// Acknowledgements of unreliable packets only (game state, pings, feedback) are never
+/// needed for delivery: unreliable messages are not resent. They ride along in the next
+/// datagram; alone they go out at most this often, which keeps renet's loss estimate fed
+/// on a one-way stream and stops two idle renet peers from acknowledging each other's
+/// acknowledgements. An idle link sends its pings and pongs sooner (see `PING_INTERVAL`).
+const ACK_ONLY_INTERVAL: Duration = Duration::from_millis(1000);
+/// Each side pings this often and measures the round trip from the pong; with the other
+/// side's pings an idle link carries a ping and its pong every 500 ms on average, what
+/// ENet's costs (ENet pings when it heard nothing for 500 ms, and its two sides take
+/// turns). A rule like ENet's does not carry over: two sides that start together ping at
+/// the same moment, hear each other at the same moment, and stay in step, each pinging
+/// every 500 ms. Acknowledgements ride along, so nothing else flows on an idle link.
+/// renet's own estimate times the acknowledgements of every packet, which on a quiet link
+/// wait for the next datagram, so it reads far too high; hence netkit's own pings.
+const PING_INTERVAL: Duration = Duration::from_millis(1000);
+/// While reliable messages are in flight the link is flushed this often: renet resends
+/// what was not acknowledged within `resend_interval`, and the stall check runs.
+pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(10);
+/// renet's statistics keep 300 ms buckets and clear one only when `update` lands in it;
+/// a link flushed rarely advances renet's clock in steps no longer than this.
+const RENET_STEP: Duration = Duration::from_millis(300);
 
 pub(crate) struct Link {
     layout: Layout,
@@ -118,11 +143,22 @@ pub(crate) struct Link {
     readers: Vec<StreamReader>,
     reassembly: Vec<Reassembly>,
     unreliable_sequence: Vec<u32>,
-    feedback_due: bool,
+    /// When feedback for newly handed-on messages goes out alone, if no datagram took it.
+    feedback_at: Option<Duration>,
+    /// Reliable messages handed on and not yet reported in a feedback.
+    unreported: u64,
     last_feedback: Duration,
     last_received: Duration,
-    last_ack_only: Duration,
-    answer_now: bool,
+    /// When the acknowledgement of a reliable message goes out alone (`ACK_DELAY`).
+    ack_at: Option<Duration>,
+    /// The first datagram received since this side last sent acknowledgements.
+    unacked_since: Option<Duration>,
+    /// Unreliable messages queued since the last flush (they go out at once).
+    queued_unreliable: bool,
+    last_flush: Duration,
+    /// Per renet channel, the highest reliable message id sent, to count resends.
+    highest_sent: Vec<Option<u64>>,
+    resent: u64,
     stalled_since: Option<Duration>,
     last_ping: Option<Duration>,
     /// When the datagram being read arrived (pongs are timed by it, not by the last flush).
@@ -163,11 +199,16 @@ impl Link {
             readers: (0..n).map(|_| StreamReader::default()).collect(),
             reassembly: (0..n).map(|_| Reassembly::default()).collect(),
             unreliable_sequence: vec![0; n],
-            feedback_due: false,
+            feedback_at: None,
+            unreported: 0,
             last_feedback: Duration::ZERO,
             last_received: Duration::ZERO,
-            last_ack_only: Duration::ZERO,
-            answer_now: false,
+            ack_at: None,
+            unacked_since: None,
+            queued_unreliable: false,
+            last_flush: Duration::ZERO,
+            highest_sent: vec![None; n],
+            resent: 0,
             stalled_since: None,
             last_ping: None,
             received_at: Duration::ZERO,
@@ -218,6 +259,7 @@ impl Link {
                     // renet drops unreliable messages beyond the channel's memory limit.
                     self.renet.send_message(lane as u8, fragment);
                 }
+                self.queued_unreliable = true;
             }
         }
         Ok(())
@@ -235,26 +277,48 @@ impl Link {
     ) -> Result<(), String> {
         let packets =
             bundle::unpack(datagram).map_err(|e| format!("protocol violation by the peer: {e}"))?;
-        self.last_received = self.now;
+        self.last_received = now;
         self.received_at = now;
+        self.unacked_since.get_or_insert(now);
+        let mut channels = 0u128;
         for packet in packets {
             let kind = wire_check::check(packet, self.layout, &self.delivered)
                 .map_err(|e| format!("protocol violation by the peer: {e}"))?;
+            if let Some(channel) = wire_check::channel(packet) {
+                channels |= 1u128 << channel;
+            }
             if kind == Kind::Reliable {
-                self.answer_now = true;
+                self.ack_at.get_or_insert(now + ACK_DELAY);
             }
             let renet = &mut self.renet;
             catch_unwind(AssertUnwindSafe(|| renet.process_packet(packet)))
                 .map_err(|_| "protocol violation by the peer (rejected by renet)".to_string())?;
             self.check_renet()?;
-            self.pull(room, out)?;
         }
-        Ok(())
+        // Once per datagram, not per packet: a pull walks every renet channel. The window
+        // check above may then see an older `delivered`, which is only stricter, and the
+        // peer never sends beyond what this side reported.
+        self.pull_channels(channels, room, out)
     }
 
     /// Hands on messages renet holds, as far as `room` allows.
     pub fn pull(&mut self, room: &mut Room, out: &mut Vec<Incoming>) -> Result<(), String> {
+        self.pull_channels(u128::MAX, room, out)
+    }
+
+    /// `pull` for the renet channels set in `channels` (bit `id`): a datagram brings
+    /// messages only on the channels of its packets, and renet looks each channel up in
+    /// a hash map, so walking all of them for every datagram showed in profiles.
+    fn pull_channels(
+        &mut self,
+        channels: u128,
+        room: &mut Room,
+        out: &mut Vec<Incoming>,
+    ) -> Result<(), String> {
         for id in 0..self.layout.renet_channels() as u8 {
+            if channels & (1u128 << id) == 0 {
+                continue;
+            }
             let lane = self.layout.lane(id).expect("in range");
             let reliable = self.layout.is_reliable(id);
             loop {
@@ -266,7 +330,9 @@ impl Link {
                 };
                 if reliable {
                     self.delivered[id as usize] += 1;
-                    self.feedback_due = true;
+                    self.unreported += 1;
+                    self.feedback_at
+                        .get_or_insert(self.received_at.max(self.now) + FEEDBACK_DELAY);
                 }
                 self.hand_on(id, lane, &message, room, out)?;
             }
@@ -359,40 +425,118 @@ impl Link {
 
     /// Advances time to `now` and returns the datagrams to send. An error ends the link.
     pub fn flush(&mut self, now: Duration) -> Result<Vec<Vec<u8>>, String> {
-        let elapsed = now.saturating_sub(self.now);
+        let mut elapsed = now.saturating_sub(self.now);
         self.now = now;
+        self.last_flush = now;
         let renet = &mut self.renet;
-        catch_unwind(AssertUnwindSafe(|| renet.update(elapsed)))
-            .map_err(|_| "internal error in the reliability layer".to_string())?;
-        self.move_pending_into_window();
-        self.send_feedback();
-        self.send_ping();
+        catch_unwind(AssertUnwindSafe(|| {
+            while elapsed > RENET_STEP {
+                renet.update(RENET_STEP);
+                elapsed -= RENET_STEP;
+            }
+            renet.update(elapsed)
+        }))
+        .map_err(|_| "internal error in the reliability layer".to_string())?;
+        let mut going_out = self.move_pending_into_window();
+        going_out |= std::mem::take(&mut self.queued_unreliable);
+        going_out |= self.send_ping();
         if let Some(t) = self.pong_due.take() {
             self.renet
                 .send_message(CONTROL_UNRELIABLE, Control::Pong(t).encode());
+            going_out = true;
         }
+        self.send_feedback(going_out);
         self.check_stall()?;
         let renet = &mut self.renet;
         let packets = catch_unwind(AssertUnwindSafe(|| renet.get_packets_to_send()))
             .map_err(|_| "internal error in the reliability layer".to_string())?;
         self.check_renet()?;
-        let answer_now = std::mem::take(&mut self.answer_now);
-        let packets = packets
-            .into_iter()
-            .filter(|p| {
-                // Acknowledgements go out at once when reliable messages arrived;
-                // otherwise rarely.
-                if p.first() != Some(&4) || answer_now {
-                    return true;
-                }
-                if now.saturating_sub(self.last_ack_only) >= ACK_ONLY_INTERVAL {
-                    self.last_ack_only = now;
-                    return true;
-                }
-                false
-            })
-            .collect();
+        self.count_resends(&packets);
+        // Acknowledgements ride along with anything else; alone they wait (see
+        // `ACK_DELAY` and `ACK_ONLY_INTERVAL`).
+        let only_acks = packets.iter().all(|p| p.first() == Some(&4));
+        let acks_due = self.ack_at.is_some_and(|at| now >= at)
+            || self
+                .unacked_since
+                .is_some_and(|since| now.saturating_sub(since) >= ACK_ONLY_INTERVAL);
+        if packets.is_empty() || (only_acks && !acks_due) {
+            return Ok(Vec::new());
+        }
+        self.ack_at = None;
+        self.unacked_since = None;
         Ok(bundle::pack(packets))
+    }
+
+    /// When this link next needs a `flush`, by the link clock: now when something waits
+    /// to go out, `FLUSH_INTERVAL` after the last flush while reliable data is in flight,
+    /// else the earliest of its timers (acknowledgement, feedback, ping). The endpoint
+    /// services a link only when it is due or had activity, so an idle link costs nothing
+    /// between its pings.
+    pub fn next_due(&self) -> Duration {
+        if self.pong_due.is_some() || self.queued_unreliable || self.window_has_room() {
+            return self.now;
+        }
+        let mut due = self.ping_due();
+        if self.in_flight() {
+            due = due.min(self.last_flush + FLUSH_INTERVAL);
+        }
+        if let Some(at) = self.feedback_at {
+            due = due.min(at);
+        }
+        if self.unreported >= FEEDBACK_BATCH {
+            due = due.min(self.now);
+        }
+        if let Some(at) = self.ack_at {
+            due = due.min(at);
+        }
+        if let Some(since) = self.unacked_since {
+            due = due.min(since + ACK_ONLY_INTERVAL);
+        }
+        due
+    }
+
+    /// True when pending reliable bytes could enter renet's window now: the peer's
+    /// feedback leaves room and so does renet's memory (see `move_pending_into_window`),
+    /// else the link would be due at once, again and again, with nothing it can send.
+    fn window_has_room(&self) -> bool {
+        (0..self.layout.renet_channels()).any(|id| {
+            !self.pending[id].is_empty()
+                && self.sent[id] - self.peer_delivered[id] < WINDOW
+                && self
+                    .renet
+                    .can_send_message(id as u8, self.pending[id].len().min(CHUNK))
+        })
+    }
+
+    /// True while reliable messages wait for the peer's delivery feedback.
+    fn in_flight(&self) -> bool {
+        self.sent
+            .iter()
+            .zip(&self.peer_delivered)
+            .any(|(s, d)| s > d)
+    }
+
+    fn ping_due(&self) -> Duration {
+        self.last_ping
+            .map_or(Duration::ZERO, |at| at + PING_INTERVAL)
+    }
+
+    /// Counts reliable messages in `packets` that renet sent before (its resends).
+    fn count_resends(&mut self, packets: &[Vec<u8>]) {
+        for p in packets {
+            let Some((channel, ids)) = wire_check::reliable_ids(p) else {
+                continue;
+            };
+            let Some(highest) = self.highest_sent.get_mut(channel as usize) else {
+                continue;
+            };
+            for id in ids {
+                match highest {
+                    Some(h) if id <= *h => self.resent += 1,
+                    _ => *highest = Some(id),
+                }
+            }
+        }
     }
 
     /// Hands renet what the window allows. Two bounds: the peer's delivery feedback (at
@@ -400,8 +544,10 @@ impl Link {
     /// which it frees only when the packet carrying a message is acknowledged. The
     /// feedback can run ahead of those acknowledgements (a megabyte each way at once got
     /// 96 messages delivered but 33 acknowledged), and renet ends a link whose sender
-    /// exceeds its memory, so a message waits here until renet has room for it.
-    fn move_pending_into_window(&mut self) {
+    /// exceeds its memory, so a message waits here until renet has room for it. True if
+    /// anything was handed.
+    fn move_pending_into_window(&mut self) -> bool {
+        let mut moved = false;
         for id in 0..self.layout.renet_channels() {
             while !self.pending[id].is_empty() && self.sent[id] - self.peer_delivered[id] < WINDOW {
                 let n = self.pending[id].len().min(CHUNK);
@@ -414,14 +560,21 @@ impl Link {
                 }
                 self.renet.send_message(id as u8, chunk);
                 self.sent[id] += 1;
+                moved = true;
             }
         }
+        moved
     }
 
-    fn send_feedback(&mut self) {
-        let repeat = self.last_received > self.last_feedback
+    /// Sends delivery feedback when it is due, when a batch of messages was handed on, or
+    /// (`going_out`: a datagram leaves anyway) to repeat it while the peer keeps sending.
+    fn send_feedback(&mut self, going_out: bool) {
+        let due =
+            self.feedback_at.is_some_and(|at| self.now >= at) || self.unreported >= FEEDBACK_BATCH;
+        let repeat = going_out
+            && self.last_received > self.last_feedback
             && self.now.saturating_sub(self.last_feedback) >= FEEDBACK_REPEAT;
-        if !(self.feedback_due || repeat) || self.delivered.iter().all(|d| *d == 0) {
+        if !(due || repeat) || self.delivered.iter().all(|d| *d == 0) {
             return;
         }
         let counts = (0..self.layout.renet_channels() as u8)
@@ -430,16 +583,15 @@ impl Link {
             .collect();
         self.renet
             .send_message(CONTROL_UNRELIABLE, Control::Delivered(counts).encode());
-        self.feedback_due = false;
+        self.feedback_at = None;
+        self.unreported = 0;
         self.last_feedback = self.now;
     }
 
-    fn send_ping(&mut self) {
-        if self
-            .last_ping
-            .is_some_and(|at| self.now.saturating_sub(at) < PING_INTERVAL)
-        {
-            return;
+    /// Pings when due (see `PING_INTERVAL`); true if it did.
+    fn send_ping(&mut self) -> bool {
+        if self.now < self.ping_due() {
+            return false;
         }
         self.last_ping = Some(self.now);
         let clock = clock_us(self.now);
@@ -449,6 +601,7 @@ impl Link {
         self.pings_out.push_back(clock);
         self.renet
             .send_message(CONTROL_UNRELIABLE, Control::Ping(clock).encode());
+        true
     }
 
     fn take_rtt_sample(&mut self, sent_us: u32) {
@@ -470,12 +623,7 @@ impl Link {
     }
 
     fn check_stall(&mut self) -> Result<(), String> {
-        let in_flight = self
-            .sent
-            .iter()
-            .zip(&self.peer_delivered)
-            .any(|(s, d)| s > d);
-        if !in_flight {
+        if !self.in_flight() {
             self.stalled_since = None;
             return Ok(());
         }
@@ -505,6 +653,11 @@ impl Link {
         self.pending_bytes + unacked
     }
 
+    /// Reliable messages renet sent again so far.
+    pub fn resent(&self) -> u64 {
+        self.resent
+    }
+
     /// True when nothing reliable waits to be sent or acknowledged.
     pub fn is_drained(&self) -> bool {
         self.pending.iter().all(VecDeque::is_empty)
@@ -517,6 +670,7 @@ impl Link {
 
     pub fn stats(&self) -> LinkStats {
         LinkStats {
+            resent: self.resent,
             rtt: self.srtt.unwrap_or_else(|| self.renet.rtt()),
             packet_loss: self.renet.packet_loss(),
             queued_reliable_bytes: self.queued_reliable_bytes(),
@@ -877,6 +1031,142 @@ mod tests {
             a.receive(later, &d, &mut room(), &mut out).unwrap();
         }
         assert_eq!(a.srtt, Some(0.3), "a duplicate of it does not count again");
+    }
+
+    /// Two links over a path with `one_way` delay, each flushed only when it says it is
+    /// due (as the endpoint does); returns the datagrams each side sent over `secs`.
+    fn run_idle(a: &mut Link, b: &mut Link, one_way: Duration, secs: u64) -> (usize, usize) {
+        let mut to_b: Vec<(Duration, Vec<u8>)> = Vec::new();
+        let mut to_a: Vec<(Duration, Vec<u8>)> = Vec::new();
+        let (mut sent_a, mut sent_b) = (0, 0);
+        let mut out = Vec::new();
+        for step in 0..secs * 1000 {
+            let now = Duration::from_millis(step);
+            for (link, queue) in [(&mut *a, &mut to_a), (&mut *b, &mut to_b)] {
+                let (due, later): (Vec<_>, Vec<_>) = queue.drain(..).partition(|(t, _)| *t <= now);
+                *queue = later;
+                for (_, d) in due {
+                    link.receive(now, &d, &mut room(), &mut out).unwrap();
+                }
+            }
+            if a.next_due() <= now {
+                let d = a.flush(now).unwrap();
+                sent_a += d.len();
+                to_b.extend(d.into_iter().map(|d| (now + one_way, d)));
+            }
+            if b.next_due() <= now {
+                let d = b.flush(now).unwrap();
+                sent_b += d.len();
+                to_a.extend(d.into_iter().map(|d| (now + one_way, d)));
+            }
+        }
+        (sent_a, sent_b)
+    }
+
+    /// An idle link costs what ENet's does, a ping and its pong per 500 ms on average
+    /// (each side's ping every `PING_INTERVAL`), acknowledgements riding along; and both
+    /// sides still measure the round trip.
+    #[test]
+    fn an_idle_link_sends_a_ping_and_its_pong_per_half_second() {
+        let mut a = Link::new(LinkConfig::default());
+        let mut b = Link::new(LinkConfig::default());
+        let (sent_a, sent_b) = run_idle(&mut a, &mut b, Duration::from_millis(20), 60);
+        let per_half_second = (sent_a + sent_b) as f64 / 120.0;
+        assert!(
+            (1.8..=2.2).contains(&per_half_second),
+            "{per_half_second} datagrams per 500 ms ({sent_a} + {sent_b} in 60 s)"
+        );
+        for link in [&a, &b] {
+            let rtt = link.stats().rtt;
+            assert!(
+                (0.035..0.045).contains(&rtt),
+                "rtt {rtt} s over a 40 ms path"
+            );
+        }
+    }
+
+    /// The endpoint services a link only when `next_due` says so: at once when something
+    /// waits to go out, every `FLUSH_INTERVAL` while reliable data is in flight, and at
+    /// the next ping when the link is idle.
+    #[test]
+    fn next_due_says_when_the_link_needs_a_flush() {
+        let mut a = Link::new(LinkConfig::default());
+        assert_eq!(a.next_due(), Duration::ZERO, "a new link pings at once");
+        let t = Duration::from_secs(1);
+        a.flush(t).unwrap();
+        assert_eq!(a.next_due(), t + PING_INTERVAL, "idle: the next ping");
+        a.queue(1, TransferMode::Unreliable, b"state").unwrap();
+        assert_eq!(a.next_due(), t, "queued data goes at once");
+        a.flush(t).unwrap();
+        a.queue(0, TransferMode::Reliable, b"rpc").unwrap();
+        assert_eq!(
+            a.next_due(),
+            t,
+            "reliable data with room in the window goes at once"
+        );
+        a.flush(t).unwrap();
+        assert_eq!(
+            a.next_due(),
+            t + FLUSH_INTERVAL,
+            "in flight: renet's resends and the stall check"
+        );
+    }
+
+    /// A reliable message's acknowledgement and delivery feedback wait for the reply the
+    /// game sends within a frame, so an RPC and its answer cost one datagram each way;
+    /// without a reply the acknowledgement goes alone after `ACK_DELAY`.
+    #[test]
+    fn acknowledgements_ride_on_the_reply_or_go_alone_after_ack_delay() {
+        let mut a = Link::new(LinkConfig::default());
+        let mut b = Link::new(LinkConfig::default());
+        let mut out = Vec::new();
+        let t0 = Duration::from_millis(300);
+        for d in a.flush(Duration::ZERO).unwrap() {
+            b.receive(Duration::ZERO, &d, &mut room(), &mut out)
+                .unwrap();
+        }
+        b.flush(Duration::ZERO).unwrap();
+        a.queue(0, TransferMode::Reliable, b"call").unwrap();
+        let call = a.flush(t0).unwrap();
+        assert_eq!(call.len(), 1);
+        b.receive(t0, &call[0], &mut room(), &mut out).unwrap();
+        assert!(b.flush(t0).unwrap().is_empty(), "the acknowledgement waits");
+        assert_eq!(b.next_due(), t0 + ACK_DELAY);
+        let reply_at = t0 + Duration::from_millis(16);
+        b.queue(0, TransferMode::Reliable, b"reply").unwrap();
+        let reply = b.flush(reply_at).unwrap();
+        assert_eq!(reply.len(), 1, "reply and acknowledgement in one datagram");
+        let parts = bundle::unpack(&reply[0]).unwrap();
+        assert!(
+            parts.iter().any(|p| p[0] == 4),
+            "it carries the acknowledgement"
+        );
+        assert!(b.ack_at.is_none());
+
+        a.queue(0, TransferMode::Reliable, b"another").unwrap();
+        let t1 = Duration::from_millis(400);
+        for d in a.flush(t1).unwrap() {
+            b.receive(t1, &d, &mut room(), &mut out).unwrap();
+        }
+        assert!(b.flush(t1 + ACK_DELAY / 2).unwrap().is_empty());
+        let alone = b.flush(t1 + ACK_DELAY).unwrap();
+        assert_eq!(alone.len(), 1, "no reply: the acknowledgement goes alone");
+    }
+
+    /// renet resends reliable messages without counting them; the link counts them for
+    /// the statistics and the stats log.
+    #[test]
+    fn resends_are_counted() {
+        let mut a = Link::new(LinkConfig::default());
+        a.queue(0, TransferMode::Reliable, b"lost").unwrap();
+        for ms in 0..=350u64 {
+            let now = Duration::from_millis(ms);
+            if a.next_due() <= now {
+                a.flush(now).unwrap();
+            }
+        }
+        let resent = a.stats().resent;
+        assert!((2..=4).contains(&resent), "resent {resent} times in 350 ms");
     }
 
     #[test]

@@ -109,6 +109,36 @@ pub(crate) fn check(datagram: &[u8], layout: Layout, delivered: &[u64]) -> Resul
     }
 }
 
+/// The renet channel of a message packet that [`check`] accepted; `None` for an
+/// acknowledgement.
+pub(crate) fn channel(packet: &[u8]) -> Option<u8> {
+    let mut r = Reader { buf: packet };
+    if !matches!(r.u8().ok()?, 0 | 1) {
+        return None;
+    }
+    r.varint().ok()?;
+    r.u8().ok()
+}
+
+/// The channel and message ids of a reliable renet packet this side produced, for
+/// counting resends; `None` for any other packet.
+pub(crate) fn reliable_ids(packet: &[u8]) -> Option<(u8, Vec<u64>)> {
+    let mut r = Reader { buf: packet };
+    if r.u8().ok()? != 0 {
+        return None;
+    }
+    r.varint().ok()?;
+    let channel = r.u8().ok()?;
+    let count = r.u16().ok()?;
+    let mut ids = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        ids.push(r.varint().ok()?);
+        let len = r.varint().ok()?;
+        r.skip(len as usize).ok()?;
+    }
+    Some((channel, ids))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,8 @@
 //!
 //! And SceneMultiplayer over DTLSMultiplayerPeer against ENetMultiplayerPeer (connect time,
 //! RPC round trip at 60 frames/s, reliable RPCs/s, main-thread µs per RPC); see mp_runs.rs.
+//! The same suite measures a dedicated server's CPU and memory with 100 to 1,000 clients
+//! (mp_scale_runs.rs); `--suite mp-scale` runs that part alone.
 //!
 //! And the durable outbox: HTTPPool.request_durable against HTTPPool.request (main-thread
 //! µs per call, time to completion); see outbox_runs.rs.
@@ -27,6 +29,7 @@ mod dtls_runs;
 mod godot_runs;
 mod mp_path_runs;
 mod mp_runs;
+mod mp_scale_runs;
 mod nginx;
 mod outbox_runs;
 mod reqwest_run;
@@ -158,9 +161,11 @@ fn parse_options() -> Result<Options, String> {
                 if let Some(bad) = o
                     .suites
                     .iter()
-                    .find(|s| !["http", "dtls", "mp", "outbox"].contains(&s.as_str()))
+                    .find(|s| !["http", "dtls", "mp", "mp-scale", "outbox"].contains(&s.as_str()))
                 {
-                    return Err(format!("unknown suite '{bad}' (http, dtls, mp, outbox)"));
+                    return Err(format!(
+                        "unknown suite '{bad}' (http, dtls, mp, mp-scale, outbox)"
+                    ));
                 }
             }
             "--dtls" => {
@@ -239,6 +244,7 @@ fn run() -> Result<(), String> {
     let needs_godot = (suite("http") && options.clients.iter().any(|c| c.starts_with("http")))
         || (suite("dtls") && options.dtls.rows.iter().any(|r| r != "core"))
         || suite("mp")
+        || suite("mp-scale")
         || suite("outbox");
     let godot = if needs_godot {
         Some(GodotBench::prepare(&repo)?)
@@ -263,6 +269,9 @@ fn run() -> Result<(), String> {
             options.runs,
             godot.as_ref(),
         )?);
+    }
+    if suite("mp") || suite("mp-scale") {
+        tables.extend(mp_scale_runs::run(options.runs, godot.as_ref())?);
     }
     if suite("outbox") {
         let requests = options.requests.min(500);
@@ -443,6 +452,10 @@ fn render_report(
         }
         out.push_str(MP_METHOD_NOTES);
     }
+    if options.suites.iter().any(|s| s == "mp" || s == "mp-scale") {
+        out.push('\n');
+        out.push_str(MP_SCALE_METHOD_NOTES);
+    }
     out
 }
 
@@ -496,6 +509,21 @@ Encrypted ENet: `host.dtls_server_setup` / `host.dtls_client_setup` right after 
 `create_server` / `create_client` (before the first poll sends anything), the client \
 verifying the server's certificate; Godot builds linked against the system ENet library \
 (Debian's) lack that layer, and the row then says so instead of giving figures.\n";
+
+/// How the multiplayer figures at scale are measured.
+const MP_SCALE_METHOD_NOTES: &str = "\
+Multiplayer at scale: one headless Godot server process and one crowd process holding all \
+N clients, both at `Engine.max_fps = 60`, using the MultiplayerPeer API directly (the \
+server calls `poll()` once per frame and reads every packet, as SceneMultiplayer would), so \
+the figures are the transport's. All clients are created in the crowd's first frame (a \
+reconnect storm); one whose connection fails is created again. The server waits until N are \
+connected (or none joined for 15 s), 3 s more, then measures its own user + system CPU \
+time from /proc/self/stat over 10 s. RSS per peer: VmRSS then, less VmRSS before \
+`create_server`, divided by the connected peers. Connect s: the server's first to last \
+`peer_connected`. Active: every client sends 20 unreliable 64-byte packets/s and 2 \
+reliable 16-byte packets/s to the server, which sends each unreliable packet on to the 8 \
+peers after its sender in its peer list. Bytes per state packet: one client sending only \
+those, through the relay; UDP payload both ways over the 10 s, divided by the packets.\n";
 
 /// `/proc/loadavg`'s first three figures, to show whether other work shared the machine.
 fn load_average() -> String {
