@@ -778,7 +778,7 @@ impl Task {
         session.held = !room.has_space();
         self.handle_incoming(id, incoming);
         if let Err(reason) = result {
-            self.end(id, reason);
+            self.end(id, reason.to_string());
         }
     }
 
@@ -940,7 +940,7 @@ impl Task {
         session.held = session.held && !room.has_space();
         self.handle_incoming(id, incoming);
         if let Err(reason) = pulled {
-            self.end(id, reason);
+            self.end(id, reason.to_string());
             return;
         }
         let Some(session) = self.links.get_mut(&id) else {
@@ -992,7 +992,7 @@ impl Task {
                 true
             }
             Err(reason) => {
-                self.end(id, reason);
+                self.end(id, reason.to_string());
                 false
             }
         }

@@ -14,6 +14,7 @@ use super::framing::{MAX_UNRELIABLE_PACKET, Reassembly, StreamReader, fragments,
 use super::layout::{
     CHUNK, CONTROL_RELIABLE, CONTROL_UNRELIABLE, Lane, Layout, TransferMode, WINDOW,
 };
+use super::link_error::LinkError;
 use super::wire_check::{self, Kind};
 
 /// Limits and timings shared by every link of an endpoint.
@@ -274,16 +275,14 @@ impl Link {
         datagram: &[u8],
         room: &mut Room,
         out: &mut Vec<Incoming>,
-    ) -> Result<(), String> {
-        let packets =
-            bundle::unpack(datagram).map_err(|e| format!("protocol violation by the peer: {e}"))?;
+    ) -> Result<(), LinkError> {
+        let packets = bundle::unpack(datagram)?;
         self.last_received = now;
         self.received_at = now;
         self.unacked_since.get_or_insert(now);
         let mut channels = 0u128;
         for packet in packets {
-            let kind = wire_check::check(packet, self.layout, &self.delivered)
-                .map_err(|e| format!("protocol violation by the peer: {e}"))?;
+            let kind = wire_check::check(packet, self.layout, &self.delivered)?;
             if let Some(channel) = wire_check::channel(packet) {
                 channels |= 1u128 << channel;
             }
@@ -292,7 +291,7 @@ impl Link {
             }
             let renet = &mut self.renet;
             catch_unwind(AssertUnwindSafe(|| renet.process_packet(packet)))
-                .map_err(|_| "protocol violation by the peer (rejected by renet)".to_string())?;
+                .map_err(|_| LinkError::Rejected)?;
             self.check_renet()?;
         }
         // Once per datagram, not per packet: a pull walks every renet channel. The window
@@ -302,7 +301,7 @@ impl Link {
     }
 
     /// Hands on messages renet holds, as far as `room` allows.
-    pub fn pull(&mut self, room: &mut Room, out: &mut Vec<Incoming>) -> Result<(), String> {
+    pub fn pull(&mut self, room: &mut Room, out: &mut Vec<Incoming>) -> Result<(), LinkError> {
         self.pull_channels(u128::MAX, room, out)
     }
 
@@ -314,7 +313,7 @@ impl Link {
         channels: u128,
         room: &mut Room,
         out: &mut Vec<Incoming>,
-    ) -> Result<(), String> {
+    ) -> Result<(), LinkError> {
         for id in 0..self.layout.renet_channels() as u8 {
             if channels & (1u128 << id) == 0 {
                 continue;
@@ -347,7 +346,7 @@ impl Link {
         message: &[u8],
         room: &mut Room,
         out: &mut Vec<Incoming>,
-    ) -> Result<(), String> {
+    ) -> Result<(), LinkError> {
         let i = id as usize;
         match lane {
             Lane::ControlReliable => {
@@ -424,7 +423,7 @@ impl Link {
     }
 
     /// Advances time to `now` and returns the datagrams to send. An error ends the link.
-    pub fn flush(&mut self, now: Duration) -> Result<Vec<Vec<u8>>, String> {
+    pub fn flush(&mut self, now: Duration) -> Result<Vec<Vec<u8>>, LinkError> {
         let mut elapsed = now.saturating_sub(self.now);
         self.now = now;
         self.last_flush = now;
@@ -436,7 +435,7 @@ impl Link {
             }
             renet.update(elapsed)
         }))
-        .map_err(|_| "internal error in the reliability layer".to_string())?;
+        .map_err(|_| LinkError::Internal)?;
         let mut going_out = self.move_pending_into_window();
         going_out |= std::mem::take(&mut self.queued_unreliable);
         going_out |= self.send_ping();
@@ -449,7 +448,7 @@ impl Link {
         self.check_stall()?;
         let renet = &mut self.renet;
         let packets = catch_unwind(AssertUnwindSafe(|| renet.get_packets_to_send()))
-            .map_err(|_| "internal error in the reliability layer".to_string())?;
+            .map_err(|_| LinkError::Internal)?;
         self.check_renet()?;
         self.count_resends(&packets);
         // Acknowledgements ride along with anything else; alone they wait (see
@@ -622,25 +621,24 @@ impl Link {
         });
     }
 
-    fn check_stall(&mut self) -> Result<(), String> {
+    fn check_stall(&mut self) -> Result<(), LinkError> {
         if !self.in_flight() {
             self.stalled_since = None;
             return Ok(());
         }
         let since = *self.stalled_since.get_or_insert(self.now);
         if self.now.saturating_sub(since) > self.config.ack_timeout {
-            return Err(format!(
-                "the peer acknowledged no reliable data for {:.1} s (ack_timeout)",
-                self.config.ack_timeout.as_secs_f64()
-            ));
+            return Err(LinkError::Stalled {
+                ack_timeout: self.config.ack_timeout,
+            });
         }
         Ok(())
     }
 
-    fn check_renet(&self) -> Result<(), String> {
+    fn check_renet(&self) -> Result<(), LinkError> {
         match self.renet.disconnect_reason() {
             None => Ok(()),
-            Some(reason) => Err(format!("reliability layer: {reason}")),
+            Some(reason) => Err(LinkError::Renet(reason.to_string())),
         }
     }
 
@@ -900,7 +898,12 @@ mod tests {
         assert_eq!(refused, Some(Err(QueueError::BufferFull(4 << 20))));
         assert!(a.flush(Duration::from_secs(1)).is_ok());
         let err = a.flush(Duration::from_secs(3)).unwrap_err();
-        assert!(err.contains("acknowledged no reliable data"), "{err}");
+        assert_eq!(
+            err,
+            LinkError::Stalled {
+                ack_timeout: Duration::from_secs(2)
+            }
+        );
     }
 
     #[test]

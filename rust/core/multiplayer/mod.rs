@@ -13,6 +13,7 @@ mod farewell;
 mod framing;
 mod layout;
 mod link;
+mod link_error;
 mod scene_auth;
 mod wire_check;
 
