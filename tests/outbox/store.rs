@@ -180,7 +180,8 @@ fn pending_entries_are_replayed_with_their_keys_when_the_store_reopens() {
     }
     let refused_keys = report(bucket)["refused"].as_u64().unwrap();
     assert!(refused_keys >= 6);
-    set_mode(bucket, 0, None);
+    // Refusing until counted: the reopened outbox starts sending at once.
+    set_mode(bucket, 503, None);
     let pool = pool();
     let outbox = open(&pool, &path);
     assert_eq!(
@@ -188,6 +189,7 @@ fn pending_entries_are_replayed_with_their_keys_when_the_store_reopens() {
         3,
         "the reopened store replays what it held"
     );
+    set_mode(bucket, 0, None);
     let events = wait_events(&outbox, 3);
     assert!(
         events
@@ -600,13 +602,15 @@ fn background_writes_are_batched_delivered_and_committed_when_the_outbox_closes(
             .unwrap();
     }
     drop(outbox);
-    set_mode(bucket, 0, None);
+    // Still refusing while the store is reopened and counted: the reopened outbox starts
+    // sending at once, and a save delivered before the count would leave it one short.
     let outbox = open(&pool, &path);
     assert_eq!(
         outbox.stats().pending,
         30,
         "the close committed what was queued"
     );
+    set_mode(bucket, 0, None);
     let events = wait_events(&outbox, 30);
     assert!(
         events
@@ -635,11 +639,13 @@ fn a_dead_letter_can_be_sent_again_with_its_key() {
     );
     let key = outbox.dead_letters().unwrap()[0].key.clone();
 
-    // The game refreshed its credentials; the backend accepts now.
-    set_mode(bucket, 0, None);
+    // The game refreshed its credentials; the backend accepts now (after a moment of
+    // 503, so the retried entry is still pending when counted).
+    set_mode(bucket, 503, None);
     assert!(outbox.retry_dead_letter(id, DAY).unwrap());
     assert_eq!(outbox.stats().dead_letters, 0);
     assert_eq!(outbox.stats().pending, 1);
+    set_mode(bucket, 0, None);
     let events = wait_events(&outbox, 1);
     assert!(
         matches!(events[0], OutboxEvent::Delivered { entry, .. } if entry == id),
