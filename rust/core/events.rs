@@ -260,9 +260,15 @@ pub fn channel<T>() -> (EventSender<T>, EventQueue<T>) {
 impl<T> EventQueue<T> {
     /// Makes every event queued from now on wake `waker` (`notify_one`, which keeps one
     /// permit when nobody waits, so no wake-up is lost). For a tokio task that drains this
-    /// queue: it can sleep until an event comes instead of polling the queue.
+    /// queue: it can sleep until an event comes instead of polling the queue. Events
+    /// already queued wake it at once: their sender started first and woke nobody (a
+    /// refusal can arrive before the draining task first runs).
     pub fn wake_on_event(&self, waker: Arc<Notify>) {
-        self.shared.lock().waker = Some(waker);
+        let mut shared = self.shared.lock();
+        if shared.len > 0 {
+            waker.notify_one();
+        }
+        shared.waker = Some(waker);
     }
 
     /// Takes events, one per lane in turn, until the queue is empty or the budget is
@@ -329,6 +335,28 @@ impl<T> Drop for EventQueue<T> {
 
 #[cfg(test)]
 mod tests {
+    /// An event queued before the waker was set still wakes it: a task that waits for the
+    /// waker without draining first would otherwise sleep on an event that is already there.
+    #[test]
+    fn events_queued_before_the_waker_wake_it() {
+        use futures_util::FutureExt;
+        let (tx, queue) = channel::<u32>();
+        tx.send(7);
+        let waker = Arc::new(Notify::new());
+        queue.wake_on_event(waker.clone());
+        assert!(
+            waker.notified().now_or_never().is_some(),
+            "the waiting task is woken for the event queued before"
+        );
+        assert_eq!(queue.next(), Some(7));
+        let quiet = Arc::new(Notify::new());
+        queue.wake_on_event(quiet.clone());
+        assert!(
+            quiet.notified().now_or_never().is_none(),
+            "an empty queue wakes nobody"
+        );
+    }
+
     use super::*;
 
     #[test]

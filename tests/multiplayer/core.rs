@@ -529,3 +529,35 @@ fn an_idle_link_stays_up_and_a_silent_peer_is_noticed_through_the_idle_timeout()
         other => panic!("the silent client was never reported: {other:?}"),
     }
 }
+
+/// Clients refused at once (a full server) all hear it, with a reason naming
+/// `max_clients`, however soon the refusal comes: one that arrives before the endpoint's
+/// task first runs must not wait for a wake-up that already happened (the deterministic
+/// check of that is `core::events`' `events_queued_before_the_waker_wake_it`).
+#[test]
+fn every_client_of_a_full_server_hears_the_refusal() {
+    let id = identity();
+    let mut options = server_options(&id);
+    options.max_clients = 1;
+    let server = Endpoint::server(
+        "127.0.0.1:0".parse().unwrap(),
+        options,
+        EndpointConfig::default(),
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let (_first, _) = join(&server, &id, addr, EndpointConfig::default());
+    for round in 0..4 {
+        let refused: Vec<Endpoint> = (0..40)
+            .map(|_| start_client(addr, &id, EndpointConfig::default()))
+            .collect();
+        for (i, client) in refused.iter().enumerate() {
+            match wait_for(client, &mut Vec::new(), Duration::from_secs(12), |e| {
+                matches!(e, MpEvent::ConnectionFailed(_) | MpEvent::PeerConnected(_))
+            }) {
+                Some(MpEvent::ConnectionFailed(r)) => assert!(r.contains("max_clients"), "{r}"),
+                other => panic!("round {round}, client {i} of a full server: {other:?}"),
+            }
+        }
+    }
+}

@@ -502,6 +502,8 @@ impl Task {
     /// the sessions that are due or had activity, not every session.
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let dtls_data = Arc::new(Notify::new());
+        // Events the DTLS side queued before this task ran wake it at once (a refusal
+        // arrives within a millisecond): without a periodic tick nothing else would.
         self.dtls_events.wake_on_event(dtls_data.clone());
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
