@@ -403,12 +403,7 @@ fn a_reconnect_storm_of_300_clients_each_gets_a_reliable_message_through() {
     let id = identity();
     let mut options = server_options(&id);
     options.max_clients = CLIENTS;
-    let server = Endpoint::server(
-        "127.0.0.1:0".parse().unwrap(),
-        options,
-        EndpointConfig::default(),
-    )
-    .unwrap();
+    let server = start_server_with(options);
     let addr = server.local_addr().unwrap();
     let started = Instant::now();
     let mut clients: Vec<Endpoint> = (0..CLIENTS)
@@ -463,12 +458,7 @@ fn an_idle_link_stays_up_and_a_silent_peer_is_noticed_through_the_idle_timeout()
     let id = identity();
     let mut options = server_options(&id);
     options.session.idle_timeout = IDLE_TIMEOUT;
-    let server = Endpoint::server(
-        "127.0.0.1:0".parse().unwrap(),
-        options,
-        EndpointConfig::default(),
-    )
-    .unwrap();
+    let server = start_server_with(options);
     let relay = lossy_relay(server.local_addr().unwrap(), 0.0, 0.0, 0.0, 1);
     let mut client_opts = client_options(&id);
     client_opts.session.idle_timeout = IDLE_TIMEOUT;
@@ -539,12 +529,7 @@ fn every_client_of_a_full_server_hears_the_refusal() {
     let id = identity();
     let mut options = server_options(&id);
     options.max_clients = 1;
-    let server = Endpoint::server(
-        "127.0.0.1:0".parse().unwrap(),
-        options,
-        EndpointConfig::default(),
-    )
-    .unwrap();
+    let server = start_server_with(options);
     let addr = server.local_addr().unwrap();
     let (_first, _) = join(&server, &id, addr, EndpointConfig::default());
     for round in 0..4 {

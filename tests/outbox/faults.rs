@@ -12,7 +12,7 @@ use netkit::core::http::outbox::{OpenError, Outbox, OutboxConfig, OutboxEvent, W
 use netkit::core::http::{HttpPool, Method, PoolSettings, RequestBody, RequestSpec};
 use netkit_test_support::http_server::outbox_routes::{report, set_mode};
 use netkit_test_support::http_server::start_blocking;
-use netkit_test_support::outbox::{DAY, SYNC, Scratch, WITHIN, free_port, pool, wait_until};
+use netkit_test_support::outbox::{DAY, SYNC, Scratch, free_port, pool, wait_events, wait_until};
 use serde_json::Value;
 
 fn open_at(pool: &HttpPool, path: &Path) -> Result<(Outbox, Option<String>), OpenError> {
@@ -33,22 +33,6 @@ fn save(url: &str, n: usize) -> RequestSpec {
         headers: vec![],
         body: RequestBody::Json(format!("{{\"save\":{n}}}").into()),
     }
-}
-
-/// Waits until `n` delivered or dead-lettered events arrived.
-fn wait_events(outbox: &Outbox, n: usize) -> Vec<OutboxEvent> {
-    let deadline = Instant::now() + WITHIN;
-    let mut got = Vec::new();
-    while got.len() < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} outbox events within {WITHIN:?}: {got:?}",
-            got.len()
-        );
-        got.extend(outbox.drain(Budget::default()));
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    got
 }
 
 /// A closed store holding `n` pending saves for a port nobody listens on.

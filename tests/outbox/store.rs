@@ -10,7 +10,7 @@ use netkit::core::http::outbox::{OpenError, Outbox, OutboxConfig, OutboxEvent, W
 use netkit::core::http::{HttpPool, Method, PoolSettings, RequestBody, RequestSpec};
 use netkit_test_support::http_server::outbox_routes::{report, set_mode};
 use netkit_test_support::http_server::{TestServer, start_blocking};
-use netkit_test_support::outbox::{DAY, SYNC, Scratch, WITHIN, free_port, pool, wait_until};
+use netkit_test_support::outbox::{DAY, SYNC, Scratch, free_port, pool, wait_until};
 use serde_json::Value;
 
 fn config(path: &Path, send_headers: Vec<(&str, &str)>) -> OutboxConfig {
@@ -43,23 +43,13 @@ fn save(url: String, n: usize, headers: Vec<(&str, &str)>) -> RequestSpec {
     }
 }
 
-/// Waits until `n` delivered or dead-lettered events arrived (store errors fail the test).
+/// Waits until `n` delivered or dead-lettered events arrived; a store error fails the test.
 fn wait_events(outbox: &Outbox, n: usize) -> Vec<OutboxEvent> {
-    let deadline = Instant::now() + WITHIN;
-    let mut got = Vec::new();
-    while got.len() < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} outbox events within {WITHIN:?}: {got:?}",
-            got.len()
-        );
-        for event in outbox.drain(Budget::default()) {
-            if let OutboxEvent::StoreError(e) = &event {
-                panic!("store error: {e}");
-            }
-            got.push(event);
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let got = netkit_test_support::outbox::wait_events(outbox, n);
+    if let Some(OutboxEvent::StoreError(e)) =
+        got.iter().find(|e| matches!(e, OutboxEvent::StoreError(_)))
+    {
+        panic!("store error: {e}");
     }
     got
 }

@@ -44,6 +44,17 @@ pub fn start_server(id: &SelfSigned, config: EndpointConfig) -> Endpoint {
     Endpoint::server("127.0.0.1:0".parse().unwrap(), server_options(id), config).unwrap()
 }
 
+/// A server on 127.0.0.1 with these DTLS `options` (from [`server_options`], changed) and
+/// the default multiplayer configuration.
+pub fn start_server_with(options: ServerOptions) -> Endpoint {
+    Endpoint::server(
+        "127.0.0.1:0".parse().unwrap(),
+        options,
+        EndpointConfig::default(),
+    )
+    .unwrap()
+}
+
 pub fn start_client(addr: SocketAddr, id: &SelfSigned, config: EndpointConfig) -> Endpoint {
     Endpoint::client("127.0.0.1", addr.port(), client_options(id), config).unwrap()
 }

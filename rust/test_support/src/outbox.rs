@@ -5,7 +5,8 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use netkit::core::http::outbox::Write;
+use netkit::core::events::Budget;
+use netkit::core::http::outbox::{Outbox, OutboxEvent, Write};
 use netkit::core::http::{HttpPool, PoolSettings};
 
 /// How long any wait in these tests may take before it fails.
@@ -67,4 +68,20 @@ pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
         crate::wait::wait_until(WITHIN, cond),
         "timed out waiting for {what}"
     );
+}
+
+/// Waits until `n` outbox events arrived (delivered, dead-lettered, or store errors, which
+/// a test that expects none checks for), for at most [`WITHIN`].
+pub fn wait_events(outbox: &Outbox, n: usize) -> Vec<OutboxEvent> {
+    let mut got = Vec::new();
+    let arrived = crate::wait::wait_until(WITHIN, || {
+        got.extend(outbox.drain(Budget::default()));
+        got.len() >= n
+    });
+    assert!(
+        arrived,
+        "only {} of {n} outbox events within {WITHIN:?}: {got:?}",
+        got.len()
+    );
+    got
 }
