@@ -546,3 +546,49 @@ fn every_client_of_a_full_server_hears_the_refusal() {
         }
     }
 }
+
+/// A peer that completes DTLS and then never joins (keeping its session alive with
+/// keepalives) holds a `max_clients` slot only until the join timeout: the game can neither
+/// see nor kick it, so the endpoint ends it.
+#[test]
+fn a_peer_that_never_joins_gives_its_slot_back_within_the_join_timeout() {
+    let id = identity();
+    let mut options = server_options(&id);
+    options.max_clients = 1;
+    let server = start_server_with(options);
+    let addr = server.local_addr().unwrap();
+    let (tx, _squatter_events) = netkit::core::events::channel();
+    let mut squatter_options = client_options(&id);
+    squatter_options.session.keepalive_interval = Some(Duration::from_millis(300));
+    let squatter =
+        netkit::core::dtls::DtlsClient::connect("127.0.0.1", addr.port(), squatter_options, tx)
+            .unwrap();
+    let end = Instant::now() + Duration::from_secs(40);
+    while squatter.status() != netkit::core::dtls::Status::Connected {
+        assert!(
+            Instant::now() < end,
+            "the squatter's DTLS handshake completes"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let squatting = Instant::now();
+    loop {
+        assert!(
+            Instant::now() < end,
+            "a real client never got the slot back"
+        );
+        let client = start_client(addr, &id, EndpointConfig::default());
+        match wait_for(&client, &mut Vec::new(), Duration::from_secs(12), |e| {
+            matches!(e, MpEvent::PeerConnected(_) | MpEvent::ConnectionFailed(_))
+        }) {
+            Some(MpEvent::PeerConnected(1)) => break,
+            _ => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+    assert!(
+        squatting.elapsed() < Duration::from_secs(25),
+        "freed by the 10 s join timeout, not later: {:?}",
+        squatting.elapsed()
+    );
+    drop(squatter);
+}

@@ -465,6 +465,10 @@ struct Session {
     auth: AuthWatch,
     /// Disconnect once drained (non-forced `disconnect_peer`), by this time at the latest.
     closing: Option<Duration>,
+    /// Until announced: when the session ends if the join has not completed by then (a
+    /// peer that finished DTLS and then never joined would hold a `max_clients` slot,
+    /// kept alive by keepalives, where the game can neither see nor kick it).
+    join_by: Option<Duration>,
     usage: Arc<Usage>,
     /// Flush at the next service whatever the link's timers say (new session, a control
     /// message queued).
@@ -674,6 +678,7 @@ impl Task {
             farewell: None,
             auth: AuthWatch::default(),
             closing: None,
+            join_by: Some(self.now() + JOIN_TIMEOUT),
             usage: Arc::new(Usage::default()),
             flush_now: true,
             scheduled: None,
@@ -794,7 +799,10 @@ impl Task {
                     id: wanted,
                     channel_count,
                     version,
-                }) if self.transport.is_server() && session.godot_id == 0 => {
+                }) if self.transport.is_server()
+                    && session.godot_id == 0
+                    && session.closing.is_none() =>
+                {
                     let verdict = admission(
                         (wanted, channel_count, version),
                         self.config.link.channel_count,
@@ -962,6 +970,16 @@ impl Task {
             self.end(id, "disconnected by this side".into());
             return;
         }
+        if !session.announced && session.join_by.is_some_and(|by| now >= by) {
+            self.end(
+                id,
+                format!(
+                    "the peer did not complete netkit's join within {} s of its DTLS handshake",
+                    JOIN_TIMEOUT.as_secs()
+                ),
+            );
+            return;
+        }
         if session.announced && now.saturating_sub(session.stats_at) >= STATS_INTERVAL {
             session.stats_at = now;
             publish_stats(&self.shared, session);
@@ -1008,6 +1026,9 @@ fn next_due(session: &Session, retry: Option<Duration>) -> Duration {
     if let Some(deadline) = session.closing {
         due = due.min(deadline);
     }
+    if let Some(by) = session.join_by.filter(|_| !session.announced) {
+        due = due.min(by);
+    }
     if let Some(at) = retry {
         due = due.min(at);
     }
@@ -1051,6 +1072,10 @@ fn due(
     }
     ids
 }
+
+/// How long a session may take from its DTLS handshake to a completed join (`Join`,
+/// `Welcome`, `Ready`: one round trip and a half, ordinarily milliseconds).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a refused client's session stays open for its `Bye` to be acknowledged.
 const REFUSAL_GRACE: Duration = Duration::from_secs(1);
@@ -1134,6 +1159,7 @@ mod tests {
             farewell: None,
             auth: AuthWatch::default(),
             closing: None,
+            join_by: None,
             usage: Arc::new(Usage::default()),
             flush_now: false,
             scheduled: None,
