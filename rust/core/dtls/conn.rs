@@ -10,6 +10,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use tokio::net::UdpSocket;
 use tokio::sync::{Mutex, Notify};
+use webrtc_dtls::conn::DatagramSource;
 
 use super::authenticate::RecordAuthenticator;
 use super::final_flight::{FinalFlight, is_final_flight_record};
@@ -125,15 +126,12 @@ impl PeerConn {
     }
 }
 
+/// How webrtc-dtls's reader task takes this peer's datagrams (a netkit patch of the
+/// vendored copy): each as the owned buffer the record filter already made, so no
+/// connection keeps a receive buffer of its own while it waits.
 #[async_trait]
-impl webrtc_util::Conn for PeerConn {
-    async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
-        Err(webrtc_util::Error::Other(
-            "PeerConn is already bound to one peer".into(),
-        ))
-    }
-
-    async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
+impl DatagramSource for PeerConn {
+    async fn recv_datagram(&self) -> webrtc_util::Result<Vec<u8>> {
         let mut inbound = self.inbound.lock().await;
         loop {
             let Some(mut datagram) = inbound.recv().await else {
@@ -178,11 +176,26 @@ impl webrtc_util::Conn for PeerConn {
                     clean = kept;
                 }
             }
-            if clean.len() > buf.len() {
-                continue;
+            return Ok(clean);
+        }
+    }
+}
+
+#[async_trait]
+impl webrtc_util::Conn for PeerConn {
+    async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
+        Err(webrtc_util::Error::Other(
+            "PeerConn is already bound to one peer".into(),
+        ))
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        loop {
+            let datagram = self.recv_datagram().await?;
+            if datagram.len() <= buf.len() {
+                buf[..datagram.len()].copy_from_slice(&datagram);
+                return Ok(datagram.len());
             }
-            buf[..clean.len()].copy_from_slice(&clean);
-            return Ok(clean.len());
         }
     }
 

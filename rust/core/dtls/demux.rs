@@ -60,7 +60,9 @@ struct Slot {
 
 #[derive(Default)]
 struct Table {
-    by_addr: HashMap<SocketAddr, Slot>,
+    /// Boxed: a slot is several hundred bytes and a hash table keeps up to twice as many
+    /// slots as entries, so a server with many peers would pay for the empty ones.
+    by_addr: HashMap<SocketAddr, Box<Slot>>,
     by_id: HashMap<PeerId, SocketAddr>,
     next_serial: u64,
     next_id: PeerId,
@@ -272,10 +274,10 @@ impl Demux {
                 self.deliver(&entry, datagram.to_vec());
                 table.by_addr.insert(
                     addr,
-                    Slot {
+                    Box::new(Slot {
                         main: entry,
                         replacement: None,
-                    },
+                    }),
                 );
                 table.publish(&self.stats);
             }
@@ -594,10 +596,10 @@ impl Demux {
             if let Some(replacement) = slot.and_then(|s| s.replacement) {
                 table.by_addr.insert(
                     addr,
-                    Slot {
+                    Box::new(Slot {
                         main: replacement,
                         replacement: None,
-                    },
+                    }),
                 );
             }
         }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use webrtc_dtls::config::Config;
-use webrtc_dtls::conn::DTLSConn;
+use webrtc_dtls::conn::{DTLSConn, DatagramSource};
 
 use super::conn::{ConnShared, PeerConn};
 use super::events::{DisconnectReason, DtlsEvent, PeerId};
@@ -112,7 +112,14 @@ pub(crate) async fn handshake(
     // Boxed: webrtc-dtls's handshake future is several KiB, and inline it would size the
     // task that then runs the session for its whole life; boxed, it is freed once the
     // handshake ends.
-    let mut attempt = Box::pin(DTLSConn::new(conn, config, is_client, None));
+    let datagrams: Arc<dyn DatagramSource> = conn.clone();
+    let mut attempt = Box::pin(DTLSConn::new_with_datagrams(
+        conn,
+        Some(datagrams),
+        config,
+        is_client,
+        None,
+    ));
     let timed_out = || format!("handshake did not complete within {} ms", limit.as_millis());
     let outcome = |result: Result<DTLSConn, webrtc_dtls::Error>| match result {
         Ok(dtls) => Ok(Arc::new(dtls)),

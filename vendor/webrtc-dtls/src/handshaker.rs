@@ -230,6 +230,18 @@ impl DTLSConn {
             if state == HandshakeState::Finished && !self.is_handshake_completed_successfully() {
                 self.set_handshake_completed_successfully();
                 self.handshake_done_tx.take(); // drop it by take
+                // NETKIT-PATCH: free what only the handshake reads, for the life of the
+                // session: the handshake messages kept for the Finished hashes (the
+                // certificates among them), the last flight's records and this side's
+                // certificates and private keys. A server with many peers kept several
+                // KiB per peer. The server's last flight is resent by netkit itself when
+                // the client shows it was lost (its `final_flight.rs`), so nothing here
+                // generates a flight again; a duplicate of the peer's last flight arriving
+                // later is cached again, once per message sequence as before.
+                self.cache.clear().await;
+                self.flights = None;
+                self.cfg.local_certificates = Vec::new();
+                self.cfg.name_to_certificate = HashMap::new();
                 return Ok(());
             }
 

@@ -59,11 +59,25 @@ type PacketSendRequest = (Vec<Packet>, Option<mpsc::Sender<Result<()>>>);
 pub type ApplicationDataSink = Box<dyn FnMut(Vec<u8>) + Send>;
 type SharedSink = Arc<std::sync::Mutex<Option<ApplicationDataSink>>>;
 
+/// NETKIT-PATCH: a transport that hands the reader task each datagram it received as an
+/// owned buffer (see [`DTLSConn::new_with_datagrams`]). Read through `Conn::recv`, every
+/// connection's reader task holds a buffer of `INBOUND_BUFFER_SIZE` bytes for its whole
+/// life, most of what an idle connection costs a server with many of them.
+#[async_trait]
+pub trait DatagramSource: Send + Sync {
+    /// The next datagram received, whole; an error ends the read as `Conn::recv`'s does.
+    async fn recv_datagram(&self) -> UtilResult<Vec<u8>>;
+}
+
 struct ConnReaderContext {
     is_client: bool,
     replay_protection_window: usize,
     replay_detector: Vec<Box<dyn ReplayDetector + Send>>,
-    decrypted_tx: mpsc::Sender<Result<Vec<u8>>>,
+    // NETKIT-PATCH: records only, no `Result`: nothing ever sent an error through it (the
+    // reader ends by dropping it), and tokio allocates a bounded channel's first block of
+    // 32 slots up front, which for a `Result` of this crate's large `Error` was about
+    // 2 KiB per connection.
+    decrypted_tx: mpsc::Sender<Vec<u8>>,
     data_sink: SharedSink,
     encrypted_packets: Vec<Vec<u8>>,
     fragment_buffer: FragmentBuffer,
@@ -80,7 +94,7 @@ struct ConnReaderContext {
 pub struct DTLSConn {
     conn: Arc<dyn Conn + Send + Sync>,
     pub(crate) cache: HandshakeCache, // caching of handshake messages for verifyData generation
-    decrypted_rx: Mutex<mpsc::Receiver<Result<Vec<u8>>>>, // Decrypted Application Data or error, pull by calling `Read`
+    decrypted_rx: Mutex<mpsc::Receiver<Vec<u8>>>, // Decrypted Application Data, pull by calling `Read`
     pub(crate) state: State,                              // Internal state
 
     handshake_completed_successfully: Arc<AtomicBool>,
@@ -110,7 +124,9 @@ pub struct DTLSConn {
     pub(crate) handle_queue_tx: mpsc::Sender<mpsc::Sender<()>>,
     pub(crate) handshake_done_tx: Option<mpsc::Sender<()>>,
 
-    reader_close_tx: Mutex<Option<mpsc::Sender<()>>>,
+    // NETKIT-PATCH: a oneshot (dropped to close), not a bounded mpsc channel, which
+    // allocates several hundred bytes more per connection.
+    reader_close_tx: Mutex<Option<oneshot::Sender<()>>>,
     data_sink: SharedSink,
 }
 
@@ -158,6 +174,18 @@ impl Conn for DTLSConn {
 impl DTLSConn {
     pub async fn new(
         conn: Arc<dyn Conn + Send + Sync>,
+        config: Config,
+        is_client: bool,
+        initial_state: Option<State>,
+    ) -> Result<Self> {
+        Self::new_with_datagrams(conn, None, config, is_client, initial_state).await
+    }
+
+    /// NETKIT-PATCH: [`DTLSConn::new`], reading datagrams from `datagrams` when given
+    /// instead of through `conn.recv` into a buffer of its own; `conn` still sends.
+    pub async fn new_with_datagrams(
+        conn: Arc<dyn Conn + Send + Sync>,
+        datagrams: Option<Arc<dyn DatagramSource>>,
         mut config: Config,
         is_client: bool,
         initial_state: Option<State>,
@@ -293,7 +321,7 @@ impl DTLSConn {
         let (handshake_done_tx, handshake_done_rx) = mpsc::channel(1);
         let (packet_tx, mut packet_rx) = mpsc::channel(1);
         let (handle_queue_tx, mut handle_queue_rx) = mpsc::channel(1);
-        let (reader_close_tx, mut reader_close_rx) = mpsc::channel(1);
+        let (reader_close_tx, mut reader_close_rx) = oneshot::channel::<()>();
         let data_sink: SharedSink = Arc::default();
         let data_sink2 = Arc::clone(&data_sink);
 
@@ -363,7 +391,9 @@ impl DTLSConn {
         let cipher_suite2 = Arc::clone(&c.state.cipher_suite);
 
         tokio::spawn(async move {
-            let mut buf = vec![0u8; INBOUND_BUFFER_SIZE];
+            // NETKIT-PATCH: allocated at the first read through `Conn::recv`, never with a
+            // `DatagramSource`.
+            let mut buf = Vec::new();
             let mut ctx = ConnReaderContext {
                 is_client,
                 replay_protection_window,
@@ -383,7 +413,7 @@ impl DTLSConn {
             //trace!("before enter read_and_buffer: {}] ", srv_cli_str(is_client));
             loop {
                 tokio::select! {
-                    _ = reader_close_rx.recv() => {
+                    _ = &mut reader_close_rx => {
                         trace!(
                                 "{}: read_and_buffer exit",
                                 srv_cli_str(ctx.is_client),
@@ -395,6 +425,7 @@ impl DTLSConn {
                                             &next_conn_rx,
                                             &mut handle_queue_rx,
                                             &mut buf,
+                                            datagrams.as_ref(),
                                             &local_epoch,
                                             &handshake_completed_successfully2,
                                         ) => {
@@ -448,18 +479,13 @@ impl DTLSConn {
             }
         };
 
-        if let Some(out) = rx {
-            match out {
-                Ok(val) => {
-                    let n = val.len();
-                    if p.len() < n {
-                        return Err(Error::ErrBufferTooSmall);
-                    }
-                    p[..n].copy_from_slice(&val);
-                    Ok(n)
-                }
-                Err(err) => Err(err),
+        if let Some(val) = rx {
+            let n = val.len();
+            if p.len() < n {
+                return Err(Error::ErrBufferTooSmall);
             }
+            p[..n].copy_from_slice(&val);
+            Ok(n)
         } else {
             Err(Error::ErrAlertFatalOrClose)
         }
@@ -533,7 +559,7 @@ impl DTLSConn {
         }
         let mut decrypted_rx = self.decrypted_rx.lock().await;
         match decrypted_rx.recv().await {
-            Some(out) => out,
+            Some(out) => Ok(out),
             None => Err(Error::ErrAlertFatalOrClose),
         }
     }
@@ -826,12 +852,26 @@ impl DTLSConn {
         ctx: &mut ConnReaderContext,
         next_conn: &Arc<dyn util::Conn + Send + Sync>,
         handle_queue_rx: &mut mpsc::Receiver<mpsc::Sender<()>>,
-        buf: &mut [u8],
+        buf: &mut Vec<u8>,
+        datagrams: Option<&Arc<dyn DatagramSource>>,
         local_epoch: &Arc<AtomicU16>,
         handshake_completed_successfully: &Arc<AtomicBool>,
     ) -> Result<()> {
-        let n = next_conn.recv(buf).await?;
-        let pkts = unpack_datagram(&buf[..n])?;
+        let owned;
+        let datagram: &[u8] = match datagrams {
+            Some(source) => {
+                owned = source.recv_datagram().await?;
+                &owned
+            }
+            None => {
+                if buf.is_empty() {
+                    buf.resize(INBOUND_BUFFER_SIZE, 0);
+                }
+                let n = next_conn.recv(buf).await?;
+                &buf[..n]
+            }
+        };
+        let pkts = unpack_datagram(datagram)?;
         let mut has_handshake = false;
         for pkt in pkts {
             let (hs, alert, mut err) = DTLSConn::handle_incoming_packet(ctx, pkt, true).await;
@@ -1213,7 +1253,7 @@ impl DTLSConn {
                     }
                 };
                 if let Some(data) = unsent {
-                    let _ = ctx.decrypted_tx.send(Ok(data)).await;
+                    let _ = ctx.decrypted_tx.send(data).await;
                 }
                 //TODO
                 /*select {

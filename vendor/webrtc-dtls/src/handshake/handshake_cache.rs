@@ -67,6 +67,12 @@ impl HandshakeCache {
         true
     }
 
+    /// NETKIT-PATCH: forgets every message, freeing their memory (see
+    /// `DTLSConn::handshake`).
+    pub(crate) async fn clear(&self) {
+        *self.cache.lock().await = Vec::new();
+    }
+
     // returns a list handshakes that match the requested rules
     // the list will contain null entries for rules that can't be satisfied
     // multiple entries may match a rule, but only the last match is returned (ie ClientHello with cookies)
