@@ -38,6 +38,9 @@ pub struct Totals {
     pub mp_bytes_in: u64,
     /// DTLS payload bytes DTLSMultiplayerPeer endpoints sent.
     pub mp_bytes_out: u64,
+    /// Datagrams and HTTP attempts dropped or failed on purpose by simulated network
+    /// conditions since the process started.
+    pub simulated_drops: u64,
     /// Reliable messages DTLSMultiplayerPeer endpoints sent again (counted by netkit:
     /// renet does not).
     pub mp_resent: u64,
@@ -72,7 +75,10 @@ pub fn totals() -> Totals {
         sources.retain(|s| s.strong_count() > 0);
         sources.iter().filter_map(Weak::upgrade).collect()
     };
-    let mut totals = Totals::default();
+    let mut totals = Totals {
+        simulated_drops: super::simulate::drops(),
+        ..Totals::default()
+    };
     for source in sources {
         source.add_to(&mut totals);
     }

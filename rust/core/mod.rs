@@ -11,4 +11,5 @@ pub mod metrics;
 pub mod multiplayer;
 pub mod runtime;
 pub mod shutdown;
+pub mod simulate;
 pub mod trust;

@@ -26,6 +26,7 @@ const SESSION_KEYS: &[&str] = &[
     "send_queue",
     "inbound_queue",
     "dispatch_queue",
+    "simulate",
 ];
 /// Keys only `start_server` understands.
 const SERVER_KEYS: &[&str] = &[
@@ -251,6 +252,18 @@ impl Reader {
         }
         if let Some(n) = self.int("dispatch_queue", 1, 1_000_000)? {
             s.dispatch_queue = n as usize;
+        }
+        if let Some(v) = self.raw("simulate") {
+            let c = super::simulation::conditions_from(v)
+                .map_err(|e| format!("option \"simulate\": {e}"))?;
+            if !c.is_clean() {
+                godot_print!(
+                    "[netkit] simulating network conditions (this object's \"simulate\" option): {}",
+                    super::simulation::describe(&c)
+                );
+            }
+            // Clean conditions still beat the process-wide ones: `""` opts an object out.
+            s.simulate = Some(std::sync::Arc::new(c));
         }
         Ok(s)
     }

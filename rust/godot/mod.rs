@@ -17,6 +17,7 @@ mod json_variant;
 mod monitors;
 mod netkit_singleton;
 mod project_settings;
+mod simulation;
 mod stats_dict;
 mod transfer_delivery;
 
@@ -43,6 +44,9 @@ unsafe impl ExtensionLibrary for NetkitExtension {
             monitors::register();
             monitors::hook_stats_log();
             netkit_singleton::register();
+            if !godot::classes::Engine::singleton().is_editor_hint() {
+                simulation::apply_startup();
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use godot::classes::{DisplayServer, Performance};
 use godot::prelude::*;
 
-use super::project_settings::{STATS_LOG_INTERVAL, get_f64};
+use super::project_settings::{STATS_LOG_INTERVAL, get};
 use crate::core::metrics::{self, Totals};
 
 /// Reads one figure out of the totals.
@@ -29,6 +29,7 @@ pub const MONITORS: &[(&str, Reader)] = &[
     ("netkit/dtls_dropped_fragments", |t| {
         t.dtls_dropped_fragments
     }),
+    ("netkit/simulated_drops", |t| t.simulated_drops),
 ];
 
 /// Adds the custom monitors (idempotent, since an editor reload may register twice).
@@ -121,7 +122,7 @@ fn log_interval(now: Instant) -> Option<Duration> {
     }
     let headless =
         HEADLESS.with(|h| *h.get_or_init(|| DisplayServer::singleton().get_name() == "headless"));
-    let secs = get_f64(STATS_LOG_INTERVAL, 0.0);
+    let secs = get(STATS_LOG_INTERVAL, 0.0_f64);
     let interval = (secs > 0.0 && headless).then(|| Duration::from_secs_f64(secs.min(1e6)));
     LOG_INTERVAL.set(Some((interval, now)));
     interval

@@ -102,6 +102,54 @@ impl NetkitSingleton {
         )
     }
 
+    /// Simulates a bad network for every netkit object of the process, existing and new
+    /// (DTLSPeer, DTLSMultiplayerPeer, HTTPPool with its downloads, streams and outbox,
+    /// AgonesSDK), until called again; `simulate_network({})` stops it.
+    ///
+    /// [param conditions] takes these keys, with values as Strings or numbers:
+    ///
+    /// | key | value | what it does |
+    /// |---|---|---|
+    /// | `latency` | `"150ms"`, `"0.2s"` (a bare number: ms) | delay added to each datagram or request |
+    /// | `jitter` | duration | up to this much more or less than `latency` |
+    /// | `loss` | `"5%"` (a bare number: percent) | share of datagrams dropped |
+    /// | `duplicate` | share | share of datagrams delivered twice |
+    /// | `reorder` | share | share of datagrams held back by `reorder_delay` |
+    /// | `reorder_delay` | `"20ms-60ms"` (the default) or a duration | the hold of a reordered datagram |
+    /// | `bandwidth` | `"256kbit"`, `"2mbit"` (a bare number: bits per second) | a link of that rate; what would queue over 1 s is dropped |
+    /// | `failure` | share | HTTP: share of attempts that fail as a refused connection or a 503 |
+    /// | `seed` | a whole number | makes the random choices repeatable |
+    ///
+    /// Plain keys apply to what each object *sends*; an `in:` prefix applies to what it
+    /// *receives* (`{"in:loss": "100%"}`). UDP conditions act on whole datagrams, handshakes
+    /// included. An object's own `simulate` option (DTLSPeer and DTLSMultiplayerPeer
+    /// options, `HTTPPool.simulate`) beats these. The same syntax as one String is read at
+    /// start-up from the environment variable `NETKIT_SIMULATE` or the Project Setting
+    /// `netkit/debug/simulate` (in a release export only with
+    /// `netkit/debug/simulate_in_release` on); this method works in every build. A line in
+    /// the output says when conditions change; the monitor `netkit/simulated_drops` counts
+    /// what they dropped.
+    ///
+    /// Returns [constant OK], or [constant ERR_INVALID_PARAMETER] with an error naming the
+    /// key it could not read, and then nothing changes.
+    ///
+    /// ```gdscript
+    /// Netkit.simulate_network({"latency": "100ms", "jitter": "20ms", "loss": "3%"})
+    /// ```
+    #[func]
+    fn simulate_network(&mut self, conditions: VarDictionary) -> Error {
+        match super::simulation::from_dictionary(&conditions) {
+            Ok(c) => {
+                super::simulation::set(Some(c), "Netkit.simulate_network()");
+                Error::OK
+            }
+            Err(e) => {
+                godot_error!("[netkit] Netkit.simulate_network(): {e}; nothing changed");
+                Error::ERR_INVALID_PARAMETER
+            }
+        }
+    }
+
     /// Returns the addon's version, e.g. `"0.1.0"`.
     #[func]
     fn get_version(&self) -> GString {

@@ -21,12 +21,18 @@ use crate::core::runtime;
 pub const WORKER_THREADS: &str = "netkit/runtime/worker_threads";
 /// Seconds between one-line stats logs in headless runs; 0 turns the log off.
 pub const STATS_LOG_INTERVAL: &str = "netkit/debug/stats_log_interval";
+/// Simulated network conditions for every netkit object of the process.
+pub const SIMULATE: &str = "netkit/debug/simulate";
+/// Whether a release export honours `netkit/debug/simulate` and `NETKIT_SIMULATE`.
+pub const SIMULATE_IN_RELEASE: &str = "netkit/debug/simulate_in_release";
 
 /// A setting's default, which also fixes its Variant type.
 #[derive(Clone, Copy, Debug)]
 pub enum Default {
     Int(i64),
     Float(f64),
+    Bool(bool),
+    Text(&'static str),
 }
 
 /// One netkit setting, as registered and as documented in the addon README. `unit` and
@@ -36,7 +42,8 @@ pub enum Default {
 pub struct Setting {
     pub name: &'static str,
     pub default: Default,
-    /// `PROPERTY_HINT_RANGE` string: `min,max,step[,suffix:unit]`.
+    /// `PROPERTY_HINT_RANGE` string: `min,max,step[,suffix:unit]`; for a text setting, the
+    /// placeholder shown while it is empty.
     pub range: &'static str,
     /// Unit for the README table (`-` when the value is a count).
     pub unit: &'static str,
@@ -67,17 +74,39 @@ pub const SETTINGS: &[Setting] = &[
             dedicated server); 0 turns it off. Read again every second, so a script may \
             change it at run time.",
     },
+    Setting {
+        name: SIMULATE,
+        default: Default::Text(""),
+        range: "latency=100ms loss=2%",
+        unit: "-",
+        description: "Simulated network conditions for every netkit object of the process, \
+            in the syntax of `Netkit.simulate_network()` (`latency=150ms jitter=10ms loss=5% \
+            in:loss=1% bandwidth=256kbit seed=7`); empty for none. Read once at start-up; the \
+            environment variable `NETKIT_SIMULATE` beats it. Ignored in a release export unless \
+            `netkit/debug/simulate_in_release` is on.",
+    },
+    Setting {
+        name: SIMULATE_IN_RELEASE,
+        default: Default::Bool(false),
+        range: "",
+        unit: "-",
+        description: "Lets a release export honour `netkit/debug/simulate` and \
+            `NETKIT_SIMULATE`. Off, so nobody ships a lagging game by accident; \
+            `Netkit.simulate_network()` works in every build.",
+    },
 ];
 
 /// Registers every setting with its default and hint, then applies the runtime ones.
 pub fn register() {
     let mut settings = ProjectSettings::singleton();
     for setting in SETTINGS {
-        let default = match setting.default {
-            Default::Int(v) => v.to_variant(),
-            Default::Float(v) => v.to_variant(),
+        let (default, hint) = match setting.default {
+            Default::Int(v) => (v.to_variant(), PropertyHint::RANGE),
+            Default::Float(v) => (v.to_variant(), PropertyHint::RANGE),
+            Default::Bool(v) => (v.to_variant(), PropertyHint::NONE),
+            Default::Text(v) => (v.to_variant(), PropertyHint::PLACEHOLDER_TEXT),
         };
-        add(&mut settings, setting.name, default, setting.range);
+        add(&mut settings, setting.name, default, hint, setting.range);
     }
     let workers = settings
         .get_setting(WORKER_THREADS)
@@ -86,15 +115,21 @@ pub fn register() {
     runtime::set_worker_threads(workers.clamp(1, 64) as usize);
 }
 
-/// Reads a float setting, falling back to `default` when missing or of another type.
-pub fn get_f64(name: &str, default: f64) -> f64 {
+/// Reads a setting, falling back to `default` when missing or of another type.
+pub fn get<T: FromGodot>(name: &str, default: T) -> T {
     ProjectSettings::singleton()
         .get_setting(name)
-        .try_to::<f64>()
+        .try_to::<T>()
         .unwrap_or(default)
 }
 
-fn add(settings: &mut Gd<ProjectSettings>, name: &str, default: Variant, range: &str) {
+fn add(
+    settings: &mut Gd<ProjectSettings>,
+    name: &str,
+    default: Variant,
+    hint: PropertyHint,
+    range: &str,
+) {
     if !settings.has_setting(name) {
         settings.set_setting(name, &default);
     }
@@ -103,7 +138,7 @@ fn add(settings: &mut Gd<ProjectSettings>, name: &str, default: Variant, range: 
     let mut info = VarDictionary::new();
     info.set("name", name);
     info.set("type", default.get_type().ord() as i64);
-    info.set("hint", PropertyHint::RANGE.ord() as i64);
+    info.set("hint", hint.ord() as i64);
     info.set("hint_string", range);
     settings.add_property_info(&info);
 }
@@ -142,6 +177,8 @@ mod tests {
             let (kind, default) = match setting.default {
                 Default::Int(v) => ("int", v.to_string()),
                 Default::Float(v) => ("float", format!("{v:.1}")),
+                Default::Bool(v) => ("bool", v.to_string()),
+                Default::Text(v) => ("String", format!("\"{v}\"")),
             };
             let expected = [
                 format!("`{}`", setting.name),

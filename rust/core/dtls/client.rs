@@ -23,6 +23,7 @@ use super::inbound::{self, InboundLimits, InboundSender};
 use super::record::MAX_DATAGRAM;
 use super::session::{self, SessionContext, SessionControl};
 use super::stats::{Stats, StatsSnapshot};
+use super::wire::Wire;
 
 struct Shared {
     status: AtomicU8,
@@ -211,7 +212,7 @@ async fn bind_for(remote: SocketAddr, local: Option<SocketAddr>) -> Result<UdpSo
 /// Reads the socket and feeds the DTLS layer, ignoring datagrams from anyone but the
 /// server and anything over the size limit.
 async fn pump(
-    socket: Arc<UdpSocket>,
+    socket: Arc<Wire>,
     remote: SocketAddr,
     tx: InboundSender,
     stats: Arc<Stats>,
@@ -259,6 +260,7 @@ async fn drive(
             .await
             .map_err(|_| format!("resolving {host} timed out"))??;
         let socket = bind_for(remote, options.bind_address).await?;
+        let socket = Wire::new(socket, options.session.simulate.clone());
         Ok::<_, String>((remote, Arc::new(socket)))
     };
     let (remote, socket) = match setup.await {

@@ -127,6 +127,9 @@ pub struct SessionOptions {
     /// what it sends beyond is dropped and counted in `dispatch_drops`. Connects and
     /// disconnects are never dropped.
     pub dispatch_queue: usize,
+    /// This object's own simulated network conditions (its `"simulate"` option), which
+    /// beat the process-wide ones; `None` follows the process.
+    pub simulate: Option<std::sync::Arc<crate::core::simulate::Conditions>>,
 }
 
 impl Default for SessionOptions {
@@ -140,6 +143,7 @@ impl Default for SessionOptions {
             inbound_queue: 1024,
             // A burst of 1,000 packets in one frame, twice over, arrives complete.
             dispatch_queue: 2048,
+            simulate: None,
         }
     }
 }

@@ -8,7 +8,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use tokio::net::UdpSocket;
 use tokio::sync::{Mutex, Notify};
 use webrtc_dtls::conn::DatagramSource;
 
@@ -17,6 +16,7 @@ use super::final_flight::{FinalFlight, is_final_flight_record};
 use super::first_flight::Turn;
 use super::inbound::{InboundLimits, InboundReceiver};
 use super::record::{filter, plaintext_fatal_alert, split};
+use super::wire::Wire;
 
 /// State shared between a [`PeerConn`] and the task driving its session.
 #[derive(Debug, Default)]
@@ -81,7 +81,7 @@ impl ConnShared {
 /// `local_addr`, `remote_addr` and `close` on it.
 pub(crate) struct PeerConn {
     inbound: Mutex<InboundReceiver>,
-    socket: Arc<UdpSocket>,
+    socket: Arc<Wire>,
     remote: SocketAddr,
     shared: Arc<ConnShared>,
 }
@@ -90,7 +90,7 @@ impl PeerConn {
     /// Wraps the queue the demultiplexer feeds and the socket replies go out on.
     pub fn new(
         inbound: InboundReceiver,
-        socket: Arc<UdpSocket>,
+        socket: Arc<Wire>,
         remote: SocketAddr,
         shared: Arc<ConnShared>,
     ) -> Self {

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +27,7 @@ use super::record::{
 };
 use super::session::{self, Confirmation, SessionContext, SessionControl};
 use super::stats::Stats;
+use super::wire::Wire;
 
 /// One handshake or session for one address.
 struct Entry {
@@ -112,7 +112,7 @@ impl Table {
 /// State shared by the demux task, the peer tasks and the server handle.
 pub(crate) struct Demux {
     table: Mutex<Table>,
-    pub socket: Arc<UdpSocket>,
+    pub socket: Arc<Wire>,
     pub options: ServerOptions,
     pub config: webrtc_dtls::config::Config,
     pub stats: Arc<Stats>,
@@ -140,7 +140,7 @@ pub(crate) enum Enqueue {
 impl Demux {
     /// Bundles what the tasks share; ids start at 2 because 1 is the server.
     pub fn new(
-        socket: Arc<UdpSocket>,
+        socket: Arc<Wire>,
         options: ServerOptions,
         config: webrtc_dtls::config::Config,
         events: Gate,

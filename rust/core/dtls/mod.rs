@@ -23,6 +23,7 @@ mod session;
 mod socket_buffers;
 pub mod stats;
 mod verify;
+mod wire;
 
 pub use certs::{KeyKind, SelfSigned, generate_self_signed};
 pub use client::DtlsClient;

@@ -14,6 +14,7 @@ use super::demux::{Demux, Enqueue};
 use super::events::{DtlsEvent, PeerId, SendError};
 use super::events_gate::Gate;
 use super::stats::{Stats, StatsSnapshot};
+use super::wire::Wire;
 
 /// A DTLS server: many clients on one UDP socket. Dropping it (or `close`) stops every
 /// task it started and silences its events.
@@ -45,6 +46,7 @@ impl DtlsServer {
         };
         let local_addr = socket.local_addr().map_err(|e| e.to_string())?;
         let closed = CancellationToken::new();
+        let socket = Wire::new(socket, options.session.simulate.clone());
         let demux = Arc::new(Demux::new(
             Arc::new(socket),
             options,
