@@ -32,8 +32,10 @@
 //!   quiet link those wait for the next datagram, so it reads far too high (a unit test
 //!   shows it). Each side sends a `Ping` (its clock in µs) on the unreliable control lane
 //!   every second and the other answers with a `Pong` in its next flush: a ping and its
-//!   pong every 500 ms on average, ENet's rate. `rtt_ms` is the RFC 6298 SRTT (α = 1/8) of
-//!   those samples. One pong per flush answers the newest ping received since the last one
+//!   pong every 500 ms on average, ENet's rate (ENet pings when it heard nothing for 500 ms
+//!   and its sides take turns; that rule does not carry over, since two sides that start
+//!   together stay in step and each pings every 500 ms). `rtt_ms` is the RFC 6298 SRTT
+//!   (α = 1/8) of those samples. One pong per flush answers the newest ping received since the last one
 //!   (answering each ping made the link a reflector: 300 pings in one datagram got 300
 //!   pongs back); a pong counts only when it carries one of the last 32 pings this side
 //!   sent (16 s), once, so forged, garbled or duplicated pongs are not samples.
