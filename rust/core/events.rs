@@ -8,6 +8,11 @@
 //! counts it), what it [sends](LaneSender::send) (connects, disconnects) always goes in,
 //! and the node takes one event from each lane that has one in turn, so one flooding
 //! peer fills only its own lane and waits only for itself.
+//!
+//! The shared lane has no limit of its own: its length is bounded by what the node admitted
+//! (`max_concurrent + max_queued` requests). The node takes events one at a time at the
+//! start of each frame, within its frame budget (`godot/frame_hook.rs`), so handler time
+//! counts against the budget too; what is left waits for the next frame.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

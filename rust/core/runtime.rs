@@ -2,6 +2,11 @@
 //!
 //! It is created on first use with the configured worker count and shut down when the
 //! extension deinitializes, with a bounded wait so that quitting Godot never hangs.
+//!
+//! The worker count is the setting `netkit/runtime/worker_threads` (default 2). At
+//! extension deinit (`InitStage::Scene`) the runtime shuts down with `shutdown_timeout(500
+//! ms)`: tasks still running are dropped, and a dropped request's guard still reports its
+//! ending (`http/pool.rs`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};

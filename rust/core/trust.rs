@@ -9,6 +9,9 @@
 //! and mbedTLS (so Godot's HTTPRequest and PacketPeerDTLS) accept it, because a trusted
 //! certificate is a trust anchor and needs no chain. We accept it the same way, and still
 //! check its dates, its host name and (when it has one) its extended key usage.
+//!
+//! For DTLS the same verifier runs as webrtc-dtls's `verify_peer_certificate` callback,
+//! with webrtc-dtls's own webpki check off (it still checks the handshake signature).
 
 use std::sync::Arc;
 

@@ -1,4 +1,12 @@
 //! `AgonesSDK`: the node a dedicated server talks to Agones through.
+//!
+//! Calls return an `HTTPTask` (awaited like `HTTPPool.request()`), `get_game_server()` too,
+//! with the record as `HTTPResponse.json`; the latest record is the `last_game_server`
+//! property (a property named `game_server` would clash with the method's getter).
+//! `ready()` is registered under that name next to Node's `ready` signal; calling it works
+//! (`await agones.ready().completed`, tested). SIGTERM stays with the `Netkit` singleton;
+//! this node only adds `shutdown()` (the flow is in docs/DEPLOY.md, tested by
+//! `tests/agones/sigterm.rs`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -13,6 +13,11 @@
 //!   types below carry any `int` unchanged, as Godot's own enum parameters do, so netkit
 //!   answers an out-of-range value with its own clear error; only their type information
 //!   names the enum (`class_name` plus `PROPERTY_USAGE_CLASS_IS_ENUM`).
+//!
+//! The constants' help text comes from `#[constant] #[cfg(any())]` declarations in the
+//! classes: the docs generator reads them, the compiler drops them, so gdext does not
+//! register the constants twice. A test checks that every registered enum constant has help
+//! text and the same value.
 
 use std::borrow::Cow;
 

@@ -9,6 +9,13 @@
 //! `close()`); and before the first emission of a poll the peer hands a strong reference of
 //! itself to a deferred call, so a handler that drops every other reference (say, sets
 //! `multiplayer_peer = null`) cannot free it while `_poll` is still running.
+//!
+//! A client whose server leaves emits `peer_disconnected(1)` and then closes (status
+//! `DISCONNECTED`, id 0, as ENet), and SceneMultiplayer follows with `server_disconnected`,
+//! or `peer_authentication_failed(1)` when it had not admitted the server yet.
+//! `_is_server_relay_supported` is true: SceneMultiplayer wraps client-to-client packets
+//! for the server, which forwards them, and a client's `put_packet` to anyone but the
+//! server is refused with an error. Options are read in `dtls_multiplayer_peer/options.rs`.
 
 use std::collections::{BTreeSet, VecDeque};
 

@@ -2,6 +2,14 @@
 //! durable requests made in this run, why the store could not be opened, and the default
 //! headers last handed to it. The pool's outbox functions (`http_outbox.rs`) and its frame
 //! delivery use this API only; nothing else reaches into it.
+//!
+//! Freeing the pool closes the store at once (an `RwLock<Option<Store>>` taken on drop, so
+//! another pool can open the same file in the same frame); tasks of durable requests end
+//! with `ERR_CANCELLED` and the entries stay stored for the next open. A store that cannot
+//! be opened is reported once with `godot_error` (a set-aside file also as
+//! `outbox_set_aside = 1` in `get_stats()`), and `get_outbox_error()` keeps the sentence.
+//! `default_headers` reach the core when the store opens and again when they change
+//! (compared by `Dictionary.hash()` each frame).
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -8,6 +8,16 @@
 //! whose code examples keep their lines, BBCode whose tags are known and balanced (no
 //! literal `[/codeblock]`, no `[url=` inside code), links that point at something that
 //! exists, and every registered class, property, method, signal and constant documented.
+//!
+//! What gdext's conversion implies (checked in gdext 0.5.5's `markdown_converter.rs` and in
+//! the XML): the brief is the first paragraph (everything before the first `[br]`), so it
+//! is one `///` line followed by a blank `///`; paragraphs are joined by `[br][br]` and a
+//! paragraph's line breaks become spaces; a fenced `gdscript` block becomes `[codeblock
+//! lang=gdscript]` with its lines kept; backticks become `[code]`; bare URLs outside code
+//! become `[url=...]` (GFM autolinks), so example URLs go in code. Godot's own link forms
+//! (`[HTTPRequest]`, `[member base_url]`, `[method request]`, `[param id]`) are Markdown
+//! shortcut references without a definition, which markdown-rs leaves as literal text, so
+//! they reach Godot as links. Examples use spaces: Godot's help strips tabs.
 
 use std::collections::{BTreeMap, BTreeSet};
 

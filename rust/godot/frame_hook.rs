@@ -9,6 +9,14 @@
 //! The callable receives a `Gd<T>` and no borrow; the node takes each event under a short
 //! `bind_mut()`, releases it, then emits. Godot removes a linked callable's connection when
 //! its object is freed, so a freed node is never called again.
+//!
+//! Re-entrant calls (`request()` from a handler) need nothing special. What Godot itself
+//! refuses stays Godot's: `free()` of an object inside its own signal's emission logs
+//! "Object is locked and can't be freed" (as for HTTPRequest), and freeing its parent there
+//! logs "was freed ... while a signal is being emitted"; neither crashes.
+//! `test_handlers_may_free.gd` runs every signal with handlers and awaiting coroutines that
+//! free the emitter or its parent, `queue_free()` it, free another node or call back;
+//! `tests/addon/shutdown_signal.rs` does the same for `Netkit.shutdown_requested`.
 
 use godot::classes::{Engine, SceneTree};
 use godot::prelude::*;

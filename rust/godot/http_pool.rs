@@ -1,4 +1,12 @@
 //! `HTTPPool`: the node a game talks to its backend through.
+//!
+//! `exit_tree` cancels every request and transfer. When the node is freed, the core pool is
+//! dropped (every request aborted, nothing more delivered) and every task, download and
+//! stream still awaited gets `ERR_CANCELLED` from a callable queued with `call_deferred` at
+//! `NOTIFICATION_PREDELETE` (emitting there would run handlers inside the notification's
+//! borrow). The message queue runs it later in the same frame; when the game quits, Godot
+//! flushes the message queue before scripts are torn down, so no coroutine is left awaiting
+//! `completed` (which Godot would report as a leak).
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,4 +1,11 @@
 //! `HTTPStream`: a response delivered piece by piece as it arrives.
+//!
+//! `cancel()` marks the object, so no piece is emitted after it returns (queued ones are
+//! dropped), and cancels the task, whose `finished` (`ERR_CANCELLED`) follows on a later
+//! frame. When the task had already queued its own ending (a short stream whose body was
+//! all in, cancelled from its first `line_received`), that ending becomes `ERR_CANCELLED`
+//! too: it said `ok` while the pieces after the cancel were dropped, so the game could not
+//! have told it had not got the whole stream.
 
 use godot::prelude::*;
 

@@ -1,5 +1,10 @@
 //! Performance monitors (the debugger's Monitors tab) and, for headless servers where no
 //! debugger watches, an optional periodic one-line stats log.
+//!
+//! The monitors sum `core/metrics.rs`'s registry when the debugger asks.
+//! `netkit/debug/stats_log_interval` (seconds, 0 = off) prints the same figures as one line
+//! periodically; Godot's API has no per-frame hook for extensions, so the nodes' frame
+//! hooks drive that log.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::time::{Duration, Instant};

@@ -1,5 +1,12 @@
 //! `Netkit`: the engine singleton for process-wide things, chiefly graceful shutdown of
 //! headless servers.
+//!
+//! Registered at `InitStage::Scene` and freed at deinit. The signal handlers
+//! (`core/shutdown.rs`, signal-hook) only set an atomic flag, which is async-signal-safe; a
+//! second signal while the flag is set exits at once (`register_conditional_shutdown`). The
+//! singleton polls the flag from its `SceneTree.process_frame` hook and emits
+//! `shutdown_requested(grace)` on the main thread with no borrow held; if the game has not
+//! quit when the grace period ends, it calls `quit()` itself.
 
 use std::time::{Duration, Instant};
 

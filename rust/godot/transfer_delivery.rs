@@ -1,6 +1,15 @@
 //! The downloads and streams of an `HTTPPool` node: starting them, delivering their
 //! signals within the pool's frame budget with no borrow held, and ending what is still
 //! awaited when the pool goes away.
+//!
+//! Transfers are delivered after the pool's responses in the same frame hook and budget, so
+//! a flooding stream never delays a response and a burst of responses delays streams by a
+//! frame at most. A download's `progress` is emitted when its counters changed since the
+//! last frame; an ending whose last progress was not reported yet gets it first, and if
+//! progress was already emitted in that frame the ending waits one frame. After an object's
+//! last signal (`completed`, `finished`) every handler of its signals is disconnected: a
+//! lambda connected to `dl.progress` that captures `dl` would otherwise keep it alive in a
+//! reference cycle, which Godot reports as leaked at exit.
 
 use std::collections::{HashMap, VecDeque};
 

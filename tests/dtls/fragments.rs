@@ -5,6 +5,17 @@
 //! record layer must drop them first, for a pending handshake, for a connected client's
 //! address and, on a client, for the server's address, while connected clients keep
 //! their echo round trips under 100 ms.
+//!
+//! Measured on the old code: the 30,000-fragment reverse chain from one source killed the
+//! process ("thread 'netkit-worker' has overflowed its stack", SIGABRT) once webrtc-dtls
+//! reached offset 0; from two sources the echoing clients' p99 round trip was 400 to 550 ms
+//! with hundreds of echoes lost over 1 s; forged as a connected client, that client's
+//! session stalled (p99 950 ms, 540 echoes lost). With the filter every fragment is dropped
+//! and counted in every combination (reverse 30,000 and forward 5,000; one and two sources;
+//! pending handshake, forged as connected clients, forged as the server toward clients),
+//! and the echoing clients' p99 stays 10 to 90 ms on a loaded machine.
+//! `test_dtls_hostile.gd` sends the same chains at a DTLSPeer server inside Godot, from
+//! fresh addresses and from a connected PacketPeerDTLS client's own socket.
 
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};

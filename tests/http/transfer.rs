@@ -2,6 +2,14 @@
 //! 127.0.0.1: resume with Range/If-Range after a dropped connection and after a restart,
 //! SHA-256 checks, servers without range support, server-sent events with reconnection,
 //! lines, chunks, cancellation, limits and backpressure.
+//!
+//! Downloads: a 50 MiB body dropped at 40 % and resumed with `Range`/`If-Range` (the
+//! server's log of Range headers asserted, SHA-256 of the file), a wrong hash, a server
+//! without ranges, a changed ETag, Last-Modified, a restart from the part file, cancel,
+//! limits. Streams: 1,000 events, a drop and `Last-Event-ID`, the grammar fixture, lines,
+//! chunks, an over-long line, cancel, a flooding stream held to its buffer without loss.
+//! Routes: `test_support`'s `http_server/transfer_routes.rs`. In the engine:
+//! `test_http_download.gd`, `test_http_stream.gd`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -4,6 +4,11 @@
 //! close_notify). The server must report it disconnected within the timeout. Meanwhile the
 //! server's periodic stats log (`netkit/debug/stats_log_interval`) shows the peer: a
 //! DTLSMultiplayerPeer is a RefCounted that no node's frame hook drives.
+//!
+//! The project is `godot_project/mp_process/` (one scene, `--role=server|client`, so RPC
+//! paths match); the client stays idle past the server's `idle_timeout` (3 s), and the
+//! server must report it disconnected, with the idle-timeout reason, within
+//! `idle_timeout + 2 s`.
 
 use std::time::{Duration, Instant};
 

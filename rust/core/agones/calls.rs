@@ -1,5 +1,17 @@
 //! The SDK's REST calls as requests, with the checks Kubernetes would otherwise make
 //! later (and silently, from the game's point of view).
+//!
+//! Each call is a request on an internal `HttpPool` with `max_concurrent = 1`, so calls
+//! reach the sidecar in the order they were made (`reserve()` then `allocate()` must not
+//! end Reserved because a retry reordered them). Lifecycle, metadata and capacity calls
+//! carry an `Idempotency-Key`, which is what lets the pool retry them (connection refused
+//! while the sidecar container starts, 5xx): 60 retries with full-jitter backoff from 0.1 s
+//! up to 1 s, about 30 s in all, as Agones' REST page asks ("the SDK Server sidecar process
+//! may startup after your game server binary"). Player connect and disconnect are sent
+//! once: after a lost answer a repeat would report `false`. Keys and label values are
+//! checked against Kubernetes' rules before sending (`sdk-KEY` at most 63 characters of
+//! `A-Za-z0-9-_.`, ending alphanumeric): the sidecar would accept them and the Kubernetes
+//! update would fail later, invisible to the game.
 
 use bytes::Bytes;
 use serde_json::{Value, json};

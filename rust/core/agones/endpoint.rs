@@ -1,4 +1,12 @@
 //! Where the Agones SDK sidecar is, or why we think there is none.
+//!
+//! The order: the node's `port` property if set; else `AGONES_SDK_HTTP_PORT`, which Agones
+//! always sets, so the sidecar is trusted to come up even when it is not listening yet;
+//! else port 9358, but only if a connect to it succeeds at once (a local `sdk-server
+//! --local`). Otherwise there is no sidecar: the node prints one line per process ("not
+//! running under Agones ...") and every call completes at once with `ERR_CONNECT` and that
+//! sentence, with no retries, no pings and no watch. URLs use `127.0.0.1`, not `localhost`,
+//! so a resolver answering `::1` first costs nothing.
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;

@@ -5,6 +5,15 @@
 //! 2 s hitch) kill the server; sending them from a free-running thread would keep a
 //! deadlocked game alive forever. So a runtime task sends them on its own clock, but only
 //! while the node's per-frame stamp is younger than `tolerance`.
+//!
+//! `POST /health` goes every `health_interval` (2 s) while the stamp is younger than
+//! `health_tolerance` (5 s): a 2 s hitch or a level load never costs a ping, and a
+//! deadlocked or endlessly looping main thread stops pinging within `health_tolerance +
+//! health_interval`, so Agones marks it Unhealthy after its own `periodSeconds *
+//! failureThreshold`. Pings go through a second pool (`max_retries = 0`: the next ping
+//! replaces a failed one; `max_queued = 2`: a hung sidecar cannot make them pile up). Pause
+//! and resume are reported to the node, which prints how long pings were stopped. The stamp
+//! is written by the frame hook on every `SceneTree.process_frame`, paused tree included.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};

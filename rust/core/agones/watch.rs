@@ -2,6 +2,11 @@
 //! (`{"result": GameServer}`), read with reqwest directly because the HTTP pool delivers
 //! whole responses only. Reconnects with backoff; the sidecar sends the current record
 //! first on every connection, so nothing is missed across a reconnect.
+//!
+//! One line is at most 1 MiB (more is an error, not a growing buffer); every `result` that
+//! differs from the previous one becomes `game_server_changed`, so an unchanged record is
+//! not emitted twice after a reconnect. Backoff is 0.1 s to 2 s; an outage is reported
+//! once.
 
 use std::time::Duration;
 

@@ -1,5 +1,10 @@
 //! Certificates and keys: generating a self-signed identity, loading PEM, and the
 //! SHA-256 fingerprint used for pinning.
+//!
+//! RSA keys need the vendored webrtc-dtls's patch (`vendor/webrtc-dtls/NETKIT-PATCH.md`).
+//! PKCS#1 keys (what `CryptoKey.save_to_string()` writes for `Crypto.generate_rsa()`) are
+//! wrapped in PKCS#8 for ring, and a key that does not belong to the leaf certificate is
+//! refused when the server starts. `generate_self_signed` stays ECDSA P-256.
 
 use rcgen::{CertificateParams, DnType, KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256};
 use ring::digest::{SHA256, digest};

@@ -1,5 +1,18 @@
 //! Options for servers and clients, with safe defaults, and their translation into a
 //! webrtc-dtls `Config`.
+//!
+//! Cipher suites are pinned to AES-GCM: `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256` or
+//! `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256` by the server key's type (clients offer both),
+//! and `TLS_PSK_WITH_AES_128_GCM_SHA256` for PSK. webrtc-dtls's server takes the first
+//! suite the client offers from its list without looking at its key, so a server offers
+//! only its key's suite.
+//!
+//! webrtc-dtls's `mtu` is the size of a handshake fragment without the record and handshake
+//! headers (at 1200 its certificate datagrams were 1225 bytes), so it gets `mtu` minus the
+//! record header, handshake header, GCM nonce and tag (49 bytes): every datagram netkit
+//! sends is at most `mtu` (1176 at 1200 with a three-certificate chain, measured through a
+//! relay that drops anything larger). `send_queue` defaults to 1024 datagrams, for bursts
+//! of a thousand packets in one frame.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -1,6 +1,9 @@
 //! The datagram transport webrtc-dtls runs on: one peer's slice of a shared UDP
 //! socket. Receiving reads from a bounded queue the demultiplexer fills; sending writes
 //! straight to the peer's address.
+//!
+//! `PeerConn::recv` never returns an error: webrtc-dtls's read loop only stops on fatal
+//! alerts, so an error would make it spin; it waits instead, and ends when dropped.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};

@@ -1,6 +1,28 @@
 //! The server's own UDP demultiplexer: one socket, a table from source address to peer,
 //! and the admission rules that keep a flood of ClientHellos from costing more than a
 //! bounded number of pending handshakes.
+//!
+//! The table maps a source address to a slot; each peer's `DTLSConn` runs on a `PeerConn`
+//! (`conn.rs`) fed by its bounded inbound queue (`inbound.rs`), and sends with `send_to`
+//! behind a bounded `send_queue`. An entry is removed on handshake failure or timeout,
+//! close_notify or a fatal alert, idle timeout, `disconnect_peer`, `close()`, handle drop
+//! and task panic (a supervisor awaits every peer task's `JoinHandle`, so a panic ends that
+//! peer only). The admission verdicts come from `admission.rs`; this file carries them out.
+//!
+//! Reconnects from the same address and port: a ClientHello from a connected address starts
+//! a separate replacement handshake while the old session keeps running, and the old
+//! session ends with reason `Replaced` only when the new handshake completes. The old
+//! session's `peer_disconnected` is sent by the promotion itself, before the new session's
+//! `peer_connected`; a session's events go out under its `SessionControl` lock, and a
+//! supervisor announces an end under the table lock, so no ordering of tasks can put the
+//! new session first or send anything for the old id after its end. The replacement reports
+//! on the lane of the session it replaces (`events_gate.rs`).
+//!
+//! A client refused for `max_clients`, and a ClientHello with message_seq > 0 from an
+//! address without an entry (its handshake timed out or was evicted after the cookie
+//! exchange, so it can never complete against a new handshake), get a 15-byte plaintext
+//! fatal alert, smaller than their hello (no amplification), so the client fails at once
+//! and can retry; from a connected address such a hello is dropped silently.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,6 +1,12 @@
 //! An event sender that goes quiet the moment its owner closes, so a closed or dropped
 //! server or client never reports anything afterwards; per peer, it is also where the
 //! peer's packets meet the bound of its own dispatch queue.
+//!
+//! A peer's connect, packets and disconnect go to its own lane (`Gate::for_peer`); a
+//! client's session too. At most `dispatch_queue` packets (default 2,048, so two bursts of
+//! 1,000 in one frame arrive complete) wait per peer; more are dropped and counted in
+//! `dispatch_drops` (`get_stats()`, monitor `netkit/dtls_dispatch_drops`); connects and
+//! disconnects are never dropped. Measurements: `tests/dtls/flood.rs`.
 
 use std::sync::Arc;
 

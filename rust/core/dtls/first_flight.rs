@@ -8,6 +8,11 @@
 //! step at a time, and a free turn goes to the **newest** waiter: after a burst the real
 //! client is answered first, and the older spoofed entries, which the pending table
 //! evicts or times out, die while waiting without costing anything.
+//!
+//! A turn is given back at the first datagram sent, at the end of the handshake, or after
+//! [`HOLD_LIMIT`]. Waiting counts against the handshake timeout, and cancellation and the
+//! deadline are checked before webrtc-dtls is polled, so evicted or expired entries cost
+//! nothing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

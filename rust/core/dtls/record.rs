@@ -3,6 +3,12 @@
 //!
 //! Nothing here decrypts. The point is to keep malformed, out-of-place and plaintext
 //! records away from webrtc-dtls, which treats some of them as fatal for the session.
+//!
+//! Dropped here: datagrams that do not parse as DTLS records, anything over 8 KiB, unknown
+//! content types, epochs above 1, encrypted ChangeCipherSpec, plaintext application data,
+//! encrypted records too short for a GCM tag, and after the handshake plaintext alerts and
+//! ClientHellos (plaintext handshake records stay allowed so a lost final flight can be
+//! retransmitted).
 
 /// Size of a DTLS record header: type, version, epoch, sequence number, length.
 pub const RECORD_HEADER_LEN: usize = 13;

@@ -1,6 +1,14 @@
 //! One DTLS session's life after the transport exists: the bounded handshake, then the
 //! loop that moves packets both ways and watches the idle timer. Servers and clients
 //! share it.
+//!
+//! `DTLSConn::new` has no timeout of its own; the handshake is wrapped in
+//! `tokio::time::timeout` (`handshake_timeout`, default 10 s; on a client one budget covers
+//! DNS and the handshake). A session whose final flight had to be resent
+//! (`final_flight.rs`) has not shown that its client finished: unless an authenticated
+//! record (data or keepalive) arrives within `handshake_timeout` of the server's
+//! completion, it ends with "the client never finished the handshake". Keepalive (empty
+//! application records, swallowed by netkit receivers) is off by default.
 
 use std::sync::Arc;
 use std::sync::Mutex;

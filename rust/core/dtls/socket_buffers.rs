@@ -7,6 +7,10 @@
 //! Game networking libraries size these buffers themselves (ENet asks for 256 KiB);
 //! netkit asks for more, and the kernel caps the request at `net.core.rmem_max` /
 //! `net.core.wmem_max`, which a dedicated server's host can raise.
+//!
+//! Every DTLS socket asks for 4 MiB of receive and send buffer (`SO_RCVBUF`/`SO_SNDBUF`
+//! through socket2). Before, the in-engine 1,000-packet burst test lost 10 of 1,000 while
+//! the machine was busy with builds.
 
 use socket2::SockRef;
 

@@ -1,6 +1,12 @@
 //! How a client decides to trust the server's certificate: against CA certificates, or a
 //! pinned fingerprint. Both run as webrtc-dtls's `verify_peer_certificate` callback so
 //! that every refusal is a sentence a developer can act on, not a library error name.
+//!
+//! A certificate given as `ca_certificate` that the server presents as its own is trusted
+//! as is (dates and name still checked, by its subject alternative names or, without any,
+//! its common name), as mbedTLS does: Godot's `generate_self_signed_certificate` marks
+//! certificates as CAs and names the host only in the common name, which a WebPKI check
+//! refuses for a leaf. Other chains go through rustls's WebPKI verifier (`core/trust.rs`).
 
 use std::net::IpAddr;
 use std::sync::Arc;

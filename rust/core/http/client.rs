@@ -2,6 +2,20 @@
 //! same code works on Linux, in a headless server and on Android (no OpenSSL, no
 //! platform verifier that needs JNI set up). Certificates from `trusted_ca_pem` are
 //! checked by the verifier shared with DTLS (`core/trust.rs`).
+//!
+//! reqwest runs with `rustls-no-provider` and a preconfigured rustls `ClientConfig` on the
+//! *ring* provider with `webpki-roots`, plus `trusted_ca_pem`; the platform-verifier crate
+//! is compiled by reqwest's feature but never called. ALPN offers `h2` then `http/1.1`.
+//! `verify_tls = false` installs a verifier that accepts any certificate but still checks
+//! handshake signatures. TLS error messages advise setting `trusted_ca_pem` only when it is
+//! empty; when it is set they say it does not hold the server's certificate or CA.
+//!
+//! Three clients per pool (`Clients`): `pooled` for requests, `fresh` for stale-connection
+//! resends, `identity` for downloads. hyper's own head limits are set above the pool's
+//! (`http1_max_headers` 512; an HTTP/2 header list of 1 MiB; hyper's HTTP/1.1 buffer takes
+//! any head below 408 KiB), so the pool's check, with its sentence, refuses first. Idle
+//! connections expire after `pool_idle_timeout` (default 4 s, below the 5 s after which
+//! Node.js and Apache close them).
 
 use std::sync::Arc;
 

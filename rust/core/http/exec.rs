@@ -1,6 +1,28 @@
 //! Runs one request to its end on a worker thread: attempts, retries, redirects, body
 //! streaming under the size limit and the deadline, JSON parsing, and turning every
 //! failure into an [`ErrorKind`].
+//!
+//! Bodies: `max_body_bytes` is checked against `Content-Length` before reading and again
+//! while streaming; on overflow the bytes read so far are kept. A connection reset mid-body
+//! gives `ERR_CONNECTION_LOST` with the partial body; the timeout running out mid-body
+//! gives `ERR_TIMEOUT` with the status, headers and partial body (the timeout is a deadline
+//! checked around each read, not a wrapper that drops the attempt). Invalid JSON gives
+//! `ERR_DECODE` with the body kept; a non-2xx status gives `ERR_HTTP_STATUS` with body and
+//! JSON kept. Response heads beyond `client::MAX_RESPONSE_HEADERS` fields or
+//! `client::MAX_RESPONSE_HEAD_BYTES` give `ERR_HEADERS_TOO_LARGE`; a repeated field is one
+//! value joined with ", " in arrival order (RFC 9110 section 5.3).
+//!
+//! Stale keep-alive connections: a server closes an idle keep-alive connection on its own
+//! timer (Node.js and Apache after 5 s), and a request sent just then is read by a dying
+//! connection and never answered. A request whose connection ended (FIN or RST) before any
+//! byte of a response arrived was not processed by the server's application, so an
+//! idempotent one is sent again at once, without spending a retry, through
+//! `Clients::fresh`, which keeps no idle connection and so certainly opens a new one; a
+//! second failure of that kind is reported. A non-idempotent request is never sent twice
+//! (its message says how to allow it). reqwest and hyper-util retry only requests that were
+//! never written to the connection (hyper's "canceled" case on a reused connection, HTTP/2
+//! REFUSED_STREAM and GOAWAY); this case, written and then dropped, they report as
+//! "connection closed before message completed".
 
 use std::time::{Duration, Instant, SystemTime};
 

@@ -6,6 +6,11 @@
 //! of a 64-bit float such as `1e400`, which become `INF` (or `-INF`), as Godot's JSON
 //! makes them. serde_json keeps numbers as text (its `arbitrary_precision` feature), so
 //! nothing is lost before [`number_value`] reads them.
+//!
+//! serde_json runs with `preserve_order`, so Dictionaries keep the server's key order.
+//! Integers that fit `i64` become `int`, larger ones `float`. Nesting deeper than 128
+//! levels is a decode error (serde_json's recursion limit); the Variant conversion
+//! (`godot/json_variant.rs`) has the same bound both ways.
 
 use serde_json::{Number, Value};
 

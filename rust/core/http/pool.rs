@@ -1,5 +1,24 @@
 //! The scheduler: at most `max_concurrent` requests running, the rest in a bounded FIFO
 //! queue, each request ending in exactly one event on the owner's channel.
+//!
+//! Waiting requests are a mutex-guarded `VecDeque`, running ones a map. A request starts at
+//! once when fewer than `max_concurrent` run and nobody waits; otherwise it queues, or ends
+//! at once with `ERR_QUEUE_FULL` when `max_queued` already wait. When a request ends its
+//! slot is handed to the head of the queue, so start order is FIFO by construction (a
+//! semaphore's wake order depends on task polling order, which a multi-thread runtime does
+//! not guarantee).
+//!
+//! Every running request's task owns a `FinishGuard`: if the task is dropped before it
+//! completes (runtime shutdown, a panic), the guard still reports `ERR_CANCELLED` and frees
+//! the slot. Requests that fail before starting (a bad URL, a bad body) are answered
+//! through the same channel, so a script always sees them through `completed`, never as a
+//! return value.
+//!
+//! `HTTPTask.cancel()` holds a `CancelHandle` (a `Weak` to the pool's shared state and the
+//! id), so it never touches the node and never blocks: a queued request is removed and
+//! answered at once; a running one has its `CancellationToken` cancelled and its task
+//! answers `ERR_CANCELLED`. Dropping the pool aborts every request and delivers nothing.
+//! `PoolStats::stale_resends` counts the resends of `exec.rs`'s stale-connection rule.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

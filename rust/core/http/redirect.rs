@@ -9,6 +9,9 @@
 //! again (307, 308), its `Content-Type`, plus its `Idempotency-Key`, which is no secret and
 //! is what lets the other origin apply a retried request once. Once dropped they stay dropped, even if a later
 //! redirect comes back to the first origin.
+//!
+//! Methods: 303 becomes GET (HEAD stays), 301 and 302 turn POST into GET, 307 and 308 keep
+//! method and body. The outbox follows only 307 and 308 (see `outbox/worker.rs`).
 
 use bytes::Bytes;
 use url::Url;

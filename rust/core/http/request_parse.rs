@@ -2,6 +2,17 @@
 //! place where the base URL and path, the method number, the pool's default headers and
 //! the call's `"Name: value"` lines are checked and merged. `HTTPPool.request()`,
 //! `download()`, `stream()` and `request_durable()` all go through it.
+//!
+//! The call's header lines are taken once per name, the call's winning over
+//! `default_headers`, case-insensitively; a refusal is a typed `Rejected` whose `Display`
+//! is the sentence the game sees. `request_durable()` keeps only the call's own headers,
+//! since defaults are applied at each attempt. AgonesSDK's calls go through the same
+//! parser.
+//!
+//! URLs: `base_url + path` is concatenation (`https://x/v1` + `/scores` is
+//! `https://x/v1/scores`), not RFC 3986 resolution, which would drop `/v1`. A path that
+//! starts with a scheme and `://` (in any case: `HTTP://x` too) is used as is, and one with
+//! a scheme other than http or https is refused by name.
 
 use std::fmt;
 

@@ -1,5 +1,13 @@
 //! When to try again and how long to wait: exponential backoff with full jitter, capped,
 //! and the server's `Retry-After` when it gives one.
+//!
+//! Retried: connect errors, timeouts and the statuses 408, 429, 500, 502, 503 and 504, and
+//! only for idempotent methods or requests with an `Idempotency-Key` header (a
+//! non-idempotent failure says in its message how to allow retries). The wait before retry
+//! *n* is uniform in `[0, min(retry_max_delay, retry_base_delay * 2^(n-1))]` (full jitter).
+//! A `Retry-After` (seconds or an HTTP date) is waited for instead, unless it exceeds
+//! `retry_max_delay`: then the response is returned with a sentence saying so rather than
+//! stalling a game for minutes.
 
 use std::time::{Duration, SystemTime};
 

@@ -7,6 +7,31 @@
 //! per peer in bytes and packets. When a peer's share is full the task stops taking that
 //! peer's reliable messages out of renet, the window stops advancing, and the sender holds
 //! back: nothing grows, nothing reliable is dropped.
+//!
+//! Wake-ups: the task wakes on every command, on every DTLS event (the DTLS core's event
+//! queue notifies a `tokio::sync::Notify`, `EventQueue::wake_on_event`) and on one timer,
+//! the earliest time any link is due (`next_due`). A binary heap of (due time, session)
+//! holds one live entry per session, and a step services only the sessions that had
+//! activity (a datagram, a command) or are due. With no tick, no wake-up may be lost:
+//! `wake_on_event` notifies at once for a non-empty queue, since events the DTLS side
+//! queued before the task first ran (a full server's refusal comes back within a
+//! millisecond) would otherwise stay unread and leave such a client `CONNECTING`.
+//!
+//! Each [`Delivery`] counts against its peer's `receive_buffer` (4 MiB) and 65,536 packets.
+//! Unreliable packets beyond the share are dropped, as unreliable packets may be; reliable
+//! ones stay in renet.
+//!
+//! Joining (protocol 3): after the DTLS handshake the client sends `Join{id, channel_count,
+//! version}`; the server's answer is the pure function `admission`: a version or
+//! channel-count mismatch, `refuse_new_connections`, or an id below 2 or already connected
+//! is refused with a `Bye` naming why; otherwise `Welcome{id, channel_count, version}`. The
+//! client checks the welcome too (an older server welcomes without a join), answers `Ready`
+//! and reports the server connected; the server reports the client at `Ready` or its first
+//! data, whichever comes first (different renet channels), and never sends it data before.
+//! A session that does not complete the join within 10 s of its handshake ends. Peer
+//! statistics (`get_peer_stats`) are refreshed when the endpoint services the peer, at most
+//! every 100 ms and at least at each ping, and published at once when a peer is reported
+//! connected.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};

@@ -1,6 +1,15 @@
 //! Why a multiplayer session ended, in words the game can show or log: the deliberate
 //! reasons one side sends the other in a `Bye`, and how each side words an end that came
 //! without one (the DTLS close, silence, a protocol error). No I/O: tested as plain data.
+//!
+//! A deliberate end carries a reliable `Bye` first: `Kicked`, or `RefusedAtAuthentication`
+//! when SceneMultiplayer was still authenticating the peer (`scene_auth.rs`), `Refused`,
+//! `IdTaken`, a mismatch; the receiver ends the session at once, worded by the `Bye`.
+//! Without one, `describe_dtls_end` words the end by how DTLS saw it: close_notify is "the
+//! server closed the connection" (its `close()`, or it quit), silence is "went silent ...
+//! idle timeout", and link errors say "protocol violation". A local close sends what was
+//! queued (the `Bye`) before close_notify (`core/dtls/session.rs`), as ENet flushes its
+//! disconnect.
 
 use super::super::dtls::DisconnectReason;
 use super::control::PROTOCOL_VERSION;

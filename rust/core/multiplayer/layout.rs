@@ -1,5 +1,16 @@
 //! How Godot's (channel, transfer mode) pairs map onto renet channels, and the sizes every
 //! renet packet is built to respect.
+//!
+//! Channels: 0 reliable control (joining and leaving), 1 unreliable control (delivery
+//! feedback, pings), then per Godot channel `c` (0 and the custom channels
+//! 1..=`channel_count`, at most 32): `2+3c` reliable-ordered, `3+3c` unreliable, `4+3c`
+//! unreliable-ordered (renet has no such mode: an unreliable channel plus the fragment
+//! sequence number, delivering only packets newer, by RFC 1982 serial arithmetic, than the
+//! newest delivered). Every renet message is at most `CHUNK` (1,150) bytes, so renet never
+//! slices; renet packs small messages up to its 1,200-byte slice size behind a header of at
+//! most 12 bytes, so a datagram payload can reach 1,212 bytes, and with DTLS's 37 bytes
+//! (`GCM_RECORD_OVERHEAD`) the `mtu` must be at least 1,249. An unreliable packet is at
+//! most 255 fragments (291,720 bytes).
 
 use std::time::Duration;
 

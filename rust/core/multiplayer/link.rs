@@ -1,6 +1,51 @@
 //! One reliable link to one peer: renet for acknowledgements, retransmission and ordering,
 //! netkit's framing on top, and the bounds around both. No I/O and no clock: datagrams and
 //! the time come in, datagrams and messages go out, so it is tested without sockets.
+//!
+//! Where renet does not fit, and what this file adds:
+//! - A bound on what renet buffers out of order: renet stores reliable messages by id with
+//!   no window. The sender keeps at most `WINDOW` (64) renet messages per channel beyond
+//!   what the receiver reported handing on (delivery feedback on the unreliable control
+//!   channel, repeated in the next datagram that goes out 100 ms or more after the last
+//!   while datagrams arrive); the receiver refuses ids beyond that window and empty
+//!   messages (`wire_check.rs`). renet's per-channel `max_memory_usage_bytes` is set just
+//!   above the window (65 × 1,150 bytes), and renet frees a message only when the packet
+//!   carrying it is acknowledged, which can lag the delivery feedback (a megabyte each way
+//!   at once had 96 messages delivered and 33 acknowledged, and renet ended the link:
+//!   "memory usage was exhausted"). So the sender hands renet a message only when renet has
+//!   room for it (`can_send_message`); a correct peer is never disconnected by renet's
+//!   limit.
+//! - A peer that stops acknowledging: renet resends forever. A link with reliable data in
+//!   flight and no delivery progress for `ack_timeout` (10 s) ends with the reason "the
+//!   peer acknowledged no reliable data for 10.0 s (ack_timeout)"; reliable data waiting
+//!   beyond `send_buffer` (4 MiB) ends it with a reason too. Nothing reliable is dropped
+//!   silently.
+//! - Acknowledgement ping-pong: renet answers every packet, acknowledgements included.
+//!   Acknowledgements ride along in any datagram that goes out anyway; alone they go
+//!   `ACK_DELAY` (20 ms) after a reliable message arrived (a game answering an RPC within
+//!   its frame sends the answer and the acknowledgement in one datagram) and at most every
+//!   second otherwise, so idle peers stay quiet and unreliable traffic draws no
+//!   acknowledgement datagram of its own. Delivery feedback waits up to `FEEDBACK_DELAY`
+//!   (50 ms) for a datagram going out anyway, and goes at once after 16 messages, so a bulk
+//!   transfer's window never waits for it.
+//! - Round-trip time: renet's estimate times the acknowledgement of every packet, and on a
+//!   quiet link those wait for the next datagram, so it reads far too high (a unit test
+//!   shows it). Each side sends a `Ping` (its clock in µs) on the unreliable control lane
+//!   every second and the other answers with a `Pong` in its next flush: a ping and its
+//!   pong every 500 ms on average, ENet's rate (ENet pings when it heard nothing for 500 ms
+//!   and its sides take turns; that rule does not carry over, since two sides that start
+//!   together stay in step and each pings every 500 ms). `rtt_ms` is the RFC 6298 SRTT
+//!   (α = 1/8) of those samples. One pong per flush answers the newest ping received since the last one
+//!   (answering each ping made the link a reflector: 300 pings in one datagram got 300
+//!   pongs back); a pong counts only when it carries one of the last 32 pings this side
+//!   sent (16 s), once, so forged, garbled or duplicated pongs are not samples.
+//! - Several packets per datagram (`bundle.rs`), and any panic inside renet caught
+//!   (`catch_unwind`), ending that one link.
+//!
+//! Deadlines: each link says (`Link::next_due`) when it next needs a flush (now when
+//! something waits to go out, every 10 ms while reliable data is in flight for renet's
+//! resends and the `ack_timeout` check, else its acknowledgement, feedback or ping timer);
+//! the endpoint keeps one timer for all of them.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};

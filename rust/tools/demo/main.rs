@@ -17,6 +17,22 @@
 //! 4. SIGTERM to the server, which saves the world, deregisters and quits cleanly.
 //!
 //! Prints a readable log and exits 0 only when every step happened.
+//!
+//! The scenes are `godot_project/demo/server.tscn` and `client.tscn`;
+//! `rust/tools/tests/demo_flow.rs` runs this binary and checks every step of its log. The
+//! server gets a fresh outbox file per run (`--outbox=`), since a stored entry names the
+//! backend's URL and the backend's port is new each run. Each scene roots its own
+//! SceneMultiplayer at itself (`SceneTree.set_multiplayer(mp, get_path())`, before the
+//! world enters the tree, since a spawner registers with the multiplayer it finds on
+//! entering) and adds the shared `demo/world.gd` as `World`, so RPC and replication paths,
+//! relative to that root, are the same on both sides although the scenes' root nodes
+//! differ. The client answers `peer_authenticating` with `send_auth(token)`; the server's
+//! `auth_callback` asks the backend (`/tokens/validate` through HTTPPool) and on a yes
+//! sends `welcome:NAME` and calls `complete_auth`, on a no sends `refused:REASON` and
+//! disconnects the peer a few frames later; the client calls `complete_auth` only on a
+//! welcome. The player's synchronizer replicates `position` on change; `move` is an
+//! `any_peer` reliable RPC the server checks (sender has a player, finite, within the
+//! world) before applying and acknowledging.
 
 mod server_process;
 

@@ -5,6 +5,11 @@
 //!
 //! Std only (plus `addon.rs` and `extension_list.rs`), because tests include this file
 //! with `#[path]`.
+//!
+//! Every other line of the extension list is kept as it was and netkit's is never added
+//! twice. Refused: a folder without `project.godot`, a destination that is the source addon
+//! (copying a file onto itself empties it), and a project holding netkit in another folder.
+//! `addons/netkit/install.gd` does the same from Godot for users who unzip.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -10,6 +10,12 @@
 //! with the release profile into the same target folder (`cargo build --release --lib`,
 //! a no-op when fresh), so the library packaged is the fresh release build, and
 //! `build.rs` has just regenerated `netkit.gdextension`.
+//!
+//! The editor loads the `debug` library (the editor binary carries the debug feature tag),
+//! and that is where the doc comments matter (the `editor-docs` feature, on by default). So
+//! the zip ships the optimized build with docs under the `debug` name and an optimized
+//! build without them (`--no-default-features`, built into `package-nodocs` in the target
+//! folder) under the `release` name: exported games carry no editor help.
 
 use netkit_tools::package::{addon, extension_list, install, zipper};
 

@@ -1,5 +1,12 @@
 //! What the outbox writes to disk for one durable request, and what it decides about each
 //! answer: delivered, refused for good (a dead letter), or try again.
+//!
+//! An entry holds the method, URL, the request's own headers (credential headers excluded),
+//! body kind, creation and expiry times (Unix ms: ages survive restarts, so wall clock),
+//! and the `Idempotency-Key`: a UUID v4 made once (or the caller's own `Idempotency-Key`
+//! header), stored, and sent with every attempt in every run. A 2xx delivers (even with an
+//! unusable body: the backend accepted it); a 4xx other than 408 and 429, a final 3xx, or
+//! an unusable URL or header is final (a dead letter); everything else is tried again.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,5 @@
 //! The durable outbox: requests that must reach the backend even across a backend outage,
-//! a restart or a crash (DESIGN.md section 7).
+//! a restart or a crash. ARCHITECTURE.md, "The durable outbox", has the decisions.
 //!
 //! A durable request is written to a crash-safe store ([`store`], redb) before its first
 //! attempt, with an `Idempotency-Key` made once and sent with every attempt. It is retried
@@ -10,6 +10,24 @@
 //! are supplied at send time ([`Outbox::set_send_headers`]). Opening a store replays what it
 //! holds. Delivery is at-least-once; the key makes it exactly-once at a backend that
 //! honours it.
+//!
+//! Opening the store reads every pending record and starts a task for each; a pool opens it
+//! at `_ready` when `outbox_enabled` is set, or at the first `request_durable` or
+//! dead-letter call. Each pending entry has one task, with at most [`OUTBOX_CONCURRENCY`]
+//! attempts in flight per outbox (a semaphore). Dead letters stay in the store until
+//! `drop_dead_letter`/`clear_dead_letters`, or `retry_dead_letter`, which makes one pending
+//! again with its key and body and a new expiry (a 401 or 403 is final like any 4xx: the
+//! game refreshes `default_headers`, then retries). At most `outbox_max_pending` (10000)
+//! entries pending and dead letters together: one more is refused with `ERR_QUEUE_FULL` and
+//! not stored. Memory holds the entries' metadata only; bodies are read from the store at
+//! each attempt.
+//!
+//! With `outbox_sync_write = false` the call only allocates the id and queues the entry;
+//! one background writer (`spawn_blocking`) commits everything queued in one transaction
+//! (one fsync for a burst), then starts delivering it. Dropping the outbox takes the
+//! store's write lock, which the writer holds while it takes and commits a batch, and
+//! commits whatever is still queued on the dropping thread, so a clean exit loses nothing.
+//! A failed background write ends the task with `ERR_FILE` and prints the error.
 
 mod entry;
 mod store;

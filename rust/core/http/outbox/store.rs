@@ -3,6 +3,33 @@
 //!
 //! Every method does blocking file I/O: the outbox calls them from `spawn_blocking`, except
 //! [`Store::insert`], which the caller runs where its durability promise needs it.
+//!
+//! Tables: `pending` (id → JSON of the entry without its body), `bodies` (id → bytes, kept
+//! apart so listing entries never reads bodies), `dead_letters` (id → JSON of the entry
+//! plus last status, error, reason, attempts, time) and `meta` (`next_id`, so ids are never
+//! reused). Every write is one transaction committed with redb's default
+//! `Durability::Immediate` (fsync before `commit` returns).
+//!
+//! One pool per file: redb locks the file with open-file-description locks (`F_OFD_SETLK`),
+//! which also exclude a second open in the same process; the second opener gets
+//! `OpenError::AlreadyOpen` and the file is not set aside.
+//!
+//! A broken store (not a redb file, a failed checksum, tables of the wrong type, a file cut
+//! short) is renamed to `<file>.corrupt-<unix ms>` and a new empty store is used; the old
+//! file is kept as it was, its entries not replayed. The store opens with
+//! `set_check_integrity_on_open(true)`, which reads the whole file and verifies every
+//! page's checksum (opening and replaying 10,002 pending entries, 4.3 MiB, took 0.4–0.5 s
+//! in a debug build, `ten_thousand_pending_entries_reopen_whole_and_quickly`), and a panic
+//! during the open counts as damage (`catch_unwind`). Only content errors set a file aside:
+//! an I/O error (permissions, a read-only or full disk) or a path that is a folder is
+//! `OpenError::Unusable` and nothing is renamed or deleted.
+//!
+//! A store deleted while open (a player clearing `user://`) would keep taking writes into
+//! the unlinked file and lose them at exit. Each operation, and the close, first compares
+//! the path's device and inode with the open file's (one `stat`); when the file is gone the
+//! store is made again at the path (folder included) with every pending entry, body, dead
+//! letter and the id counter, and a `StoreError` says so. A different file put in its place
+//! is not overwritten.
 
 use std::fs;
 use std::path::{Path, PathBuf};

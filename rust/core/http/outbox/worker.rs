@@ -1,6 +1,17 @@
 //! One entry's delivery: attempts without a count limit, capped exponential backoff with
 //! full jitter (or the server's `Retry-After`), until a 2xx, a final refusal, or the
 //! entry's max age.
+//!
+//! Each attempt is one `exec::execute` with `max_retries = 0` through the pool's current
+//! client and limits (`pool.rs`'s `AttemptSource`, a weak handle: the outbox never keeps a
+//! freed pool alive). Between attempts it waits `backoff_delay` (`retry_base_delay`,
+//! `retry_max_delay`) or the server's `Retry-After`, honoured up to `retry_max_delay` (a
+//! backend asking for a day would otherwise park the save until its max age). Past
+//! `outbox_max_age` (default a week) the entry becomes a dead letter whose reason names the
+//! max age and the last error. Store reads and writes run in `spawn_blocking`; a failed one
+//! is reported (the node prints it and counts it in `outbox_store_errors`) and loses
+//! nothing (a delivered entry that cannot be removed is sent again at the next open, with
+//! its key).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

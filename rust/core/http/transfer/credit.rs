@@ -2,6 +2,14 @@
 //! is dropped (delivered, skipped after a cancel, or freed with the queue). The stream's
 //! task waits for room before it reads more from the socket, so a game that does not keep
 //! up slows the server down (TCP flow control) instead of growing memory or losing data.
+//!
+//! Each stream has a semaphore of `stream_buffer_bytes` permits; a queued item carries a
+//! `Credit` that gives its permits back when dropped. Memory per stream is bounded by the
+//! buffer plus one line (`stream_max_line_bytes`, 1 MiB) plus one chunk; a chunk larger
+//! than the buffer is cut. A piece takes its bytes plus the size of its queued record
+//! (`TransferEvent`, about 320 bytes) in permits: counting bytes alone, a flood of empty
+//! lines (one byte each on the wire) queued a million records, over 300 MB, within a "1
+//! MiB" buffer.
 
 use std::sync::Arc;
 

@@ -1,6 +1,28 @@
 //! One download's task: requests with `Range`/`If-Range` after a dropped connection or a
 //! restart of the game, the body streamed to the part file on the blocking pool, the
 //! SHA-256 computed as bytes arrive, and the rename into place.
+//!
+//! `Accept-Encoding: identity` is sent, because offsets count bytes of the file, and the
+//! download goes through the pool's `identity` client, which decodes no content coding: a
+//! coded response ends with `ERR_DECODE`, keeping a resumable part. `Range`, `If-Range` and
+//! `Accept-Encoding` from `default_headers` are not sent with downloads; in `download()`'s
+//! own headers they are refused. A body that runs past the end its `Content-Length` or
+//! `Content-Range` announced is `ERR_DECODE` and the part is removed (a server that lies
+//! about sizes is not resumed from).
+//!
+//! A dropped connection or a stall is retried with the pool's backoff; only failures in a
+//! row count against `max_retries`, and an attempt resets the count only when the part file
+//! got beyond the furthest point any attempt reached (after a restart from byte 0, fetching
+//! the same bytes again is not progress; without that, a server with no validator that
+//! drops each connection half way kept a download retrying forever). `timeout` is the wait
+//! for the head and then between two chunks, not for the whole file.
+//!
+//! Endings: `ERR_HASH_MISMATCH` removes the part (no file in place); `ERR_BODY_TOO_LARGE`
+//! over `max_download_bytes` (checked on the announced size and while streaming) removes
+//! it; a permanent HTTP error removes it; connection errors after the retries keep it (the
+//! message says `download()` again resumes); `cancel()` keeps it, `cancel(true)` removes
+//! it. A task dropped by a runtime shutdown still sends its ending (a drop guard, as for
+//! requests). Progress is two atomics (`received`, `total`) the node reads once per frame.
 
 use std::path::PathBuf;
 use std::sync::Arc;

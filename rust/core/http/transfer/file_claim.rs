@@ -1,5 +1,13 @@
 //! Claims on the files downloads write: two downloads of one file in one process would
 //! interleave their bytes in its part file, so each takes the file's claim first.
+//!
+//! A second download of a claimed file waits up to 2 s for the claim, then ends with
+//! `ERR_FILE`: a download cancelled a moment ago (its pool freed on a scene change) holds
+//! the claim until its task has run its ending, and starting the same download again right
+//! then was refused instead of resuming. Two spellings of one path (`dir/./f`,
+//! `dir/x/../f`) are the same claim (lexical normalization; symbolic links are not
+//! resolved, which would need the disk on a worker). `user://` and `res://` paths were
+//! globalized on the main thread; the core gets a `PathBuf`.
 
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};

@@ -6,6 +6,23 @@
 //! queue of their own ([`Transfers`]), which the node drains in the same frame budget as
 //! the pool's responses. A download's progress is not queued at all: it is a pair of
 //! counters the node reads once per frame, so a fast download produces no backlog.
+//!
+//! Files: `download.rs` and `stream.rs` are the tasks; `resume.rs` judges a response
+//! against the part file (pure); `part_file.rs` and `file_claim.rs` hold the blocking file
+//! work and the per-file claims; `sse.rs` and `lines.rs` are parsers without I/O or a
+//! clock; `credit.rs` is the backpressure. The node side is `godot/http_download.rs`,
+//! `godot/http_stream.rs` and `godot/transfer_delivery.rs`.
+//!
+//! Downloads have slots of their own: at most `MAX_RUNNING_DOWNLOADS` (8) of one pool run,
+//! a semaphore taken before the file claim; the rest wait with no connection and no file.
+//! Without it, a game that started a thousand downloads in a loop opened a thousand
+//! connections and part files at once and ran the process out of file descriptors. Streams
+//! cannot wait for a slot behind endless streams, so instead at most `MAX_OPEN_STREAMS`
+//! (64) are open per pool, a count the stream task gives back when it ends; one more ends
+//! at once with `ERR_QUEUE_FULL`. In [`Transfers`] each stream has a lane of its own;
+//! download endings share a lane, bounded by the downloads the game started. Transfers take
+//! a snapshot of the pool's clients and settings when they start
+//! (`HttpPool::transfer_base`).
 
 mod credit;
 mod download;

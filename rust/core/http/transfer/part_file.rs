@@ -2,6 +2,16 @@
 //! pool): `<file>.part` holds the bytes so far, `<file>.part.meta` the URL and the
 //! validator (ETag or Last-Modified) they belong to, so a later run of the game can resume
 //! with `If-Range` (RFC 9110 section 13.1.5) and never glue two versions together.
+//!
+//! Bytes go to `<file>.part` in 256 KiB writes (memory per download: that plus one network
+//! chunk), and the SHA-256 (ring) is updated as they are written; on success the file is
+//! fsynced, renamed over `<file>`, and the folder fsynced. `<file>.part.meta` (JSON,
+//! written through a temporary file and a rename) keeps the URL, the validator and the
+//! size, so a later run resumes: the existing part is hashed again, then continued. A
+//! sidecar is resumed only when netkit could have written it (a strong ETag or an HTTP date
+//! usable in `If-Range` as is, a part no longer than its recorded total, at most 64 KiB);
+//! anything else starts over instead of failing every attempt on a header that cannot be
+//! sent.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};

@@ -1,6 +1,21 @@
 //! What a download does with the head of an answer, given what its part file holds: the
 //! range-request rules of RFC 9110 as plain data and one pure function, tested without
 //! sockets, files or clocks. `download.rs` carries the verdict out.
+//!
+//! The rules (RFC 9110 sections 8.8.2.2, 13.1.5, 13.2.2, 14 and 15.3.7):
+//! - A resume sends `Range: bytes=N-` with `If-Range` carrying a strong ETag, else a
+//!   Last-Modified at least one second older than the response's `Date`; a weak ETag or no
+//!   validator means a drop restarts from byte 0.
+//! - Start over on: a 206 whose `Content-Range` does not start at N or is malformed (end
+//!   before start, end beyond the length); a 206 naming another version than the part
+//!   file's (a different strong `ETag` or `Last-Modified`, or another total length: a
+//!   server or CDN that ignores `If-Range`); a 200 (no ranges, or the validator changed); a
+//!   416 (Range Not Satisfiable). Three restarts in one download end it.
+//! - A 416 whose `bytes */N` equals the part's length means the part is the whole file (a
+//!   failed If-Range would have brought a 200; the game stopped between the last byte and
+//!   the rename): it is hashed and renamed, not fetched again.
+//! - A 206 to a request without `Range` is the file only when its `Content-Range` covers
+//!   all of it, else `ERR_DECODE`.
 
 use reqwest::header::{CONTENT_ENCODING, CONTENT_RANGE, DATE, ETAG, HeaderMap, LAST_MODIFIED};
 use std::time::SystemTime;

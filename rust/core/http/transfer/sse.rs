@@ -2,6 +2,12 @@
 //! section "Interpreting an event stream"): fields `event`, `data`, `id` and `retry`,
 //! comments (lines starting with `:`), multi-line data, CRLF/LF/CR line ends and a
 //! leading byte order mark. Engine-free and clock-free: bytes in, events out.
+//!
+//! Details kept from the standard: one BOM skipped at the start of each connection (also
+//! when split over chunks), `field: value` with one leading space removed, `data` lines
+//! joined with `\n`, an `id` without NUL sets the last event ID (kept across events and
+//! reconnections), `retry` of ASCII digits only, events without data not dispatched, an
+//! unfinished event at the end of a connection dropped.
 
 use super::lines::{LineSplitter, LineTooLong};
 

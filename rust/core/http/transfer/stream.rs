@@ -1,6 +1,25 @@
 //! One stream's task: the request, the body cut into chunks, lines or server-sent events,
 //! each queued only once the stream's buffer has room for it (backpressure), and for
 //! event streams the reconnection with `Last-Event-ID` that `EventSource` does.
+//!
+//! An event stream reconnects after the retry time (the server's, else
+//! `sse_reconnect_delay`), doubling per failed attempt in a row, capped by
+//! `retry_max_delay` (the server's `retry` too: `retry: 99999999999` would otherwise park
+//! the stream for years without a word) and never below 100 ms (`retry: 0` from a server
+//! that sends an event and closes would otherwise reconnect in a tight loop, each
+//! connection resetting the count). reqwest appends a header the game also set, so an event
+//! stream drops the game's `Accept` (a pool-wide `Accept: application/json` let servers
+//! pick JSON) and its `Last-Event-ID` once the stream has an id of its own (the saved id,
+//! sent first, made each reconnection replay from it). An id a header cannot carry (control
+//! characters) ends the stream with `ERR_DECODE` rather than reconnecting without it.
+//! `sse_max_reconnects` attempts in a row without an event end it; 204 ends it for good (as
+//! `EventSource`); a non-2xx status or a Content-Type other than `text/event-stream` ends
+//! it without reconnecting.
+//!
+//! `stream_idle_timeout` (seconds, default 0: off) bounds the silence between two chunks of
+//! the body, keep-alive comments included: past it an event stream reconnects (counted like
+//! a drop) and any other stream ends with `ERR_TIMEOUT`. The pool's `timeout` still bounds
+//! the wait for the head.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
