@@ -5,6 +5,7 @@
 
 mod calls;
 mod client;
+mod counts_lists;
 mod endpoint;
 mod health;
 mod liveness;
@@ -14,6 +15,10 @@ use std::time::Duration;
 
 pub use calls::SdkCall;
 pub use client::{AgonesClient, ClientOptions};
+pub use counts_lists::{
+    Counter, CounterUpdate, CountsCall, LIST_MAX_CAPACITY, ListState, ListUpdate, Refusal, Subject,
+    explain, refusal,
+};
 pub use endpoint::{DEFAULT_PORT, Endpoint, PORT_ENV, env_port, resolve};
 pub use health::{HealthControl, HealthCounts, MIN_INTERVAL};
 pub use liveness::Liveness;

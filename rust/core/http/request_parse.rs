@@ -132,6 +132,7 @@ impl RequestSpec {
                 url,
                 headers,
                 body,
+                final_500: false,
             },
             own_headers,
         })
