@@ -9,6 +9,7 @@ mod counts_lists;
 mod endpoint;
 mod health;
 mod liveness;
+mod roster;
 mod watch;
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub use counts_lists::{
 pub use endpoint::{DEFAULT_PORT, Endpoint, PORT_ENV, env_port, resolve};
 pub use health::{HealthControl, HealthCounts, MIN_INTERVAL};
 pub use liveness::Liveness;
+pub use roster::{PlayerRoster, RosterAction, RosterAnswer, RosterCall};
 pub use watch::{LineBuffer, MAX_LINE_BYTES};
 
 /// What the background tasks report to the node (finished calls and pings come through
