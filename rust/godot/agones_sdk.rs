@@ -294,7 +294,8 @@ impl AgonesSdk {
         let client = self.client();
         let id = client.call(&call);
         let task = HttpTask::create(id, client.cancel_handle(id));
-        self.tasks.insert(id, Pending::Task(task.clone(), Some(call)));
+        self.tasks
+            .insert(id, Pending::Task(task.clone(), Some(call)));
         task
     }
 

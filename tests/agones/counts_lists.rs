@@ -110,7 +110,8 @@ fn lists_hold_values_up_to_their_capacity() {
     assert!(call(&c, add("a")).ok());
     let res = call(&c, add("a"));
     assert!(
-        res.error_message.contains("'a' is already in the List 'players'"),
+        res.error_message
+            .contains("'a' is already in the List 'players'"),
         "{}",
         res.error_message
     );
@@ -128,7 +129,8 @@ fn lists_hold_values_up_to_their_capacity() {
         CountsCall::RemoveListValue("players".into(), "z".into()),
     );
     assert!(
-        res.error_message.contains("'z' is not in the List 'players'"),
+        res.error_message
+            .contains("'z' is not in the List 'players'"),
         "{}",
         res.error_message
     );
@@ -155,13 +157,17 @@ fn lists_hold_values_up_to_their_capacity() {
     assert_eq!(res.json.unwrap()["values"], json!(["x", "y"]));
     let res = call(&c, CountsCall::AddListValue("teams".into(), "red".into()));
     assert!(
-        res.error_message.contains("the List 'teams' does not exist"),
+        res.error_message
+            .contains("the List 'teams' does not exist"),
         "{}",
         res.error_message
     );
     // Refused before sending: nothing reached the sidecar.
     let before = server.requests().len();
-    let res = call(&c, CountsCall::AddListValue("players".into(), String::new()));
+    let res = call(
+        &c,
+        CountsCall::AddListValue("players".into(), String::new()),
+    );
     assert_eq!(res.error, ErrorKind::InvalidRequest);
     assert_eq!(server.requests().len(), before);
 }

@@ -189,11 +189,9 @@ impl CountsCall {
         let name = self.subject_name();
         let segment = path_segment(call, name)?;
         Ok(match self {
-            CountsCall::GetCounter(_) => (
-                Method::Get,
-                format!("/v1beta1/counters/{segment}"),
-                None,
-            ),
+            CountsCall::GetCounter(_) => {
+                (Method::Get, format!("/v1beta1/counters/{segment}"), None)
+            }
             CountsCall::UpdateCounter(_, update) => {
                 let mut body = Map::new();
                 if let Some(capacity) = update.capacity {
@@ -395,6 +393,9 @@ pub fn explain(call: &CountsCall, response: &mut Response) {
             CountsCall::UpdateCounter(..) => {
                 format!("{what} would leave the range 0 to its capacity")
             }
+            CountsCall::UpdateList(..) => format!(
+                "{what} cannot take that capacity (Agones allows 0 to {LIST_MAX_CAPACITY})"
+            ),
             _ => format!("{what}: a number is out of range"),
         },
         Refusal::AlreadyExists => match call {
@@ -459,7 +460,10 @@ mod tests {
         )
         .request()
         .unwrap();
-        assert_eq!((m, path.as_str()), (Method::Patch, "/v1beta1/lists/players"));
+        assert_eq!(
+            (m, path.as_str()),
+            (Method::Patch, "/v1beta1/lists/players")
+        );
         assert_eq!(body, Some(json!({"capacity": "120"})));
         let (m, path, body) = CountsCall::AddListValue("players".into(), "p 9".into())
             .request()
@@ -531,7 +535,11 @@ mod tests {
         r.json = Some(json!({"unexpected": true}));
         explain(&CountsCall::GetList("players".into()), &mut r);
         assert_eq!(r.error, ErrorKind::Decode);
-        assert!(r.error_message.contains("not a List"), "{}", r.error_message);
+        assert!(
+            r.error_message.contains("not a List"),
+            "{}",
+            r.error_message
+        );
     }
 
     #[test]

@@ -385,13 +385,8 @@ mod tests {
             vec![remove(10), RosterAction::Refuse(false)]
         );
         assert!(
-            r.answered(
-                &RosterCall::Remove {
-                    value: "10".into()
-                },
-                list(2, &["11"])
-            )
-            .is_empty()
+            r.answered(&RosterCall::Remove { value: "10".into() }, list(2, &["11"]))
+                .is_empty()
         );
     }
 
@@ -422,7 +417,10 @@ mod tests {
             &add_call(7),
             RosterAnswer::Refused(Refusal::OutOfRange, "full".into()),
         );
-        assert_eq!(actions, vec![RosterAction::GetList, RosterAction::Refuse(true)]);
+        assert_eq!(
+            actions,
+            vec![RosterAction::GetList, RosterAction::Refuse(true)]
+        );
         assert_eq!(r.waiting(), 1);
         // The re-read shows room again (the other writer removed its values).
         let actions = r.answered(&RosterCall::Get, list(3, &[]));
@@ -441,7 +439,10 @@ mod tests {
             values: values.iter().map(|v| v.to_string()).collect(),
         };
         // The game lowered the capacity with update_list().
-        assert_eq!(r.observe(&state(1, &["1"])), vec![RosterAction::Refuse(true)]);
+        assert_eq!(
+            r.observe(&state(1, &["1"])),
+            vec![RosterAction::Refuse(true)]
+        );
         assert!(r.disconnected(99).is_empty()); // not a tracked peer
         assert!(r.connected(2, "2".into()).is_empty());
         assert_eq!(r.waiting(), 1);
@@ -479,7 +480,10 @@ mod tests {
             peer: 2,
             value: "acct".into(),
         };
-        assert!(matches!(r.answered(&call, missing.clone()).as_slice(), [RosterAction::Warn(_)]));
+        assert!(matches!(
+            r.answered(&call, missing.clone()).as_slice(),
+            [RosterAction::Warn(_)]
+        ));
         r.connected(4, "x".into());
         let call = RosterCall::Add {
             peer: 4,

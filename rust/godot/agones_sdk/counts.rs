@@ -58,25 +58,35 @@ impl AgonesSdk {
         }
     }
 
-    /// Beta: adds `amount` (default 1, at least 1) to a Counter: `update_counter(name,
-    /// {"count_diff": amount})`. Fails with "would leave the range" beyond the capacity.
+    /// Beta: adds `amount` (default 1, at least 1) to a Counter, as
+    /// `update_counter(name, {"count_diff": amount})` does (and its messages say
+    /// `update_counter`). Fails with "would leave the range" beyond the capacity.
     #[func]
-    fn increment_counter(&mut self, name: GString, #[opt(default = 1)] amount: i64) -> Gd<HttpTask> {
+    fn increment_counter(
+        &mut self,
+        name: GString,
+        #[opt(default = 1)] amount: i64,
+    ) -> Gd<HttpTask> {
         self.count_by(name, amount, 1, "increment_counter")
     }
 
-    /// Beta: subtracts `amount` (default 1, at least 1) from a Counter:
-    /// `update_counter(name, {"count_diff": -amount})`. Fails with "would leave the range"
-    /// below 0.
+    /// Beta: subtracts `amount` (default 1, at least 1) from a Counter, as
+    /// `update_counter(name, {"count_diff": -amount})` does. Fails with "would leave the
+    /// range" below 0.
     #[func]
-    fn decrement_counter(&mut self, name: GString, #[opt(default = 1)] amount: i64) -> Gd<HttpTask> {
+    fn decrement_counter(
+        &mut self,
+        name: GString,
+        #[opt(default = 1)] amount: i64,
+    ) -> Gd<HttpTask> {
         self.count_by(name, amount, -1, "decrement_counter")
     }
 
     /// Beta: reads a List (`GET /v1beta1/lists/<name>`).
     ///
-    /// The task's `HTTPResponse.json` is `{"name": String, "capacity": int, "values":
-    /// Array[String]}`, values in the order they were added. A List not declared under
+    /// The task's `HTTPResponse.json` is
+    /// `{"name": String, "capacity": int, "values": Array[String]}`, values in the order
+    /// they were added. A List not declared under
     /// `spec.lists` completes with `ERR_HTTP_STATUS` and "does not exist".
     #[func]
     fn get_list(&mut self, name: GString) -> Gd<HttpTask> {
@@ -424,7 +434,10 @@ fn integer(key: &str, value: &Variant) -> Result<i64, String> {
                 Err(format!("{key} must be an integer, not {f}"))
             }
         }
-        _ => Err(format!("{key} must be an integer, not {}", value.stringify())),
+        _ => Err(format!(
+            "{key} must be an integer, not {}",
+            value.stringify()
+        )),
     }
 }
 
