@@ -438,7 +438,7 @@ func test_track_players_after_authentication_with_mapped_values() -> void:
 	assert_true(await list_becomes(sdk, []), "and removed by its account when kicked")
 
 
-func test_track_players_warns_when_the_list_does_not_exist() -> void:
+func test_track_players_warns_when_the_list_does_not_exist_and_can_be_replaced() -> void:
 	var port := await new_sidecar()
 	if port == 0: return
 	var sdk := make_sdk(port, {"watch_enabled": false})
@@ -453,6 +453,9 @@ func test_track_players_warns_when_the_list_does_not_exist() -> void:
 	assert_true(await wait_until(func(): return sdk.get_stats()["calls_pending"] == 0, 10.0))
 	assert_eq(sdk.get_stats()["players_tracked"], 0, "nobody is counted in a List that does not exist")
 	assert_false(server.refuse_new_connections)
+	# Tracking "players" instead replaces it, and adds the peers connected already.
+	assert_eq(sdk.track_players(mp.mp_of(s)), OK)
+	assert_true(await list_becomes(sdk, [str(mp.mp_of(a).get_unique_id())]), "A, connected before, is added")
 	expect_error("track_players: the MultiplayerAPI is null")
 	assert_eq(sdk.track_players(null), ERR_INVALID_PARAMETER)
 	expect_error("a Counter or List name must be non-empty")

@@ -115,7 +115,9 @@ pub struct AgonesSdk {
 enum Pending {
     /// The call, `None` for one refused before it became a call.
     Task(Gd<HttpTask>, Option<SdkCall>),
-    Roster(RosterCall),
+    /// With the number of the `track_players()` that made it: a call of a replaced
+    /// tracking is not answered to its successor.
+    Roster(u64, RosterCall),
 }
 
 /// One thing to hand to GDScript, taken under a short borrow and emitted with none held.
@@ -372,8 +374,8 @@ impl AgonesSdk {
         while let Some(mut event) = self.client.as_ref()?.next_call_event() {
             let task = match self.tasks.remove(&event.id) {
                 None => continue,
-                Some(Pending::Roster(call)) => {
-                    self.roster_answered(&call, event.response);
+                Some(Pending::Roster(generation, call)) => {
+                    self.roster_answered(generation, &call, event.response);
                     continue;
                 }
                 Some(Pending::Task(task, call)) => {
@@ -444,7 +446,7 @@ impl AgonesSdk {
             .drain()
             .filter_map(|(id, pending)| match pending {
                 Pending::Task(task, _) => Some((id, task)),
-                Pending::Roster(_) => None,
+                Pending::Roster(..) => None,
             })
             .collect();
         if tasks.is_empty() {

@@ -17,6 +17,8 @@ use crate::godot::http_task::HttpTask;
 /// What `track_players()` set up: the policy, the MultiplayerAPI it listens to and the
 /// handlers to disconnect when it stops.
 pub(super) struct Tracking {
+    /// Which `track_players()` call this is (1, 2, ...).
+    generation: u64,
     roster: PlayerRoster,
     multiplayer: Gd<MultiplayerApi>,
     handlers: [(&'static str, Callable); 2],
@@ -176,6 +178,7 @@ impl AgonesSdk {
             godot_error!("[netkit] AgonesSDK.track_players: {why}");
             return Error::ERR_INVALID_PARAMETER;
         }
+        let generation = self.tracking.as_ref().map_or(0, |t| t.generation) + 1;
         self.stop_tracking();
         self.client();
         let (roster, mut actions) = PlayerRoster::new(&list);
@@ -205,6 +208,7 @@ impl AgonesSdk {
         }
         let peers = multiplayer.get_peers();
         let mut tracking = Tracking {
+            generation,
             roster,
             multiplayer,
             handlers,
@@ -259,8 +263,17 @@ impl AgonesSdk {
     }
 
     /// One of the roster's own calls ended.
-    pub(super) fn roster_answered(&mut self, call: &RosterCall, mut response: Response) {
-        let Some(tracking) = &mut self.tracking else {
+    pub(super) fn roster_answered(
+        &mut self,
+        generation: u64,
+        call: &RosterCall,
+        mut response: Response,
+    ) {
+        let Some(tracking) = self
+            .tracking
+            .as_mut()
+            .filter(|t| t.generation == generation)
+        else {
             return;
         };
         let list = tracking.roster.list().to_string();
@@ -311,6 +324,7 @@ impl AgonesSdk {
             let Some(tracking) = &self.tracking else {
                 return;
             };
+            let generation = tracking.generation;
             let list = tracking.roster.list().to_string();
             let (counts, call) = match action {
                 RosterAction::GetList => (CountsCall::GetList(list), RosterCall::Get),
@@ -343,7 +357,7 @@ impl AgonesSdk {
                 }
             };
             let id = self.client().call(&SdkCall::Counts(counts));
-            self.tasks.insert(id, Pending::Roster(call));
+            self.tasks.insert(id, Pending::Roster(generation, call));
         }
     }
 
