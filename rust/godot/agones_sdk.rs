@@ -41,8 +41,13 @@ const DELIVER_PER_FRAME: i64 = 64;
 /// Every call returns an `HTTPTask`, completed exactly once on the main thread with an
 /// `HTTPResponse` (`ok`, `error`, `error_message`, `json`), like `HTTPPool.request()`.
 /// Calls reach the sidecar in the order they were made. While the sidecar is starting
-/// (Agones may start it after the game) lifecycle and metadata calls are retried for about
-/// 30 s before they fail with `HTTPResponse.ERR_CONNECT`.
+/// (Agones may start it after the game) lifecycle, metadata, Counter and List calls are
+/// retried for about 30 s before they fail with `HTTPResponse.ERR_CONNECT`.
+///
+/// Counters and Lists (beta: `get_counter()`, `update_counter()`, `get_list()`,
+/// `add_list_value()`, ...) are what Fleets allocate and autoscale on; `track_players()`
+/// keeps a List in step with the multiplayer peers. The sidecar's refusals ("does not
+/// exist", "is full", ...) end a call at once with `ERR_HTTP_STATUS` and a sentence.
 ///
 /// Health pings are sent by a background thread every `health_interval` seconds, as long
 /// as the main loop ran within the last `health_tolerance` seconds: a long frame does not
