@@ -367,6 +367,31 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_leaving_before_its_add_is_answered_is_removed_after_it() {
+        let (mut r, _) = PlayerRoster::new("players");
+        r.answered(&RosterCall::Get, list(1, &[]));
+        assert_eq!(
+            r.connected(3, "3".into()),
+            vec![add(3), RosterAction::Refuse(true)]
+        );
+        // The Remove goes out behind the Add (one ordered queue), so it finds the value.
+        assert_eq!(
+            r.disconnected(3),
+            vec![remove(3), RosterAction::Refuse(false)]
+        );
+        assert!(r.answered(&add_call(3), list(1, &["3"])).is_empty());
+        assert!(
+            r.answered(&RosterCall::Remove { value: "3".into() }, list(1, &[]))
+                .is_empty()
+        );
+        assert_eq!((r.tracked(), r.waiting(), r.refusing()), (0, 0, false));
+        assert_eq!(
+            r.connected(4, "4".into()),
+            vec![add(4), RosterAction::Refuse(true)]
+        );
+    }
+
+    #[test]
     fn a_full_list_refuses_until_a_player_leaves() {
         let (mut r, _) = PlayerRoster::new("players");
         r.answered(&RosterCall::Get, list(2, &[]));
