@@ -332,6 +332,13 @@ mod tests {
         })
     }
 
+    /// A roster whose first read found the List empty with `capacity`.
+    fn known(capacity: i64) -> PlayerRoster {
+        let (mut r, _) = PlayerRoster::new("players");
+        assert!(r.answered(&RosterCall::Get, list(capacity, &[])).is_empty());
+        r
+    }
+
     fn add(peer: i64) -> RosterAction {
         RosterAction::Add {
             peer,
@@ -368,8 +375,7 @@ mod tests {
 
     #[test]
     fn a_peer_leaving_before_its_add_is_answered_is_removed_after_it() {
-        let (mut r, _) = PlayerRoster::new("players");
-        r.answered(&RosterCall::Get, list(1, &[]));
+        let mut r = known(1);
         assert_eq!(
             r.connected(3, "3".into()),
             vec![add(3), RosterAction::Refuse(true)]
@@ -393,8 +399,7 @@ mod tests {
 
     #[test]
     fn a_full_list_refuses_until_a_player_leaves() {
-        let (mut r, _) = PlayerRoster::new("players");
-        r.answered(&RosterCall::Get, list(2, &[]));
+        let mut r = known(2);
         assert_eq!(r.connected(10, "10".into()), vec![add(10)]);
         // The second join fills it: refused at once, before the sidecar answers.
         assert_eq!(
@@ -417,8 +422,7 @@ mod tests {
 
     #[test]
     fn a_peer_that_slips_in_while_full_waits_for_room() {
-        let (mut r, _) = PlayerRoster::new("players");
-        r.answered(&RosterCall::Get, list(1, &[]));
+        let mut r = known(1);
         assert_eq!(
             r.connected(5, "5".into()),
             vec![add(5), RosterAction::Refuse(true)]
@@ -454,8 +458,7 @@ mod tests {
 
     #[test]
     fn the_capacity_going_down_refuses_and_up_lets_in() {
-        let (mut r, _) = PlayerRoster::new("players");
-        r.answered(&RosterCall::Get, list(3, &[]));
+        let mut r = known(3);
         r.connected(1, "1".into());
         r.answered(&add_call(1), list(3, &["1"]));
         let state = |capacity: i64, values: &[&str]| ListState {
