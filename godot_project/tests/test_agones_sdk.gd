@@ -235,3 +235,228 @@ func test_freeing_the_node_ends_awaited_calls() -> void:
 	var res := await done(task, 5.0)
 	if not assert_not_null(res): return
 	assert_eq(res.error, HTTPResponse.ERR_CANCELLED)
+
+
+func test_counters_count_within_their_capacity() -> void:
+	var port := await new_sidecar()
+	if port == 0: return
+	var sdk := make_sdk(port, {"watch_enabled": false})
+	var res := await done(sdk.get_counter("rooms"))
+	if not assert_not_null(res): return
+	assert_true(res.ok, res.error_message)
+	assert_true(strict_equal(res.json, {"name": "rooms", "count": 0, "capacity": 10}), "numbers are ints: %s" % [res.json])
+	res = await done(sdk.update_counter("rooms", {"capacity": 3, "count": 1}))
+	assert_eq(res.json, {"name": "rooms", "count": 1, "capacity": 3})
+	res = await done(sdk.increment_counter("rooms"))
+	assert_eq(res.json["count"], 2)
+	res = await done(sdk.increment_counter("rooms", 2))
+	assert_eq(res.error, HTTPResponse.ERR_HTTP_STATUS, "4 is beyond the capacity of 3")
+	assert_eq(res.attempts, 1, "a refusal is final, not retried")
+	# The shorthands are update_counter calls, and their messages say so.
+	assert_contains(res.error_message, "update_counter('rooms'): the Counter 'rooms' would leave the range 0 to its capacity")
+	res = await done(sdk.decrement_counter("rooms", 2))
+	assert_eq(res.json["count"], 0)
+	res = await done(sdk.decrement_counter("rooms"))
+	assert_contains(res.error_message, "would leave the range")
+	res = await done(sdk.update_counter("rooms", {"count_diff": 3}))
+	assert_eq(res.json["count"], 3)
+	res = await done(sdk.get_counter("lobbies"))
+	assert_eq(res.error, HTTPResponse.ERR_HTTP_STATUS)
+	assert_contains(res.error_message, "get_counter('lobbies'): the Counter 'lobbies' does not exist: declare it under spec.counters")
+	res = await done(sdk.update_counter("lobbies", {"count": 1}))
+	assert_contains(res.error_message, "the Counter 'lobbies' does not exist")
+	# Arguments that cannot be a CounterUpdateRequest end here, and nothing is sent.
+	var before := (await requests(port)).size()
+	for bad in [{}, {"cuont": 1}, {"count": "one"}, {"count": 1.5}, {"capacity": -1}]:
+		res = await done(sdk.update_counter("rooms", bad))
+		assert_eq(res.error, HTTPResponse.ERR_INVALID_REQUEST, "%s" % [bad])
+		assert_contains(res.error_message, "update_counter('rooms'): ")
+	res = await done(sdk.increment_counter("rooms", 0))
+	assert_contains(res.error_message, "the amount must be 1 or more")
+	assert_eq((await requests(port)).size(), before, "refused calls are not sent")
+	res = await done(sdk.get_game_server())
+	assert_eq(res.json["status"]["counters"]["rooms"], {"count": "3", "capacity": "3"}, "the record as the gateway writes it")
+
+
+func test_lists_hold_values_up_to_their_capacity() -> void:
+	var port := await new_sidecar()
+	if port == 0: return
+	var sdk := make_sdk(port, {"watch_enabled": false})
+	var res := await done(sdk.get_list("players"))
+	if not assert_not_null(res): return
+	assert_true(strict_equal(res.json, {"name": "players", "capacity": 8, "values": []}), "%s" % [res.json])
+	res = await done(sdk.update_list("players", {"capacity": 2}))
+	assert_eq(res.json["capacity"], 2)
+	res = await done(sdk.add_list_value("players", "ana"))
+	assert_eq(res.json["values"], ["ana"])
+	res = await done(sdk.add_list_value("players", "ana"))
+	assert_eq(res.error, HTTPResponse.ERR_HTTP_STATUS)
+	assert_contains(res.error_message, "add_list_value('players'): 'ana' is already in the List 'players'")
+	res = await done(sdk.add_list_value("players", "bo"))
+	assert_eq(res.json["values"], ["ana", "bo"])
+	res = await done(sdk.add_list_value("players", "cy"))
+	assert_eq(res.attempts, 1)
+	assert_contains(res.error_message, "add_list_value('players'): the List 'players' is full")
+	res = await done(sdk.remove_list_value("players", "zed"))
+	assert_contains(res.error_message, "remove_list_value('players'): 'zed' is not in the List 'players'")
+	res = await done(sdk.remove_list_value("players", "ana"))
+	assert_eq(res.json["values"], ["bo"])
+	res = await done(sdk.update_list("players", {"values": PackedStringArray(["x", "y", "z"])}))
+	assert_eq(res.json, {"name": "players", "capacity": 2, "values": ["x", "y"]}, "values beyond the capacity are dropped")
+	res = await done(sdk.update_list("players", {"capacity": 5, "values": ["p"]}))
+	assert_eq(res.json, {"name": "players", "capacity": 5, "values": ["p"]})
+	res = await done(sdk.get_list("teams"))
+	assert_contains(res.error_message, "get_list('teams'): the List 'teams' does not exist: declare it under spec.lists")
+	res = await done(sdk.add_list_value("teams", "red"))
+	assert_contains(res.error_message, "the List 'teams' does not exist")
+	var before := (await requests(port)).size()
+	for bad in [{}, {"capacity": 1001}, {"values": "x"}, {"values": [1]}, {"size": 1}]:
+		res = await done(sdk.update_list("players", bad))
+		assert_eq(res.error, HTTPResponse.ERR_INVALID_REQUEST, "%s" % [bad])
+	assert_eq((await done(sdk.add_list_value("players", ""))).error, HTTPResponse.ERR_INVALID_REQUEST)
+	assert_eq((await done(sdk.get_list("a/b"))).error, HTTPResponse.ERR_INVALID_REQUEST)
+	assert_eq((await requests(port)).size(), before, "refused calls are not sent")
+
+
+func test_counter_calls_wait_for_a_sidecar_that_starts_late() -> void:
+	var port := await new_sidecar(2000)
+	if port == 0: return
+	var sdk := make_sdk(port, {"watch_enabled": false})
+	var res := await done(sdk.increment_counter("rooms"), 30.0)
+	if not assert_not_null(res): return
+	assert_true(res.ok, res.error_message)
+	assert_gt(res.attempts, 1, "refused connections were retried")
+	assert_eq(res.json["count"], 1)
+
+
+## The List's values as the sidecar holds them now (null on failure).
+func list_values(sdk: AgonesSDK, list := "players") -> Variant:
+	var res := await done(sdk.get_list(list))
+	return null if res == null or not res.ok else res.json["values"]
+
+
+## Polls the List until it holds `expected` (in any order).
+func list_becomes(sdk: AgonesSDK, expected: Array, timeout_s := 10.0) -> bool:
+	var want := expected.duplicate()
+	want.sort()
+	var deadline := Time.get_ticks_msec() + int(timeout_s * 1000.0)
+	while Time.get_ticks_msec() < deadline:
+		var got = await list_values(sdk)
+		if got is Array:
+			got.sort()
+			if got == want:
+				return true
+		await wait_seconds(0.05)
+	fail("the List never held %s; last %s" % [want, await list_values(sdk)])
+	return false
+
+
+var mp: RefCounted
+
+
+func after_each() -> void:
+	if mp != null:
+		await mp.close()
+
+
+func test_track_players_adds_and_removes_peers_and_refuses_when_full() -> void:
+	var port := await new_sidecar()
+	if port == 0: return
+	var sdk := make_sdk(port, {"watch_enabled": false})
+	assert_true((await done(sdk.update_list("players", {"capacity": 2}))).ok)
+	mp = preload("res://tests/mp_branches.gd").new(self)
+	var s: Node = mp.branch("Server")
+	var server: DTLSMultiplayerPeer = mp.start_server(s)
+	if not assert_not_null(server): return
+	assert_eq(sdk.track_players(mp.mp_of(s)), OK)
+	var a: Node = mp.branch("A")
+	mp.start_client(a, server.get_local_port())
+	assert_true(await wait_until(func(): return mp.mp_of(a).get_peers().has(1), 10.0), "A connects")
+	var ida := str(mp.mp_of(a).get_unique_id())
+	assert_true(await list_becomes(sdk, [ida]), "A is in the List")
+	assert_false(server.refuse_new_connections)
+	var b: Node = mp.branch("B")
+	mp.start_client(b, server.get_local_port())
+	# Clients see each other through the server's relay, so "connected" is: sees the server.
+	assert_true(await wait_until(func(): return mp.mp_of(b).get_peers().has(1), 10.0), "B connects")
+	var idb := str(mp.mp_of(b).get_unique_id())
+	assert_true(await list_becomes(sdk, [ida, idb]))
+	assert_true(await wait_until(func(): return server.refuse_new_connections, 5.0), "full: new connections are refused")
+	# A third client is turned away while the List is full.
+	var c: Node = mp.branch("C")
+	var cpeer: DTLSMultiplayerPeer = mp.start_client(c, server.get_local_port())
+	assert_true(await wait_until(func(): return cpeer.get_connection_status() == MultiplayerPeer.CONNECTION_DISCONNECTED, 10.0), "C is refused")
+	assert_eq(mp.mp_of(s).get_peers().size(), 2)
+	assert_eq(sdk.get_stats()["players_tracked"], 2)
+	# Kicking A frees its place: the List loses it and connections are welcome again.
+	server.disconnect_peer(int(ida))
+	assert_true(await list_becomes(sdk, [idb]), "a kicked peer leaves the List")
+	assert_true(await wait_until(func(): return not server.refuse_new_connections, 5.0), "room again")
+	mp.start_client(c, server.get_local_port())
+	assert_true(await wait_until(func(): return mp.mp_of(c).get_peers().has(1), 10.0), "C connects now")
+	var idc := str(mp.mp_of(c).get_unique_id())
+	assert_true(await list_becomes(sdk, [idb, idc]))
+	assert_true(await wait_until(func(): return server.refuse_new_connections, 5.0), "full again")
+	# B leaves on its own; raising the capacity also lets players in.
+	mp.mp_of(b).multiplayer_peer.close()
+	assert_true(await list_becomes(sdk, [idc]), "a peer that leaves leaves the List")
+	assert_true(await wait_until(func(): return not server.refuse_new_connections, 5.0))
+	assert_eq(sdk.get_stats()["players_tracked"], 1)
+
+
+func test_track_players_after_authentication_with_mapped_values() -> void:
+	var port := await new_sidecar()
+	if port == 0: return
+	var sdk := make_sdk(port, {"watch_enabled": false})
+	var accounts := {}
+	sdk.player_value = func(id: int) -> String: return accounts.get(id, "")
+	mp = preload("res://tests/mp_branches.gd").new(self)
+	var s: Node = mp.branch("Server")
+	var smp: SceneMultiplayer = mp.mp_of(s)
+	var tokens := {}
+	smp.auth_callback = func(id: int, data: PackedByteArray) -> void:
+		tokens[id] = data.get_string_from_utf8()
+	var server: DTLSMultiplayerPeer = mp.start_server(s)
+	if not assert_not_null(server): return
+	assert_eq(sdk.track_players(smp, "players"), OK)
+	var a: Node = mp.branch("A")
+	var amp: SceneMultiplayer = mp.mp_of(a)
+	amp.auth_callback = func(_id: int, _data: PackedByteArray) -> void: pass
+	# Looked up, not captured: a lambda connected to the object it captures leaks.
+	amp.peer_authenticating.connect(func(id: int) -> void:
+		mp.mp_of(a).send_auth(id, "acct-ana".to_utf8_buffer())
+		mp.mp_of(a).complete_auth(id))
+	mp.start_client(a, server.get_local_port())
+	assert_true(await wait_until(func(): return tokens.size() == 1, 10.0), "A sent its token")
+	var ida: int = tokens.keys()[0]
+	await wait_seconds(0.3)
+	assert_eq(await list_values(sdk), [], "not in the List while authenticating")
+	accounts[ida] = tokens[ida]
+	smp.complete_auth(ida)
+	assert_true(await list_becomes(sdk, ["acct-ana"]), "added once authenticated, under its account")
+	server.disconnect_peer(ida)
+	assert_true(await list_becomes(sdk, []), "and removed by its account when kicked")
+
+
+func test_track_players_warns_when_the_list_does_not_exist_and_can_be_replaced() -> void:
+	var port := await new_sidecar()
+	if port == 0: return
+	var sdk := make_sdk(port, {"watch_enabled": false})
+	mp = preload("res://tests/mp_branches.gd").new(self)
+	var s: Node = mp.branch("Server")
+	var server: DTLSMultiplayerPeer = mp.start_server(s)
+	if not assert_not_null(server): return
+	assert_eq(sdk.track_players(mp.mp_of(s), "teams"), OK)
+	var a: Node = mp.branch("A")
+	mp.start_client(a, server.get_local_port())
+	assert_true(await wait_until(func(): return mp.mp_of(a).get_peers().has(1), 10.0), "A still connects")
+	assert_true(await wait_until(func(): return sdk.get_stats()["calls_pending"] == 0, 10.0))
+	assert_eq(sdk.get_stats()["players_tracked"], 0, "nobody is counted in a List that does not exist")
+	assert_false(server.refuse_new_connections)
+	# Tracking "players" instead replaces it, and adds the peers connected already.
+	assert_eq(sdk.track_players(mp.mp_of(s)), OK)
+	assert_true(await list_becomes(sdk, [str(mp.mp_of(a).get_unique_id())]), "A, connected before, is added")
+	expect_error("track_players: the MultiplayerAPI is null")
+	assert_eq(sdk.track_players(null), ERR_INVALID_PARAMETER)
+	expect_error("a Counter or List name must be non-empty")
+	assert_eq(sdk.track_players(mp.mp_of(s), "a/b"), ERR_INVALID_PARAMETER)

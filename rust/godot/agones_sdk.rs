@@ -8,6 +8,8 @@
 //! this node only adds `shutdown()` (the flow is in docs/DEPLOY.md, tested by
 //! `tests/agones/sigterm.rs`).
 
+mod counts;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -22,7 +24,7 @@ use super::http_task::HttpTask;
 use super::json_variant::json_to_variant;
 use super::stats_dict::stats_dict;
 use crate::core::agones::{
-    AgonesClient, AgonesEvent, ClientOptions, Endpoint, SdkCall, env_port, resolve,
+    AgonesClient, AgonesEvent, ClientOptions, Endpoint, RosterCall, SdkCall, env_port, resolve,
 };
 use crate::core::http::{ErrorKind, Response};
 
@@ -47,8 +49,13 @@ const DELIVER_PER_FRAME: i64 = 64;
 /// Every call returns an `HTTPTask`, completed exactly once on the main thread with an
 /// `HTTPResponse` (`ok`, `error`, `error_message`, `json`), like `HTTPPool.request()`.
 /// Calls reach the sidecar in the order they were made. While the sidecar is starting
-/// (Agones may start it after the game) lifecycle and metadata calls are retried for about
-/// 30 s before they fail with `HTTPResponse.ERR_CONNECT`.
+/// (Agones may start it after the game) lifecycle, metadata, Counter and List calls are
+/// retried for about 30 s before they fail with `HTTPResponse.ERR_CONNECT`.
+///
+/// Counters and Lists (beta: `get_counter()`, `update_counter()`, `get_list()`,
+/// `add_list_value()`, ...) are what Fleets allocate and autoscale on; `track_players()`
+/// keeps a List in step with the multiplayer peers. The sidecar's refusals ("does not
+/// exist", "is full", ...) end a call at once with `ERR_HTTP_STATUS` and a sentence.
 ///
 /// Health pings are sent by a background thread every `health_interval` seconds, as long
 /// as the main loop ran within the last `health_tolerance` seconds: a long frame does not
@@ -88,6 +95,14 @@ pub struct AgonesSdk {
     #[export]
     #[init(val = true)]
     watch_enabled: bool,
+    /// What stands for a peer in the List `track_players()` keeps: unset (default), the
+    /// peer id as a String; set, what it returns when called with the peer id, as a String
+    /// (e.g. an account id: `func(id): return accounts[id]`). Each value must be non-empty
+    /// and held by one peer at a time; a peer whose value breaks that is not added (a
+    /// warning says so). Called when the peer connects.
+    #[var]
+    #[init(val = Callable::invalid())]
+    player_value: Callable,
     /// The last GameServer record seen (from the watch stream or `get_game_server()`), as
     /// Agones' REST API writes it: `object_meta` (`name`, `labels`, `annotations`, ...),
     /// `spec`, `status` (`state`, `address`, `ports`, `players`, ...); 64-bit numbers
@@ -96,14 +111,26 @@ pub struct AgonesSdk {
     last_game_server: VarDictionary,
     client: Option<AgonesClient>,
     hooked: bool,
-    /// Calls waiting for their answer, with whether the answer is a GameServer record.
-    tasks: HashMap<u64, (Gd<HttpTask>, bool)>,
+    /// Calls waiting for their answer.
+    tasks: HashMap<u64, Pending>,
+    /// What `track_players()` set up.
+    tracking: Option<counts::Tracking>,
     pings_ok: u64,
     pings_failed: u64,
     /// Whether the last ping got through, so a failure streak is logged once.
     ping_ok_last: bool,
     updates: u64,
     base: Base<Node>,
+}
+
+/// A call on its way: the game's own (answered through its task), or one `track_players`
+/// made (answered to the roster).
+enum Pending {
+    /// The call, `None` for one refused before it became a call.
+    Task(Gd<HttpTask>, Option<SdkCall>),
+    /// With the number of the `track_players()` that made it: a call of a replaced
+    /// tracking is not answered to its successor.
+    Roster(u64, RosterCall),
 }
 
 /// One thing to hand to GDScript, taken under a short borrow and emitted with none held.
@@ -219,7 +246,10 @@ impl AgonesSdk {
 
     /// Counters: `pings_sent`, `pings_ok`, `pings_failed`, `pings_skipped` (ticks without
     /// a ping because the main loop had not run within `health_tolerance`),
-    /// `calls_pending`, `game_server_updates`.
+    /// `calls_pending`, `game_server_updates`, and for `track_players()`:
+    /// `players_tracked` (peers whose value is in the List or on its way there) and
+    /// `players_waiting` (peers that connected while the List was full, added when there is
+    /// room).
     #[func]
     fn get_stats(&self) -> VarDictionary {
         let counts = self
@@ -234,6 +264,8 @@ impl AgonesSdk {
             ("pings_skipped", counts.skipped),
             ("calls_pending", self.tasks.len() as u64),
             ("game_server_updates", self.updates),
+            ("players_tracked", self.tracked_counts().0),
+            ("players_waiting", self.tracked_counts().1),
         ])
     }
 }
@@ -274,11 +306,11 @@ impl AgonesSdk {
     }
 
     fn call(&mut self, call: SdkCall) -> Gd<HttpTask> {
-        let is_get = call == SdkCall::GetGameServer;
         let client = self.client();
         let id = client.call(&call);
         let task = HttpTask::create(id, client.cancel_handle(id));
-        self.tasks.insert(id, (task.clone(), is_get));
+        self.tasks
+            .insert(id, Pending::Task(task.clone(), Some(call)));
         task
     }
 
@@ -352,18 +384,35 @@ impl AgonesSdk {
 
     /// The next finished call or changed record; reports are logged on the way.
     fn take_next(&mut self) -> Option<Delivery> {
-        let client = self.client.as_ref()?;
-        if let Some(event) = client.next_call_event() {
-            let (task, is_get) = self.tasks.remove(&event.id)?;
-            if is_get
-                && event.response.ok()
-                && let Some(record) = event.response.json.as_ref().filter(|v| v.is_object())
-            {
-                self.last_game_server = json_to_variant(record).to::<VarDictionary>();
-            }
+        while let Some(mut event) = self.client.as_ref()?.next_call_event() {
+            let task = match self.tasks.remove(&event.id) {
+                None => continue,
+                Some(Pending::Roster(generation, call)) => {
+                    self.roster_answered(generation, &call, event.response);
+                    continue;
+                }
+                Some(Pending::Task(task, call)) => {
+                    match &call {
+                        Some(SdkCall::GetGameServer) if event.response.ok() => {
+                            if let Some(record) =
+                                event.response.json.as_ref().filter(|v| v.is_object())
+                            {
+                                self.last_game_server =
+                                    json_to_variant(record).to::<VarDictionary>();
+                            }
+                        }
+                        Some(SdkCall::Counts(counts)) => {
+                            self.counts_answered(counts, &mut event.response)
+                        }
+                        _ => {}
+                    }
+                    task
+                }
+            };
             let response = HttpResponse::from_core(event.id, event.response);
             return Some(Delivery::Call(task, response));
         }
+        let client = self.client.as_ref()?;
         while let Some(event) = client.next_event() {
             match event {
                 AgonesEvent::GameServer(record) => {
@@ -404,10 +453,14 @@ impl AgonesSdk {
     /// notification's borrow and no `await` is left hanging (as `HTTPPool` does).
     fn end_pending_tasks(&mut self) {
         self.client = None;
+        self.stop_tracking();
         let tasks: Vec<(u64, Gd<HttpTask>)> = self
             .tasks
             .drain()
-            .map(|(id, (task, _))| (id, task))
+            .filter_map(|(id, pending)| match pending {
+                Pending::Task(task, _) => Some((id, task)),
+                Pending::Roster(..) => None,
+            })
             .collect();
         if tasks.is_empty() {
             return;

@@ -10,7 +10,7 @@ use netkit_test_support::agones_sdk::AgonesSdkServer;
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
-fn runtime() -> Runtime {
+pub(crate) fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -18,7 +18,11 @@ fn runtime() -> Runtime {
         .expect("tokio runtime")
 }
 
-fn client(rt: &Runtime, server: &AgonesSdkServer, options: ClientOptions) -> AgonesClient {
+pub(crate) fn client(
+    rt: &Runtime,
+    server: &AgonesSdkServer,
+    options: ClientOptions,
+) -> AgonesClient {
     AgonesClient::with_runtime(
         Endpoint::Sidecar {
             port: server.port,
@@ -30,7 +34,7 @@ fn client(rt: &Runtime, server: &AgonesSdkServer, options: ClientOptions) -> Ago
 }
 
 /// Waits for call `id` to end (other calls' events are not expected here).
-fn finish(client: &AgonesClient, id: RequestId, within: Duration) -> Response {
+pub(crate) fn finish(client: &AgonesClient, id: RequestId, within: Duration) -> Response {
     let deadline = Instant::now() + within;
     loop {
         if let Some(event) = client.next_call_event() {

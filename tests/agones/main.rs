@@ -4,4 +4,5 @@
 //! they share comes from the `netkit-test-support` crate.
 
 mod core;
+mod counts_lists;
 mod sigterm;

@@ -20,6 +20,7 @@ fn get(pool: &HttpPool, url: String) -> Response {
         url,
         headers: vec![],
         body: Default::default(),
+        final_500: false,
     }));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

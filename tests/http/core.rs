@@ -27,6 +27,7 @@ fn spec(method: Method, url: String, body: RequestBody, headers: Vec<(&str, &str
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         body,
+        final_500: false,
     }
 }
 

@@ -32,6 +32,7 @@ fn save(url: &str, n: usize) -> RequestSpec {
         url: url.to_string(),
         headers: vec![],
         body: RequestBody::Json(format!("{{\"save\":{n}}}").into()),
+        final_500: false,
     }
 }
 
@@ -340,6 +341,7 @@ fn a_body_of_many_megabytes_is_stored_sent_and_a_413_makes_it_a_dead_letter() {
                 url: url.clone(),
                 headers: vec![],
                 body: RequestBody::Binary(body.clone().into()),
+                final_500: false,
             },
             DAY,
             SYNC,

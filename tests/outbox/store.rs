@@ -40,6 +40,7 @@ fn save(url: String, n: usize, headers: Vec<(&str, &str)>) -> RequestSpec {
         url,
         headers: pairs(headers),
         body: RequestBody::Json(format!("{{\"save\":{n}}}").into()),
+        final_500: false,
     }
 }
 

@@ -16,6 +16,7 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::counts_lists::CountsCall;
 use crate::core::http::{ErrorKind, Method, Rejected, RequestBody, RequestSpec};
 
 /// Longest name part of a Kubernetes label key or label value (RFC 1123 style, 63).
@@ -47,6 +48,8 @@ pub enum SdkCall {
     PlayerDisconnect(String),
     /// `PUT /alpha/player/capacity` (alpha).
     SetPlayerCapacity(i64),
+    /// A Counter or List call (beta: `/v1beta1/counters/...`, `/v1beta1/lists/...`).
+    Counts(CountsCall),
 }
 
 impl SdkCall {
@@ -63,6 +66,7 @@ impl SdkCall {
             SdkCall::PlayerConnect(_) => "player_connect",
             SdkCall::PlayerDisconnect(_) => "player_disconnect",
             SdkCall::SetPlayerCapacity(_) => "set_player_capacity",
+            SdkCall::Counts(call) => call.name(),
         }
     }
 
@@ -73,6 +77,11 @@ impl SdkCall {
     /// pool retry them while the sidecar starts: repeating them is harmless (the state or
     /// the label is simply set again). Player connect/disconnect are not repeatable (a
     /// retry after a lost answer would report `false`), so they are sent once.
+    ///
+    /// Counter and List calls are repeatable too, so they wait for a starting sidecar like
+    /// the lifecycle calls; the sidecar's 500 is final for them (it is how it says "not
+    /// found" or "full"). An increment or an added value whose answer was lost to a
+    /// timeout is sent again and may then count twice or answer "already exists".
     pub fn to_request(&self, base: &str, id: u64) -> Result<RequestSpec, Rejected> {
         let (method, path, body, repeatable): (Method, &str, Option<Value>, bool) = match self {
             SdkCall::Ready => (Method::Post, "/ready", Some(json!({})), true),
@@ -134,19 +143,45 @@ impl SdkCall {
                 let body = json!({ "count": count.to_string() });
                 (Method::Put, "/alpha/player/capacity", Some(body), true)
             }
+            SdkCall::Counts(call) => {
+                let (method, path, body) = call
+                    .request()
+                    .map_err(|why| invalid(base, "/v1beta1", why))?;
+                return Ok(Self::spec(base, method, &path, body, Some(id), true));
+            }
         };
+        Ok(Self::spec(
+            base,
+            method,
+            path,
+            body,
+            repeatable.then_some(id),
+            false,
+        ))
+    }
+
+    /// The request; `key` (the call's number) makes it repeatable.
+    fn spec(
+        base: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        key: Option<u64>,
+        final_500: bool,
+    ) -> RequestSpec {
         let mut headers = vec![("Accept".to_string(), "application/json".to_string())];
-        if repeatable {
+        if let Some(id) = key {
             headers.push(("Idempotency-Key".to_string(), format!("netkit-agones-{id}")));
         }
-        Ok(RequestSpec {
+        RequestSpec {
             method,
             url: format!("{base}{path}"),
             headers,
             body: body.map_or(RequestBody::Empty, |b| {
                 RequestBody::Json(Bytes::from(b.to_string()))
             }),
-        })
+            final_500,
+        }
     }
 }
 

@@ -187,6 +187,16 @@ impl AgonesClient {
         self.calls.submit(spec)
     }
 
+    /// Ends a call that cannot be made (arguments the node could not read) with
+    /// `ErrorKind::InvalidRequest` and `why`, through the same events as any call.
+    pub fn reject(&self, why: String) -> RequestId {
+        self.calls.submit(Err(Rejected::Call {
+            url: self.base_url.clone(),
+            kind: ErrorKind::InvalidRequest,
+            why,
+        }))
+    }
+
     /// A handle that cancels call `id` from anywhere.
     pub fn cancel_handle(&self, id: RequestId) -> CancelHandle {
         self.calls.cancel_handle(id)

@@ -114,6 +114,7 @@ pub async fn run(
                     url: url.clone(),
                     headers: Vec::new(),
                     body: RequestBody::Json(Bytes::from_static(b"{}")),
+                    final_500: false,
                 }));
                 control.sent.fetch_add(1, Ordering::Relaxed);
             } else {

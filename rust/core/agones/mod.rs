@@ -5,18 +5,25 @@
 
 mod calls;
 mod client;
+mod counts_lists;
 mod endpoint;
 mod health;
 mod liveness;
+mod roster;
 mod watch;
 
 use std::time::Duration;
 
 pub use calls::SdkCall;
 pub use client::{AgonesClient, ClientOptions};
+pub use counts_lists::{
+    Counter, CounterUpdate, CountsCall, LIST_MAX_CAPACITY, ListState, ListUpdate, Refusal, Subject,
+    explain, refusal,
+};
 pub use endpoint::{DEFAULT_PORT, Endpoint, PORT_ENV, env_port, resolve};
 pub use health::{HealthControl, HealthCounts, MIN_INTERVAL};
 pub use liveness::Liveness;
+pub use roster::{PlayerRoster, RosterAction, RosterAnswer, RosterCall};
 pub use watch::{LineBuffer, MAX_LINE_BYTES};
 
 /// What the background tasks report to the node (finished calls and pings come through

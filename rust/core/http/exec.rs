@@ -101,7 +101,9 @@ pub(crate) async fn execute(
 
         let retryable = match response.error {
             ErrorKind::Connect | ErrorKind::Timeout => true,
-            ErrorKind::HttpStatus => is_retryable_status(response.status),
+            ErrorKind::HttpStatus => {
+                is_retryable_status(response.status) && !(spec.final_500 && response.status == 500)
+            }
             _ => false,
         };
         if !retryable || attempt > policy.max_retries || !idempotent {

@@ -104,6 +104,11 @@ pub struct RequestSpec {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: RequestBody,
+    /// A 500 answer is the server's last word and is not retried; 502-504, 408, 429,
+    /// connection failures and timeouts still are. Agones' sidecar answers every SDK
+    /// error ("not found", "out of range") with 500, and repeating those for 30 s would
+    /// only delay the sentence.
+    pub final_500: bool,
 }
 
 impl RequestSpec {

@@ -143,6 +143,7 @@ impl RequestSpec {
                 url,
                 headers,
                 body,
+                final_500: false,
             },
             own_headers,
         })

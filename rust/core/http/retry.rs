@@ -116,6 +116,7 @@ mod tests {
             url: "http://x/".into(),
             headers: vec![],
             body: Default::default(),
+            final_500: false,
         };
         assert!(!is_idempotent(&spec));
         spec.headers.push(("Idempotency-Key".into(), "abc".into()));

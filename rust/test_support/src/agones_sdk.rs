@@ -23,6 +23,12 @@
 //!   server answers), `PUT /alpha/player/capacity` `{"count": "N"}`, `GET
 //!   /alpha/player/capacity` and `/count` → `{"count": "N"}`, `GET /alpha/player/connected`
 //!   → `{"list": [...]}`, `GET /alpha/player/connected/ID` → `{"bool": B}`.
+//! - Beta Counters and Lists (`beta.proto`): `GET`/`PATCH /v1beta1/counters/NAME`,
+//!   `GET`/`PATCH /v1beta1/lists/NAME`, `POST /v1beta1/lists/NAME:addValue` and
+//!   `:removeValue`, with the rules and messages of Agones' own SDK server (see
+//!   `counts_lists.rs`): not found, out of range (full List, count outside `[0,
+//!   capacity]`) and already exists are HTTP 500, code 2. Every GameServer declares the
+//!   Counter `rooms` (count 0, capacity 10) and the List `players` (capacity 8, empty).
 //! - Anything else: 404 `{"code": 5, "message": "Not Found"}` (grpc-gateway's error shape);
 //!   a body that is not JSON: 400 `{"code": 3, "message": ...}`.
 //!
@@ -37,6 +43,7 @@
 //!   connections only after N ms, like a sidecar that starts after the game. Until then a
 //!   connection is refused (the socket is bound but not listening), not left hanging.
 
+mod counts_lists;
 mod game_server;
 
 use std::convert::Infallible;
@@ -314,6 +321,21 @@ impl AgonesSdkServer {
             ("GET", "/gameserver") => Ok(json_res(StatusCode::OK, &self.game_server())),
             ("GET", "/watch/gameserver") => Ok(self.watch()),
             (_, p) if p.starts_with("/alpha/player/") => self.players(method, p, body),
+            (m, p) if p.starts_with("/v1beta1/") => {
+                let mut gs = lock(&self.inner.gs);
+                match counts_lists::route(&mut gs, m, p, body) {
+                    None => Err((StatusCode::NOT_FOUND, 5, "Not Found".to_owned())),
+                    Some(Err(refusal)) => Err(refusal),
+                    Some(Ok((answer, changed))) => {
+                        if changed {
+                            let snapshot = gs.to_json();
+                            drop(gs);
+                            let _ = self.inner.updates.send(snapshot);
+                        }
+                        Ok(json_res(StatusCode::OK, &answer))
+                    }
+                }
+            }
             _ => Err((StatusCode::NOT_FOUND, 5, "Not Found".to_owned())),
         }
     }

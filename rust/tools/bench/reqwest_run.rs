@@ -115,6 +115,7 @@ pub fn netkit_core(url: &str, total: usize, concurrency: usize) -> Result<f64, S
             url: url.to_string(),
             headers: Vec::new(),
             body: RequestBody::Empty,
+            final_500: false,
         }));
     }
     let deadline = started + RUN_TIMEOUT;

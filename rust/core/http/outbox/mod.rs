@@ -499,6 +499,7 @@ impl Inner {
             url: record.url.clone(),
             headers,
             body: body_from(&record.body_kind, body),
+            final_500: false,
         }
     }
 

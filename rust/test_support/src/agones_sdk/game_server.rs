@@ -65,7 +65,16 @@ pub struct GameServer {
     pub reserve_generation: u64,
     /// The UDP port published in `status.ports`.
     pub game_port: u16,
+    /// `status.counters`: name → (count, capacity).
+    pub counters: BTreeMap<String, (i64, i64)>,
+    /// `status.lists`: name → (capacity, values).
+    pub lists: BTreeMap<String, (i64, Vec<String>)>,
 }
+
+/// The Counter every test GameServer declares, as a Fleet template would.
+pub const DEFAULT_COUNTER: (&str, i64, i64) = ("rooms", 0, 10);
+/// The List every test GameServer declares (name, capacity).
+pub const DEFAULT_LIST: (&str, i64) = ("players", 8);
 
 impl GameServer {
     /// A fresh record in state Scheduled.
@@ -85,6 +94,11 @@ impl GameServer {
             players: Vec::new(),
             reserve_generation: 0,
             game_port,
+            counters: BTreeMap::from([(
+                DEFAULT_COUNTER.0.to_owned(),
+                (DEFAULT_COUNTER.1, DEFAULT_COUNTER.2),
+            )]),
+            lists: BTreeMap::from([(DEFAULT_LIST.0.to_owned(), (DEFAULT_LIST.1, Vec::new()))]),
         }
     }
 
@@ -123,6 +137,26 @@ impl GameServer {
                     .collect::<Map<_, _>>(),
             )
         };
+        let counters: Map<String, Value> = self
+            .counters
+            .iter()
+            .map(|(name, (count, capacity))| {
+                (
+                    name.clone(),
+                    json!({ "count": count.to_string(), "capacity": capacity.to_string() }),
+                )
+            })
+            .collect();
+        let lists: Map<String, Value> = self
+            .lists
+            .iter()
+            .map(|(name, (capacity, values))| {
+                (
+                    name.clone(),
+                    json!({ "capacity": capacity.to_string(), "values": values }),
+                )
+            })
+            .collect();
         json!({
             "object_meta": {
                 "name": self.name,
@@ -152,6 +186,8 @@ impl GameServer {
                     "capacity": self.player_capacity.to_string(),
                     "ids": self.players,
                 },
+                "counters": counters,
+                "lists": lists,
             },
         })
     }
