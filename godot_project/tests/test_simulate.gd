@@ -3,6 +3,8 @@ extends NetkitTest
 ## through the MultiplayerPeer API (what SceneMultiplayer sits on). Statistical with fixed
 ## seeds: lower bounds firm, upper bounds generous enough for a loaded machine.
 
+const TIMEOUT := 90.0
+
 
 var ident: Dictionary
 var server: DTLSMultiplayerPeer
@@ -175,3 +177,46 @@ func test_unreadable_conditions_are_refused_with_the_token_and_change_nothing() 
 	expect_error("latency=fast")
 	var err := peer.create_client("127.0.0.1", 9, {"pinned_sha256": ident.sha256_fingerprint, "simulate": "latency=fast"})
 	assert_ne(err, OK, "an unreadable simulate option fails create_client")
+
+
+## HTTP: `latency=200ms` delays every attempt before it is sent; `failure=50%` turns half the
+## attempts into refused connections or 503s, which the retry policy handles: with
+## `max_retries = 8` every GET completes, after about 2 attempts on average.
+func test_http_latency_delays_requests_and_failures_reach_the_retry_policy() -> void:
+	var url := env("http-url")
+	if url == "":
+		fail("no --http-url given: run the suite through `cargo test`")
+		return
+	var pool := http_pool(url, {"retry_base_delay": 0.01, "retry_max_delay": 0.05, "max_retries": 8}) as HTTPPool
+	assert_eq(Netkit.simulate_network({"latency": "200ms"}), OK)
+	var started := Time.get_ticks_msec()
+	var res: HTTPResponse = (await wait_signal(pool.fetch("/json").completed, 15.0))[0]
+	var took := Time.get_ticks_msec() - started
+	assert_true(res.ok, res.error_message)
+	assert_ge(took, 200, "a request under latency=200ms takes at least 200 ms")
+	print("  [simulate] HTTP latency=200ms: one GET took %d ms" % took)
+
+	assert_eq(Netkit.simulate_network({"failure": "50%"}), OK)
+	var tasks: Array[HTTPTask] = []
+	for i in 40:
+		tasks.append(pool.fetch("/json"))
+	var attempts := 0
+	var ok := 0
+	for t in tasks:
+		# A task that completed while an earlier one was awaited keeps its response.
+		var r: HTTPResponse = t.response if t.is_done() else (await wait_signal(t.completed, 30.0))[0]
+		ok += int(r.ok)
+		attempts += r.attempts
+	var mean := attempts / 40.0
+	assert_eq(ok, 40, "every GET completed through simulated failures")
+	assert_gt(mean, 1.4, "failures cost attempts: mean %.2f" % mean)
+	assert_lt(mean, 3.0, "about 2 attempts each: mean %.2f" % mean)
+	print("  [simulate] HTTP failure=50%%: 40 of 40 GETs completed, %.2f attempts on average" % mean)
+
+	# The pool's own property beats the process: this one stays clean.
+	var clean := http_pool(url, {"simulate": "latency=0ms", "max_retries": 0}) as HTTPPool
+	var fails := 0
+	for i in 20:
+		var r: HTTPResponse = (await wait_signal(clean.fetch("/json").completed, 15.0))[0]
+		fails += int(not r.ok)
+	assert_eq(fails, 0, "a pool with its own clean simulate property sees no simulated failure")

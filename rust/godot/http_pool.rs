@@ -188,6 +188,18 @@ pub struct HttpPool {
     #[export]
     #[init(val = GString::from(concat!("godot-netkit/", env!("CARGO_PKG_VERSION"))))]
     user_agent: GString,
+    /// Simulated network conditions for this pool's requests (String, default `""`: follow
+    /// the process-wide ones set by `Netkit.simulate_network()`, `NETKIT_SIMULATE` or
+    /// `netkit/debug/simulate`), in the syntax of [method Netkit.simulate_network], e.g.
+    /// `"latency=200ms failure=10%"`. `latency` and `jitter` delay each attempt before it
+    /// is sent, `in:latency` and `in:jitter` before its answer is delivered, and `failure`
+    /// turns that share of attempts into a refused connection or a `503`, which the retry
+    /// policy handles as real ones. Applies to requests, the durable outbox and AgonesSDK
+    /// calls; not yet to downloads and streams. Set it to `"latency=0ms"` to keep this pool
+    /// clean while the process simulates. An unreadable value is reported in the output
+    /// when the next request is made, and the pool then follows the process.
+    #[export(placeholder = "latency=200ms failure=10%")]
+    simulate: GString,
     /// Most finished requests delivered per frame (int, default 256); the rest wait for the
     /// next frame, in order.
     #[export(range = (1.0, 10000.0, or_greater))]
@@ -562,7 +574,33 @@ impl HttpPool {
             trusted_ca_pem: self.trusted_ca_pem.to_string(),
             user_agent: self.user_agent.to_string(),
             pool_idle_timeout: secs(self.pool_idle_timeout.max(0.001)),
+            simulate: self.own_conditions(),
             ..PoolSettings::default()
+        }
+    }
+
+    /// The `simulate` property as conditions; empty follows the process.
+    fn own_conditions(&self) -> Option<std::sync::Arc<crate::core::simulate::Conditions>> {
+        let text = self.simulate.to_string();
+        if text.trim().is_empty() {
+            return None;
+        }
+        match crate::core::simulate::Conditions::parse(&text) {
+            Ok(c) => {
+                if !c.is_clean() {
+                    godot_print!(
+                        "[netkit] simulating network conditions (HTTPPool.simulate): {}",
+                        super::simulation::describe(&c)
+                    );
+                }
+                Some(std::sync::Arc::new(c))
+            }
+            Err(e) => {
+                godot_error!(
+                    "HTTPPool.simulate: {e}; this pool follows the process-wide conditions"
+                );
+                None
+            }
         }
     }
 
@@ -585,6 +623,7 @@ impl HttpPool {
             verify_tls: self.verify_tls,
             trusted_ca_pem: self.trusted_ca_pem.clone(),
             user_agent: self.user_agent.clone(),
+            simulate: self.simulate.clone(),
         }
     }
 
@@ -864,6 +903,7 @@ struct PropertySnapshot {
     verify_tls: bool,
     trusted_ca_pem: GString,
     user_agent: GString,
+    simulate: GString,
 }
 
 /// Pairs each task with the `ERR_CANCELLED` response it ends with, `message` saying why.

@@ -4,15 +4,12 @@
 use std::process::Command;
 use std::time::Duration;
 
-use godot_runner::{
-    SceneProcess, ensure_imported, godot_command, project_dir, repo_dir, scene_command,
-};
+use godot_runner::{SceneProcess, godot_command, project_dir, scene_command};
 
 #[test]
 fn sigterm_lets_the_game_save_then_quit() {
     let godot = godot_command().unwrap_or_else(|e| panic!("{e}"));
-    godot_runner::extension::stage_extension(&repo_dir()).unwrap_or_else(|e| panic!("{e}"));
-    ensure_imported(&godot, &project_dir()).unwrap_or_else(|e| panic!("{e}"));
+    crate::stage_once();
     let server = netkit_test_support::http_server::start_blocking();
 
     let mut game = SceneProcess::spawn(scene_command(

@@ -59,6 +59,8 @@ pub(crate) struct Clients {
     pub identity: reqwest::Client,
     /// The game set `trusted_ca_pem` (error messages then say something else than "set it").
     pub own_ca: bool,
+    /// The pool's own simulated network conditions, if it has some.
+    pub simulate: Option<std::sync::Arc<crate::core::simulate::Conditions>>,
 }
 
 /// Creates the clients for `settings`; fails with a sentence when `trusted_ca_pem` is unusable.
@@ -87,6 +89,7 @@ pub(crate) fn build_clients(settings: &PoolSettings) -> Result<Clients, String> 
         fresh,
         identity,
         own_ca,
+        simulate: settings.simulate.clone(),
     })
 }
 

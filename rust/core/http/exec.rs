@@ -30,6 +30,8 @@ use bytes::BytesMut;
 use tokio::time::{Instant as Deadline, timeout_at};
 use url::Url;
 
+use crate::core::simulate::{self, http::HttpFailure};
+
 use super::classify::{
     chain, classify, closed_before_response, head_over_bound, head_too_large_message, is_transport,
 };
@@ -81,7 +83,7 @@ pub(crate) async fn execute(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let first = attempt_once(&clients.pooled, clients.own_ca, spec, limits).await;
+        let first = simulated_attempt(clients, spec, limits).await;
         let stale = first.closed_before_response;
         let mut response = if stale && idempotent {
             // The connection ended before any byte of a response: on a connection reused
@@ -135,6 +137,48 @@ pub(crate) async fn execute(
         counter.on_retry();
         tokio::time::sleep(wait).await;
     }
+}
+
+/// One attempt under the simulated network conditions, if any apply (`core::simulate`):
+/// delayed, or failed as a refused connection or a 503 that the retry policy then sees.
+async fn simulated_attempt(
+    clients: &Clients,
+    spec: &RequestSpec,
+    limits: AttemptLimits,
+) -> Attempt {
+    let Some(conditions) = simulate::effective(clients.simulate.as_ref()) else {
+        return attempt_once(&clients.pooled, clients.own_ca, spec, limits).await;
+    };
+    let fate = simulate::http::judge_attempt(&conditions, &mut rand::rng());
+    tokio::time::sleep(fate.before).await;
+    let attempt = match fate.failure {
+        None => attempt_once(&clients.pooled, clients.own_ca, spec, limits).await,
+        Some(failure) => {
+            simulate::count_drop();
+            let mut response = Response::failed(ErrorKind::Connect, String::new(), &spec.url);
+            match failure {
+                HttpFailure::Refused => {
+                    response.error_message = format!(
+                        "could not connect to {}: connection refused (simulated: network conditions with failure={}%)",
+                        spec.url,
+                        conditions.outbound.failure.max(conditions.inbound.failure) * 100.0
+                    );
+                }
+                HttpFailure::Unavailable => {
+                    response.status = 503;
+                    response.error = ErrorKind::HttpStatus;
+                    response.error_message = format!(
+                        "{} answered 503 Service Unavailable (simulated: network conditions with failure={}%)",
+                        spec.url,
+                        conditions.outbound.failure.max(conditions.inbound.failure) * 100.0
+                    );
+                }
+            }
+            done(response)
+        }
+    };
+    tokio::time::sleep(fate.after).await;
+    attempt
 }
 
 /// The sentence for an attempt that ran out of time.

@@ -36,6 +36,9 @@ pub struct PoolSettings {
     /// keep-alive timeout of common servers (Node.js and Apache close after 5 s), so the
     /// pool rarely sends a request on a connection the server is closing.
     pub pool_idle_timeout: Duration,
+    /// This pool's own simulated network conditions (`HTTPPool.simulate`), which beat the
+    /// process-wide ones; `None` follows the process.
+    pub simulate: Option<std::sync::Arc<crate::core::simulate::Conditions>>,
 }
 
 /// Default of [`PoolSettings::pool_idle_timeout`]: under the 5 s of Node.js, Apache and
@@ -59,6 +62,7 @@ impl Default for PoolSettings {
             user_agent: concat!("godot-netkit/", env!("CARGO_PKG_VERSION")).to_string(),
             max_idle_per_host: 32,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+            simulate: None,
         }
     }
 }

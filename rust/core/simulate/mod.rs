@@ -10,6 +10,7 @@
 //! datagram when nothing is simulated.
 
 pub mod conditions;
+pub mod http;
 pub mod shaper;
 
 use std::sync::atomic::{AtomicU64, Ordering};
