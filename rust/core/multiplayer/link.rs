@@ -211,12 +211,36 @@ pub(crate) struct Link {
     received_at: Duration,
     /// Smoothed round trip from pongs, seconds (RFC 6298 section 2's SRTT, alpha 1/8).
     srtt: Option<f64>,
+    /// Its variation (RFC 6298's RTTVAR, beta 1/4), seconds.
+    rttvar: f64,
     /// The newest ping from the peer not yet answered: one pong per flush answers it, so a
     /// peer that floods pings gets one small datagram's worth back, not one pong each.
     pong_due: Option<u32>,
     /// Clocks of this side's recent pings not yet answered, oldest first: only a pong
     /// carrying one of them is a sample (a forged, garbled or duplicated pong is not).
     pings_out: VecDeque<u32>,
+}
+
+/// Longest wait before a reliable message is sent again, however long the measured round
+/// trip: beyond it a lost message would hold its channel up longer than a player bears.
+pub(crate) const MAX_RESEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// RFC 6298's clock granularity G: the endpoint's flush timer is this fine.
+const CLOCK_GRANULARITY: Duration = Duration::from_millis(10);
+
+/// How long an unacknowledged reliable message waits before renet sends it again: RFC
+/// 6298's RTO, `SRTT + max(G, 4 * RTTVAR)`, from the link's round-trip samples (seconds),
+/// but never below `floor` (the `resend_interval` option, 100 ms by default: what a short
+/// path used before) nor above [`MAX_RESEND_TIMEOUT`]. RFC 6298's own one-second floor
+/// suits TCP's bulk transfers, not a game's input on a 20 ms path. With a fixed 100 ms,
+/// a path with a longer round trip had every reliable message sent at least twice.
+pub(crate) fn resend_timeout(srtt: f64, rttvar: f64, floor: Duration) -> Duration {
+    let floor = floor.min(MAX_RESEND_TIMEOUT);
+    let rto = srtt + (4.0 * rttvar).max(CLOCK_GRANULARITY.as_secs_f64());
+    if !rto.is_finite() {
+        return floor;
+    }
+    Duration::from_secs_f64(rto.clamp(0.0, MAX_RESEND_TIMEOUT.as_secs_f64()))
+        .clamp(floor, MAX_RESEND_TIMEOUT)
 }
 
 /// Pings remembered for their pongs: 16 s of them, beyond any `ack_timeout` a link lives.
@@ -259,6 +283,7 @@ impl Link {
             last_ping: None,
             received_at: Duration::ZERO,
             srtt: None,
+            rttvar: 0.0,
             pong_due: None,
             pings_out: VecDeque::with_capacity(PINGS_REMEMBERED),
         }
@@ -660,10 +685,22 @@ impl Link {
             return;
         }
         let sample = f64::from(sample_us) / 1e6;
-        self.srtt = Some(match self.srtt {
-            None => sample,
-            Some(srtt) => srtt + (sample - srtt) / 8.0,
-        });
+        let srtt = match self.srtt {
+            None => {
+                self.rttvar = sample / 2.0;
+                sample
+            }
+            Some(srtt) => {
+                self.rttvar = 0.75 * self.rttvar + 0.25 * (srtt - sample).abs();
+                srtt + (sample - srtt) / 8.0
+            }
+        };
+        self.srtt = Some(srtt);
+        self.renet.set_resend_time(resend_timeout(
+            srtt,
+            self.rttvar,
+            self.config.resend_interval,
+        ));
     }
 
     fn check_stall(&mut self) -> Result<(), LinkError> {
@@ -1199,6 +1236,81 @@ mod tests {
         assert!(b.flush(t1 + ACK_DELAY / 2).unwrap().is_empty());
         let alone = b.flush(t1 + ACK_DELAY).unwrap();
         assert_eq!(alone.len(), 1, "no reply: the acknowledgement goes alone");
+    }
+
+    #[test]
+    fn the_resend_timeout_follows_rfc_6298_within_its_floor_and_ceiling() {
+        let floor = Duration::from_millis(100);
+        // A short path keeps the floor: what the link did before.
+        assert_eq!(resend_timeout(0.001, 0.0005, floor), floor);
+        // 200 ms with little variation: SRTT + 4 RTTVAR.
+        let rto = resend_timeout(0.2, 0.01, floor);
+        assert!((rto.as_secs_f64() - 0.24).abs() < 1e-9, "{rto:?}");
+        // No variation at all still leaves the clock's granularity.
+        let rto = resend_timeout(0.2, 0.0, floor);
+        assert!((rto.as_secs_f64() - 0.21).abs() < 1e-9, "{rto:?}");
+        // A very long or erratic path stops at the ceiling.
+        assert_eq!(resend_timeout(1.5, 0.5, floor), MAX_RESEND_TIMEOUT);
+        assert_eq!(resend_timeout(f64::NAN, 0.0, floor), floor);
+    }
+
+    /// Over a 200 ms round trip, reliable messages sent once the round trip is known are
+    /// not sent twice (a fixed 100 ms resend time sent every one of them again).
+    #[test]
+    fn a_long_round_trip_does_not_resend_what_arrives() {
+        let mut a = Link::new(LinkConfig::default());
+        let mut b = Link::new(LinkConfig::default());
+        // Idle long enough for a few pings to measure the path.
+        run_idle(&mut a, &mut b, Duration::from_millis(100), 5);
+        let before = a.stats().resent;
+        let start = Duration::from_secs(5);
+        for i in 0..20u8 {
+            a.queue(0, TransferMode::Reliable, &[i]).unwrap();
+        }
+        let mut to_b: Vec<(Duration, Vec<u8>)> = Vec::new();
+        let mut to_a: Vec<(Duration, Vec<u8>)> = Vec::new();
+        let mut out = Vec::new();
+        let mut got = Vec::new();
+        for ms in 0..3_000u64 {
+            let now = start + Duration::from_millis(ms);
+            for (link, queue, sink) in [
+                (&mut a, &mut to_a, None),
+                (&mut b, &mut to_b, Some(&mut got)),
+            ] {
+                let (due, later): (Vec<_>, Vec<_>) = queue.drain(..).partition(|(t, _)| *t <= now);
+                *queue = later;
+                for (_, d) in due {
+                    link.receive(now, &d, &mut room(), &mut out).unwrap();
+                }
+                if let Some(sink) = sink {
+                    sink.append(&mut out);
+                }
+                out.clear();
+            }
+            let one_way = Duration::from_millis(100);
+            if a.next_due() <= now {
+                to_b.extend(
+                    a.flush(now)
+                        .unwrap()
+                        .into_iter()
+                        .map(|d| (now + one_way, d)),
+                );
+            }
+            if b.next_due() <= now {
+                to_a.extend(
+                    b.flush(now)
+                        .unwrap()
+                        .into_iter()
+                        .map(|d| (now + one_way, d)),
+                );
+            }
+        }
+        assert_eq!(got.len(), 20, "every message arrived");
+        assert_eq!(
+            a.stats().resent,
+            before,
+            "nothing was sent twice over a 200 ms round trip"
+        );
     }
 
     /// renet resends reliable messages without counting them; the link counts them for
