@@ -493,7 +493,9 @@ impl HttpPool {
     ///   far; `frames_with_dispatch`: frames that delivered any; `last_frame_dispatched`: how
     ///   many the last delivering frame handled.
     /// - The durable outbox: `outbox_pending` (stored, not delivered yet), `outbox_delivered`
-    ///   and `outbox_attempts` (since it opened), `outbox_dead_letters` (kept in the store),
+    ///   and `outbox_attempts` (since it opened), `outbox_hung_attempts` (attempts given up
+    ///   unanswered past the outbox's hung-call deadline, and tried again later),
+    ///   `outbox_dead_letters` (kept in the store),
     ///   `outbox_store_errors` (failed reads and writes), `outbox_set_aside` (1 when an
     ///   unreadable store was renamed aside at open) and `outbox_open` (1 while it is open).
     ///

@@ -11,6 +11,7 @@
 //! holds. Delivery is at-least-once; the key makes it exactly-once at a backend that
 //! honours it.
 
+mod deadline;
 mod entry;
 mod store;
 mod worker;
@@ -102,6 +103,8 @@ pub struct OutboxStats {
     pub dead_letters: u64,
     /// Attempts made since the store was opened.
     pub attempts: u64,
+    /// Attempts given up as hung (unanswered past the outbox's deadline) since it opened.
+    pub hung_attempts: u64,
     /// Store reads or writes that failed since it was opened.
     pub store_errors: u64,
     /// 1 when the file was unreadable at open and was renamed aside, else 0.
@@ -171,6 +174,10 @@ struct Inner {
     delivered: AtomicU64,
     dead_letters: AtomicU64,
     attempts: AtomicU64,
+    /// Attempts given up as hung.
+    hung: AtomicU64,
+    /// Answer times of recent attempts, from which the hung-call deadline is derived.
+    answer_times: Mutex<deadline::AnswerTimes>,
     store_errors: AtomicU64,
     set_aside: AtomicU64,
     unreadable: AtomicU64,
@@ -217,6 +224,8 @@ impl Outbox {
             delivered: AtomicU64::new(0),
             dead_letters: AtomicU64::new(opened.dead_letters),
             attempts: AtomicU64::new(0),
+            hung: AtomicU64::new(0),
+            answer_times: Mutex::new(deadline::AnswerTimes::default()),
             store_errors: AtomicU64::new(0),
             set_aside: AtomicU64::new(u64::from(opened.set_aside.is_some())),
             unreadable: AtomicU64::new(opened.unreadable),
@@ -358,6 +367,7 @@ impl Outbox {
             delivered: get(&i.delivered),
             dead_letters: get(&i.dead_letters),
             attempts: get(&i.attempts),
+            hung_attempts: get(&i.hung),
             store_errors: get(&i.store_errors),
             set_aside: get(&i.set_aside),
             unreadable: get(&i.unreadable),

@@ -1,11 +1,13 @@
 //! One entry's delivery: attempts without a count limit, capped exponential backoff with
 //! full jitter (or the server's `Retry-After`), until a 2xx, a final refusal, or the
-//! entry's max age.
+//! entry's max age. An attempt unanswered past its deadline ([`super::deadline`]) is given
+//! up as hung, which frees its delivery slot.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use super::deadline::MIN_DEADLINE;
 use super::entry::{DeadRecord, EntryRecord, Verdict, now_ms, verdict};
 use super::{Inner, OutboxEvent, lock, record_method};
 use crate::core::http::{ErrorKind, Response, backoff_delay, parse_retry_after};
@@ -22,6 +24,8 @@ pub(super) async fn deliver(inner: Arc<Inner>, record: EntryRecord) {
         return give_up(&inner, record, response, why, 0).await;
     };
     let mut attempts: u32 = 0;
+    // Attempts of this entry given up as hung in this run: each doubles the next deadline.
+    let mut hung: u32 = 0;
     let mut last: Option<Response> = None;
     loop {
         if now_ms() >= record.expires_ms {
@@ -66,13 +70,38 @@ pub(super) async fn deliver(inner: Arc<Inner>, record: EntryRecord) {
             }
         };
         let spec = inner.spec_for(&record, method, body);
-        let response = tokio::select! {
-            biased;
-            _ = inner.cancel.cancelled() => return,
-            response = inner.source.attempt(&spec) => match response {
-                Some(response) => response,
-                None => return,
-            },
+        let Some(timeout) = inner.source.timeout() else {
+            return;
+        };
+        let sent = Instant::now();
+        let attempt = inner.source.attempt(&spec);
+        tokio::pin!(attempt);
+        // The deadline is looked at again every MIN_DEADLINE, since answers of other
+        // attempts move it (before the first answers it is the pool's whole timeout). Past
+        // it the attempt's future is dropped, which closes its connection.
+        let response = loop {
+            let deadline = lock(&inner.answer_times).deadline(timeout, hung);
+            let left = deadline.saturating_sub(sent.elapsed());
+            if left.is_zero() {
+                hung += 1;
+                inner.hung.fetch_add(1, Ordering::Relaxed);
+                let why = hung_message(&spec.url, deadline);
+                break Response::failed(ErrorKind::Timeout, why, &spec.url);
+            }
+            tokio::select! {
+                biased;
+                _ = inner.cancel.cancelled() => return,
+                response = &mut attempt => match response {
+                    Some(response) => {
+                        if response.status != 0 {
+                            lock(&inner.answer_times).answered(sent.elapsed());
+                        }
+                        break response;
+                    }
+                    None => return,
+                },
+                _ = tokio::time::sleep(left.min(MIN_DEADLINE)) => {}
+            }
         };
         drop(permit);
         attempts += 1;
@@ -90,6 +119,16 @@ pub(super) async fn deliver(inner: Arc<Inner>, record: EntryRecord) {
             return;
         }
     }
+}
+
+/// The sentence of an attempt given up as hung.
+fn hung_message(url: &str, deadline: Duration) -> String {
+    format!(
+        "no answer from {url} within {:.1} s, the outbox's deadline for a hung call ({} times the slowest recent answer, at least {:.0} s, at most the pool's timeout); the attempt was given up to free its delivery slot and the save is sent again with the same Idempotency-Key",
+        deadline.as_secs_f64(),
+        super::deadline::FACTOR,
+        super::deadline::MIN_DEADLINE.as_secs_f64()
+    )
 }
 
 /// Waits before the next attempt, never past the entry's max age; false when cancelled.
