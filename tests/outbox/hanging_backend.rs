@@ -19,8 +19,7 @@ const SAVES: usize = 2_000;
 const DRAIN_WITHIN: Duration = Duration::from_secs(400);
 
 #[test]
-fn a_backend_that_never_answers_one_call_in_ten_slows_the_outbox_but_loses_and_repeats_nothing()
-{
+fn a_backend_that_never_answers_one_call_in_ten_slows_the_outbox_but_loses_and_repeats_nothing() {
     let server = start_blocking();
     let bucket = "hang-one-in-ten";
     set_hang(bucket, 10);
@@ -83,7 +82,10 @@ fn a_backend_that_never_answers_one_call_in_ten_slows_the_outbox_but_loses_and_r
         seen["hanging"],
         seen["duplicates"]
     );
-    assert!(others.is_empty(), "no dead letter or store error: {others:?}");
+    assert!(
+        others.is_empty(),
+        "no dead letter or store error: {others:?}"
+    );
     assert_eq!(stats.pending, 0, "{stats:?}");
     assert!(
         delivered_after_slots_hung > SAVES / 2,
@@ -95,10 +97,7 @@ fn a_backend_that_never_answers_one_call_in_ten_slows_the_outbox_but_loses_and_r
         seen["applied_while_hanging"]
     );
     let hung = seen["hung"].as_u64().unwrap();
-    assert!(
-        hung >= (SAVES / 10) as u64,
-        "one call in ten hung: {hung}"
-    );
+    assert!(hung >= (SAVES / 10) as u64, "one call in ten hung: {hung}");
     assert!(
         stats.hung_attempts >= hung - OUTBOX_CONCURRENCY as u64,
         "the outbox gave up the hung calls ({} of {hung})",
@@ -114,7 +113,10 @@ fn a_backend_that_never_answers_one_call_in_ten_slows_the_outbox_but_loses_and_r
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
     let sent: BTreeSet<String> = (0..SAVES).map(|n| format!("{{\"save\":{n}}}")).collect();
-    assert_eq!(bodies, sent, "every save arrived, none twice under two keys");
+    assert_eq!(
+        bodies, sent,
+        "every save arrived, none twice under two keys"
+    );
     assert!(
         seen["duplicates"].as_u64().unwrap() >= hung / 2,
         "a hung call was applied, and its repeat with the same key was recognised: {seen}",
@@ -122,7 +124,11 @@ fn a_backend_that_never_answers_one_call_in_ten_slows_the_outbox_but_loses_and_r
     eprintln!(
         "{SAVES} saves in {:.1} s, {hung} hung calls ({} still open at the server), {} duplicates recognised, {} attempts, {} given up as hung, {} applied while a hung call was open",
         started.elapsed().as_secs_f64(),
-        seen["hanging"], seen["duplicates"], stats.attempts, stats.hung_attempts, seen["applied_while_hanging"]
+        seen["hanging"],
+        seen["duplicates"],
+        stats.attempts,
+        stats.hung_attempts,
+        seen["applied_while_hanging"]
     );
 }
 
@@ -159,9 +165,9 @@ fn a_backend_that_answers_every_call_after_a_second_and_a_half_is_waited_for() {
     }
     let events = wait_events(&outbox, saves);
     assert!(
-        events
-            .iter()
-            .all(|e| matches!(e, OutboxEvent::Delivered { response, .. } if response.status == 200)),
+        events.iter().all(
+            |e| matches!(e, OutboxEvent::Delivered { response, .. } if response.status == 200)
+        ),
         "{events:?}"
     );
     let stats = outbox.stats();

@@ -120,7 +120,11 @@ mod tests {
     fn the_deadline_never_exceeds_the_pools_timeout() {
         let t = seen(&[20_000; 10]);
         assert_eq!(t.deadline(TIMEOUT, 0), TIMEOUT);
-        assert_eq!(t.deadline(ms(500), 0), ms(500), "a timeout under the minimum wins");
+        assert_eq!(
+            t.deadline(ms(500), 0),
+            ms(500),
+            "a timeout under the minimum wins"
+        );
     }
 
     #[test]
@@ -131,6 +135,10 @@ mod tests {
         assert!(t.deadline(TIMEOUT, 3) < ms(12_000));
         assert!(t.deadline(TIMEOUT, 4) > ms(12_000));
         t.answered(ms(12_000));
-        assert_eq!(t.deadline(TIMEOUT, 0), TIMEOUT, "every entry now waits for it");
+        assert_eq!(
+            t.deadline(TIMEOUT, 0),
+            TIMEOUT,
+            "every entry now waits for it"
+        );
     }
 }
