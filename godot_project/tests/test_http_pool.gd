@@ -124,6 +124,7 @@ func test_timeout() -> void:
 	assert_eq(res.error, HTTPResponse.ERR_TIMEOUT, res.error_message)
 	assert_false(res.ok)
 	assert_lt(Time.get_ticks_msec() - started, 2000)
+	assert_contains(res.error_message, "within 0.3 s (the pool's timeout); gave up after 1 attempt, ")
 
 
 func test_flaky_endpoint_succeeds_on_third_attempt() -> void:
