@@ -74,7 +74,10 @@ pub struct HttpPool {
     /// The path is appended with exactly one `/` between them: `"https://x/v1"` and
     /// `"/scores"` make `"https://x/v1/scores"`. This is concatenation, not RFC 3986
     /// reference resolution, which would drop the `/v1`. A path that is itself a full
-    /// `http://` or `https://` URL is used as is.
+    /// `http://` or `https://` URL is used as is. A path with a colon in its first segment
+    /// (`"ht!tp://x"`, `"localhost:8080/x"`) is a broken URL, not a path (RFC 3986 section
+    /// 4.2), and ends with `ERR_INVALID_URL`; so does a relative path while `base_url` is
+    /// empty.
     #[export]
     base_url: GString,
     /// Headers sent with every request (Dictionary of name to value, default empty), e.g.
