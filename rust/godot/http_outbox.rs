@@ -101,8 +101,10 @@ impl HttpPool {
     /// Returns the dead letters kept in the outbox, oldest first, as an Array of
     /// Dictionaries: `id` (int), `idempotency_key`, `method` (e.g. `"POST"`), `url`,
     /// `headers` (Dictionary, no credentials), `body` (PackedByteArray), `body_text`
-    /// (String), `status` (int, 0 when no answer arrived), `error` (an
-    /// [enum HTTPResponse.Error] value), `reason` (a sentence), `attempts` (int, in the run
+    /// (String), `status` (int, 0 when no answer arrived), `answer_body` (PackedByteArray)
+    /// and `answer_text` (String): the first 64 KiB of the backend's last answer body, where
+    /// a backend usually says why it refused the save (empty when no answer arrived),
+    /// `error` (an [enum HTTPResponse.Error] value), `reason` (a sentence), `attempts` (int, in the run
     /// that gave it up), `created_at` and `dead_at` (Unix time in seconds, float, as
     /// [method Time.get_unix_time_from_system]).
     ///
@@ -130,6 +132,8 @@ impl HttpPool {
                     row.set("headers", &headers);
                     row.set("body_text", String::from_utf8_lossy(&d.body).as_ref());
                     row.set("body", &PackedByteArray::from(d.body.as_slice()));
+                    row.set("answer_text", String::from_utf8_lossy(&d.answer).as_ref());
+                    row.set("answer_body", &PackedByteArray::from(d.answer.as_slice()));
                     row.set("status", i64::from(d.status));
                     row.set("error", i64::from(d.error));
                     row.set("reason", d.reason.as_str());

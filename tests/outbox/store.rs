@@ -248,7 +248,16 @@ fn a_400_becomes_a_dead_letter_that_can_be_listed_and_dropped() {
     assert_eq!(first.method, "POST");
     assert!(first.url.ends_with("/status/400"));
     assert_eq!(first.body, b"{\"save\":7}");
-    assert!(first.reason.contains("400"), "{}", first.reason);
+    assert!(
+        first.reason.ends_with("the server answered 400 Bad Request")
+            && first.reason.matches("400").count() == 1,
+        "the status named once: {}",
+        first.reason
+    );
+    assert_eq!(
+        first.answer, b"{\"status\":400}",
+        "the backend's answer body is kept"
+    );
     assert!(first.headers.contains(&("X-Game".into(), "demo".into())));
     assert_eq!(first.attempts, 1, "a 400 is not retried");
     assert!(!first.key.is_empty());
@@ -257,6 +266,9 @@ fn a_400_becomes_a_dead_letter_that_can_be_listed_and_dropped() {
     drop(outbox);
     let outbox = open(&pool, &path);
     assert_eq!(outbox.stats().dead_letters, 2);
+    let reopened = outbox.dead_letters().unwrap();
+    let again = reopened.iter().find(|d| d.id == id).unwrap();
+    assert_eq!(again.answer, first.answer, "the answer is on disk too");
     assert!(outbox.drop_dead_letter(id).unwrap());
     assert!(!outbox.drop_dead_letter(id).unwrap(), "already dropped");
     let left: Vec<u64> = outbox

@@ -41,6 +41,10 @@ use store::Store;
 /// long outage ends in a paced catch-up rather than a burst).
 pub const OUTBOX_CONCURRENCY: usize = 8;
 
+/// Bytes of the backend's answer body kept with a dead letter: the reason a save was
+/// refused is usually in it, and a bound keeps a backend's error page from growing the store.
+pub const DEAD_LETTER_ANSWER_BYTES: usize = 64 * 1024;
+
 /// Where an outbox lives and how much it may hold.
 #[derive(Clone, Debug)]
 pub struct OutboxConfig {
@@ -128,6 +132,9 @@ pub struct DeadLetter {
     pub headers: Vec<(String, String)>,
     /// The body bytes.
     pub body: Vec<u8>,
+    /// The first [`DEAD_LETTER_ANSWER_BYTES`] of the last answer's body (empty when no
+    /// answer arrived).
+    pub answer: Vec<u8>,
     /// The last HTTP status, 0 when none arrived.
     pub status: u16,
     /// The last error kind.
@@ -384,13 +391,15 @@ impl Outbox {
             })?;
         Ok(rows
             .into_iter()
-            .map(|(d, body)| DeadLetter {
+            .map(|row| (row.record, row.body, row.answer))
+            .map(|(d, body, answer)| DeadLetter {
                 id: d.entry.id,
                 key: d.entry.key,
                 method: d.entry.method,
                 url: d.entry.url,
                 headers: d.entry.headers,
                 body,
+                answer,
                 status: d.status,
                 error: d.error,
                 reason: d.reason,

@@ -190,7 +190,9 @@ async fn give_up(
         attempts,
         dead_ms: now_ms(),
     };
-    match inner.blocking(move |s| s.dead_letter(&dead)).await {
+    let keep = response.body.len().min(super::DEAD_LETTER_ANSWER_BYTES);
+    let answer = response.body.slice(..keep);
+    match inner.blocking(move |s| s.dead_letter(&dead, &answer)).await {
         Ok(()) => {
             inner.dead_letters.fetch_add(1, Ordering::AcqRel);
         }
