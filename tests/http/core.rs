@@ -217,14 +217,19 @@ fn a_request_ended_by_timeouts_says_how_many_attempts_and_how_long_in_all() {
     assert_eq!(res.attempts, 3);
     let total = format!("{:.1} s in total", res.elapsed.as_secs_f64());
     assert!(
-        res.error_message.contains("within 0.3 s (the pool's timeout)")
+        res.error_message
+            .contains("within 0.3 s (the pool's timeout)")
             && res
                 .error_message
                 .ends_with(&format!("gave up after 3 attempts, {total}")),
         "the per-attempt timeout, the attempts and the whole time: {}",
         res.error_message
     );
-    assert!(res.elapsed >= Duration::from_millis(900), "{:?}", res.elapsed);
+    assert!(
+        res.elapsed >= Duration::from_millis(900),
+        "{:?}",
+        res.elapsed
+    );
 }
 
 #[test]

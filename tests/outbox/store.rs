@@ -249,7 +249,9 @@ fn a_400_becomes_a_dead_letter_that_can_be_listed_and_dropped() {
     assert!(first.url.ends_with("/status/400"));
     assert_eq!(first.body, b"{\"save\":7}");
     assert!(
-        first.reason.ends_with("the server answered 400 Bad Request")
+        first
+            .reason
+            .ends_with("the server answered 400 Bad Request")
             && first.reason.matches("400").count() == 1,
         "the status named once: {}",
         first.reason

@@ -239,10 +239,16 @@ mod tests {
         }
         // Colons after the first segment, or after '?' or '#', are a path's own.
         for (path, want) in [
-            ("scores?at=12:00", "https://api.example.com/v1/scores?at=12:00"),
+            (
+                "scores?at=12:00",
+                "https://api.example.com/v1/scores?at=12:00",
+            ),
             ("/a/b:c", "https://api.example.com/v1/a/b:c"),
             ("./player:7", "https://api.example.com/v1/player:7"),
-            ("/web/http://x.org", "https://api.example.com/v1/web/http://x.org"),
+            (
+                "/web/http://x.org",
+                "https://api.example.com/v1/web/http://x.org",
+            ),
             ("x#frag:1", "https://api.example.com/v1/x#frag:1"),
         ] {
             assert_eq!(build_url(base, path).unwrap().as_str(), want, "{path}");

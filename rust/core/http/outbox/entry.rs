@@ -202,7 +202,10 @@ mod tests {
             panic!("a 400 is final")
         };
         assert_eq!(why.matches("400").count(), 1, "the status once: {why}");
-        assert!(why.ends_with("the server answered 400 Bad Request"), "{why}");
+        assert!(
+            why.ends_with("the server answered 400 Bad Request"),
+            "{why}"
+        );
         let refused = Response::failed(ErrorKind::Connect, "refused", "http://x/");
         assert_eq!(verdict(&refused), Verdict::Retry);
         let bad = Response::failed(ErrorKind::InvalidUrl, "bad", "x");
