@@ -124,7 +124,7 @@ pub(super) async fn deliver(inner: Arc<Inner>, record: EntryRecord) {
 /// The sentence of an attempt given up as hung.
 fn hung_message(url: &str, deadline: Duration) -> String {
     format!(
-        "no answer from {url} within {:.1} s, the outbox's deadline for a hung call ({} times the slowest recent answer, at least {:.0} s, at most the pool's timeout); the attempt was given up to free its delivery slot and the save is sent again with the same Idempotency-Key",
+        "no answer from {url} within {:.2} s, the outbox's deadline for a hung call ({} times the slowest recent answer, at least {:.2} s, at most the pool's timeout); the attempt was given up to free its delivery slot and the save is sent again with the same Idempotency-Key",
         deadline.as_secs_f64(),
         super::deadline::FACTOR,
         super::deadline::MIN_DEADLINE.as_secs_f64()
