@@ -33,7 +33,12 @@ impl HttpPool {
     /// `Retry-After` is honoured up to [member retry_max_delay]), until it is older than
     /// [member outbox_max_age]. A redirect is followed only when it keeps the method and the
     /// body (307, 308; the `Idempotency-Key` goes along, credentials only to the same
-    /// origin): a 301, 302 or 303 would turn the save into a GET, so it is final. It leaves
+    /// origin): a 301, 302 or 303 would turn the save into a GET, so it is final. An attempt
+    /// the backend leaves unanswered past 4 times its slowest recent answer (at least
+    /// 0.25 s, at most [member timeout]; longer on each such attempt of the same save) is
+    /// given up as hung and sent again later with the same key, so calls a backend never
+    /// answers cannot hold the outbox's 8 delivery slots (`outbox_hung_attempts` in
+    /// [method get_stats]). It leaves
     /// the store on a 2xx ([signal durable_delivered]), or becomes a dead letter on any other
     /// 4xx or on its max age ([signal durable_dead_lettered], [method get_dead_letters]).
     /// The task completes then, which may be much later: `await` works, and the signals

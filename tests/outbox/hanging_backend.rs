@@ -72,6 +72,10 @@ fn a_backend_that_never_answers_one_call_in_ten_slows_the_outbox_but_loses_and_r
         }
         delivered.len() >= SAVES
     });
+    // Given-up calls' connections are closed, not left open at the backend.
+    let closed = netkit_test_support::wait::wait_until(Duration::from_secs(20), || {
+        report(bucket)["hanging"] == 0
+    });
     let seen = report(bucket);
     let stats = outbox.stats();
     assert!(

@@ -74,33 +74,37 @@ pub(super) async fn deliver(inner: Arc<Inner>, record: EntryRecord) {
             return;
         };
         let sent = Instant::now();
-        let attempt = inner.source.attempt(&spec);
-        tokio::pin!(attempt);
-        // The deadline is looked at again every MIN_DEADLINE, since answers of other
-        // attempts move it (before the first answers it is the pool's whole timeout). Past
-        // it the attempt's future is dropped, which closes its connection.
-        let response = loop {
-            let deadline = lock(&inner.answer_times).deadline(timeout, hung);
-            let left = deadline.saturating_sub(sent.elapsed());
-            if left.is_zero() {
-                hung += 1;
-                inner.hung.fetch_add(1, Ordering::Relaxed);
-                let why = hung_message(&spec.url, deadline);
-                break Response::failed(ErrorKind::Timeout, why, &spec.url);
-            }
-            tokio::select! {
-                biased;
-                _ = inner.cancel.cancelled() => return,
-                response = &mut attempt => match response {
-                    Some(response) => {
-                        if response.status != 0 {
-                            lock(&inner.answer_times).answered(sent.elapsed());
+        // In a block of its own: a given-up attempt's future (and its connection) is
+        // dropped at once, not after the backoff below.
+        let response = {
+            let attempt = inner.source.attempt(&spec);
+            tokio::pin!(attempt);
+            // The deadline is looked at again every MIN_DEADLINE, since answers of other
+            // attempts move it (before the first answers it is the pool's whole timeout). Past
+            // it the attempt's future is dropped, which closes its connection.
+            loop {
+                let deadline = lock(&inner.answer_times).deadline(timeout, hung);
+                let left = deadline.saturating_sub(sent.elapsed());
+                if left.is_zero() {
+                    hung += 1;
+                    inner.hung.fetch_add(1, Ordering::Relaxed);
+                    let why = hung_message(&spec.url, deadline);
+                    break Response::failed(ErrorKind::Timeout, why, &spec.url);
+                }
+                tokio::select! {
+                    biased;
+                    _ = inner.cancel.cancelled() => return,
+                    response = &mut attempt => match response {
+                        Some(response) => {
+                            if response.status != 0 {
+                                lock(&inner.answer_times).answered(sent.elapsed());
+                            }
+                            break response;
                         }
-                        break response;
-                    }
-                    None => return,
-                },
-                _ = tokio::time::sleep(left.min(MIN_DEADLINE)) => {}
+                        None => return,
+                    },
+                    _ = tokio::time::sleep(left.min(MIN_DEADLINE)) => {}
+                }
             }
         };
         drop(permit);
