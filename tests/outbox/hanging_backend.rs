@@ -90,6 +90,11 @@ fn a_backend_that_never_answers_one_call_in_ten_slows_the_outbox_but_loses_and_r
         others.is_empty(),
         "no dead letter or store error: {others:?}"
     );
+    assert!(
+        closed,
+        "hung calls still open at the backend: {}",
+        seen["hanging"]
+    );
     assert_eq!(stats.pending, 0, "{stats:?}");
     assert!(
         delivered_after_slots_hung > SAVES / 2,
