@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use netkit::core::events::Budget;
-use netkit::core::http::outbox::{OpenError, Outbox, OutboxConfig, OutboxEvent, Write};
+use netkit::core::http::outbox::{
+    DEAD_LETTER_ANSWER_BYTES, OpenError, Outbox, OutboxConfig, OutboxEvent, Write,
+};
 use netkit::core::http::{HttpPool, Method, PoolSettings, RequestBody, RequestSpec};
 use netkit_test_support::http_server::outbox_routes::{report, set_mode};
 use netkit_test_support::http_server::{TestServer, start_blocking};
@@ -283,6 +285,32 @@ fn a_400_becomes_a_dead_letter_that_can_be_listed_and_dropped() {
     assert_eq!(outbox.clear_dead_letters().unwrap(), 1);
     assert!(outbox.dead_letters().unwrap().is_empty());
     assert_eq!(outbox.stats().dead_letters, 0);
+}
+
+#[test]
+fn a_dead_letter_keeps_only_the_start_of_a_long_refusal() {
+    let server = start_blocking();
+    let pool = pool();
+    let scratch = Scratch::new("dead-long-answer");
+    let outbox = open(&pool, &scratch.file());
+    // A backend's 400 page of about 1 MB.
+    let url = format!("{}/status/400?padding=1000000", server.http_url);
+    outbox.submit(save(url, 1, vec![]), DAY, SYNC).unwrap();
+    let events = wait_events(&outbox, 1);
+    assert!(
+        matches!(&events[0], OutboxEvent::DeadLettered { response, .. } if response.body.len() > 1_000_000),
+        "{events:?}"
+    );
+    let dead = outbox.dead_letters().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].answer.len(), DEAD_LETTER_ANSWER_BYTES, "bounded");
+    assert!(
+        dead[0]
+            .answer
+            .starts_with(b"{\"status\":400,\"padding\":\"xxx"),
+        "the start of the answer: {:?}",
+        String::from_utf8_lossy(&dead[0].answer[..40])
+    );
 }
 
 #[test]
