@@ -124,6 +124,7 @@ func test_timeout() -> void:
 	assert_eq(res.error, HTTPResponse.ERR_TIMEOUT, res.error_message)
 	assert_false(res.ok)
 	assert_lt(Time.get_ticks_msec() - started, 2000)
+	assert_contains(res.error_message, "within 0.3 s (the pool's timeout); gave up after 1 attempt, ")
 
 
 func test_flaky_endpoint_succeeds_on_third_attempt() -> void:
@@ -226,6 +227,20 @@ func test_bad_url() -> void:
 	assert_eq(res.error, HTTPResponse.ERR_INVALID_REQUEST, "an Object cannot be sent as JSON")
 	res = await done(pool.request(HTTPClient.METHOD_GET, http_url + "/json", null, ["no colon here"]))
 	assert_eq(res.error, HTTPResponse.ERR_INVALID_REQUEST)
+
+
+func test_a_broken_absolute_url_is_refused_not_sent_as_a_path_of_base_url() -> void:
+	var pool := make_pool()
+	var before: int = (await server_stats())["requests"]
+	for url in ["ht!tp://nope", "://nope", "localhost:8080/json"]:
+		var res := await done(pool.fetch(url))
+		assert_eq(res.error, HTTPResponse.ERR_INVALID_URL, "%s: %s" % [url, res.error_message])
+		assert_contains(res.error_message, "is not a valid URL", url)
+	assert_eq((await server_stats())["requests"], before, "nothing was sent to base_url")
+	pool.base_url = ""
+	var res := await done(pool.fetch("/json"))
+	assert_eq(res.error, HTTPResponse.ERR_INVALID_URL, res.error_message)
+	assert_contains(res.error_message, "is a relative path and base_url is empty: set base_url")
 
 
 func test_refused_connection() -> void:

@@ -9,6 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static REQUESTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
+/// The process's exit code when the grace period ran out before the game quit: the code
+/// GNU `timeout` uses for a command that timed out, so an orchestrator (or a script reading
+/// `$?`) can tell it from a clean exit (0, or the code the game passed to `quit()`). A
+/// second signal exits at once with 1.
+pub const GRACE_EXPIRED_EXIT_CODE: i32 = 124;
+
 /// Installs the handlers (once per process). Returns an error sentence where the platform
 /// has no such signals or the OS refused.
 pub fn install() -> Result<(), String> {
@@ -21,14 +27,22 @@ pub fn install() -> Result<(), String> {
     Ok(())
 }
 
+/// The exit code of a second signal while the first is being handled.
+#[cfg(unix)]
+const SECOND_SIGNAL_EXIT_CODE: i32 = 1;
+
 #[cfg(unix)]
 fn install_handlers(flag: &Arc<AtomicBool>) -> Result<(), String> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     for signal in [SIGTERM, SIGINT] {
         // Order matters: the conditional exit must see the flag before this signal sets it,
         // so only a *second* signal exits.
-        signal_hook::flag::register_conditional_shutdown(signal, 1, flag.clone())
-            .map_err(|e| format!("cannot watch signal {signal}: {e}"))?;
+        signal_hook::flag::register_conditional_shutdown(
+            signal,
+            SECOND_SIGNAL_EXIT_CODE,
+            flag.clone(),
+        )
+        .map_err(|e| format!("cannot watch signal {signal}: {e}"))?;
         signal_hook::flag::register(signal, flag.clone())
             .map_err(|e| format!("cannot watch signal {signal}: {e}"))?;
     }

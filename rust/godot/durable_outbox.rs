@@ -180,6 +180,7 @@ impl DurableOutbox {
             ("outbox_delivered", s.delivered),
             ("outbox_dead_letters", s.dead_letters),
             ("outbox_attempts", s.attempts),
+            ("outbox_hung_attempts", s.hung_attempts),
             ("outbox_store_errors", s.store_errors),
             ("outbox_set_aside", s.set_aside),
             ("outbox_open", u64::from(self.store.is_some())),

@@ -76,7 +76,9 @@ pub struct HttpDownload {
     #[var(no_set)]
     resumes: i64,
     /// Times it started over from byte 0 after having bytes: the server ignored `Range`,
-    /// the file changed on the server, or it gave no validator to resume with safely.
+    /// the file changed on the server, or it gave no validator to resume with safely. A
+    /// part file left by an earlier run that cannot be resumed (no validator was stored
+    /// for it) counts too: its bytes are thrown away.
     #[var(no_set)]
     restarts: i64,
     /// The [HTTPResponse] once [signal completed] was emitted; `null` before. Its

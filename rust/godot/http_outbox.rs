@@ -33,7 +33,12 @@ impl HttpPool {
     /// `Retry-After` is honoured up to [member retry_max_delay]), until it is older than
     /// [member outbox_max_age]. A redirect is followed only when it keeps the method and the
     /// body (307, 308; the `Idempotency-Key` goes along, credentials only to the same
-    /// origin): a 301, 302 or 303 would turn the save into a GET, so it is final. It leaves
+    /// origin): a 301, 302 or 303 would turn the save into a GET, so it is final. An attempt
+    /// the backend leaves unanswered past 4 times its slowest recent answer (at least
+    /// 0.25 s, at most [member timeout]; longer on each such attempt of the same save) is
+    /// given up as hung and sent again later with the same key, so calls a backend never
+    /// answers cannot hold the outbox's 8 delivery slots (`outbox_hung_attempts` in
+    /// [method get_stats]). It leaves
     /// the store on a 2xx ([signal durable_delivered]), or becomes a dead letter on any other
     /// 4xx or on its max age ([signal durable_dead_lettered], [method get_dead_letters]).
     /// The task completes then, which may be much later: `await` works, and the signals
@@ -101,8 +106,10 @@ impl HttpPool {
     /// Returns the dead letters kept in the outbox, oldest first, as an Array of
     /// Dictionaries: `id` (int), `idempotency_key`, `method` (e.g. `"POST"`), `url`,
     /// `headers` (Dictionary, no credentials), `body` (PackedByteArray), `body_text`
-    /// (String), `status` (int, 0 when no answer arrived), `error` (an
-    /// [enum HTTPResponse.Error] value), `reason` (a sentence), `attempts` (int, in the run
+    /// (String), `status` (int, 0 when no answer arrived), `answer_body` (PackedByteArray)
+    /// and `answer_text` (String): the first 64 KiB of the backend's last answer body, where
+    /// a backend usually says why it refused the save (empty when no answer arrived),
+    /// `error` (an [enum HTTPResponse.Error] value), `reason` (a sentence), `attempts` (int, in the run
     /// that gave it up), `created_at` and `dead_at` (Unix time in seconds, float, as
     /// [method Time.get_unix_time_from_system]).
     ///
@@ -130,6 +137,8 @@ impl HttpPool {
                     row.set("headers", &headers);
                     row.set("body_text", String::from_utf8_lossy(&d.body).as_ref());
                     row.set("body", &PackedByteArray::from(d.body.as_slice()));
+                    row.set("answer_text", String::from_utf8_lossy(&d.answer).as_ref());
+                    row.set("answer_body", &PackedByteArray::from(d.answer.as_slice()));
                     row.set("status", i64::from(d.status));
                     row.set("error", i64::from(d.error));
                     row.set("reason", d.reason.as_str());

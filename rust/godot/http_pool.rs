@@ -82,7 +82,10 @@ pub struct HttpPool {
     /// The path is appended with exactly one `/` between them: `"https://x/v1"` and
     /// `"/scores"` make `"https://x/v1/scores"`. This is concatenation, not RFC 3986
     /// reference resolution, which would drop the `/v1`. A path that is itself a full
-    /// `http://` or `https://` URL is used as is.
+    /// `http://` or `https://` URL is used as is. A path with a colon in its first segment
+    /// (`"ht!tp://x"`, `"localhost:8080/x"`) is a broken URL, not a path (RFC 3986 section
+    /// 4.2), and ends with `ERR_INVALID_URL`; so does a relative path while `base_url` is
+    /// empty.
     #[export]
     base_url: GString,
     /// Headers sent with every request (Dictionary of name to value, default empty), e.g.
@@ -513,7 +516,9 @@ impl HttpPool {
     ///   far; `frames_with_dispatch`: frames that delivered any; `last_frame_dispatched`: how
     ///   many the last delivering frame handled.
     /// - The durable outbox: `outbox_pending` (stored, not delivered yet), `outbox_delivered`
-    ///   and `outbox_attempts` (since it opened), `outbox_dead_letters` (kept in the store),
+    ///   and `outbox_attempts` (since it opened), `outbox_hung_attempts` (attempts given up
+    ///   unanswered past the outbox's hung-call deadline, and tried again later),
+    ///   `outbox_dead_letters` (kept in the store),
     ///   `outbox_store_errors` (failed reads and writes), `outbox_set_aside` (1 when an
     ///   unreadable store was renamed aside at open) and `outbox_open` (1 while it is open).
     ///

@@ -51,7 +51,7 @@ pub struct HttpResponse {
     #[var(get = get_error, no_set)]
     error: HttpError,
     /// A sentence explaining [member error] that names the URL and the cause, e.g.
-    /// `"no complete answer from https://api.example.com/scores within 30.0 s (the pool's timeout)"`;
+    /// `"no complete answer from https://api.example.com/scores within 30.0 s (the pool's timeout); gave up after 3 attempts, 92.4 s in total"`;
     /// empty on success.
     // Converted on first read, like the body: most games never read it on success.
     #[allow(dead_code)]

@@ -28,7 +28,9 @@ pub const SINGLETON_NAME: &str = "Netkit";
 /// platforms and `Ctrl+C` send) then emits [signal shutdown_requested] on the main thread,
 /// so the game can save through an [HTTPPool], deregister, disconnect its [DTLSPeer]
 /// clients, and then call `get_tree().quit()`. If it has not quit when the grace period
-/// ends, netkit quits for it; a second signal quits at once.
+/// ends, netkit quits for it with exit code [constant GRACE_EXPIRED_EXIT_CODE] (124), so
+/// an orchestrator can tell an unfinished shutdown from a clean one (0); a second signal
+/// ends the process at once with exit code 1.
 ///
 /// ```gdscript
 /// func _ready() -> void:
@@ -60,11 +62,19 @@ impl NetkitSingleton {
     #[signal]
     fn shutdown_requested(grace_seconds: f64);
 
+    /// The exit code of the process when the grace period of
+    /// [method enable_graceful_shutdown] ran out before the game quit: 124, as GNU
+    /// `timeout` exits for a command that timed out. A game that quits in time exits with
+    /// the code it passes to `get_tree().quit()` (0 by default).
+    #[constant]
+    const GRACE_EXPIRED_EXIT_CODE: i64 = shutdown::GRACE_EXPIRED_EXIT_CODE as i64;
+
     /// Turns SIGTERM and SIGINT into [signal shutdown_requested] (Linux, macOS and Android),
     /// instead of ending the process at once, as they do by default.
     ///
     /// [param grace_seconds] (float, default 10.0, at most 3600) bounds how long the game may
-    /// take to quit after the signal; calling again changes it. Returns [constant OK];
+    /// take to quit after the signal (then netkit quits with exit code
+    /// [constant GRACE_EXPIRED_EXIT_CODE]); calling again changes it. Returns [constant OK];
     /// [constant ERR_UNAVAILABLE] where the platform has no such signals;
     /// [constant ERR_UNCONFIGURED] when the main loop is not a [SceneTree].
     #[func]
@@ -181,9 +191,12 @@ impl NetkitSingleton {
             }
             Some(at) if !quit_sent && at.elapsed() >= grace => {
                 this.clone().bind_mut().quit_sent = true;
-                godot_warn!("[netkit] the grace period ended before the game quit; quitting now");
+                let code = shutdown::GRACE_EXPIRED_EXIT_CODE;
+                godot_warn!(
+                    "[netkit] the grace period ended before the game quit; quitting now with exit code {code}"
+                );
                 if let Some(mut tree) = super::frame_hook::scene_tree() {
-                    tree.quit();
+                    tree.quit_ex().exit_code(code).done();
                 }
             }
             _ => {}

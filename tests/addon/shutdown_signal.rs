@@ -1,15 +1,21 @@
 //! SIGTERM to a headless Godot running netkit: the game hears `Netkit.shutdown_requested`
-//! on the main thread, saves through HTTPPool, and quits cleanly with exit code 0.
+//! on the main thread, saves through HTTPPool, and quits cleanly with exit code 0; a game
+//! that does not quit within the grace period is quit by netkit with exit code 124.
 
 use std::process::Command;
 use std::time::Duration;
 
-use godot_runner::{SceneProcess, godot_command, project_dir, scene_command};
+use godot_runner::{GodotCmd, SceneProcess, godot_command, project_dir, scene_command};
+
+/// Godot, with the extension staged once for this binary's tests (`stage_once`).
+fn prepare() -> GodotCmd {
+    crate::stage_once();
+    godot_command().unwrap_or_else(|e| panic!("{e}"))
+}
 
 #[test]
 fn sigterm_lets_the_game_save_then_quit() {
-    let godot = godot_command().unwrap_or_else(|e| panic!("{e}"));
-    crate::stage_once();
+    let godot = prepare();
     let server = netkit_test_support::http_server::start_blocking();
 
     let mut game = SceneProcess::spawn(scene_command(
@@ -80,5 +86,49 @@ fn sigterm_lets_the_game_save_then_quit() {
         server.key_count("sigterm-save"),
         1,
         "the save reached the backend once"
+    );
+}
+
+#[test]
+fn a_game_that_does_not_quit_within_the_grace_period_exits_with_124_not_0() {
+    let godot = prepare();
+    let server = netkit_test_support::http_server::start_blocking();
+    let mut game = SceneProcess::spawn(scene_command(
+        &godot,
+        &project_dir(),
+        "res://shutdown_check/shutdown_check.tscn",
+        &[
+            format!("--url={}", server.http_url),
+            "--grace=0.5".to_string(),
+            "--hang".to_string(),
+        ],
+    ))
+    .expect("start Godot");
+    let limit = Duration::from_secs(30);
+    assert!(
+        game.wait_for("SHUTDOWN_CHECK ready 0", limit).is_some(),
+        "the scene never got ready: {:?}",
+        game.seen
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &game.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    assert!(
+        game.wait_for("SHUTDOWN_CHECK requested", limit).is_some(),
+        "no shutdown_requested: {:?}",
+        game.seen
+    );
+    let exit = game.child.wait().expect("wait for Godot");
+    let stderr = game.stderr();
+    assert_eq!(
+        exit.code(),
+        Some(124),
+        "the grace period ran out: not the clean exit code; stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("grace period ended before the game quit; quitting now with exit code 124"),
+        "{stderr}"
     );
 }

@@ -206,6 +206,34 @@ fn post_is_retried_only_with_idempotency_key() {
 }
 
 #[test]
+fn a_request_ended_by_timeouts_says_how_many_attempts_and_how_long_in_all() {
+    let srv = server();
+    let pool = HttpPool::new(PoolSettings {
+        timeout: Duration::from_millis(300),
+        max_retries: 2,
+        ..fast_settings()
+    });
+    let res = one(&pool, get(format!("{}/delay?ms=5000", srv.http_url)));
+    assert_eq!(res.error, ErrorKind::Timeout, "{}", res.error_message);
+    assert_eq!(res.attempts, 3);
+    let total = format!("{:.1} s in total", res.elapsed.as_secs_f64());
+    assert!(
+        res.error_message
+            .contains("within 0.3 s (the pool's timeout)")
+            && res
+                .error_message
+                .ends_with(&format!("gave up after 3 attempts, {total}")),
+        "the per-attempt timeout, the attempts and the whole time: {}",
+        res.error_message
+    );
+    assert!(
+        res.elapsed >= Duration::from_millis(900),
+        "{:?}",
+        res.elapsed
+    );
+}
+
+#[test]
 fn timeout_and_cancel() {
     let srv = server();
     let pool = HttpPool::new(PoolSettings {

@@ -344,6 +344,40 @@ fn a_restart_of_the_game_resumes_from_the_part_file_and_its_sidecar() {
 }
 
 #[test]
+fn a_part_file_that_cannot_be_resumed_counts_as_a_restart() {
+    let server = server();
+    let size = 3 * MB;
+    let dir = scratch("unresumable");
+    let file = dir.join("pack.bin");
+    let key = "dl-unresumable";
+    // No validator and no ranges: what the first run keeps cannot be continued safely.
+    let url = format!(
+        "{}/download?bytes={size}&drop_at={}&ranges=0&validator=none&key={key}",
+        server.http_url, MB
+    );
+    {
+        let transfers = Transfers::new();
+        let handle = transfers.download(&pool(0), spec(url.clone(), &file, None));
+        let (outcome, _) = finish(&transfers, &handle);
+        assert_eq!(outcome.response.error, ErrorKind::ConnectionLost);
+    }
+    let kept = std::fs::metadata(part_of(&file)).map_or(0, |m| m.len());
+    assert!(kept > 0, "the first run left a part file");
+    let transfers = Transfers::new();
+    let handle = transfers.download(&pool(0), spec(url, &file, Some(&content_sha256(size))));
+    let (outcome, _) = finish(&transfers, &handle);
+    assert!(outcome.response.ok(), "{}", outcome.response.error_message);
+    assert_eq!(
+        (outcome.resumes, outcome.restarts),
+        (0, 1),
+        "the {kept} bytes kept were thrown away and the file fetched from byte 0"
+    );
+    assert_eq!(file_sha256(&file), content_sha256(size));
+    no_leftovers(&file);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn cancel_keeps_or_removes_the_part_file_and_limits_apply() {
     let server = server();
     let dir = scratch("cancel");

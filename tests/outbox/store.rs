@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use netkit::core::events::Budget;
-use netkit::core::http::outbox::{OpenError, Outbox, OutboxConfig, OutboxEvent, Write};
+use netkit::core::http::outbox::{
+    DEAD_LETTER_ANSWER_BYTES, OpenError, Outbox, OutboxConfig, OutboxEvent, Write,
+};
 use netkit::core::http::{HttpPool, Method, PoolSettings, RequestBody, RequestSpec};
 use netkit_test_support::http_server::outbox_routes::{report, set_mode};
 use netkit_test_support::http_server::{TestServer, start_blocking};
@@ -249,7 +251,18 @@ fn a_400_becomes_a_dead_letter_that_can_be_listed_and_dropped() {
     assert_eq!(first.method, "POST");
     assert!(first.url.ends_with("/status/400"));
     assert_eq!(first.body, b"{\"save\":7}");
-    assert!(first.reason.contains("400"), "{}", first.reason);
+    assert!(
+        first
+            .reason
+            .ends_with("the server answered 400 Bad Request")
+            && first.reason.matches("400").count() == 1,
+        "the status named once: {}",
+        first.reason
+    );
+    assert_eq!(
+        first.answer, b"{\"status\":400}",
+        "the backend's answer body is kept"
+    );
     assert!(first.headers.contains(&("X-Game".into(), "demo".into())));
     assert_eq!(first.attempts, 1, "a 400 is not retried");
     assert!(!first.key.is_empty());
@@ -258,6 +271,9 @@ fn a_400_becomes_a_dead_letter_that_can_be_listed_and_dropped() {
     drop(outbox);
     let outbox = open(&pool, &path);
     assert_eq!(outbox.stats().dead_letters, 2);
+    let reopened = outbox.dead_letters().unwrap();
+    let again = reopened.iter().find(|d| d.id == id).unwrap();
+    assert_eq!(again.answer, first.answer, "the answer is on disk too");
     assert!(outbox.drop_dead_letter(id).unwrap());
     assert!(!outbox.drop_dead_letter(id).unwrap(), "already dropped");
     let left: Vec<u64> = outbox
@@ -270,6 +286,32 @@ fn a_400_becomes_a_dead_letter_that_can_be_listed_and_dropped() {
     assert_eq!(outbox.clear_dead_letters().unwrap(), 1);
     assert!(outbox.dead_letters().unwrap().is_empty());
     assert_eq!(outbox.stats().dead_letters, 0);
+}
+
+#[test]
+fn a_dead_letter_keeps_only_the_start_of_a_long_refusal() {
+    let server = start_blocking();
+    let pool = pool();
+    let scratch = Scratch::new("dead-long-answer");
+    let outbox = open(&pool, &scratch.file());
+    // A backend's 400 page of about 1 MB.
+    let url = format!("{}/status/400?padding=1000000", server.http_url);
+    outbox.submit(save(url, 1, vec![]), DAY, SYNC).unwrap();
+    let events = wait_events(&outbox, 1);
+    assert!(
+        matches!(&events[0], OutboxEvent::DeadLettered { response, .. } if response.body.len() > 1_000_000),
+        "{events:?}"
+    );
+    let dead = outbox.dead_letters().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].answer.len(), DEAD_LETTER_ANSWER_BYTES, "bounded");
+    assert!(
+        dead[0]
+            .answer
+            .starts_with(b"{\"status\":400,\"padding\":\"xxx"),
+        "the start of the answer: {:?}",
+        String::from_utf8_lossy(&dead[0].answer[..40])
+    );
 }
 
 #[test]

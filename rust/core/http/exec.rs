@@ -109,6 +109,11 @@ pub(crate) async fn execute(
             _ => false,
         };
         if !retryable || attempt > policy.max_retries || !idempotent {
+            if response.error == ErrorKind::Timeout {
+                response
+                    .error_message
+                    .push_str(&gave_up_note(attempt, response.elapsed));
+            }
             if !idempotent && stale {
                 response.error_message.push_str(
                     " (not sent again: the method is not idempotent and the server may have received it; add an Idempotency-Key header to allow it)",
@@ -179,6 +184,16 @@ async fn simulated_attempt(
     };
     tokio::time::sleep(fate.after).await;
     attempt
+}
+
+/// What a request that ended on a timeout adds to its sentence: the per-attempt timeout
+/// alone would hide that retries made the whole request take several times as long.
+fn gave_up_note(attempts: u32, elapsed: Duration) -> String {
+    let plural = if attempts == 1 { "" } else { "s" };
+    format!(
+        "; gave up after {attempts} attempt{plural}, {:.1} s in total",
+        elapsed.as_secs_f64()
+    )
 }
 
 /// The sentence for an attempt that ran out of time.

@@ -23,6 +23,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -529,6 +530,11 @@ impl AttemptSource {
             base_delay: sched.settings.retry_base_delay,
             max_delay: sched.settings.retry_max_delay,
         })
+    }
+
+    /// The pool's `timeout` for one attempt now; `None` once the pool is gone.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        Some(self.0.upgrade()?.lock().settings.timeout)
     }
 
     /// Sends `spec` once (a stale keep-alive connection is still retried at once); `None`

@@ -135,12 +135,42 @@ fn has_scheme(path: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
+/// Why `path` (not an absolute URL) cannot be a relative path either, if so. RFC 3986
+/// section 4.2: the first segment of a relative-path reference cannot hold a colon, since
+/// it would be read as a scheme; so `ht!tp://x`, `://x` or `localhost:8080/x` are broken
+/// absolute URLs, and joining them after the base URL would send a request the game never
+/// meant (and report the server's 404 instead of the typo).
+fn not_a_path(path: &str) -> Option<String> {
+    let first = path.split(['/', '?', '#']).next().unwrap_or_default();
+    let (scheme, _) = first.split_once(':')?;
+    Some(if path.contains("://") {
+        format!(
+            "'{path}' is not a valid URL: '{scheme}' before '://' is not a scheme (a letter, then letters, digits, '+', '-' or '.'); use http:// or https://"
+        )
+    } else {
+        format!(
+            "'{path}' is not a valid URL: a colon in the first segment of a path makes it read as a scheme (RFC 3986 section 4.2); for a URL write http://{path}, for a path relative to base_url write ./{path}"
+        )
+    })
+}
+
 /// Joins a pool's base URL and a request path the way a game developer expects:
 /// `"https://api.x.com/v1" + "/scores"` is `https://api.x.com/v1/scores` (not `/scores`, as
 /// RFC 3986 resolution would give). A path that is an absolute URL (`scheme://...`, the
-/// scheme in any case) is used as is.
+/// scheme in any case) is used as is; one that is neither (a colon in its first segment,
+/// as `ht!tp://x`) is refused, and so is a relative path without a base URL.
 pub fn build_url(base: &str, path: &str) -> Result<Url, String> {
     let path = path.trim();
+    if !has_scheme(path) {
+        if let Some(why) = not_a_path(path) {
+            return Err(why);
+        }
+        if base.is_empty() && !path.is_empty() {
+            return Err(format!(
+                "'{path}' is a relative path and base_url is empty: set base_url (e.g. \"https://api.example.com\") or pass a full URL starting with http:// or https://"
+            ));
+        }
+    }
     let joined = if has_scheme(path) || base.is_empty() {
         path.to_string()
     } else if path.is_empty() {
@@ -202,6 +232,47 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_absolute_url_is_refused_not_joined_after_the_base() {
+        let base = "https://api.example.com/v1";
+        for path in ["ht!tp://nope", "://nope", "http ://nope", "h_t://x/y"] {
+            let err = build_url(base, path).unwrap_err();
+            assert!(err.contains("is not a scheme"), "{path}: {err}");
+        }
+        for path in ["localhost:8080/scores", "mailto:me@example.com", "c:"] {
+            let err = build_url(base, path).unwrap_err();
+            assert!(err.contains("RFC 3986 section 4.2"), "{path}: {err}");
+        }
+        // Colons after the first segment, or after '?' or '#', are a path's own.
+        for (path, want) in [
+            (
+                "scores?at=12:00",
+                "https://api.example.com/v1/scores?at=12:00",
+            ),
+            ("/a/b:c", "https://api.example.com/v1/a/b:c"),
+            ("./player:7", "https://api.example.com/v1/player:7"),
+            (
+                "/web/http://x.org",
+                "https://api.example.com/v1/web/http://x.org",
+            ),
+            ("x#frag:1", "https://api.example.com/v1/x#frag:1"),
+        ] {
+            assert_eq!(build_url(base, path).unwrap().as_str(), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_relative_path_without_a_base_url_says_to_set_it() {
+        for path in ["/scores", "scores", "not a url"] {
+            let err = build_url("", path).unwrap_err();
+            assert!(
+                err.contains("is a relative path and base_url is empty: set base_url"),
+                "{path}: {err}"
+            );
+        }
+        assert!(build_url("", "").unwrap_err().contains("the URL is empty"));
+    }
+
+    #[test]
     fn bad_urls_are_explained() {
         assert!(build_url("", "").unwrap_err().contains("empty"));
         assert!(
@@ -210,7 +281,7 @@ mod tests {
                 .contains("scheme 'ftp'")
         );
         assert!(
-            build_url("", "not a url")
+            build_url("https://x.org", "http://exa mple.org/")
                 .unwrap_err()
                 .contains("not a valid URL")
         );

@@ -13,7 +13,7 @@
 //!   `{"bytes":N,"padding":"xxx…"}`, exactly N bytes long (or the shortest such object).
 //! - `/delay?ms=N`: waits N ms (default 0, at most 600000), then `{"delayed_ms":N}`.
 //! - `/status/CODE` (100..=599): that status with `{"status":CODE}`; empty body for 204,
-//!   205 and 304.
+//!   205 and 304. `?padding=N` adds `"padding":"xxx…"` (N bytes) to the object.
 //! - `/flaky?key=K&fail=N[&code=503]`: the first N requests carrying key K (default N=1)
 //!   answer `code` with `{"attempt":M,"status":code}`, later ones 200 `{"attempt":M}`,
 //!   M being the per-key count below (1-based).

@@ -15,7 +15,9 @@
 //! (mp_scale_runs.rs); `--suite mp-scale` runs that part alone.
 //!
 //! And the durable outbox: HTTPPool.request_durable against HTTPPool.request (main-thread
-//! µs per call, time to completion); see outbox_runs.rs.
+//! µs per call, time to completion); see outbox_runs.rs. And how fast the outbox drains
+//! 2,000 pending saves with and without a backend that hangs calls (outbox_drain_runs.rs);
+//! `--suite outbox-drain` runs that part alone (no Godot needed).
 //!
 //! Options: `--suite http,dtls,mp,outbox` (all four), `--runs N` (3), `--requests N` (5000),
 //! `--concurrency 8,64`, `--servers nginx,hyper`,
@@ -31,6 +33,7 @@ mod mp_path_runs;
 mod mp_runs;
 mod mp_scale_runs;
 mod nginx;
+mod outbox_drain_runs;
 mod outbox_runs;
 mod reqwest_run;
 mod server;
@@ -158,13 +161,12 @@ fn parse_options() -> Result<Options, String> {
             }
             "--suite" => {
                 o.suites = value()?.split(',').map(str::to_string).collect();
-                if let Some(bad) = o
-                    .suites
-                    .iter()
-                    .find(|s| !["http", "dtls", "mp", "mp-scale", "outbox"].contains(&s.as_str()))
-                {
+                if let Some(bad) = o.suites.iter().find(|s| {
+                    !["http", "dtls", "mp", "mp-scale", "outbox", "outbox-drain"]
+                        .contains(&s.as_str())
+                }) {
                     return Err(format!(
-                        "unknown suite '{bad}' (http, dtls, mp, mp-scale, outbox)"
+                        "unknown suite '{bad}' (http, dtls, mp, mp-scale, outbox, outbox-drain)"
                     ));
                 }
             }
@@ -276,6 +278,10 @@ fn run() -> Result<(), String> {
     if suite("outbox") {
         let requests = options.requests.min(500);
         tables.extend(outbox_runs::run(requests, options.runs, godot.as_ref())?);
+    }
+
+    if suite("outbox") || suite("outbox-drain") {
+        tables.extend(outbox_drain_runs::run(options.runs)?);
     }
 
     let report = render_report(&options, godot.as_ref(), &tables, &load_before);

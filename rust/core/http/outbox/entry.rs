@@ -84,9 +84,15 @@ pub fn verdict(response: &Response) -> Verdict {
         if is_retryable_status(status) || status >= 500 {
             return Verdict::Retry;
         }
+        // The response's own sentence names the status ("the server answered 400 Bad
+        // Request"), so it is not named again here.
+        let said = if response.error_message.is_empty() {
+            format!("the server answered {status}")
+        } else {
+            response.error_message.clone()
+        };
         return Verdict::Refused(format!(
-            "the backend refused it with {status} (a 4xx other than 408 or 429, or a redirect that was not followed, is final): {}",
-            response.error_message
+            "the backend refused it for good (a 4xx other than 408 or 429, or a redirect that was not followed, is final): {said}"
         ));
     }
     match response.error {
@@ -193,6 +199,20 @@ mod tests {
                 "{refused}"
             );
         }
+        let mut bad = Response::failed(
+            ErrorKind::HttpStatus,
+            "the server answered 400 Bad Request",
+            "http://x/",
+        );
+        bad.status = 400;
+        let Verdict::Refused(why) = verdict(&bad) else {
+            panic!("a 400 is final")
+        };
+        assert_eq!(why.matches("400").count(), 1, "the status once: {why}");
+        assert!(
+            why.ends_with("the server answered 400 Bad Request"),
+            "{why}"
+        );
         let refused = Response::failed(ErrorKind::Connect, "refused", "http://x/");
         assert_eq!(verdict(&refused), Verdict::Retry);
         let bad = Response::failed(ErrorKind::InvalidUrl, "bad", "x");

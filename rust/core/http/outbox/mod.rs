@@ -29,6 +29,7 @@
 //! commits whatever is still queued on the dropping thread, so a clean exit loses nothing.
 //! A failed background write ends the task with `ERR_FILE` and prints the error.
 
+mod deadline;
 mod entry;
 mod store;
 mod worker;
@@ -57,6 +58,10 @@ use store::Store;
 /// Attempts of one outbox that run at once; the rest wait (entries are independent, so a
 /// long outage ends in a paced catch-up rather than a burst).
 pub const OUTBOX_CONCURRENCY: usize = 8;
+
+/// Bytes of the backend's answer body kept with a dead letter: the reason a save was
+/// refused is usually in it, and a bound keeps a backend's error page from growing the store.
+pub const DEAD_LETTER_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Where an outbox lives and how much it may hold.
 #[derive(Clone, Debug)]
@@ -120,6 +125,8 @@ pub struct OutboxStats {
     pub dead_letters: u64,
     /// Attempts made since the store was opened.
     pub attempts: u64,
+    /// Attempts given up as hung (unanswered past the outbox's deadline) since it opened.
+    pub hung_attempts: u64,
     /// Store reads or writes that failed since it was opened.
     pub store_errors: u64,
     /// 1 when the file was unreadable at open and was renamed aside, else 0.
@@ -143,6 +150,9 @@ pub struct DeadLetter {
     pub headers: Vec<(String, String)>,
     /// The body bytes.
     pub body: Vec<u8>,
+    /// The first [`DEAD_LETTER_ANSWER_BYTES`] of the last answer's body (empty when no
+    /// answer arrived).
+    pub answer: Vec<u8>,
     /// The last HTTP status, 0 when none arrived.
     pub status: u16,
     /// The last error kind.
@@ -189,6 +199,10 @@ struct Inner {
     delivered: AtomicU64,
     dead_letters: AtomicU64,
     attempts: AtomicU64,
+    /// Attempts given up as hung.
+    hung: AtomicU64,
+    /// Answer times of recent attempts, from which the hung-call deadline is derived.
+    answer_times: Mutex<deadline::AnswerTimes>,
     store_errors: AtomicU64,
     set_aside: AtomicU64,
     unreadable: AtomicU64,
@@ -235,6 +249,8 @@ impl Outbox {
             delivered: AtomicU64::new(0),
             dead_letters: AtomicU64::new(opened.dead_letters),
             attempts: AtomicU64::new(0),
+            hung: AtomicU64::new(0),
+            answer_times: Mutex::new(deadline::AnswerTimes::default()),
             store_errors: AtomicU64::new(0),
             set_aside: AtomicU64::new(u64::from(opened.set_aside.is_some())),
             unreadable: AtomicU64::new(opened.unreadable),
@@ -376,6 +392,7 @@ impl Outbox {
             delivered: get(&i.delivered),
             dead_letters: get(&i.dead_letters),
             attempts: get(&i.attempts),
+            hung_attempts: get(&i.hung),
             store_errors: get(&i.store_errors),
             set_aside: get(&i.set_aside),
             unreadable: get(&i.unreadable),
@@ -392,13 +409,15 @@ impl Outbox {
             })?;
         Ok(rows
             .into_iter()
-            .map(|(d, body)| DeadLetter {
+            .map(|row| (row.record, row.body, row.answer))
+            .map(|(d, body, answer)| DeadLetter {
                 id: d.entry.id,
                 key: d.entry.key,
                 method: d.entry.method,
                 url: d.entry.url,
                 headers: d.entry.headers,
                 body,
+                answer,
                 status: d.status,
                 error: d.error,
                 reason: d.reason,

@@ -44,6 +44,9 @@ const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending");
 const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
 /// Dead letters: id to the JSON of a [`DeadRecord`].
 const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
+/// The start of the backend's answer body that made each dead letter (id → bytes, at most
+/// `DEAD_LETTER_ANSWER_BYTES`): why a save was refused is usually written there.
+const ANSWERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letter_answers");
 /// Counters: `next_id`.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -239,6 +242,7 @@ impl Store {
             txn.open_table(PENDING)?;
             txn.open_table(BODIES)?;
             txn.open_table(DEAD)?;
+            txn.open_table(ANSWERS)?;
             txn.open_table(META)?;
         }
         txn.commit()?;
@@ -308,7 +312,7 @@ impl Store {
             let db = Database::create(path)?;
             let read = self.db.begin_read()?;
             let write = db.begin_write()?;
-            for table in [PENDING, BODIES, DEAD] {
+            for table in [PENDING, BODIES, DEAD, ANSWERS] {
                 let from = read.open_table(table)?;
                 let mut to = write.open_table(table)?;
                 for row in from.iter()? {
@@ -388,33 +392,42 @@ impl Store {
         write().map_err(|e| self.failed("write", e))
     }
 
-    /// Moves an entry to the dead letters (its body stays, for inspection).
-    pub fn dead_letter(&self, dead: &DeadRecord) -> Result<(), String> {
+    /// Moves an entry to the dead letters (its body stays, for inspection) with the start
+    /// of the answer that refused it.
+    pub fn dead_letter(&self, dead: &DeadRecord, answer: &[u8]) -> Result<(), String> {
         let write = || -> Result<(), redb::Error> {
             let json = serde_json::to_vec(dead).map_err(io_error)?;
             let txn = self.db.begin_write()?;
             txn.open_table(PENDING)?.remove(dead.entry.id)?;
             txn.open_table(DEAD)?
                 .insert(dead.entry.id, json.as_slice())?;
+            txn.open_table(ANSWERS)?.insert(dead.entry.id, answer)?;
             txn.commit()?;
             Ok(())
         };
         write().map_err(|e| self.failed("write", e))
     }
 
-    /// Every dead letter with its body, oldest first; records that cannot be decoded are
-    /// left out.
-    pub fn dead_letters(&self) -> Result<Vec<(DeadRecord, Vec<u8>)>, String> {
-        let read = || -> Result<Vec<(DeadRecord, Vec<u8>)>, redb::Error> {
+    /// Every dead letter with its body and the start of the answer that refused it, oldest
+    /// first; records that cannot be decoded are left out.
+    pub fn dead_letters(&self) -> Result<Vec<DeadRow>, String> {
+        let read = || -> Result<Vec<DeadRow>, redb::Error> {
             let txn = self.db.begin_read()?;
             let dead = txn.open_table(DEAD)?;
             let bodies = txn.open_table(BODIES)?;
+            let answers = txn.open_table(ANSWERS)?;
             let mut out = Vec::new();
             for row in dead.iter()? {
                 let (id, value) = row?;
                 if let Ok(record) = serde_json::from_slice::<DeadRecord>(value.value()) {
-                    let body = bodies.get(id.value())?.map(|b| b.value().to_vec());
-                    out.push((record, body.unwrap_or_default()));
+                    let bytes = |b: redb::AccessGuard<'_, &[u8]>| b.value().to_vec();
+                    let body = bodies.get(id.value())?.map(bytes).unwrap_or_default();
+                    let answer = answers.get(id.value())?.map(bytes).unwrap_or_default();
+                    out.push(DeadRow {
+                        record,
+                        body,
+                        answer,
+                    });
                 }
             }
             Ok(out)
@@ -435,6 +448,7 @@ impl Store {
                 };
                 match record {
                     Some(d) => {
+                        txn.open_table(ANSWERS)?.remove(id)?;
                         let mut entry = d.entry;
                         entry.expires_ms = expires_ms;
                         let json = serde_json::to_vec(&entry).map_err(io_error)?;
@@ -461,6 +475,7 @@ impl Store {
             let existed = txn.open_table(DEAD)?.remove(id)?.is_some();
             if existed {
                 txn.open_table(BODIES)?.remove(id)?;
+                txn.open_table(ANSWERS)?.remove(id)?;
             }
             txn.commit()?;
             Ok(existed)
@@ -481,9 +496,11 @@ impl Store {
             {
                 let mut dead = txn.open_table(DEAD)?;
                 let mut bodies = txn.open_table(BODIES)?;
+                let mut answers = txn.open_table(ANSWERS)?;
                 for id in &ids {
                     dead.remove(id)?;
                     bodies.remove(id)?;
+                    answers.remove(id)?;
                 }
             }
             txn.commit()?;
@@ -498,6 +515,16 @@ impl Store {
             self.path.display()
         )
     }
+}
+
+/// One dead letter as read from the store.
+pub struct DeadRow {
+    pub record: DeadRecord,
+    /// The request body.
+    pub body: Vec<u8>,
+    /// The start of the answer body that refused it (empty for dead letters stored before
+    /// answers were kept, or with no answer).
+    pub answer: Vec<u8>,
 }
 
 fn io_error(e: serde_json::Error) -> redb::Error {

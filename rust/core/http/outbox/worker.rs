@@ -1,6 +1,7 @@
 //! One entry's delivery: attempts without a count limit, capped exponential backoff with
 //! full jitter (or the server's `Retry-After`), until a 2xx, a final refusal, or the
-//! entry's max age.
+//! entry's max age. An attempt unanswered past its deadline ([`super::deadline`]) is given
+//! up as hung, which frees its delivery slot.
 //!
 //! Each attempt is one `exec::execute` with `max_retries = 0` through the pool's current
 //! client and limits (`pool.rs`'s `AttemptSource`, a weak handle: the outbox never keeps a
@@ -15,8 +16,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use super::deadline::MIN_DEADLINE;
 use super::entry::{DeadRecord, EntryRecord, Verdict, now_ms, verdict};
 use super::{Inner, OutboxEvent, lock, record_method};
 use crate::core::http::{ErrorKind, Response, backoff_delay, parse_retry_after};
@@ -33,6 +35,8 @@ pub(super) async fn deliver(inner: Arc<Inner>, record: EntryRecord) {
         return give_up(&inner, record, response, why, 0).await;
     };
     let mut attempts: u32 = 0;
+    // Attempts of this entry given up as hung in this run: each doubles the next deadline.
+    let mut hung: u32 = 0;
     let mut last: Option<Response> = None;
     loop {
         if now_ms() >= record.expires_ms {
@@ -77,13 +81,42 @@ pub(super) async fn deliver(inner: Arc<Inner>, record: EntryRecord) {
             }
         };
         let spec = inner.spec_for(&record, method, body);
-        let response = tokio::select! {
-            biased;
-            _ = inner.cancel.cancelled() => return,
-            response = inner.source.attempt(&spec) => match response {
-                Some(response) => response,
-                None => return,
-            },
+        let Some(timeout) = inner.source.timeout() else {
+            return;
+        };
+        let sent = Instant::now();
+        // In a block of its own: a given-up attempt's future (and its connection) is
+        // dropped at once, not after the backoff below.
+        let response = {
+            let attempt = inner.source.attempt(&spec);
+            tokio::pin!(attempt);
+            // The deadline is looked at again every MIN_DEADLINE, since answers of other
+            // attempts move it (before the first answers it is the pool's whole timeout). Past
+            // it the attempt's future is dropped, which closes its connection.
+            loop {
+                let deadline = lock(&inner.answer_times).deadline(timeout, hung);
+                let left = deadline.saturating_sub(sent.elapsed());
+                if left.is_zero() {
+                    hung += 1;
+                    inner.hung.fetch_add(1, Ordering::Relaxed);
+                    let why = hung_message(&spec.url, deadline);
+                    break Response::failed(ErrorKind::Timeout, why, &spec.url);
+                }
+                tokio::select! {
+                    biased;
+                    _ = inner.cancel.cancelled() => return,
+                    response = &mut attempt => match response {
+                        Some(response) => {
+                            if response.status != 0 {
+                                lock(&inner.answer_times).answered(sent.elapsed());
+                            }
+                            break response;
+                        }
+                        None => return,
+                    },
+                    _ = tokio::time::sleep(left.min(MIN_DEADLINE)) => {}
+                }
+            }
         };
         drop(permit);
         attempts += 1;
@@ -101,6 +134,16 @@ pub(super) async fn deliver(inner: Arc<Inner>, record: EntryRecord) {
             return;
         }
     }
+}
+
+/// The sentence of an attempt given up as hung.
+fn hung_message(url: &str, deadline: Duration) -> String {
+    format!(
+        "no answer from {url} within {:.2} s, the outbox's deadline for a hung call ({} times the slowest recent answer, at least {:.2} s, at most the pool's timeout); the attempt was given up to free its delivery slot and the save is sent again with the same Idempotency-Key",
+        deadline.as_secs_f64(),
+        super::deadline::FACTOR,
+        super::deadline::MIN_DEADLINE.as_secs_f64()
+    )
 }
 
 /// Waits before the next attempt, never past the entry's max age; false when cancelled.
@@ -162,7 +205,9 @@ async fn give_up(
         attempts,
         dead_ms: now_ms(),
     };
-    match inner.blocking(move |s| s.dead_letter(&dead)).await {
+    let keep = response.body.len().min(super::DEAD_LETTER_ANSWER_BYTES);
+    let answer = response.body.slice(..keep);
+    match inner.blocking(move |s| s.dead_letter(&dead, &answer)).await {
         Ok(()) => {
             inner.dead_letters.fetch_add(1, Ordering::AcqRel);
         }

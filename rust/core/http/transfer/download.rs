@@ -287,9 +287,19 @@ impl Job {
             }
             _ => {
                 let paths = self.paths.clone();
-                blocking(move || part_file::remove_part(&paths))
-                    .await
-                    .map_err(|e| self.file_error("could not remove the old part file", &e))
+                let dropped = blocking(move || {
+                    let held = std::fs::metadata(&paths.part).map_or(0, |m| m.len());
+                    part_file::remove_part(&paths).map(|()| held)
+                })
+                .await
+                .map_err(|e| self.file_error("could not remove the old part file", &e))?;
+                // Bytes of an earlier run that cannot be resumed (no sidecar with a
+                // validator: the server gave none, or it is for another URL) are thrown
+                // away and the download starts from byte 0: a restart, as `restarts` says.
+                if dropped > 0 {
+                    self.restarts += 1;
+                }
+                Ok(())
             }
         }
     }

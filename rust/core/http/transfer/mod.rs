@@ -181,7 +181,8 @@ pub struct DownloadOutcome {
     /// server answered with 206.
     pub resumes: u32,
     /// Times it started over from byte 0 after having bytes (server without Range, a
-    /// changed validator, or no validator to resume safely).
+    /// changed validator, or no validator to resume safely), a part file left by an
+    /// earlier run that could not be resumed included.
     pub restarts: u32,
 }
 

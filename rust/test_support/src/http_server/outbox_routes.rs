@@ -10,8 +10,12 @@
 //!   C (`code=0`: accepts). `{"bucket","code"}`.
 //! - [`set_slow`]: B applies each save at once but answers it only after a delay (a
 //!   backend whose 2xx arrives after the client gave up waiting).
+//! - [`set_hang`]: B applies every Nth save and never answers it (a backend that reads a
+//!   call and hangs); the call is held until the client closes its connection.
 //! - `/outbox/report?bucket=B`: `{"applied":{key:1,...},"duplicates":N,"refused":N,
-//!   "authorization":[values seen, in order],"bodies":{key:text}}`.
+//!   "authorization":[values seen, in order],"bodies":{key:text},"hung":N,"hanging":N,
+//!   "applied_while_hanging":N}`: calls left unanswered so far, those the client has not
+//!   closed yet, and saves applied (the first time) while at least one hung call was open.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -39,6 +43,12 @@ struct Bucket {
     refused: u64,
     authorization: Vec<String>,
     slow_ms: u64,
+    /// Every `hang_every`th save is applied and never answered (0: none).
+    hang_every: u64,
+    saves: u64,
+    hung: u64,
+    hanging: u64,
+    applied_while_hanging: u64,
 }
 
 static BUCKETS: Mutex<Option<HashMap<String, Bucket>>> = Mutex::new(None);
@@ -66,6 +76,21 @@ pub fn set_slow(name: &str, ms: u64) {
     with_bucket(name, |b| b.slow_ms = ms);
 }
 
+/// Makes bucket `name` apply every `every`th save and never answer it (0: answer all).
+pub fn set_hang(name: &str, every: u64) {
+    with_bucket(name, |b| b.hang_every = every);
+}
+
+/// One hung call of a bucket while its future lives (until the client closes the
+/// connection and the server drops the request).
+struct Hanging(String);
+
+impl Drop for Hanging {
+    fn drop(&mut self) {
+        with_bucket(&self.0, |b| b.hanging -= 1);
+    }
+}
+
 /// What bucket `name` has seen (the `/outbox/report` document).
 pub fn report(name: &str) -> Value {
     with_bucket(name, |b| {
@@ -75,6 +100,9 @@ pub fn report(name: &str) -> Value {
             "refused": b.refused,
             "authorization": b.authorization,
             "bodies": b.bodies,
+            "hung": b.hung,
+            "hanging": b.hanging,
+            "applied_while_hanging": b.applied_while_hanging,
         })
     })
 }
@@ -118,7 +146,20 @@ async fn save(req: Request<Incoming>, bucket: &str) -> Result<Res, String> {
         .headers
         .get(AUTHORIZATION)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let (answer, slow_ms) = with_bucket(bucket, |b| (answer(b, key, auth, &body), b.slow_ms));
+    let (answer, slow_ms, hang) = with_bucket(bucket, |b| {
+        b.saves += 1;
+        let hang = b.hang_every > 0 && b.saves % b.hang_every == 0;
+        let answer = answer(b, key, auth, &body);
+        if hang {
+            b.hung += 1;
+            b.hanging += 1;
+        }
+        (answer, b.slow_ms, hang)
+    });
+    if hang {
+        let _held = Hanging(bucket.to_string());
+        std::future::pending::<()>().await;
+    }
     if slow_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(slow_ms)).await;
     }
@@ -149,6 +190,9 @@ fn answer(b: &mut Bucket, key: String, auth: Option<String>, body: &[u8]) -> Res
             ));
         }
         b.applied.insert(key.clone(), 1);
+        if b.hanging > 0 {
+            b.applied_while_hanging += 1;
+        }
         b.bodies
             .insert(key.clone(), String::from_utf8_lossy(body).into_owned());
         Ok(json(

@@ -142,7 +142,7 @@ async fn endpoint(req: Request<Incoming>, path: &str, ctx: &Ctx<'_>) -> Outcome 
             {
                 outcome
             } else if let Some(code) = path.strip_prefix("/status/") {
-                status(code)
+                status(code, ctx.query)
             } else if let Some(code) = path.strip_prefix("/redirect/") {
                 redirect(code, ctx)
             } else {
@@ -287,15 +287,22 @@ fn headers_json(headers: &HeaderMap) -> Value {
     Value::Object(map)
 }
 
-/// `/status/CODE`: that status with `{"status":CODE}` (no body for 204, 205 and 304).
-fn status(code: &str) -> Outcome {
+/// `/status/CODE[?padding=N]`: that status with `{"status":CODE}`, or with
+/// `{"status":CODE,"padding":"xxx…"}` and N `x` (a backend's long error page); no body for
+/// 204, 205 and 304.
+fn status(code: &str, query: &Query) -> Outcome {
     let status = parse_status(code)?;
+    let padding = query.number_or("padding", 0, 16 * 1024 * 1024)? as usize;
     let res = match status.as_u16() {
         204 | 205 | 304 => {
             let mut res = json_text(status, Bytes::new());
             res.headers_mut().remove(hyper::header::CONTENT_TYPE);
             res
         }
+        code if padding > 0 => json(
+            status,
+            &json!({ "status": code, "padding": "x".repeat(padding) }),
+        ),
         code => json(status, &json!({ "status": code })),
     };
     Ok(res)
