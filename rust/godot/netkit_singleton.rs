@@ -152,6 +152,8 @@ impl NetkitSingleton {
     ///
     /// ```gdscript
     /// Netkit.simulate_network({"latency": "100ms", "jitter": "20ms", "loss": "3%"})
+    /// await get_tree().create_timer(60.0).timeout
+    /// Netkit.simulate_network({})  # a good network again
     /// ```
     #[func]
     fn simulate_network(&mut self, conditions: VarDictionary) -> Error {
