@@ -220,3 +220,49 @@ func test_http_latency_delays_requests_and_failures_reach_the_retry_policy() -> 
 		var r: HTTPResponse = (await wait_signal(clean.fetch("/json").completed, 15.0))[0]
 		fails += int(not r.ok)
 	assert_eq(fails, 0, "a pool with its own clean simulate property sees no simulated failure")
+
+
+## `bandwidth=256kbit` (each way): a megabyte sent reliably arrives once, whole, in at most
+## twice the ideal 31 s, with a handful of resends (the link paces what it sends to what
+## the path delivers instead of filling the one-second queue with a whole window), and
+## the process's memory stays flat.
+func test_a_megabyte_through_256kbit_arrives_once_with_few_resends() -> void:
+	assert_eq(Netkit.simulate_network({"bandwidth": "256kbit", "seed": 3}), OK)
+	if not await connect_pair():
+		return
+	await pump_until(func(): return false, 2.0)  # a few pings measure the path first
+	var big := PackedByteArray()
+	big.resize(1_000_000)
+	for i in range(0, big.size(), 997):
+		big[i] = i % 251
+	var rss_before := rss_kib()
+	client.set_target_peer(1)
+	client.set_transfer_mode(MultiplayerPeer.TRANSFER_MODE_RELIABLE)
+	var started := Time.get_ticks_msec()
+	assert_eq(client.put_packet(big), OK)
+	var got: Array[PackedByteArray] = []
+	var ok := await pump_until(func():
+		while server.get_available_packet_count() > 0:
+			got.append(server.get_packet())
+		return got.size() >= 1, 75.0)
+	var took := (Time.get_ticks_msec() - started) / 1000.0
+	assert_true(ok, "the megabyte arrived")
+	assert_eq(got.size(), 1, "exactly once")
+	assert_true(got.size() == 1 and got[0] == big, "whole")
+	assert_le(took, 62.5, "at most twice the ideal 31.25 s")
+	var resent := int(client.get_peer_stats(1).get("resent", -1))
+	assert_le(resent, 60, "a handful of resends, not thousands")
+	var grown := rss_kib() - rss_before
+	assert_lt(grown, 64 * 1024, "memory stays flat: %d KiB more" % grown)
+	print("  [simulate] bandwidth=256kbit: 1 MB in %.1f s (ideal 31.25), %d resends, RSS %+d KiB" % [took, resent, grown])
+
+
+## The process's resident memory, KiB (Linux), or 0 where it cannot be read.
+static func rss_kib() -> int:
+	var f := FileAccess.open("/proc/self/status", FileAccess.READ)
+	if f == null:
+		return 0
+	for line in f.get_as_text().split("\n"):
+		if line.begins_with("VmRSS:"):
+			return int(line.split(":")[1].strip_edges().split(" ")[0])
+	return 0

@@ -60,6 +60,7 @@ use super::layout::{
     CHUNK, CONTROL_RELIABLE, CONTROL_UNRELIABLE, Lane, Layout, TransferMode, WINDOW,
 };
 use super::link_error::LinkError;
+use super::pacing::Pacer;
 use super::wire_check::{self, Kind};
 
 /// Limits and timings shared by every link of an endpoint.
@@ -213,6 +214,20 @@ pub(crate) struct Link {
     srtt: Option<f64>,
     /// Its variation (RFC 6298's RTTVAR, beta 1/4), seconds.
     rttvar: f64,
+    /// How many reliable messages may be in flight across the data channels.
+    pacer: Pacer,
+    /// Per renet channel, when each reliable message still awaiting the peer's delivery
+    /// feedback was first handed to renet, oldest first: the feedback then times the path
+    /// under load, queues included, which a ping a second measures late.
+    first_sent: Vec<VecDeque<Duration>>,
+    /// Per renet channel, when renet last sent a message again: a message sent before that
+    /// may have waited behind a lost one (or be the resent one, Karn's rule), so its
+    /// delivery is no sample.
+    last_resend: Vec<Option<Duration>>,
+    /// SRTT and RTTVAR of those delivery samples, seconds. Feedback is held up to
+    /// `FEEDBACK_DELAY`, so they run above the path's round trip: they only ever raise the
+    /// resend time, never `rtt_ms`.
+    delivery_rtt: Option<(f64, f64)>,
     /// The newest ping from the peer not yet answered: one pong per flush answers it, so a
     /// peer that floods pings gets one small datagram's worth back, not one pong each.
     pong_due: Option<u32>,
@@ -284,6 +299,10 @@ impl Link {
             received_at: Duration::ZERO,
             srtt: None,
             rttvar: 0.0,
+            pacer: Pacer::default(),
+            first_sent: (0..n).map(|_| VecDeque::new()).collect(),
+            last_resend: vec![None; n],
+            delivery_rtt: None,
             pong_due: None,
             pings_out: VecDeque::with_capacity(PINGS_REMEMBERED),
         }
@@ -483,13 +502,46 @@ impl Link {
             // A count above what was sent is a lie; it cannot open the window further.
             let count = count.min(self.sent[i]);
             if count > self.peer_delivered[i] {
+                let mut newest = None;
+                for _ in self.peer_delivered[i]..count {
+                    newest = self.first_sent[i].pop_front().or(newest);
+                }
+                let clean = |at: Duration| self.last_resend[i].is_none_or(|r| at > r);
+                if let Some(at) = newest.filter(|at| clean(*at)) {
+                    self.take_delivery_sample(self.received_at.saturating_sub(at));
+                }
                 self.peer_delivered[i] = count;
                 progress = true;
             }
         }
         if progress {
             self.stalled_since = None;
+            let delivered = self.data_channels().map(|id| self.peer_delivered[id]).sum();
+            let busy = self.data_channels().any(|id| !self.pending[id].is_empty());
+            self.pacer.on_delivered(self.received_at, delivered, busy);
+            self.update_resend_time();
         }
+    }
+
+    /// The reliable channels that carry the game's data (not the control channel).
+    fn data_channels(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.layout.renet_channels())
+            .filter(|id| *id != CONTROL_RELIABLE as usize && self.layout.is_reliable(*id as u8))
+    }
+
+    /// True when the pacer allows one more data message in flight (see `pacing.rs`);
+    /// control messages are never held. In flight: what renet still holds unacknowledged,
+    /// in messages of at most `CHUNK` bytes.
+    fn paced_room(&self, id: usize) -> bool {
+        if id == CONTROL_RELIABLE as usize {
+            return true;
+        }
+        let per_channel = (WINDOW as usize + 1) * CHUNK;
+        let unacked: usize = self
+            .data_channels()
+            .map(|c| per_channel.saturating_sub(self.renet.channel_available_memory(c as u8)))
+            .sum();
+        (unacked.div_ceil(CHUNK) as u64) < self.pacer.allowance(ACK_DELAY)
     }
 
     /// Advances time to `now` and returns the datagrams to send. An error ends the link.
@@ -571,6 +623,7 @@ impl Link {
         (0..self.layout.renet_channels()).any(|id| {
             !self.pending[id].is_empty()
                 && self.sent[id] - self.peer_delivered[id] < WINDOW
+                && self.paced_room(id)
                 && self
                     .renet
                     .can_send_message(id as u8, self.pending[id].len().min(CHUNK))
@@ -601,7 +654,10 @@ impl Link {
             };
             for id in ids {
                 match highest {
-                    Some(h) if id <= *h => self.resent += 1,
+                    Some(h) if id <= *h => {
+                        self.resent += 1;
+                        self.last_resend[channel as usize] = Some(self.now);
+                    }
                     _ => *highest = Some(id),
                 }
             }
@@ -618,7 +674,10 @@ impl Link {
     fn move_pending_into_window(&mut self) -> bool {
         let mut moved = false;
         for id in 0..self.layout.renet_channels() {
-            while !self.pending[id].is_empty() && self.sent[id] - self.peer_delivered[id] < WINDOW {
+            while !self.pending[id].is_empty()
+                && self.sent[id] - self.peer_delivered[id] < WINDOW
+                && self.paced_room(id)
+            {
                 let n = self.pending[id].len().min(CHUNK);
                 if !self.renet.can_send_message(id as u8, n) {
                     break;
@@ -629,6 +688,9 @@ impl Link {
                 }
                 self.renet.send_message(id as u8, chunk);
                 self.sent[id] += 1;
+                if id != CONTROL_RELIABLE as usize {
+                    self.first_sent[id].push_back(self.now);
+                }
                 moved = true;
             }
         }
@@ -685,6 +747,8 @@ impl Link {
             return;
         }
         let sample = f64::from(sample_us) / 1e6;
+        self.pacer
+            .on_rtt(self.received_at, sample, !self.in_flight());
         let srtt = match self.srtt {
             None => {
                 self.rttvar = sample / 2.0;
@@ -696,11 +760,39 @@ impl Link {
             }
         };
         self.srtt = Some(srtt);
-        self.renet.set_resend_time(resend_timeout(
-            srtt,
-            self.rttvar,
-            self.config.resend_interval,
-        ));
+        self.update_resend_time();
+    }
+
+    /// A delivery sample (see `first_sent`), folded in as RFC 6298 folds round trips.
+    fn take_delivery_sample(&mut self, sample: Duration) {
+        let sample = sample.as_secs_f64();
+        self.delivery_rtt = Some(match self.delivery_rtt {
+            None => (sample, sample / 2.0),
+            Some((srtt, rttvar)) => (
+                srtt + (sample - srtt) / 8.0,
+                0.75 * rttvar + 0.25 * (srtt - sample).abs(),
+            ),
+        });
+        self.update_resend_time();
+    }
+
+    /// The resend time from both estimates, the larger winning.
+    fn update_resend_time(&mut self) {
+        let floor = self.config.resend_interval;
+        let from_pings = self
+            .srtt
+            .map_or(floor, |srtt| resend_timeout(srtt, self.rttvar, floor));
+        let from_delivery = self
+            .delivery_rtt
+            .map_or(floor, |(srtt, rttvar)| resend_timeout(srtt, rttvar, floor));
+        // Never shorter than what the pacer's own allowance takes to drain through the
+        // path: its queue is the sender's doing, and resending what is only queued feeds it.
+        let from_pacing = self
+            .pacer
+            .drain_time(ACK_DELAY)
+            .map_or(floor, |d| d.min(MAX_RESEND_TIMEOUT));
+        self.renet
+            .set_resend_time(from_pings.max(from_delivery).max(from_pacing));
     }
 
     fn check_stall(&mut self) -> Result<(), LinkError> {
@@ -969,9 +1061,11 @@ mod tests {
         let data = vec![1u8; 200 * CHUNK];
         a.queue(0, TransferMode::Reliable, &data).unwrap();
         a.flush(Duration::ZERO).unwrap();
+        // Before any feedback the pacer's first allowance holds the rest back (see
+        // `pacing.rs`); the per-channel window bounds what follows.
         assert_eq!(
             a.sent[a.layout.lane_id(0, TransferMode::Reliable) as usize],
-            WINDOW
+            super::super::pacing::INITIAL_FLIGHT.min(WINDOW)
         );
         assert!(a.queued_reliable_bytes() >= data.len());
         let refused = (0..8)
@@ -1310,6 +1404,72 @@ mod tests {
             a.stats().resent,
             before,
             "nothing was sent twice over a 200 ms round trip"
+        );
+    }
+
+    /// Behind a 256 kbit/s link whose queue holds one second (the simulator's), a
+    /// megabyte arrives whole in at most twice the ideal time, with a handful of resends:
+    /// the pacer keeps about a path's worth queued instead of a whole window, which would
+    /// overflow the queue and be resent again and again.
+    #[test]
+    fn a_megabyte_through_a_narrow_link_arrives_with_few_resends() {
+        use crate::core::simulate::{Conditions, Fate, Shaper};
+        let mut a = Link::new(LinkConfig::default());
+        let mut b = Link::new(LinkConfig::default());
+        let narrow = Conditions::parse("bandwidth=256kbit latency=20ms").unwrap();
+        let mut up = Shaper::new(narrow.outbound.clone(), Some(1));
+        let one_way = Duration::from_millis(20);
+        let origin = std::time::Instant::now();
+        let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let (mut to_a, mut to_b): (Vec<(Duration, Vec<u8>)>, Vec<(Duration, Vec<u8>)>) =
+            (Vec::new(), Vec::new());
+        let (mut at_b, mut out) = (Vec::new(), Vec::new());
+        let mut dropped = 0;
+        let mut done_at = None;
+        for step in 0..120_000u64 {
+            let now = Duration::from_millis(step);
+            if step == 2_000 {
+                // After a few pings measured the path, as a game's first seconds would.
+                a.queue(2, TransferMode::Reliable, &big).unwrap();
+            }
+            for (link, queue, got) in [
+                (&mut a, &mut to_a, &mut out),
+                (&mut b, &mut to_b, &mut at_b),
+            ] {
+                let (due, later): (Vec<_>, Vec<_>) = queue.drain(..).partition(|(t, _)| *t <= now);
+                *queue = later;
+                for (_, d) in due {
+                    link.receive(now, &d, &mut room(), got).unwrap();
+                }
+            }
+            out.clear();
+            if a.next_due() <= now {
+                for d in a.flush(now).unwrap() {
+                    match up.judge(d.len(), origin + now) {
+                        Fate::Deliver(after, _) => to_b.push((now + after, d)),
+                        Fate::Drop(_) => dropped += 1,
+                    }
+                }
+            }
+            if b.next_due() <= now {
+                to_a.extend(
+                    b.flush(now)
+                        .unwrap()
+                        .into_iter()
+                        .map(|d| (now + one_way, d)),
+                );
+            }
+            if !at_b.is_empty() {
+                done_at = Some(now - Duration::from_secs(2));
+                break;
+            }
+        }
+        let took = done_at.expect("the megabyte arrived within two minutes");
+        let ideal = Duration::from_secs_f64(1_000_000.0 * 8.0 / 256_000.0);
+        let resent = a.stats().resent;
+        assert!(
+            took <= ideal * 2 && resent <= 30,
+            "{took:?} for an ideal {ideal:?}; {resent} resends, {dropped} datagrams dropped by the full queue"
         );
     }
 

@@ -14,6 +14,7 @@ mod framing;
 mod layout;
 mod link;
 mod link_error;
+mod pacing;
 mod scene_auth;
 mod wire_check;
 
