@@ -876,6 +876,18 @@ mod tests {
     use super::*;
     use crate::core::multiplayer::layout::MAX_RENET_PACKET;
 
+    /// Datagrams on their way to a link, each with the time it arrives.
+    type InFlight = Vec<(Duration, Vec<u8>)>;
+
+    /// Hands `link` every datagram of `queue` due by `now`.
+    fn deliver_due(link: &mut Link, queue: &mut InFlight, now: Duration, got: &mut Vec<Incoming>) {
+        let (due, later): (Vec<_>, Vec<_>) = queue.drain(..).partition(|(t, _)| *t <= now);
+        *queue = later;
+        for (_, d) in due {
+            link.receive(now, &d, &mut room(), got).unwrap();
+        }
+    }
+
     fn room() -> Room {
         Room {
             bytes: usize::MAX,
@@ -908,17 +920,13 @@ mod tests {
         let mut a = Link::new(LinkConfig::default());
         let mut b = Link::new(LinkConfig::default());
         let one_way = Duration::from_millis(20);
-        let mut to_b: Vec<(Duration, Vec<u8>)> = Vec::new();
-        let mut to_a: Vec<(Duration, Vec<u8>)> = Vec::new();
+        let mut to_b: InFlight = Vec::new();
+        let mut to_a: InFlight = Vec::new();
         let mut out = Vec::new();
         for step in 0..10_000u64 {
             let now = Duration::from_millis(step);
             for (link, queue) in [(&mut a, &mut to_a), (&mut b, &mut to_b)] {
-                let (due, later): (Vec<_>, Vec<_>) = queue.drain(..).partition(|(t, _)| *t <= now);
-                *queue = later;
-                for (_, d) in due {
-                    link.receive(now, &d, &mut room(), &mut out).unwrap();
-                }
+                deliver_due(link, queue, now, &mut out);
             }
             to_b.extend(
                 a.flush(now)
@@ -1006,8 +1014,8 @@ mod tests {
         a.queue(2, TransferMode::Reliable, &big).unwrap();
         b.queue(2, TransferMode::Reliable, &big).unwrap();
         let (mut at_a, mut at_b) = (Vec::new(), Vec::new());
-        let mut to_b: Vec<(Duration, Vec<u8>)> = Vec::new();
-        let mut to_a: Vec<(Duration, Vec<u8>)> = Vec::new();
+        let mut to_b: InFlight = Vec::new();
+        let mut to_a: InFlight = Vec::new();
         let one_way = Duration::from_millis(15);
         // The endpoint's rhythm: every datagram that arrived, then one flush per 10 ms.
         for step in 0..2_000u64 {
@@ -1016,11 +1024,7 @@ mod tests {
                 (&mut a, &mut to_a, &mut at_a),
                 (&mut b, &mut to_b, &mut at_b),
             ] {
-                let (due, later): (Vec<_>, Vec<_>) = queue.drain(..).partition(|(t, _)| *t <= now);
-                *queue = later;
-                for (_, d) in due {
-                    link.receive(now, &d, &mut room(), got).unwrap();
-                }
+                deliver_due(link, queue, now, got);
             }
             // A path that loses one datagram in five each way (a full send queue does too).
             let mut n = 0u32;
@@ -1215,18 +1219,14 @@ mod tests {
     /// Two links over a path with `one_way` delay, each flushed only when it says it is
     /// due (as the endpoint does); returns the datagrams each side sent over `secs`.
     fn run_idle(a: &mut Link, b: &mut Link, one_way: Duration, secs: u64) -> (usize, usize) {
-        let mut to_b: Vec<(Duration, Vec<u8>)> = Vec::new();
-        let mut to_a: Vec<(Duration, Vec<u8>)> = Vec::new();
+        let mut to_b: InFlight = Vec::new();
+        let mut to_a: InFlight = Vec::new();
         let (mut sent_a, mut sent_b) = (0, 0);
         let mut out = Vec::new();
         for step in 0..secs * 1000 {
             let now = Duration::from_millis(step);
             for (link, queue) in [(&mut *a, &mut to_a), (&mut *b, &mut to_b)] {
-                let (due, later): (Vec<_>, Vec<_>) = queue.drain(..).partition(|(t, _)| *t <= now);
-                *queue = later;
-                for (_, d) in due {
-                    link.receive(now, &d, &mut room(), &mut out).unwrap();
-                }
+                deliver_due(link, queue, now, &mut out);
             }
             if a.next_due() <= now {
                 let d = a.flush(now).unwrap();
@@ -1361,8 +1361,8 @@ mod tests {
         for i in 0..20u8 {
             a.queue(0, TransferMode::Reliable, &[i]).unwrap();
         }
-        let mut to_b: Vec<(Duration, Vec<u8>)> = Vec::new();
-        let mut to_a: Vec<(Duration, Vec<u8>)> = Vec::new();
+        let mut to_b: InFlight = Vec::new();
+        let mut to_a: InFlight = Vec::new();
         let mut out = Vec::new();
         let mut got = Vec::new();
         for ms in 0..3_000u64 {
@@ -1371,11 +1371,7 @@ mod tests {
                 (&mut a, &mut to_a, None),
                 (&mut b, &mut to_b, Some(&mut got)),
             ] {
-                let (due, later): (Vec<_>, Vec<_>) = queue.drain(..).partition(|(t, _)| *t <= now);
-                *queue = later;
-                for (_, d) in due {
-                    link.receive(now, &d, &mut room(), &mut out).unwrap();
-                }
+                deliver_due(link, queue, now, &mut out);
                 if let Some(sink) = sink {
                     sink.append(&mut out);
                 }
@@ -1421,8 +1417,7 @@ mod tests {
         let one_way = Duration::from_millis(20);
         let origin = std::time::Instant::now();
         let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-        let (mut to_a, mut to_b): (Vec<(Duration, Vec<u8>)>, Vec<(Duration, Vec<u8>)>) =
-            (Vec::new(), Vec::new());
+        let (mut to_a, mut to_b): (InFlight, InFlight) = (Vec::new(), Vec::new());
         let (mut at_b, mut out) = (Vec::new(), Vec::new());
         let mut dropped = 0;
         let mut done_at = None;
@@ -1436,11 +1431,7 @@ mod tests {
                 (&mut a, &mut to_a, &mut out),
                 (&mut b, &mut to_b, &mut at_b),
             ] {
-                let (due, later): (Vec<_>, Vec<_>) = queue.drain(..).partition(|(t, _)| *t <= now);
-                *queue = later;
-                for (_, d) in due {
-                    link.receive(now, &d, &mut room(), got).unwrap();
-                }
+                deliver_due(link, queue, now, got);
             }
             out.clear();
             if a.next_due() <= now {
