@@ -198,7 +198,7 @@ pub struct HttpPool {
     /// is sent, `in:latency` and `in:jitter` before its answer is delivered, and `failure`
     /// turns that share of attempts into a refused connection or a `503`, which the retry
     /// policy handles as real ones. Applies to requests, the durable outbox and AgonesSDK
-    /// calls; not yet to downloads and streams. Set it to `"latency=0ms"` to keep this pool
+    /// calls, downloads and streams. Set it to `"latency=0ms"` to keep this pool
     /// clean while the process simulates. An unreadable value is reported in the output
     /// when the next request is made, and the pool then follows the process.
     #[export(placeholder = "latency=200ms failure=10%")]

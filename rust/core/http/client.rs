@@ -66,6 +66,10 @@ pub(crate) struct Clients {
 /// Creates the clients for `settings`; fails with a sentence when `trusted_ca_pem` is unusable.
 pub(crate) fn build_clients(settings: &PoolSettings) -> Result<Clients, String> {
     survive_sigpipe();
+    if settings.simulate.as_ref().is_some_and(|c| c.seed.is_some()) {
+        // New seeded conditions of the pool's own: their sequence starts again.
+        crate::core::simulate::restart_seeded();
+    }
     let (tls, own_ca) = tls_config(settings)?;
     let pooled = builder(settings, tls.clone())
         .pool_max_idle_per_host(settings.max_idle_per_host)

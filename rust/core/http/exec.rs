@@ -151,39 +151,62 @@ async fn simulated_attempt(
     spec: &RequestSpec,
     limits: AttemptLimits,
 ) -> Attempt {
-    let Some(conditions) = simulate::effective(clients.simulate.as_ref()) else {
-        return attempt_once(&clients.pooled, clients.own_ca, spec, limits).await;
-    };
-    let fate = simulate::http::judge_attempt(&conditions, &mut rand::rng());
-    tokio::time::sleep(fate.before).await;
-    let attempt = match fate.failure {
-        None => attempt_once(&clients.pooled, clients.own_ca, spec, limits).await,
-        Some(failure) => {
-            simulate::count_drop();
-            let mut response = Response::failed(ErrorKind::Connect, String::new(), &spec.url);
-            match failure {
-                HttpFailure::Refused => {
-                    response.error_message = format!(
-                        "could not connect to {}: connection refused (simulated: network conditions with failure={}%)",
-                        spec.url,
-                        conditions.outbound.failure.max(conditions.inbound.failure) * 100.0
-                    );
-                }
-                HttpFailure::Unavailable => {
-                    response.status = 503;
-                    response.error = ErrorKind::HttpStatus;
-                    response.error_message = format!(
-                        "{} answered 503 Service Unavailable (simulated: network conditions with failure={}%)",
-                        spec.url,
-                        conditions.outbound.failure.max(conditions.inbound.failure) * 100.0
-                    );
-                }
-            }
-            done(response)
+    match simulated_start(clients, &spec.url).await {
+        Err(response) => done(response),
+        Ok(fate) => {
+            let attempt = attempt_once(&clients.pooled, clients.own_ca, spec, limits).await;
+            simulated_end(fate).await;
+            attempt
         }
+    }
+}
+
+/// The start of an attempt (a request's, a download's, a stream's connection) under the
+/// simulated conditions: waits the outbound delay, then either fails the attempt as the
+/// conditions decide (the response to end it with) or lets it go ahead, returning what
+/// [`simulated_end`] waits once its answer is in. `Ok(None)` when nothing is simulated.
+pub(crate) async fn simulated_start(
+    clients: &Clients,
+    url: &str,
+) -> Result<Option<Duration>, Response> {
+    let Some(conditions) = simulate::effective(clients.simulate.as_ref()) else {
+        return Ok(None);
     };
-    tokio::time::sleep(fate.after).await;
-    attempt
+    let fate = match conditions.seed {
+        Some(seed) => {
+            simulate::with_seeded_rng(seed, |rng| simulate::http::judge_attempt(&conditions, rng))
+        }
+        None => simulate::http::judge_attempt(&conditions, &mut rand::rng()),
+    };
+    tokio::time::sleep(fate.before).await;
+    let Some(failure) = fate.failure else {
+        return Ok(Some(fate.after));
+    };
+    simulate::count_drop();
+    let share = conditions.outbound.failure.max(conditions.inbound.failure) * 100.0;
+    let mut response = Response::failed(ErrorKind::Connect, String::new(), url);
+    match failure {
+        HttpFailure::Refused => {
+            response.error_message = format!(
+                "could not connect to {url}: connection refused (simulated: network conditions with failure={share}%)"
+            );
+        }
+        HttpFailure::Unavailable => {
+            response.status = 503;
+            response.error = ErrorKind::HttpStatus;
+            response.error_message = format!(
+                "{url} answered 503 Service Unavailable (simulated: network conditions with failure={share}%)"
+            );
+        }
+    }
+    Err(response)
+}
+
+/// Waits the inbound delay [`simulated_start`] returned, before the answer is delivered.
+pub(crate) async fn simulated_end(after: Option<Duration>) {
+    if let Some(after) = after {
+        tokio::time::sleep(after).await;
+    }
 }
 
 /// What a request that ended on a timeout adds to its sentence: the per-attempt timeout

@@ -78,5 +78,8 @@ impl PoolSettings {
             || self.user_agent != other.user_agent
             || self.max_idle_per_host != other.max_idle_per_host
             || self.pool_idle_timeout != other.pool_idle_timeout
+            // The clients carry the pool's own simulated conditions to every attempt,
+            // downloads' and streams' included.
+            || self.simulate != other.simulate
     }
 }

@@ -14,7 +14,10 @@ pub mod http;
 pub mod shaper;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 pub use conditions::{Conditions, ConditionsError, Direction};
 pub use shaper::{DropCause, Fate, Shaper};
@@ -25,8 +28,27 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// Datagrams and requests dropped or failed on purpose, for the monitor.
 static DROPS: AtomicU64 = AtomicU64::new(0);
 
+/// The random source of seeded HTTP conditions, with its seed: HTTP attempts draw from
+/// one sequence per seed, so a run that makes its requests in the same order repeats.
+static SEEDED: Mutex<Option<(u64, StdRng)>> = Mutex::new(None);
+
+/// Runs `f` with the random source for `seed`, started again when the seed changes.
+pub fn with_seeded_rng<R>(seed: u64, f: impl FnOnce(&mut StdRng) -> R) -> R {
+    let mut guard = SEEDED.lock().unwrap_or_else(|p| p.into_inner());
+    if guard.as_ref().map(|(s, _)| *s) != Some(seed) {
+        *guard = Some((seed, StdRng::seed_from_u64(seed)));
+    }
+    f(&mut guard.as_mut().expect("set above").1)
+}
+
+/// Starts the seeded sequence again (new conditions were set).
+pub fn restart_seeded() {
+    *SEEDED.lock().unwrap_or_else(|p| p.into_inner()) = None;
+}
+
 /// Sets (or, with `None` or clean conditions, clears) the process-wide conditions.
 pub fn set_process(conditions: Option<Conditions>) {
+    restart_seeded();
     let conditions = conditions.filter(|c| !c.is_clean()).map(Arc::new);
     *PROCESS.write().unwrap_or_else(|p| p.into_inner()) = conditions;
     GENERATION.fetch_add(1, Ordering::AcqRel);

@@ -41,6 +41,7 @@ use super::{
 };
 use crate::core::events::EventSender;
 use crate::core::http::classify::{chain, classify};
+use crate::core::http::exec::{simulated_end, simulated_start};
 use crate::core::http::retry::{
     RetryPolicy, backoff_delay, is_retryable_status, parse_retry_after,
 };
@@ -240,7 +241,16 @@ impl Job {
         let mut failures = 0;
         loop {
             self.attempts += 1;
-            match self.attempt(&clients.identity, clients.own_ca).await {
+            // Simulated network conditions (`core::simulate`) delay or fail the attempt.
+            let step = match simulated_start(&clients, &self.spec.url).await {
+                Err(response) => Step::Retry { response },
+                Ok(after) => {
+                    let step = self.attempt(&clients.identity, clients.own_ca).await;
+                    simulated_end(after).await;
+                    step
+                }
+            };
+            match step {
                 Step::Done(response) => return self.outcome(response),
                 Step::Again => {}
                 Step::Retry { mut response } => {

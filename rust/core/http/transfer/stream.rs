@@ -39,6 +39,7 @@ use super::{
 };
 use crate::core::events::{LaneSender, Push};
 use crate::core::http::classify::{chain, classify};
+use crate::core::http::exec::{simulated_end, simulated_start};
 use crate::core::http::{ErrorKind, Response};
 
 /// Shortest wait before an event stream reconnects, whatever `retry` says.
@@ -180,7 +181,19 @@ impl StreamTask {
         let mut failures = 0u32;
         loop {
             self.connections += 1;
-            match self.connect(&clients.pooled, clients.own_ca, out).await {
+            // Simulated network conditions (`core::simulate`) delay or fail the connection,
+            // which an event stream then reconnects like a real one.
+            let end = match simulated_start(&clients, &self.spec.url).await {
+                Err(response) => End::Dropped {
+                    response,
+                    events: 0,
+                },
+                Ok(after) => {
+                    simulated_end(after).await;
+                    self.connect(&clients.pooled, clients.own_ca, out).await
+                }
+            };
+            match end {
                 End::Gone => return None,
                 End::Over(response) => return Some(response),
                 End::Dropped {
