@@ -6,6 +6,8 @@
 mod calls;
 mod client;
 mod endpoint;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz;
 mod health;
 mod liveness;
 mod watch;

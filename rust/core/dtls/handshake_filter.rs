@@ -131,6 +131,33 @@ impl HandshakeFilter {
         (!out.is_empty()).then_some(out)
     }
 
+    /// Panics unless every per-peer bound holds (for the fuzz target).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn assert_bounds(&self) {
+        assert!(
+            self.fragments <= MAX_FRAGMENTS,
+            "fragments over MAX_FRAGMENTS"
+        );
+        assert!(
+            self.bytes <= self.max_bytes,
+            "fragment bytes over the limit"
+        );
+        assert!(
+            self.sealed <= MAX_SEALED_RECORDS,
+            "sealed records over the limit"
+        );
+        for m in &self.messages {
+            assert!(m.seq <= MAX_MESSAGE_SEQ && m.length <= MAX_MESSAGE_LEN);
+            assert!(
+                m.ranges.len() <= MAX_FRAGMENTS_PER_MESSAGE,
+                "{} fragments of message {} let through",
+                m.ranges.len(),
+                m.seq
+            );
+            assert!(m.ranges.iter().all(|&(offset, len)| u64::from(offset) + u64::from(len) <= u64::from(m.length)));
+        }
+    }
+
     /// Lets a record through (and accounts for it) or says how many fragments it held.
     /// A record goes whole or not at all, as webrtc-dtls reads it.
     fn judge(&mut self, record: &Record<'_>) -> Result<(), u64> {

@@ -12,6 +12,8 @@
 //! honours it.
 
 mod entry;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz;
 mod store;
 mod worker;
 
