@@ -12,9 +12,12 @@ pub use crate::core::dtls::fuzz::{dtls_admission, dtls_handshake_filter, dtls_pe
 pub use crate::core::http::fuzz::{http_headers, http_json, http_sse, storage};
 pub use crate::core::multiplayer::fuzz::{mp_framing, mp_link, mp_packet};
 
+/// A target: the fuzzer's bytes in, a panic when a promised property fails.
+pub type Target = fn(&[u8]);
+
 /// Every target by the name of its directories under `fuzz/corpus/` and
 /// `fuzz/regressions/`, and of its binary in `fuzz/fuzz_targets/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("dtls_record", dtls_record),
     ("dtls_handshake_filter", dtls_handshake_filter),
     ("dtls_admission", dtls_admission),

@@ -41,11 +41,14 @@ fn write_seed_corpora() {
     }
 }
 
+/// Datagrams as recorded, each with its direction (true: towards the server).
+type Recorded = Arc<Mutex<Vec<(bool, Vec<u8>)>>>;
+
 /// A UDP proxy between one client and a server that records every datagram, with its
 /// direction (true: towards the server).
 struct Recorder {
     addr: SocketAddr,
-    seen: Arc<Mutex<Vec<(bool, Vec<u8>)>>>,
+    seen: Recorded,
     stop: Arc<AtomicBool>,
 }
 
@@ -56,7 +59,7 @@ impl Recorder {
             .set_read_timeout(Some(Duration::from_millis(20)))
             .unwrap();
         let addr = socket.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen: Recorded = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (log, halt) = (Arc::clone(&seen), Arc::clone(&stop));
         std::thread::spawn(move || {

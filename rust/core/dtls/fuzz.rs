@@ -196,7 +196,12 @@ fn route(
         Route::ToSession => assert!(table[&addr].connected),
         Route::Split { plaintext } => {
             assert!(table[&addr].connected);
-            let (plain, _) = split_by_epoch(datagram).expect("a hello splits");
+            // A datagram that does not split is dropped (only possible while a
+            // replacement runs: a hello always splits).
+            let Some((plain, _)) = split_by_epoch(datagram) else {
+                assert!(known == Known::Connected { replacing: true } && hello.is_none());
+                return;
+            };
             if plaintext == Plaintext::StartReplacement
                 && !plain.is_empty()
                 && make_room(table, now)
