@@ -4,6 +4,8 @@
 //! binding layer that registers the nodes.
 
 pub mod core;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod godot;
 
 pub use crate::godot::NetkitExtension;

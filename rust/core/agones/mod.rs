@@ -7,6 +7,8 @@ mod calls;
 mod client;
 mod counts_lists;
 mod endpoint;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz;
 mod health;
 mod liveness;
 mod roster;

@@ -21,7 +21,7 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Why one connection of the stream ended.
-enum Stop {
+pub(super) enum Stop {
     /// The node is gone: end the task.
     Gone,
     /// Reconnect after a pause, reporting this sentence once per outage.
@@ -73,11 +73,7 @@ impl LineBuffer {
 
 /// The task: watch, report every record that differs from the previous one, reconnect.
 pub async fn run(client: reqwest::Client, url: String, events: EventSender<AgonesEvent>) {
-    let mut state = WatchState {
-        last: None,
-        outage: false,
-        events,
-    };
+    let mut state = WatchState::new(events);
     let mut backoff = MIN_BACKOFF;
     loop {
         let reason = match state.stream_once(&client, &url, &mut backoff).await {
@@ -95,13 +91,21 @@ pub async fn run(client: reqwest::Client, url: String, events: EventSender<Agone
     }
 }
 
-struct WatchState {
+pub(super) struct WatchState {
     last: Option<Value>,
     outage: bool,
     events: EventSender<AgonesEvent>,
 }
 
 impl WatchState {
+    pub(super) fn new(events: EventSender<AgonesEvent>) -> WatchState {
+        WatchState {
+            last: None,
+            outage: false,
+            events,
+        }
+    }
+
     async fn stream_once(
         &mut self,
         client: &reqwest::Client,
@@ -151,7 +155,7 @@ impl WatchState {
     }
 
     /// Handles one line; `Some` ends this connection.
-    fn take_line(&mut self, line: &[u8], backoff: &mut Duration) -> Option<Stop> {
+    pub(super) fn take_line(&mut self, line: &[u8], backoff: &mut Duration) -> Option<Stop> {
         let value: Value = match serde_json::from_slice(line) {
             Ok(v) => v,
             Err(e) => {

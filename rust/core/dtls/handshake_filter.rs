@@ -63,7 +63,7 @@ struct Fragment {
 }
 
 /// What was let through for one message_seq.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Message {
     seq: u16,
     msg_type: u8,
@@ -131,6 +131,33 @@ impl HandshakeFilter {
         (!out.is_empty()).then_some(out)
     }
 
+    /// Panics unless every per-peer bound holds (for the fuzz target).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn assert_bounds(&self) {
+        assert!(
+            self.fragments <= MAX_FRAGMENTS,
+            "fragments over MAX_FRAGMENTS"
+        );
+        assert!(
+            self.bytes <= self.max_bytes,
+            "fragment bytes over the limit"
+        );
+        assert!(
+            self.sealed <= MAX_SEALED_RECORDS,
+            "sealed records over the limit"
+        );
+        for m in &self.messages {
+            assert!(m.seq <= MAX_MESSAGE_SEQ && m.length <= MAX_MESSAGE_LEN);
+            assert!(
+                m.ranges.len() <= MAX_FRAGMENTS_PER_MESSAGE,
+                "{} fragments of message {} let through",
+                m.ranges.len(),
+                m.seq
+            );
+            assert!(m.ranges.iter().all(|&(offset, len)| u64::from(offset) + u64::from(len) <= u64::from(m.length)));
+        }
+    }
+
     /// Lets a record through (and accounts for it) or says how many fragments it held.
     /// A record goes whole or not at all, as webrtc-dtls reads it.
     fn judge(&mut self, record: &Record<'_>) -> Result<(), u64> {
@@ -150,10 +177,16 @@ impl HandshakeFilter {
         if self.fragments + fragments.len() > MAX_FRAGMENTS || self.bytes + bytes > self.max_bytes {
             return Err(count);
         }
-        if !fragments.iter().all(|f| self.fits(f)) {
-            return Err(count);
-        }
+        // Each fragment is judged against the ones before it in the same record too: two
+        // fragments of one new message with different lengths, or more than the
+        // per-message bound, in a single record must not pass because the message was
+        // unknown when the record arrived (found by the fuzz target dtls_handshake_filter).
+        let before = self.messages.clone();
         for f in &fragments {
+            if !self.fits(f) {
+                self.messages = before;
+                return Err(count);
+            }
             self.remember(f);
         }
         self.fragments += fragments.len();
@@ -338,6 +371,30 @@ mod tests {
             bytes <= SERVER_MAX_BYTES && bytes + 4000 > SERVER_MAX_BYTES,
             "{bytes}"
         );
+    }
+
+    #[test]
+    fn fragments_in_one_record_are_judged_against_each_other() {
+        let (stats, mut f) = (Stats::default(), HandshakeFilter::for_server());
+        // Two fragments of a new message that disagree on its length, in one record.
+        let lengths = record(
+            0,
+            &[
+                fragment(1, 10, 0, &[1; 10], 10),
+                fragment(1, 100, 50, &[1; 50], 50),
+            ]
+            .concat(),
+        );
+        assert_eq!(f.admit(lengths, &stats), None);
+        // More fragments of one new message than the per-message bound, in one record.
+        let chain: Vec<u8> = (0..=MAX_FRAGMENTS_PER_MESSAGE as u32)
+            .flat_map(|off| fragment(2, 1000, off, &[0], 1))
+            .collect();
+        assert_eq!(f.admit(record(0, &chain), &stats), None);
+        f.assert_bounds();
+        // Nothing of the refused records was remembered: the message can still start.
+        assert!(f.admit(frag_record(1, 100, 0, &[1; 50]), &stats).is_some());
+        f.assert_bounds();
     }
 
     #[test]

@@ -15,6 +15,8 @@ mod events_gate;
 mod failure;
 mod final_flight;
 mod first_flight;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz;
 mod handshake_filter;
 mod inbound;
 pub mod record;

@@ -5,6 +5,8 @@ mod classify;
 mod client;
 mod error;
 mod exec;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz;
 mod json;
 pub mod outbox;
 mod pool;

@@ -77,7 +77,7 @@ impl StreamReader {
     }
 
     /// Bytes of a packet not complete yet.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn buffered(&self) -> usize {
         self.partial.len()
     }

@@ -11,6 +11,8 @@ mod control;
 mod endpoint;
 mod farewell;
 mod framing;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz;
 mod layout;
 mod link;
 mod link_error;

@@ -31,6 +31,8 @@
 
 mod deadline;
 mod entry;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz;
 mod store;
 mod worker;
 

@@ -27,6 +27,8 @@
 mod credit;
 mod download;
 mod file_claim;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz;
 mod lines;
 mod part_file;
 mod resume;

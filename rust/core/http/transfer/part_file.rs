@@ -64,8 +64,18 @@ pub(crate) fn read_resumable(paths: &PartPaths) -> Option<(Meta, u64)> {
     if fs::metadata(&paths.meta).ok()?.len() > MAX_META_BYTES {
         return None;
     }
-    let text = fs::read_to_string(&paths.meta).ok()?;
-    let value: Value = serde_json::from_str(&text).ok()?;
+    let meta = parse_meta(&fs::read(&paths.meta).ok()?)?;
+    let part = fs::metadata(&paths.part).ok()?;
+    if !part.is_file() || meta.total.is_some_and(|total| part.len() > total) {
+        return None;
+    }
+    Some((meta, part.len()))
+}
+
+/// The sidecar's content, when it is one netkit could have written (see
+/// [`read_resumable`]); `None` for anything else.
+pub(crate) fn parse_meta(bytes: &[u8]) -> Option<Meta> {
+    let value: Value = serde_json::from_slice(bytes).ok()?;
     let meta = Meta {
         url: value.get("url")?.as_str()?.to_string(),
         validator: value.get("validator")?.as_str()?.to_string(),
@@ -74,14 +84,7 @@ pub(crate) fn read_resumable(paths: &PartPaths) -> Option<(Meta, u64)> {
             Some(total) => Some(total.as_u64()?),
         },
     };
-    if !usable_validator(&meta.validator) {
-        return None;
-    }
-    let part = fs::metadata(&paths.part).ok()?;
-    if !part.is_file() || meta.total.is_some_and(|total| part.len() > total) {
-        return None;
-    }
-    Some((meta, part.len()))
+    usable_validator(&meta.validator).then_some(meta)
 }
 
 /// A strong entity tag (RFC 9110 section 8.8.3: `"` etagc* `"`) or an HTTP date.

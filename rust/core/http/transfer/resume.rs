@@ -221,6 +221,10 @@ fn content_range(headers: &HeaderMap) -> Option<ContentRange> {
         t => Some(t.parse().ok()?),
     };
     let (start, end): (u64, u64) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
+    // END + 1 is a length, so it must fit in a u64: `bytes 5-18446744073709551615/*` would
+    // overflow the range's end (a panic in debug builds, and a part file thrown away as
+    // "more than announced" in release ones).
+    end.checked_add(1)?;
     (start <= end && total.is_none_or(|t| end < t)).then_some(ContentRange { start, end, total })
 }
 
@@ -300,6 +304,19 @@ mod tests {
 
     /// Section 13.1.5 (a server that ignores If-Range) and 15.3.7 (a 206 carries the ETag a
     /// 200 would): a 206 of another version, another length or another start starts over.
+    #[test]
+    fn a_range_ending_past_any_length_starts_over() {
+        let head = head(
+            206,
+            &[
+                ("content-range", "bytes 400-18446744073709551615/*"),
+                ("etag", "\"v1\""),
+            ],
+        );
+        assert_eq!(head.content_range, None);
+        assert_eq!(judged(&resuming(), &head), Verdict::StartOver);
+    }
+
     #[test]
     fn a_206_of_another_version_length_or_start_starts_over() {
         for pairs in [
