@@ -641,3 +641,57 @@ fn enum_constants_are_documented_with_their_registered_values() {
     }
     assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
 }
+
+/// The `[icons]` section of the `netkit.gdextension` that build.rs writes from
+/// Cargo.toml: `class -> path under addons/netkit`.
+fn gdextension_icons() -> BTreeMap<String, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("addons/netkit/netkit.gdextension"))
+        .expect("build.rs wrote addons/netkit/netkit.gdextension");
+    let section = text
+        .split("\n[icons]\n")
+        .nth(1)
+        .expect("netkit.gdextension has an [icons] section");
+    section
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(class, path)| (class.trim().to_string(), path.trim_matches('"').to_string()))
+        .collect()
+}
+
+#[test]
+fn every_node_class_has_an_editor_icon() {
+    // A node without an icon shows Node's plain circle in the scene tree, the Create
+    // dialog and its help page.
+    let nodes: BTreeSet<String> = sources()
+        .iter()
+        .flat_map(|(_, source)| source.lines().map(str::trim))
+        .filter(|line| {
+            line.starts_with("#[class(")
+                && (line.contains("base = Node,") || line.contains("base = Node)"))
+        })
+        .filter_map(|line| between(line, 0, "rename = ", ")"))
+        .map(|(name, _)| name.split(',').next().unwrap_or(name).trim().to_string())
+        .collect();
+    assert!(
+        nodes.contains("AgonesSDK") && nodes.len() >= 3,
+        "the source scan found too few node classes: {nodes:?}"
+    );
+    let icons = gdextension_icons();
+    let addon = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("addons/netkit");
+    let mut problems = Vec::new();
+    for node in &nodes {
+        let Some(path) = icons.get(node) else {
+            problems.push(format!("{node}: no icon under [icons] in netkit.gdextension"));
+            continue;
+        };
+        match std::fs::read_to_string(addon.join(path)) {
+            // Godot's editor icons are 16x16 SVGs; a bigger one is drawn at its own size.
+            Ok(svg) if svg.contains(r#"width="16" height="16""#) => {}
+            Ok(_) => problems.push(format!("{node}: {path} is not a 16x16 SVG")),
+            Err(e) => problems.push(format!("{node}: {path}: {e}")),
+        }
+    }
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}
