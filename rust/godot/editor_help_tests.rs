@@ -695,3 +695,39 @@ fn every_node_class_has_an_editor_icon() {
     }
     assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
 }
+
+#[test]
+fn cross_references_are_links_not_code() {
+    // `HTTPTask` or `request()` in code font is a dead end; [HTTPTask] and [method request]
+    // are links, as on Godot's own pages.
+    let docs = gathered();
+    let mut problems = Vec::new();
+    for doc in docs.values() {
+        let texts = [&doc.brief, &doc.description]
+            .into_iter()
+            .chain(doc.items.iter().map(|i| &i.text));
+        for text in texts {
+            let mut at = 0;
+            while let Some((code, next)) = between(text, at, "[code]", "[/code]") {
+                at = next;
+                // An unqualified name without `()` may be a key or a field of the same name
+                // (an event's `id`), so only calls and qualified names are taken as items.
+                let name = code.strip_suffix("()").unwrap_or(code);
+                let (owner, item) = match name.split_once('.') {
+                    Some((owner, item)) => (docs.get(owner), item),
+                    None if name != code => (Some(doc), name),
+                    None => (None, name),
+                };
+                let is_item = owner.is_some_and(|o| {
+                    ["method", "signal", "member"]
+                        .iter()
+                        .any(|kind| o.has(kind, item))
+                });
+                if docs.contains_key(name) || is_item {
+                    problems.push(format!("{}: [code]{code}[/code] is not a link", doc.name));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}

@@ -45,7 +45,8 @@ use crate::core::http::{
 /// pool.default_headers = {"Authorization": "Bearer " + token}
 /// add_child(pool)
 ///
-/// var res: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/scores", {"score": 10}).completed
+/// var res: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/scores", {"score":
+/// 10}).completed
 /// if res.ok:
 ///     print(res.json)
 /// else:
@@ -84,7 +85,7 @@ pub struct HttpPool {
     /// reference resolution, which would drop the `/v1`. A path that is itself a full
     /// `http://` or `https://` URL is used as is. A path with a colon in its first segment
     /// (`"ht!tp://x"`, `"localhost:8080/x"`) is a broken URL, not a path (RFC 3986 section
-    /// 4.2), and ends with `ERR_INVALID_URL`; so does a relative path while `base_url` is
+    /// 4.2), and ends with `ERR_INVALID_URL`; so does a relative path while [member base_url] is
     /// empty.
     #[export]
     base_url: GString,
@@ -192,7 +193,7 @@ pub struct HttpPool {
     #[init(val = GString::from(concat!("godot-netkit/", env!("CARGO_PKG_VERSION"))))]
     user_agent: GString,
     /// Simulated network conditions for this pool's requests (String, default `""`: follow
-    /// the process-wide ones set by `Netkit.simulate_network()`, `NETKIT_SIMULATE` or
+    /// the process-wide ones set by [method Netkit.simulate_network], `NETKIT_SIMULATE` or
     /// `netkit/debug/simulate`), in the syntax of [method Netkit.simulate_network], e.g.
     /// `"latency=200ms failure=10%"`. `latency` and `jitter` delay each attempt before it
     /// is sent, `in:latency` and `in:jitter` before its answer is delivered, and `failure`
