@@ -101,9 +101,19 @@ func test_parameters_and_returns_name_their_enums() -> void:
 	assert_true(is_enum_type(status["return"], "DTLSPeer.Status"), str(status["return"]))
 	var error := class_method("HTTPResponse", "get_error")
 	assert_true(is_enum_type(error["return"], "HTTPResponse.Error"), str(error["return"]))
+	var checked := 0
 	for prop in ClassDB.class_get_property_list("HTTPResponse", true):
 		if prop["name"] == "error":
 			assert_true(is_enum_type(prop, "HTTPResponse.Error"), str(prop))
+			checked += 1
+	# The help page and the Inspector read a property's type from it and from its getter.
+	for prop in ClassDB.class_get_property_list("HTTPStream", true):
+		if prop["name"] == "mode":
+			assert_true(is_enum_type(prop, "HTTPStream.Mode"), str(prop))
+			checked += 1
+	var get_mode := class_method("HTTPStream", "get_mode")
+	assert_true(is_enum_type(get_mode["return"], "HTTPStream.Mode"), str(get_mode["return"]))
+	assert_eq(checked, 2, "HTTPResponse.error and HTTPStream.mode are listed")
 	# Godot's own methods that take or give the same enums, for comparison.
 	var godot_request := class_method("HTTPRequest", "request")
 	assert_eq(godot_request["args"][2]["class_name"], &"HTTPClient.Method")
