@@ -150,3 +150,61 @@ func test_plain_ints_still_work() -> void:
 	var typed: DTLSPeer.Status = peer.get_status()
 	assert_eq(typed, DTLSPeer.Status.STATUS_DISCONNECTED)
 	peer.free()
+
+
+## The Inspector's sections of `cls`, as it builds them from the property list: each
+## editable property with the group and subgroup it lands in (a group's or subgroup's
+## prefix ends it at the first property that does not start with it).
+func inspector_sections(cls: StringName) -> Array[Dictionary]:
+	var out: Array[Dictionary] = []
+	var group := ""
+	var group_prefix := ""
+	var subgroup := ""
+	var subgroup_prefix := ""
+	for prop in ClassDB.class_get_property_list(cls, true):
+		if prop["usage"] & PROPERTY_USAGE_GROUP:
+			group = prop["name"]
+			group_prefix = prop["hint_string"]
+			subgroup = ""
+			subgroup_prefix = ""
+		elif prop["usage"] & PROPERTY_USAGE_SUBGROUP:
+			subgroup = prop["name"]
+			subgroup_prefix = prop["hint_string"]
+		elif prop["usage"] & PROPERTY_USAGE_EDITOR:
+			var name: String = prop["name"]
+			if not name.begins_with(group_prefix):
+				group = ""
+				group_prefix = ""
+			if not name.begins_with(subgroup_prefix):
+				subgroup = ""
+				subgroup_prefix = ""
+			out.append({"name": name, "group": group, "subgroup": subgroup,
+					"label": name.trim_prefix(group_prefix).trim_prefix(subgroup_prefix)})
+	return out
+
+
+func test_pool_inspector_is_grouped() -> void:
+	var sections := inspector_sections("HTTPPool")
+	assert_eq(sections.size(), 29, str(sections.map(func(s): return s["name"])))
+	var groups: Array[String] = []
+	for s in sections:
+		assert_true(s["group"] != "", "%s is in a group" % s["name"])
+		if not groups.has(s["group"]):
+			groups.append(s["group"])
+	assert_eq(groups, ["Connection", "Retries", "Dispatch", "Outbox", "Streams", "Downloads",
+			"Simulation", "TLS"] as Array[String])
+	# The tall PEM box comes last, so it does not push the rest down.
+	assert_eq(sections[-1]["name"], "trusted_ca_pem")
+	var by_name := {}
+	for s in sections:
+		by_name[s["name"]] = s
+	assert_eq(by_name["outbox_sync_write"]["label"], "sync_write")
+	assert_eq(by_name["sse_reconnect_delay"]["subgroup"], "Server-Sent Events")
+	assert_eq(by_name["sse_reconnect_delay"]["label"], "reconnect_delay")
+	assert_eq(by_name["pool_idle_timeout"]["label"], "idle_timeout")
+	assert_eq(by_name["dispatch_budget_usec"]["label"], "budget_usec")
+	# Script names are unchanged: groups only change what the Inspector shows.
+	var pool := HTTPPool.new()
+	assert_eq(pool.outbox_sync_write, true)
+	assert_eq(pool.dispatch_max_per_frame, 256)
+	pool.free()
