@@ -208,3 +208,26 @@ func test_pool_inspector_is_grouped() -> void:
 	assert_eq(pool.outbox_sync_write, true)
 	assert_eq(pool.dispatch_max_per_frame, 256)
 	pool.free()
+
+
+func test_inspector_units_read_as_godot_writes_them() -> void:
+	# Godot's own nodes write "µs", "s" and "B" after the number; a unit in the name alone
+	# leaves the reader guessing.
+	var checked := 0
+	for cls in ["HTTPPool", "DTLSPeer", "AgonesSDK"]:
+		for prop in ClassDB.class_get_property_list(cls, true):
+			if not prop["usage"] & PROPERTY_USAGE_EDITOR:
+				continue
+			var name: String = prop["name"]
+			var hint: String = prop["hint_string"]
+			var unit := ""
+			if name.ends_with("_usec"):
+				unit = "suffix:µs"
+			elif name.ends_with("_bytes"):
+				unit = "suffix:B"
+			elif prop["type"] == TYPE_FLOAT:
+				unit = "suffix:s"
+			if unit != "":
+				assert_true(hint.contains(unit), "%s.%s: %s lacks %s" % [cls, name, hint, unit])
+				checked += 1
+	assert_true(checked >= 15, "found %d properties with units" % checked)

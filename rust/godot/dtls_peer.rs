@@ -67,7 +67,7 @@ pub struct DtlsPeer {
     /// Microseconds per frame spent delivering events, handlers included (int, default 2000;
     /// 0 means no time limit). The rest wait for the next frame, in order; at least one is
     /// delivered per frame.
-    #[export(range = (0.0, 100000.0, or_greater, suffix = "us"))]
+    #[export(range = (0.0, 100000.0, or_greater, suffix = "µs"))]
     #[init(val = 2000)]
     dispatch_budget_usec: i64,
     core: Option<Core>,
