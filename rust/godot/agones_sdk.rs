@@ -79,24 +79,24 @@ pub struct AgonesSdk {
     /// the first call); later changes have no effect.
     #[export(range = (0.0, 65535.0))]
     port: i64,
-    /// Send health pings (`POST /health`). Default `true`. Turn off only with
+    /// Send health pings (`POST /health`). Turn off only with
     /// `health.disabled: true` in the GameServer spec, or Agones marks the server Unhealthy.
     #[export]
     #[init(val = true)]
     health_enabled: bool,
-    /// Seconds between health pings. Default `2.0`, minimum `0.05`. Keep it below the
+    /// Seconds between health pings, at least 0.05. Keep it below the
     /// GameServer's `health.periodSeconds` (docs/DEPLOY.md uses 5).
     #[export(range = (0.05, 60.0, 0.05, or_greater, suffix = "s"))]
     #[init(val = 2.0)]
     health_interval: f64,
-    /// Seconds the main loop may go without a frame before pings stop. Default `5.0`.
+    /// Seconds the main loop may go without a frame before pings stop.
     /// Longer than any frame the game may legitimately take (a level load); a main thread
     /// stuck for longer stops pinging, and Agones marks the server Unhealthy after
     /// `periodSeconds * failureThreshold` more seconds.
     #[export(range = (0.1, 600.0, 0.1, or_greater, suffix = "s"))]
     #[init(val = 5.0)]
     health_tolerance: f64,
-    /// Follow `GET /watch/gameserver` and emit [signal game_server_changed]. Default `true`. Read
+    /// Follow `GET /watch/gameserver` and emit [signal game_server_changed]. Read
     /// when the node enters the tree.
     #[export]
     #[init(val = true)]

@@ -59,13 +59,13 @@ use crate::core::events::{EventQueue, channel};
 #[derive(GodotClass)]
 #[class(init, base = Node, rename = DTLSPeer)]
 pub struct DtlsPeer {
-    /// Most events (packets, connects, disconnects) delivered per frame (int, default 256);
+    /// Most events (packets, connects, disconnects) delivered per frame;
     /// the rest wait for the next frame, in order.
     #[export(range = (1.0, 100000.0, or_greater))]
     #[init(val = 256)]
     dispatch_max_per_frame: i64,
-    /// Microseconds per frame spent delivering events, handlers included (int, default 2000;
-    /// 0 means no time limit). The rest wait for the next frame, in order; at least one is
+    /// Microseconds per frame spent delivering events, handlers included (0 means
+    /// no time limit). The rest wait for the next frame, in order; at least one is
     /// delivered per frame.
     #[export(range = (0.0, 100000.0, or_greater, suffix = "µs"))]
     #[init(val = 2000)]

@@ -683,7 +683,9 @@ fn every_node_class_has_an_editor_icon() {
     let mut problems = Vec::new();
     for node in &nodes {
         let Some(path) = icons.get(node) else {
-            problems.push(format!("{node}: no icon under [icons] in netkit.gdextension"));
+            problems.push(format!(
+                "{node}: no icon under [icons] in netkit.gdextension"
+            ));
             continue;
         };
         match std::fs::read_to_string(addon.join(path)) {
@@ -729,5 +731,47 @@ fn cross_references_are_links_not_code() {
             }
         }
     }
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}
+
+#[test]
+fn property_help_does_not_repeat_its_header() {
+    // The help page heads each property with its type and default (`float timeout = 30.0`)
+    // from the ClassDB; "(float, default 30.0)" right below it says nothing new. Units,
+    // ranges and readable sizes ("16 MiB by default") stay.
+    let docs = gathered();
+    let mut problems = Vec::new();
+    let mut members = 0;
+    for doc in docs.values() {
+        for item in doc.items.iter().filter(|i| i.kind == "member") {
+            members += 1;
+            let text = item.text.replace("[code]", "").replace("[/code]", "");
+            for ty in ["int", "float", "bool", "String", "Dictionary"] {
+                if text.contains(&format!("({ty}, default"))
+                    || text.contains(&format!("({ty},[br]"))
+                {
+                    problems.push(format!(
+                        "{}.{}: repeats ({ty}, default ...)",
+                        doc.name, item.name
+                    ));
+                }
+            }
+            for default in [
+                "Default true",
+                "Default false",
+                "Default 0",
+                "Default 1",
+                "Default 2",
+            ] {
+                if text.contains(default) {
+                    problems.push(format!(
+                        "{}.{}: repeats \"{default}...\"",
+                        doc.name, item.name
+                    ));
+                }
+            }
+        }
+    }
+    assert!(members > 40, "too few properties documented: {members}");
     assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
 }
