@@ -70,7 +70,7 @@ const DELIVER_PER_FRAME: i64 = 64;
 /// node says so once in the log; calls then complete at once with
 /// [constant HTTPResponse.ERR_CONNECT] and nothing is sent. SIGTERM is handled by
 /// [method Netkit.enable_graceful_shutdown]; see
-/// docs/DEPLOY.md for the combined flow.
+/// `res://addons/netkit/docs/DEPLOY.md` (shipped with the addon) for the combined flow.
 #[derive(GodotClass)]
 #[class(init, base = Node, rename = AgonesSDK)]
 pub struct AgonesSdk {
@@ -85,7 +85,7 @@ pub struct AgonesSdk {
     #[init(val = true)]
     health_enabled: bool,
     /// Seconds between health pings, at least 0.05. Keep it below the
-    /// GameServer's `health.periodSeconds` (docs/DEPLOY.md uses 5).
+    /// GameServer's `health.periodSeconds` (the addon's docs/DEPLOY.md uses 5).
     #[export(range = (0.05, 60.0, 0.05, or_greater, suffix = "s"))]
     #[init(val = 2.0)]
     health_interval: f64,
@@ -192,7 +192,7 @@ impl AgonesSdk {
     }
 
     /// Tells Agones the session is over (`POST /shutdown`): the pod is deleted, and the
-    /// process receives SIGTERM. Save first; see docs/DEPLOY.md.
+    /// process receives SIGTERM. Save first; see the addon's docs/DEPLOY.md.
     #[func]
     fn shutdown(&mut self) -> Gd<HttpTask> {
         self.call(SdkCall::Shutdown)

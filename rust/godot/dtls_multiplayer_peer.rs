@@ -89,7 +89,7 @@ struct Waiting {
 /// [method MultiplayerPeer.disconnect_peer] with `force` true drops the peer at once,
 /// without a later [signal MultiplayerPeer.peer_disconnected].
 /// A conformance suite compares both peers on the same scenarios. The intended
-/// differences (docs/ENET_DIFFERENCES.md in the repository):
+/// differences (`res://addons/netkit/docs/ENET_DIFFERENCES.md`):
 ///
 /// - A server that never answers fails the client after `handshake_timeout` (10 s) with a
 ///   reason; ENet after about 30 s without one.

@@ -147,7 +147,7 @@ impl AgonesSdk {
 
     /// Beta: keeps the Agones List `list` (default `"players"`) in step with the peers of
     /// `multiplayer`, so Fleet and GameServerAllocation selectors and the fleet autoscaler
-    /// see the players without game code (see docs/DEPLOY.md).
+    /// see the players without game code (see the addon's docs/DEPLOY.md).
     ///
     /// A peer is added when [param multiplayer] emits [signal MultiplayerAPI.peer_connected]
     /// (with [SceneMultiplayer]'s authentication, only once it is authenticated) and removed
