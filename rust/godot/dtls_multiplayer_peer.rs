@@ -50,16 +50,25 @@ struct Waiting {
 /// [ENetMultiplayerPeer]:
 ///
 /// ```gdscript
-/// # Server (e.g. a headless dedicated server)
-/// var keys := DTLSPeer.generate_self_signed("game.example.com")
-/// var peer := DTLSMultiplayerPeer.new()
-/// peer.create_server(7777, {"certificate": keys.certificate, "private_key": keys.private_key})
-/// multiplayer.multiplayer_peer = peer
+/// extends Node
 ///
-/// # Client, pinning the server's certificate
-/// var peer := DTLSMultiplayerPeer.new()
-/// peer.create_client("play.example.com", 7777, {"pinned_sha256": fingerprint})
-/// multiplayer.multiplayer_peer = peer
+/// const PORT := 7777
+///
+/// # Server (e.g. a headless dedicated server). Make the key pair once and keep it: a new
+/// # one at every start changes the fingerprint that clients pin.
+/// func host() -> void:
+///     var keys := DTLSPeer.generate_self_signed("play.example.com")
+///     print("clients pin ", keys.sha256_fingerprint)
+///     var peer := DTLSMultiplayerPeer.new()
+///     peer.create_server(PORT, {"certificate": keys.certificate, "private_key": keys.private_key})
+///     multiplayer.multiplayer_peer = peer
+///
+/// # Client, pinning the fingerprint the server printed (shipped with the game or
+/// # fetched from your backend).
+/// func join(fingerprint: String) -> void:
+///     var peer := DTLSMultiplayerPeer.new()
+///     peer.create_client("play.example.com", PORT, {"pinned_sha256": fingerprint})
+///     multiplayer.multiplayer_peer = peer
 /// ```
 ///
 /// Every transfer mode works on channel 0 and on the custom channels 1 to `channel_count`:
