@@ -101,9 +101,19 @@ func test_parameters_and_returns_name_their_enums() -> void:
 	assert_true(is_enum_type(status["return"], "DTLSPeer.Status"), str(status["return"]))
 	var error := class_method("HTTPResponse", "get_error")
 	assert_true(is_enum_type(error["return"], "HTTPResponse.Error"), str(error["return"]))
+	var checked := 0
 	for prop in ClassDB.class_get_property_list("HTTPResponse", true):
 		if prop["name"] == "error":
 			assert_true(is_enum_type(prop, "HTTPResponse.Error"), str(prop))
+			checked += 1
+	# The help page and the Inspector read a property's type from it and from its getter.
+	for prop in ClassDB.class_get_property_list("HTTPStream", true):
+		if prop["name"] == "mode":
+			assert_true(is_enum_type(prop, "HTTPStream.Mode"), str(prop))
+			checked += 1
+	var get_mode := class_method("HTTPStream", "get_mode")
+	assert_true(is_enum_type(get_mode["return"], "HTTPStream.Mode"), str(get_mode["return"]))
+	assert_eq(checked, 2, "HTTPResponse.error and HTTPStream.mode are listed")
 	# Godot's own methods that take or give the same enums, for comparison.
 	var godot_request := class_method("HTTPRequest", "request")
 	assert_eq(godot_request["args"][2]["class_name"], &"HTTPClient.Method")
@@ -140,3 +150,84 @@ func test_plain_ints_still_work() -> void:
 	var typed: DTLSPeer.Status = peer.get_status()
 	assert_eq(typed, DTLSPeer.Status.STATUS_DISCONNECTED)
 	peer.free()
+
+
+## The Inspector's sections of `cls`, as it builds them from the property list: each
+## editable property with the group and subgroup it lands in (a group's or subgroup's
+## prefix ends it at the first property that does not start with it).
+func inspector_sections(cls: StringName) -> Array[Dictionary]:
+	var out: Array[Dictionary] = []
+	var group := ""
+	var group_prefix := ""
+	var subgroup := ""
+	var subgroup_prefix := ""
+	for prop in ClassDB.class_get_property_list(cls, true):
+		if prop["usage"] & PROPERTY_USAGE_GROUP:
+			group = prop["name"]
+			group_prefix = prop["hint_string"]
+			subgroup = ""
+			subgroup_prefix = ""
+		elif prop["usage"] & PROPERTY_USAGE_SUBGROUP:
+			subgroup = prop["name"]
+			subgroup_prefix = prop["hint_string"]
+		elif prop["usage"] & PROPERTY_USAGE_EDITOR:
+			var name: String = prop["name"]
+			if not name.begins_with(group_prefix):
+				group = ""
+				group_prefix = ""
+			if not name.begins_with(subgroup_prefix):
+				subgroup = ""
+				subgroup_prefix = ""
+			out.append({"name": name, "group": group, "subgroup": subgroup,
+					"label": name.trim_prefix(group_prefix).trim_prefix(subgroup_prefix)})
+	return out
+
+
+func test_pool_inspector_is_grouped() -> void:
+	var sections := inspector_sections("HTTPPool")
+	assert_eq(sections.size(), 29, str(sections.map(func(s): return s["name"])))
+	var groups: Array[String] = []
+	for s in sections:
+		assert_true(s["group"] != "", "%s is in a group" % s["name"])
+		if not groups.has(s["group"]):
+			groups.append(s["group"])
+	assert_eq(groups, ["Connection", "Retries", "Dispatch", "Outbox", "Streams", "Downloads",
+			"Simulation", "TLS"] as Array[String])
+	# The tall PEM box comes last, so it does not push the rest down.
+	assert_eq(sections[-1]["name"], "trusted_ca_pem")
+	var by_name := {}
+	for s in sections:
+		by_name[s["name"]] = s
+	assert_eq(by_name["outbox_sync_write"]["label"], "sync_write")
+	assert_eq(by_name["sse_reconnect_delay"]["subgroup"], "Server-Sent Events")
+	assert_eq(by_name["sse_reconnect_delay"]["label"], "reconnect_delay")
+	assert_eq(by_name["pool_idle_timeout"]["label"], "idle_timeout")
+	assert_eq(by_name["dispatch_budget_usec"]["label"], "budget_usec")
+	# Script names are unchanged: groups only change what the Inspector shows.
+	var pool := HTTPPool.new()
+	assert_eq(pool.outbox_sync_write, true)
+	assert_eq(pool.dispatch_max_per_frame, 256)
+	pool.free()
+
+
+func test_inspector_units_read_as_godot_writes_them() -> void:
+	# Godot's own nodes write "µs", "s" and "B" after the number; a unit in the name alone
+	# leaves the reader guessing.
+	var checked := 0
+	for cls in ["HTTPPool", "DTLSPeer", "AgonesSDK"]:
+		for prop in ClassDB.class_get_property_list(cls, true):
+			if not prop["usage"] & PROPERTY_USAGE_EDITOR:
+				continue
+			var name: String = prop["name"]
+			var hint: String = prop["hint_string"]
+			var unit := ""
+			if name.ends_with("_usec"):
+				unit = "suffix:µs"
+			elif name.ends_with("_bytes"):
+				unit = "suffix:B"
+			elif prop["type"] == TYPE_FLOAT:
+				unit = "suffix:s"
+			if unit != "":
+				assert_true(hint.contains(unit), "%s.%s: %s lacks %s" % [cls, name, hint, unit])
+				checked += 1
+	assert_true(checked >= 15, "found %d properties with units" % checked)

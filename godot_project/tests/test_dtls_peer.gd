@@ -512,3 +512,53 @@ func test_dispatch_budget_spreads_a_burst_over_frames() -> void:
 	for p: Array in log_of(server).packets:
 		order.append(p[1][0])
 	assert_eq(order, range(50), "in order")
+
+
+## A server and a client set up in the Inspector alone (properties, empty options), as a
+## scene would; the options Dictionary still wins for the keys it names.
+func test_inspector_properties_stand_in_for_options() -> void:
+	var server := new_peer()
+	var cert := X509Certificate.new()
+	assert_eq(cert.load_from_string(ident["certificate"]), OK)
+	var key := CryptoKey.new()
+	assert_eq(key.load_from_string(ident["private_key"]), OK)
+	server.certificate = cert
+	server.private_key = key
+	server.bind_address = "127.0.0.1"
+	server.max_clients = 1
+	assert_eq(server.start_server(0, {}), OK, "start_server from properties")
+	var port := server.get_local_port()
+
+	var client := new_peer()
+	client.pinned_sha256 = ident["sha256_fingerprint"]
+	assert_eq(client.connect_to_server("127.0.0.1", port, {}), OK)
+	assert_true(await connected(client), "the pinned fingerprint property is used")
+
+	# max_clients = 1 from the property: a second client is refused at once.
+	var second := new_peer()
+	second.pinned_sha256 = ident["sha256_fingerprint"]
+	assert_eq(second.connect_to_server("127.0.0.1", port, {}), OK)
+	assert_false(await connected(second), "the server is full")
+
+	# The options' own way of trusting replaces the property's, never mixes with it: a
+	# wrong pinned property and a right "pinned_sha256" option connect.
+	var third := new_peer()
+	third.pinned_sha256 = "00:11"
+	assert_eq(third.connect_to_server("127.0.0.1", port, {"pinned_sha256": ident["sha256_fingerprint"]}), OK)
+	# (refused as the server is full, but by the server: the fingerprint matched)
+	assert_false((await failed_reason(third)).contains("fingerprint"), "the option's fingerprint is used")
+
+	# Without credentials in properties or options, the error still says what is missing.
+	var bare := new_peer()
+	assert_eq(bare.start_server(0, {}), ERR_INVALID_PARAMETER)
+	expect_error("a server needs credentials")
+
+
+func test_dtls_peer_inspector_is_grouped() -> void:
+	var groups: Array[String] = []
+	for prop in ClassDB.class_get_property_list("DTLSPeer", true):
+		if prop["usage"] & PROPERTY_USAGE_GROUP:
+			groups.append(prop["name"])
+		if prop["name"] == "certificate":
+			assert_eq(prop["hint_string"], "X509Certificate", str(prop))
+	assert_eq(groups, ["Server", "Client", "Session", "Dispatch"] as Array[String])

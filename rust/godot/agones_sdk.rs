@@ -46,25 +46,31 @@ const DELIVER_PER_FRAME: i64 = 64;
 /// if not res.ok: push_warning(res.error_message)
 /// ```
 ///
-/// Every call returns an `HTTPTask`, completed exactly once on the main thread with an
-/// `HTTPResponse` (`ok`, `error`, `error_message`, `json`), like `HTTPPool.request()`.
+/// Every call returns an [HTTPTask], completed exactly once on the main thread with an
+/// [HTTPResponse] ([member HTTPResponse.ok], [member HTTPResponse.error],
+/// [member HTTPResponse.error_message], [member HTTPResponse.json]), like
+/// [method HTTPPool.request].
 /// Calls reach the sidecar in the order they were made. While the sidecar is starting
 /// (Agones may start it after the game) lifecycle, metadata, Counter and List calls are
-/// retried for about 30 s before they fail with `HTTPResponse.ERR_CONNECT`.
+/// retried for about 30 s before they fail with [constant HTTPResponse.ERR_CONNECT].
 ///
-/// Counters and Lists (beta: `get_counter()`, `update_counter()`, `get_list()`,
-/// `add_list_value()`, ...) are what Fleets allocate and autoscale on; `track_players()`
+/// Counters and Lists (beta: [method get_counter], [method update_counter],
+/// [method get_list], [method add_list_value], ...) are what Fleets allocate and autoscale
+/// on; [method track_players]
 /// keeps a List in step with the multiplayer peers. The sidecar's refusals ("does not
-/// exist", "is full", ...) end a call at once with `ERR_HTTP_STATUS` and a sentence.
+/// exist", "is full", ...) end a call at once with [constant HTTPResponse.ERR_HTTP_STATUS] and a
+/// sentence.
 ///
-/// Health pings are sent by a background thread every `health_interval` seconds, as long
-/// as the main loop ran within the last `health_tolerance` seconds: a long frame does not
+/// Health pings are sent by a background thread every [member health_interval] seconds, as
+/// long as the main loop ran within the last [member health_tolerance] seconds: a long frame does
+/// not
 /// get the server killed, a deadlocked game stops pinging and Agones replaces it.
 ///
 /// Outside Agones (no `AGONES_SDK_HTTP_PORT` and nothing listening on 127.0.0.1:9358) the
-/// node says so once in the log; calls then complete at once with `ERR_CONNECT` and
-/// nothing is sent. SIGTERM is handled by `Netkit.enable_graceful_shutdown()`; see
-/// docs/DEPLOY.md for the combined flow.
+/// node says so once in the log; calls then complete at once with
+/// [constant HTTPResponse.ERR_CONNECT] and nothing is sent. SIGTERM is handled by
+/// [method Netkit.enable_graceful_shutdown]; see
+/// `res://addons/netkit/docs/DEPLOY.md` (shipped with the addon) for the combined flow.
 #[derive(GodotClass)]
 #[class(init, base = Node, rename = AgonesSDK)]
 pub struct AgonesSdk {
@@ -73,29 +79,29 @@ pub struct AgonesSdk {
     /// the first call); later changes have no effect.
     #[export(range = (0.0, 65535.0))]
     port: i64,
-    /// Send health pings (`POST /health`). Default `true`. Turn off only with
+    /// Send health pings (`POST /health`). Turn off only with
     /// `health.disabled: true` in the GameServer spec, or Agones marks the server Unhealthy.
     #[export]
     #[init(val = true)]
     health_enabled: bool,
-    /// Seconds between health pings. Default `2.0`, minimum `0.05`. Keep it below the
-    /// GameServer's `health.periodSeconds` (docs/DEPLOY.md uses 5).
+    /// Seconds between health pings, at least 0.05. Keep it below the
+    /// GameServer's `health.periodSeconds` (the addon's docs/DEPLOY.md uses 5).
     #[export(range = (0.05, 60.0, 0.05, or_greater, suffix = "s"))]
     #[init(val = 2.0)]
     health_interval: f64,
-    /// Seconds the main loop may go without a frame before pings stop. Default `5.0`.
+    /// Seconds the main loop may go without a frame before pings stop.
     /// Longer than any frame the game may legitimately take (a level load); a main thread
     /// stuck for longer stops pinging, and Agones marks the server Unhealthy after
     /// `periodSeconds * failureThreshold` more seconds.
     #[export(range = (0.1, 600.0, 0.1, or_greater, suffix = "s"))]
     #[init(val = 5.0)]
     health_tolerance: f64,
-    /// Follow `GET /watch/gameserver` and emit `game_server_changed`. Default `true`. Read
+    /// Follow `GET /watch/gameserver` and emit [signal game_server_changed]. Read
     /// when the node enters the tree.
     #[export]
     #[init(val = true)]
     watch_enabled: bool,
-    /// What stands for a peer in the List `track_players()` keeps: unset (default), the
+    /// What stands for a peer in the List [method track_players] keeps: unset (default), the
     /// peer id as a String; set, what it returns when called with the peer id, as a String
     /// (e.g. an account id: `func(id): return accounts[id]`). Each value must be non-empty
     /// and held by one peer at a time; a peer whose value breaks that is not added (a
@@ -103,7 +109,7 @@ pub struct AgonesSdk {
     #[var]
     #[init(val = Callable::invalid())]
     player_value: Callable,
-    /// The last GameServer record seen (from the watch stream or `get_game_server()`), as
+    /// The last GameServer record seen (from the watch stream or [method get_game_server]), as
     /// Agones' REST API writes it: `object_meta` (`name`, `labels`, `annotations`, ...),
     /// `spec`, `status` (`state`, `address`, `ports`, `players`, ...); 64-bit numbers
     /// are Strings there. Empty until the first record.
@@ -158,12 +164,12 @@ impl INode for AgonesSdk {
 #[godot_api]
 impl AgonesSdk {
     /// Emitted when the watch stream delivers a GameServer record that differs from the
-    /// previous one (state changes, labels, annotations, players, ...). `game_server` has
-    /// the shape of the `last_game_server` property.
+    /// previous one (state changes, labels, annotations, players, ...). [param game_server] has
+    /// the shape of [member last_game_server].
     #[signal]
     fn game_server_changed(game_server: VarDictionary);
 
-    /// Marks the server Ready to be allocated (`POST /ready`). Returns an `HTTPTask`.
+    /// Marks the server Ready to be allocated (`POST /ready`). Returns an [HTTPTask].
     #[func(rename = ready)]
     fn sdk_ready(&mut self) -> Gd<HttpTask> {
         self.call(SdkCall::Ready)
@@ -178,14 +184,15 @@ impl AgonesSdk {
 
     /// Marks the server Reserved for `seconds` (`POST /reserve`): it is neither allocated
     /// nor scaled down meanwhile, then returns to Ready. `0` reserves until the next state
-    /// change. A negative value completes with `ERR_INVALID_REQUEST`.
+    /// change. A negative value completes with
+    /// [constant HTTPResponse.ERR_INVALID_REQUEST].
     #[func]
     fn reserve(&mut self, seconds: i64) -> Gd<HttpTask> {
         self.call(SdkCall::Reserve(seconds))
     }
 
     /// Tells Agones the session is over (`POST /shutdown`): the pod is deleted, and the
-    /// process receives SIGTERM. Save first; see docs/DEPLOY.md.
+    /// process receives SIGTERM. Save first; see the addon's docs/DEPLOY.md.
     #[func]
     fn shutdown(&mut self) -> Gd<HttpTask> {
         self.call(SdkCall::Shutdown)
@@ -195,22 +202,23 @@ impl AgonesSdk {
     /// e.g. for allocation selectors. Kubernetes' rules apply and are checked here: `key`
     /// 1 to 59 characters of `A-Z a-z 0-9 - _ .` ending in a letter or digit; `value`
     /// empty or up to 63 such characters, beginning and ending with a letter or digit.
-    /// Anything else completes with `ERR_INVALID_REQUEST` and is not sent.
+    /// Anything else completes with [constant HTTPResponse.ERR_INVALID_REQUEST] and is not
+    /// sent.
     #[func]
     fn set_label(&mut self, key: GString, value: GString) -> Gd<HttpTask> {
         self.call(SdkCall::SetLabel(key.to_string(), value.to_string()))
     }
 
     /// Sets the annotation `agones.dev/sdk-<key>` (`PUT /metadata/annotation`). `key`
-    /// follows the same rule as in `set_label`; `value` is free text.
+    /// follows the same rule as in [method set_label]; `value` is free text.
     #[func]
     fn set_annotation(&mut self, key: GString, value: GString) -> Gd<HttpTask> {
         self.call(SdkCall::SetAnnotation(key.to_string(), value.to_string()))
     }
 
-    /// Reads the GameServer record (`GET /gameserver`). The task's `HTTPResponse.json` is
-    /// the record as a Dictionary (see the `last_game_server` property), which is also stored
-    /// in `last_game_server`.
+    /// Reads the GameServer record (`GET /gameserver`). The task's [member HTTPResponse.json] is
+    /// the record as a Dictionary (see [member last_game_server]), which is also stored
+    /// there.
     #[func]
     fn get_game_server(&mut self) -> Gd<HttpTask> {
         self.call(SdkCall::GetGameServer)
@@ -245,8 +253,8 @@ impl AgonesSdk {
     }
 
     /// Counters: `pings_sent`, `pings_ok`, `pings_failed`, `pings_skipped` (ticks without
-    /// a ping because the main loop had not run within `health_tolerance`),
-    /// `calls_pending`, `game_server_updates`, and for `track_players()`:
+    /// a ping because the main loop had not run within [member health_tolerance]),
+    /// `calls_pending`, `game_server_updates`, and for [method track_players]:
     /// `players_tracked` (peers whose value is in the List or on its way there) and
     /// `players_waiting` (peers that connected while the List was full, added when there is
     /// room).

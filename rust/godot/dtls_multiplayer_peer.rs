@@ -45,55 +45,70 @@ struct Waiting {
 
 /// A drop-in for [ENetMultiplayerPeer] whose UDP is encrypted and authenticated (DTLS 1.2).
 ///
-/// Godot's high-level multiplayer (`@rpc`, MultiplayerSpawner, MultiplayerSynchronizer,
-/// SceneMultiplayer's authentication) runs on it unchanged. Use it like
-/// `ENetMultiplayerPeer`:
+/// Godot's high-level multiplayer (`@rpc`, [MultiplayerSpawner], [MultiplayerSynchronizer],
+/// [SceneMultiplayer]'s authentication) runs on it unchanged. Use it like
+/// [ENetMultiplayerPeer]:
 ///
 /// ```gdscript
-/// # Server (e.g. a headless dedicated server)
-/// var keys := DTLSPeer.generate_self_signed("game.example.com")
-/// var peer := DTLSMultiplayerPeer.new()
-/// peer.create_server(7777, {"certificate": keys.certificate, "private_key": keys.private_key})
-/// multiplayer.multiplayer_peer = peer
+/// extends Node
 ///
-/// # Client, pinning the server's certificate
-/// var peer := DTLSMultiplayerPeer.new()
-/// peer.create_client("play.example.com", 7777, {"pinned_sha256": fingerprint})
-/// multiplayer.multiplayer_peer = peer
+/// const PORT := 7777
+///
+/// # Server (e.g. a headless dedicated server). Make the key pair once and keep it: a new
+/// # one at every start changes the fingerprint that clients pin.
+/// func host() -> void:
+///     var keys := DTLSPeer.generate_self_signed("play.example.com")
+///     print("clients pin ", keys.sha256_fingerprint)
+///     var peer := DTLSMultiplayerPeer.new()
+///     peer.create_server(PORT, {"certificate": keys.certificate, "private_key": keys.private_key})
+///     multiplayer.multiplayer_peer = peer
+///
+/// # Client, pinning the fingerprint the server printed (shipped with the game or
+/// # fetched from your backend).
+/// func join(fingerprint: String) -> void:
+///     var peer := DTLSMultiplayerPeer.new()
+///     peer.create_client("play.example.com", PORT, {"pinned_sha256": fingerprint})
+///     multiplayer.multiplayer_peer = peer
 /// ```
 ///
 /// Every transfer mode works on channel 0 and on the custom channels 1 to `channel_count`:
-/// `TRANSFER_MODE_RELIABLE` arrives exactly once and in order per channel (retransmitted
-/// until acknowledged, split and reassembled when large), `TRANSFER_MODE_UNRELIABLE_ORDERED`
-/// may lose packets but never delivers one older than a packet already delivered on its
-/// channel, and `TRANSFER_MODE_UNRELIABLE` may lose or reorder. The server is peer 1; a
-/// client picks a random id from 2 to 2147483647 in `create_client()`, so `get_unique_id()`
-/// returns it at once, and keeps it (a server that already has that id refuses the client
+/// [constant MultiplayerPeer.TRANSFER_MODE_RELIABLE] arrives exactly once and in order per
+/// channel (retransmitted until acknowledged, split and reassembled when large),
+/// [constant MultiplayerPeer.TRANSFER_MODE_UNRELIABLE_ORDERED] may lose packets but never
+/// delivers one older than a packet already delivered on its channel, and
+/// [constant MultiplayerPeer.TRANSFER_MODE_UNRELIABLE] may lose or reorder. The server is peer 1; a
+/// client picks a random id from 2 to 2147483647 in [method create_client], so
+/// [method MultiplayerPeer.get_unique_id] returns it at once, and keeps it (a server that already
+/// has that id refuses the client
 /// with a reason). Clients reach each other through the server
-/// (`SceneMultiplayer.server_relay`, on by default).
+/// ([member SceneMultiplayer.server_relay], on by default).
 ///
 /// Reliability runs on netkit's background threads (acknowledgements, retransmission,
 /// timers); the main thread only moves complete packets in and out when SceneMultiplayer
 /// polls. Every buffer is bounded: a peer that stops acknowledging reliable data for
 /// `ack_timeout`, or lets more than `send_buffer` bytes pile up, is disconnected, and
-/// `get_last_disconnect_reason()` says why.
+/// [method get_last_disconnect_reason] says why.
 ///
-/// Signals and state follow [ENetMultiplayerPeer]: the status turns `CONNECTION_CONNECTED`
-/// in the same poll that emits `peer_connected(1)`, so an RPC sent the moment the status
-/// says so arrives; a client hears `peer_disconnected(1)` before SceneMultiplayer's
-/// `server_disconnected` (or `peer_authentication_failed(1)` while it authenticates);
-/// `disconnect_peer(id, true)` drops the peer at once, without a later `peer_disconnected`.
+/// Signals and state follow [ENetMultiplayerPeer]: the status turns
+/// [constant MultiplayerPeer.CONNECTION_CONNECTED] in the same poll that emits
+/// [signal MultiplayerPeer.peer_connected] for peer 1, so an RPC sent the moment the status
+/// says so arrives; a client hears [signal MultiplayerPeer.peer_disconnected] for peer 1
+/// before [signal MultiplayerAPI.server_disconnected] (or
+/// [signal SceneMultiplayer.peer_authentication_failed] while it authenticates);
+/// [method MultiplayerPeer.disconnect_peer] with `force` true drops the peer at once,
+/// without a later [signal MultiplayerPeer.peer_disconnected].
 /// A conformance suite compares both peers on the same scenarios. The intended
-/// differences (docs/ENET_DIFFERENCES.md in the repository):
+/// differences (`res://addons/netkit/docs/ENET_DIFFERENCES.md`):
 ///
 /// - A server that never answers fails the client after `handshake_timeout` (10 s) with a
 ///   reason; ENet after about 30 s without one.
-/// - `refuse_new_connections` and a full server (`max_clients`) refuse the client at once
-///   (`connection_failed` and a reason); ENet's client first looks connected, or waits
+/// - [member MultiplayerPeer.refuse_new_connections] and a full server (`max_clients`)
+///   refuse the client at once ([signal MultiplayerAPI.connection_failed] and a reason); ENet's
+///   client first looks connected, or waits
 ///   about 30 s.
 /// - A packet may be up to `max_message_size` (1 MiB by default, up to 64 MiB); ENet's
 ///   limit is 32 MiB. A larger one is refused with an error and the connection goes on.
-/// - `get_last_disconnect_reason()` says why a connection ended (a kick, a refusal at
+/// - [method get_last_disconnect_reason] says why a connection ended (a kick, a refusal at
 ///   authentication, the server's close, a server gone silent, a protocol error); ENet
 ///   says nothing.
 #[derive(GodotClass)]
@@ -296,9 +311,9 @@ impl IMultiplayerPeerExtension for DtlsMultiplayerPeer {
 
 #[godot_api]
 impl DtlsMultiplayerPeer {
-    /// Starts a server on UDP `port` (0 picks a free one, see `get_local_port()`).
+    /// Starts a server on UDP [param port] (0 picks a free one, see [method get_local_port]).
     ///
-    /// `options` takes every `DTLSPeer.start_server()` option: credentials
+    /// [param options] takes every [method DTLSPeer.start_server] option: credentials
     /// (`"certificate"` and `"private_key"`, or `"psk_keys"`), `"bind_address"`,
     /// `"max_clients"` (32), `"max_pending_handshakes"`, `"handshake_timeout"`,
     /// `"idle_timeout"` (15 s; a peer silent this long is dropped), `"keepalive_interval"`,
@@ -317,9 +332,10 @@ impl DtlsMultiplayerPeer {
     ///   the peer is disconnected (10.0).
     /// - `"resend_interval"`: seconds before an unacknowledged packet is sent again (0.1).
     ///
-    /// Returns `OK`; `ERR_INVALID_PARAMETER` for bad or unknown options (the output says
-    /// which); `ERR_CANT_CREATE` when the port cannot be bound; `ERR_ALREADY_IN_USE` while
-    /// this peer runs (call `close()` first).
+    /// Returns [constant OK]; [constant ERR_INVALID_PARAMETER] for bad or unknown options (the
+    /// output says which); [constant ERR_CANT_CREATE] when the port cannot be bound;
+    /// [constant ERR_ALREADY_IN_USE] while this peer runs (call [method MultiplayerPeer.close]
+    /// first).
     #[func]
     fn create_server(&mut self, port: i64, options: VarDictionary) -> Error {
         if let Err(e) = self.check_idle("create_server") {
@@ -354,18 +370,18 @@ impl DtlsMultiplayerPeer {
         }
     }
 
-    /// Starts connecting to `address` (a name or IP) on UDP `port` and returns at once in
-    /// `CONNECTION_CONNECTING`; SceneMultiplayer then emits `connected_to_server` or
-    /// `connection_failed`.
+    /// Starts connecting to [param address] (a name or IP) on UDP [param port] and returns at
+    /// once in [constant MultiplayerPeer.CONNECTION_CONNECTING]; [SceneMultiplayer] then emits
+    /// [signal MultiplayerAPI.connected_to_server] or [signal MultiplayerAPI.connection_failed].
     ///
-    /// `options` takes every `DTLSPeer.connect_to_server()` option and must say how to
+    /// [param options] takes every [method DTLSPeer.connect_to_server] option and must say how to
     /// trust the server: `"pinned_sha256"`, `"ca_certificate"` (with optional
     /// `"server_name"`), `"psk"` with `"psk_identity"`, or `"insecure_skip_verify": true`
-    /// (local tests only). The multiplayer keys are those of `create_server()`;
+    /// (local tests only). The multiplayer keys are those of [method create_server];
     /// `"channel_count"` must equal the server's, or the connection fails with a reason.
     ///
-    /// Returns `OK`, `ERR_INVALID_PARAMETER` for bad options or address, or
-    /// `ERR_ALREADY_IN_USE` while this peer runs.
+    /// Returns [constant OK], [constant ERR_INVALID_PARAMETER] for bad options or address, or
+    /// [constant ERR_ALREADY_IN_USE] while this peer runs.
     #[func]
     fn create_client(&mut self, address: GString, port: i64, options: VarDictionary) -> Error {
         if let Err(e) = self.check_idle("create_client") {
@@ -407,7 +423,7 @@ impl DtlsMultiplayerPeer {
         }
     }
 
-    /// Figures for peer `id` (on a client, 1 is the server), refreshed at most every 0.1 s
+    /// Figures for peer [param id] (on a client, 1 is the server), refreshed at most every 0.1 s
     /// while the peer is active and at each ping (every second) while it is idle:
     /// `rtt_ms` (float, smoothed round-trip time in milliseconds, measured by netkit pings
     /// that each side sends every second, so an idle link carries a ping and its answer
@@ -453,8 +469,10 @@ impl DtlsMultiplayerPeer {
     /// Why the last peer left or the last connection attempt failed, as a sentence naming
     /// the peer. On a client it tells apart a kick ("the server disconnected this peer
     /// ... a kick"), a refusal at authentication ("... during authentication"), the
-    /// server's `close()` or quit ("the server closed the connection"), a server gone
-    /// silent ("the server went silent ... idle timeout"), `refuse_new_connections`, a
+    /// server's [method MultiplayerPeer.close] or quit ("the server closed the connection"), a
+    /// server gone
+    /// silent ("the server went silent ... idle timeout"),
+    /// [member MultiplayerPeer.refuse_new_connections], a
     /// `channel_count` or version mismatch and protocol violations; on a server, a client
     /// that closed, went silent or broke the protocol. Empty until something ended.
     #[func]

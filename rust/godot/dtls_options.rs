@@ -48,6 +48,49 @@ const CLIENT_KEYS: &[&str] = &[
     "insecure_skip_verify",
 ];
 
+/// `start_server` keys of which a script gives one set (a certificate or PSKs): the node's
+/// credential properties apply only when the Dictionary names none of them.
+pub(super) const SERVER_CREDENTIAL_KEYS: &[&str] = &[
+    "certificate",
+    "private_key",
+    "psk_keys",
+    "psk_identity_hint",
+];
+/// `connect_to_server` keys that say how to trust the server, one way only: the node's
+/// trust properties apply only when the Dictionary names none of them.
+pub(super) const CLIENT_TRUST_KEYS: &[&str] = &[
+    "ca_certificate",
+    "server_name",
+    "pinned_sha256",
+    "psk",
+    "psk_identity",
+    "insecure_skip_verify",
+];
+
+/// `options` with `defaults` (the node's Inspector properties) added for the keys it leaves
+/// out, as HTTPRequest's properties stand in for what a call does not say. Keys of
+/// `exclusive` go in as a set or not at all: a Dictionary naming any of them keeps its own
+/// choice, so a `"psk"` given to a call is never mixed with a pinned fingerprint set in the
+/// Inspector.
+pub(super) fn with_defaults(
+    options: &VarDictionary,
+    defaults: Vec<(&'static str, Variant)>,
+    exclusive: &[&str],
+) -> VarDictionary {
+    let own_choice = exclusive
+        .iter()
+        .any(|k| options.contains_key(&k.to_variant()));
+    let mut merged = options.duplicate_shallow();
+    for (key, value) in defaults {
+        let key = key.to_variant();
+        let excluded = own_choice && exclusive.iter().any(|k| k.to_variant() == key);
+        if !excluded && !options.contains_key(&key) {
+            merged.set(&key, &value);
+        }
+    }
+    merged
+}
+
 /// Smallest MTU accepted: below this a certificate flight fragments absurdly and a
 /// payload barely fits.
 const MIN_MTU: i64 = 256;

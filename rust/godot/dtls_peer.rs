@@ -2,12 +2,14 @@
 
 use std::collections::BTreeSet;
 
-use godot::classes::{INode, Node};
+use godot::classes::{CryptoKey, INode, Node, X509Certificate};
 use godot::global::Error;
 use godot::prelude::*;
 
 use super::class_enums::DtlsStatus;
-use super::dtls_options::{client_setup, server_setup};
+use super::dtls_options::{
+    CLIENT_TRUST_KEYS, SERVER_CREDENTIAL_KEYS, client_setup, server_setup, with_defaults,
+};
 use super::frame_hook::FrameBudget;
 use super::stats_dict::stats_dict;
 use crate::core::dtls::config::{client_config, server_config};
@@ -59,15 +61,56 @@ use crate::core::events::{EventQueue, channel};
 #[derive(GodotClass)]
 #[class(init, base = Node, rename = DTLSPeer)]
 pub struct DtlsPeer {
-    /// Most events (packets, connects, disconnects) delivered per frame (int, default 256);
+    /// The server's certificate when [method start_server]'s options give no credentials
+    /// (`"certificate"`, `"private_key"`, `"psk_keys"`), with [member private_key]: a `.crt`
+    /// file Godot imported, or one made by [method generate_self_signed]. Unset by default.
+    #[export_group(name = "Server")]
+    #[export]
+    certificate: Option<Gd<X509Certificate>>,
+    /// The private key of [member certificate] (a `.key` file Godot imported). Keep it out of
+    /// a client build: export it only with the dedicated server.
+    #[export]
+    private_key: Option<Gd<CryptoKey>>,
+    /// The server's IP address when the options give no `"bind_address"`: e.g. `"127.0.0.1"`
+    /// or `"::"`; empty or `"*"` listens on every IPv4 address.
+    #[export(placeholder = "*")]
+    bind_address: GString,
+    /// Connected clients a server admits when the options give no `"max_clients"`; more
+    /// are refused at once.
+    #[export(range = (1.0, 10000.0, or_greater))]
+    #[init(val = 32)]
+    max_clients: i64,
+    /// The server certificate's SHA-256 fingerprint (`"AB:CD:..."`, from
+    /// [method generate_self_signed]) a client pins when [method connect_to_server]'s
+    /// options say nothing about trust (`"pinned_sha256"`, `"ca_certificate"`, `"psk"`,
+    /// `"insecure_skip_verify"`, ...).
+    #[export_group(name = "Client")]
+    #[export(placeholder = "AB:CD:...")]
+    pinned_sha256: GString,
+    /// A certificate authority a client trusts when the options say nothing about trust and
+    /// [member pinned_sha256] is empty; the server's name must match the host dialled.
+    #[export]
+    ca_certificate: Option<Gd<X509Certificate>>,
+    /// Seconds a handshake may take when the options give no `"handshake_timeout"`.
+    #[export_group(name = "Session")]
+    #[export(range = (0.1, 600.0, 0.1, or_greater, suffix = "s"))]
+    #[init(val = 10.0)]
+    handshake_timeout: f64,
+    /// Seconds without any packet from a peer before it is dropped, when the options give no
+    /// `"idle_timeout"`.
+    #[export(range = (0.1, 3600.0, 0.1, or_greater, suffix = "s"))]
+    #[init(val = 15.0)]
+    idle_timeout: f64,
+    /// Most events (packets, connects, disconnects) delivered per frame;
     /// the rest wait for the next frame, in order.
+    #[export_group(name = "Dispatch", prefix = "dispatch_")]
     #[export(range = (1.0, 100000.0, or_greater))]
     #[init(val = 256)]
     dispatch_max_per_frame: i64,
-    /// Microseconds per frame spent delivering events, handlers included (int, default 2000;
-    /// 0 means no time limit). The rest wait for the next frame, in order; at least one is
+    /// Microseconds per frame spent delivering events, handlers included (0 means
+    /// no time limit). The rest wait for the next frame, in order; at least one is
     /// delivered per frame.
-    #[export(range = (0.0, 100000.0, or_greater, suffix = "us"))]
+    #[export(range = (0.0, 100000.0, or_greater, suffix = "µs"))]
     #[init(val = 2000)]
     dispatch_budget_usec: i64,
     core: Option<Core>,
@@ -193,6 +236,11 @@ impl DtlsPeer {
     /// Starts serving on UDP [param port] (0 picks a free port; [method get_local_port] tells
     /// which) and returns at once.
     ///
+    /// A key [param options] leaves out takes the node's Inspector property of the same name
+    /// ([member certificate] with [member private_key] when the options give no credentials,
+    /// [member bind_address], [member max_clients], [member handshake_timeout],
+    /// [member idle_timeout]), so a scene can set a server up without code.
+    ///
     /// [param options] must hold the server's credentials, either
     /// `"certificate"` and `"private_key"` (PEM Strings, or an [X509Certificate] and a
     /// [CryptoKey]; ECDSA P-256, as [method generate_self_signed] makes, or RSA of 2048 to
@@ -239,6 +287,7 @@ impl DtlsPeer {
             godot_error!("DTLSPeer.start_server: the port must be 0 to 65535, got {port}");
             return Error::ERR_INVALID_PARAMETER;
         };
+        let options = with_defaults(&options, self.server_defaults(), SERVER_CREDENTIAL_KEYS);
         let setup = match server_setup(port, &options) {
             Ok(s) => s,
             Err(msg) => {
@@ -274,6 +323,10 @@ impl DtlsPeer {
     /// Starts connecting to [param host] (a name or an IP address) on UDP [param port] and
     /// returns at once; [signal peer_connected] (with id 1) or [signal connection_failed]
     /// follows.
+    ///
+    /// A key [param options] leaves out takes the node's Inspector property of the same name
+    /// ([member pinned_sha256], else [member ca_certificate], when the options say nothing
+    /// about trust; [member handshake_timeout], [member idle_timeout]).
     ///
     /// [param options] must say how to trust the server, with exactly one of:
     ///
@@ -312,6 +365,7 @@ impl DtlsPeer {
                 return Error::ERR_INVALID_PARAMETER;
             }
         };
+        let options = with_defaults(&options, self.client_defaults(), CLIENT_TRUST_KEYS);
         let setup = match client_setup(&host, &options).and_then(|s| {
             client_config(&s.options)?;
             Ok(s)
@@ -570,6 +624,41 @@ impl DtlsPeer {
 impl DtlsPeer {
     /// Refuses to start over a running session, so a stray second call cannot silently
     /// drop every connected peer.
+    /// The Inspector properties `start_server` falls back on: unset credentials and an
+    /// empty address are left out, so the options' own rules and errors still apply.
+    fn server_defaults(&self) -> Vec<(&'static str, Variant)> {
+        let mut out = vec![
+            ("max_clients", self.max_clients.to_variant()),
+            ("handshake_timeout", self.handshake_timeout.to_variant()),
+            ("idle_timeout", self.idle_timeout.to_variant()),
+        ];
+        if let Some(certificate) = &self.certificate {
+            out.push(("certificate", certificate.to_variant()));
+        }
+        if let Some(key) = &self.private_key {
+            out.push(("private_key", key.to_variant()));
+        }
+        if !self.bind_address.is_empty() {
+            out.push(("bind_address", self.bind_address.to_variant()));
+        }
+        out
+    }
+
+    /// The Inspector properties `connect_to_server` falls back on: a pinned fingerprint
+    /// before a CA certificate, as only one way of trusting the server may be given.
+    fn client_defaults(&self) -> Vec<(&'static str, Variant)> {
+        let mut out = vec![
+            ("handshake_timeout", self.handshake_timeout.to_variant()),
+            ("idle_timeout", self.idle_timeout.to_variant()),
+        ];
+        if !self.pinned_sha256.is_empty() {
+            out.push(("pinned_sha256", self.pinned_sha256.to_variant()));
+        } else if let Some(ca) = &self.ca_certificate {
+            out.push(("ca_certificate", ca.to_variant()));
+        }
+        out
+    }
+
     fn check_idle(&self, what: &str) -> Result<(), Error> {
         if self.core.is_some() && matches!(self.status, Status::Connected | Status::Handshaking) {
             godot_error!(

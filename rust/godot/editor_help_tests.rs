@@ -641,3 +641,137 @@ fn enum_constants_are_documented_with_their_registered_values() {
     }
     assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
 }
+
+/// The `[icons]` section of the `netkit.gdextension` that build.rs writes from
+/// Cargo.toml: `class -> path under addons/netkit`.
+fn gdextension_icons() -> BTreeMap<String, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("addons/netkit/netkit.gdextension"))
+        .expect("build.rs wrote addons/netkit/netkit.gdextension");
+    let section = text
+        .split("\n[icons]\n")
+        .nth(1)
+        .expect("netkit.gdextension has an [icons] section");
+    section
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(class, path)| (class.trim().to_string(), path.trim_matches('"').to_string()))
+        .collect()
+}
+
+#[test]
+fn every_node_class_has_an_editor_icon() {
+    // A node without an icon shows Node's plain circle in the scene tree, the Create
+    // dialog and its help page.
+    let nodes: BTreeSet<String> = sources()
+        .iter()
+        .flat_map(|(_, source)| source.lines().map(str::trim))
+        .filter(|line| {
+            line.starts_with("#[class(")
+                && (line.contains("base = Node,") || line.contains("base = Node)"))
+        })
+        .filter_map(|line| between(line, 0, "rename = ", ")"))
+        .map(|(name, _)| name.split(',').next().unwrap_or(name).trim().to_string())
+        .collect();
+    assert!(
+        nodes.contains("AgonesSDK") && nodes.len() >= 3,
+        "the source scan found too few node classes: {nodes:?}"
+    );
+    let icons = gdextension_icons();
+    let addon = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("addons/netkit");
+    let mut problems = Vec::new();
+    for node in &nodes {
+        let Some(path) = icons.get(node) else {
+            problems.push(format!(
+                "{node}: no icon under [icons] in netkit.gdextension"
+            ));
+            continue;
+        };
+        match std::fs::read_to_string(addon.join(path)) {
+            // Godot's editor icons are 16x16 SVGs; a bigger one is drawn at its own size.
+            Ok(svg) if svg.contains(r#"width="16" height="16""#) => {}
+            Ok(_) => problems.push(format!("{node}: {path} is not a 16x16 SVG")),
+            Err(e) => problems.push(format!("{node}: {path}: {e}")),
+        }
+    }
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}
+
+#[test]
+fn cross_references_are_links_not_code() {
+    // `HTTPTask` or `request()` in code font is a dead end; [HTTPTask] and [method request]
+    // are links, as on Godot's own pages.
+    let docs = gathered();
+    let mut problems = Vec::new();
+    for doc in docs.values() {
+        let texts = [&doc.brief, &doc.description]
+            .into_iter()
+            .chain(doc.items.iter().map(|i| &i.text));
+        for text in texts {
+            let mut at = 0;
+            while let Some((code, next)) = between(text, at, "[code]", "[/code]") {
+                at = next;
+                // An unqualified name without `()` may be a key or a field of the same name
+                // (an event's `id`), so only calls and qualified names are taken as items.
+                let name = code.strip_suffix("()").unwrap_or(code);
+                let (owner, item) = match name.split_once('.') {
+                    Some((owner, item)) => (docs.get(owner), item),
+                    None if name != code => (Some(doc), name),
+                    None => (None, name),
+                };
+                let is_item = owner.is_some_and(|o| {
+                    ["method", "signal", "member"]
+                        .iter()
+                        .any(|kind| o.has(kind, item))
+                });
+                if docs.contains_key(name) || is_item {
+                    problems.push(format!("{}: [code]{code}[/code] is not a link", doc.name));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}
+
+#[test]
+fn property_help_does_not_repeat_its_header() {
+    // The help page heads each property with its type and default (`float timeout = 30.0`)
+    // from the ClassDB; "(float, default 30.0)" right below it says nothing new. Units,
+    // ranges and readable sizes ("16 MiB by default") stay.
+    let docs = gathered();
+    let mut problems = Vec::new();
+    let mut members = 0;
+    for doc in docs.values() {
+        for item in doc.items.iter().filter(|i| i.kind == "member") {
+            members += 1;
+            let text = item.text.replace("[code]", "").replace("[/code]", "");
+            for ty in ["int", "float", "bool", "String", "Dictionary"] {
+                if text.contains(&format!("({ty}, default"))
+                    || text.contains(&format!("({ty},[br]"))
+                {
+                    problems.push(format!(
+                        "{}.{}: repeats ({ty}, default ...)",
+                        doc.name, item.name
+                    ));
+                }
+            }
+            for default in [
+                "Default true",
+                "Default false",
+                "Default 0",
+                "Default 1",
+                "Default 2",
+            ] {
+                if text.contains(default) {
+                    problems.push(format!(
+                        "{}.{}: repeats \"{default}...\"",
+                        doc.name, item.name
+                    ));
+                }
+            }
+        }
+    }
+    assert!(members > 40, "too few properties documented: {members}");
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}

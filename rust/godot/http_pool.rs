@@ -45,7 +45,8 @@ use crate::core::http::{
 /// pool.default_headers = {"Authorization": "Bearer " + token}
 /// add_child(pool)
 ///
-/// var res: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/scores", {"score": 10}).completed
+/// var res: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/scores", {"score":
+/// 10}).completed
 /// if res.ok:
 ///     print(res.json)
 /// else:
@@ -76,7 +77,7 @@ use crate::core::http::{
 #[derive(GodotClass)]
 #[class(init, base = Node, rename = HTTPPool)]
 pub struct HttpPool {
-    /// Text put before every request path (String, default `""`), e.g.
+    /// Text put before every request path, e.g.
     /// `"https://api.example.com/v1"`.
     ///
     /// The path is appended with exactly one `/` between them: `"https://x/v1"` and
@@ -84,48 +85,82 @@ pub struct HttpPool {
     /// reference resolution, which would drop the `/v1`. A path that is itself a full
     /// `http://` or `https://` URL is used as is. A path with a colon in its first segment
     /// (`"ht!tp://x"`, `"localhost:8080/x"`) is a broken URL, not a path (RFC 3986 section
-    /// 4.2), and ends with `ERR_INVALID_URL`; so does a relative path while `base_url` is
+    /// 4.2), and ends with `ERR_INVALID_URL`; so does a relative path while [member base_url] is
     /// empty.
+    #[export_group(name = "Connection")]
     #[export]
     base_url: GString,
-    /// Headers sent with every request (Dictionary of name to value, default empty), e.g.
+    /// Headers sent with every request, header name to value, e.g.
     /// `{"Authorization": "Bearer " + token}`. Values are converted to text.
     ///
     /// A header of the same name passed to [method request] replaces the default one for that
     /// request (names compare case-insensitively, RFC 9110 section 5.1).
     #[export]
     pub(super) default_headers: VarDictionary,
-    /// Requests that run at once (int, default 8); more wait in a first-in, first-out queue.
+    /// The `User-Agent` header sent unless a request sets its own; by default
+    /// `"godot-netkit/"` followed by the addon's version.
+    #[export]
+    #[init(val = GString::from(concat!("godot-netkit/", env!("CARGO_PKG_VERSION"))))]
+    user_agent: GString,
+    /// Requests that run at once; more wait in a first-in, first-out queue.
     #[export(range = (1.0, 256.0, or_greater))]
     #[init(val = 8)]
     max_concurrent: i64,
-    /// Requests that may wait for a free slot (int, default 1024). One more ends at once with
+    /// Requests that may wait for a free slot. One more ends at once with
     /// [constant HTTPResponse.ERR_QUEUE_FULL]; nothing waits without a bound.
     #[export(range = (0.0, 100000.0, or_greater))]
     #[init(val = 1024)]
     max_queued: i64,
-    /// Seconds one attempt may take, from sending the request to the last byte of the body
-    /// (float, default 30.0), like [member HTTPRequest.timeout]. A slower attempt ends with
+    /// Seconds one attempt may take, from sending the request to the last byte of the body,
+    /// like [member HTTPRequest.timeout]. A slower attempt ends with
     /// [constant HTTPResponse.ERR_TIMEOUT], and is retried as [member max_retries] allows.
     #[export(range = (0.1, 600.0, 0.1, or_greater, suffix = "s"))]
     #[init(val = 30.0)]
     timeout: f64,
-    /// Seconds allowed to open a connection, TCP and TLS handshake together (float, default
-    /// 10.0). Running out ends the attempt with [constant HTTPResponse.ERR_TIMEOUT].
+    /// Seconds allowed to open a connection, TCP and TLS handshake together.
+    /// Running out ends the attempt with [constant HTTPResponse.ERR_TIMEOUT].
     #[export(range = (0.1, 120.0, 0.1, or_greater, suffix = "s"))]
     #[init(val = 10.0)]
     connect_timeout: f64,
-    /// Retries after the first attempt (int, default 2; 0 turns retries off).
+    /// Largest response body accepted, in bytes (16 MiB by default).
+    ///
+    /// A larger body ends the request with [constant HTTPResponse.ERR_BODY_TOO_LARGE]: at once
+    /// when `Content-Length` announces it, otherwise when the download passes the limit, and
+    /// then [member HTTPResponse.body] keeps the bytes read so far.
+    #[export(range = (0.0, 1073741824.0, or_greater, suffix = "B"))]
+    #[init(val = 16 * 1024 * 1024)]
+    max_body_bytes: i64,
+    /// Redirects followed per attempt; 0 returns the 3xx response itself.
+    ///
+    /// 301, 302 and 303 continue with a GET without body, 307 and 308 repeat the method and
+    /// body (RFC 9110 section 15.4). One more redirect ends the request with
+    /// [constant HTTPResponse.ERR_TOO_MANY_REDIRECTS].
+    #[export(range = (0.0, 50.0))]
+    #[init(val = 10)]
+    max_redirects: i64,
+    /// Seconds a keep-alive connection may sit idle in the pool before
+    /// it is closed instead of reused. Keep it below your server's keep-alive timeout (Node.js and
+    /// Apache: 5 s, nginx: 75 s) so requests rarely meet a connection the server is closing.
+    /// When one does anyway, an idempotent request (GET, HEAD, PUT, DELETE, OPTIONS, or one
+    /// with an `Idempotency-Key` header) is sent again at once on a new connection, without
+    /// spending a retry; any other request ends with [constant HTTPResponse.ERR_CONNECTION_LOST]
+    /// and is never sent twice.
+    #[export_subgroup(name = "Keep-Alive", prefix = "pool_")]
+    #[export(range = (0.1, 600.0, 0.1, or_greater, suffix = "s"))]
+    #[init(val = 4.0)]
+    pool_idle_timeout: f64,
+    /// Retries after the first attempt; 0 turns retries off.
     ///
     /// A retry follows a connection error, a timeout, or one of the statuses 408, 429, 500,
     /// 502, 503 and 504, which say "try again later". Only requests that are safe to repeat
     /// are retried: the idempotent methods of RFC 9110 section 9.2.2 (GET, HEAD, PUT, DELETE,
     /// OPTIONS, TRACE) and any request carrying an `Idempotency-Key` header. For other
     /// requests the [member HTTPResponse.error_message] says why no retry was made.
+    #[export_group(name = "Retries")]
     #[export(range = (0.0, 20.0, or_greater))]
     #[init(val = 2)]
     max_retries: i64,
-    /// Base of the wait between attempts, in seconds (float, default 0.5).
+    /// Base of the wait between attempts, in seconds.
     ///
     /// The wait before retry `n` is a random time between 0 and
     /// `min(retry_max_delay, retry_base_delay * 2^(n - 1))` ("full jitter"), so clients that
@@ -134,7 +169,7 @@ pub struct HttpPool {
     #[export(range = (0.0, 60.0, 0.01, or_greater, suffix = "s"))]
     #[init(val = 0.5)]
     retry_base_delay: f64,
-    /// Longest wait between attempts, in seconds (float, default 30.0).
+    /// Longest wait between attempts, in seconds.
     ///
     /// It caps the backoff of [member retry_base_delay]. A `Retry-After` longer than this is
     /// not waited for: the response is returned at once, and its
@@ -143,101 +178,42 @@ pub struct HttpPool {
     #[export(range = (0.0, 600.0, 0.1, or_greater, suffix = "s"))]
     #[init(val = 30.0)]
     retry_max_delay: f64,
-    /// Largest response body accepted, in bytes (int, default 16 MiB).
-    ///
-    /// A larger body ends the request with [constant HTTPResponse.ERR_BODY_TOO_LARGE]: at once
-    /// when `Content-Length` announces it, otherwise when the download passes the limit, and
-    /// then [member HTTPResponse.body] keeps the bytes read so far.
-    #[export(range = (0.0, 1073741824.0, or_greater, suffix = "B"))]
-    #[init(val = 16 * 1024 * 1024)]
-    max_body_bytes: i64,
-    /// Redirects followed per attempt (int, default 10; 0 returns the 3xx response itself).
-    ///
-    /// 301, 302 and 303 continue with a GET without body, 307 and 308 repeat the method and
-    /// body (RFC 9110 section 15.4). One more redirect ends the request with
-    /// [constant HTTPResponse.ERR_TOO_MANY_REDIRECTS].
-    #[export(range = (0.0, 50.0))]
-    #[init(val = 10)]
-    max_redirects: i64,
-    /// Whether HTTPS server certificates are verified (bool, default `true`).
-    ///
-    /// Turn it off only for throwaway local tests: anyone on the path could then read and
-    /// change the traffic. For a development server with a self-signed certificate, add that
-    /// certificate to [member trusted_ca_pem] instead.
-    #[export]
-    #[init(val = true)]
-    verify_tls: bool,
-    /// Seconds (float, default 4.0) a keep-alive connection may sit idle in the pool before
-    /// it is closed instead of reused. Keep it below your server's keep-alive timeout (Node.js and
-    /// Apache: 5 s, nginx: 75 s) so requests rarely meet a connection the server is closing.
-    /// When one does anyway, an idempotent request (GET, HEAD, PUT, DELETE, OPTIONS, or one
-    /// with an `Idempotency-Key` header) is sent again at once on a new connection, without
-    /// spending a retry; any other request ends with [constant HTTPResponse.ERR_CONNECTION_LOST]
-    /// and is never sent twice.
-    #[export(range = (0.1, 600.0, 0.1, or_greater, suffix = "s"))]
-    #[init(val = 4.0)]
-    pool_idle_timeout: f64,
-    /// Extra certificate authorities to trust, as PEM text (String, default `""`), besides the
-    /// bundled Mozilla root certificates. A self-signed certificate is its own authority, and
-    /// a server whose certificate is exactly one given here is trusted even when it is marked
-    /// as an authority (as `openssl req -x509` makes it); its host name is still checked.
-    ///
-    /// A PEM that cannot be read is reported in the output when the next request is made,
-    /// and requests end with [constant HTTPResponse.ERR_TLS] until it is fixed.
-    #[export(multiline)]
-    trusted_ca_pem: GString,
-    /// The `User-Agent` header sent unless a request sets its own (String, default
-    /// `"godot-netkit/"` followed by the addon's version).
-    #[export]
-    #[init(val = GString::from(concat!("godot-netkit/", env!("CARGO_PKG_VERSION"))))]
-    user_agent: GString,
-    /// Simulated network conditions for this pool's requests (String, default `""`: follow
-    /// the process-wide ones set by `Netkit.simulate_network()`, `NETKIT_SIMULATE` or
-    /// `netkit/debug/simulate`), in the syntax of [method Netkit.simulate_network], e.g.
-    /// `"latency=200ms failure=10%"`. `latency` and `jitter` delay each attempt before it
-    /// is sent, `in:latency` and `in:jitter` before its answer is delivered, and `failure`
-    /// turns that share of attempts into a refused connection or a `503`, which the retry
-    /// policy handles as real ones. Applies to requests, the durable outbox and AgonesSDK
-    /// calls, downloads and streams. Set it to `"latency=0ms"` to keep this pool
-    /// clean while the process simulates. An unreadable value is reported in the output
-    /// when the next request is made, and the pool then follows the process.
-    #[export(placeholder = "latency=200ms failure=10%")]
-    simulate: GString,
-    /// Most finished requests delivered per frame (int, default 256); the rest wait for the
+    /// Most finished requests delivered per frame; the rest wait for the
     /// next frame, in order.
+    #[export_group(name = "Dispatch", prefix = "dispatch_")]
     #[export(range = (1.0, 10000.0, or_greater))]
     #[init(val = 256)]
     dispatch_max_per_frame: i64,
-    /// Microseconds per frame spent delivering finished requests, handlers included (int,
-    /// default 2000; 0 means no time limit). The rest wait for the next frame, in order; at
+    /// Microseconds per frame spent delivering finished requests, handlers included (0
+    /// means no time limit). The rest wait for the next frame, in order; at
     /// least one is delivered per frame.
-    #[export(range = (0.0, 100000.0, or_greater, suffix = "us"))]
+    #[export(range = (0.0, 100000.0, or_greater, suffix = "µs"))]
     #[init(val = 2000)]
     dispatch_budget_usec: i64,
-    /// Whether this pool opens its durable outbox (bool, default `false`) when it enters the
+    /// Whether this pool opens its durable outbox when it enters the
     /// tree, replaying what an earlier run left pending; [method request_durable] opens it
     /// anyway. Only one pool may have a given [member outbox_path] open.
+    #[export_group(name = "Outbox", prefix = "outbox_")]
     #[export]
     pub(super) outbox_enabled: bool,
-    /// Where the durable outbox is stored (String, default `"user://netkit_outbox.redb"`): a
-    /// `user://` or absolute path, read when the outbox opens.
+    /// Where the durable outbox is stored: a `user://` or absolute path, read when the
+    /// outbox opens.
     #[export(file = "*.redb")]
     #[init(val = GString::from("user://netkit_outbox.redb"))]
     pub(super) outbox_path: GString,
-    /// Seconds a durable request is tried before it is given up as a dead letter (float,
-    /// default 604800.0, a week), counted from [method request_durable] across restarts.
+    /// Seconds a durable request is tried before it is given up as a dead letter (604800,
+    /// a week, by default), counted from [method request_durable] across restarts.
     #[export(range = (1.0, 31536000.0, 1.0, or_greater, suffix = "s"))]
     #[init(val = 604_800.0)]
     pub(super) outbox_max_age: f64,
     /// Durable requests that the store may hold at once, pending ones and dead letters
-    /// together (int, default 10000). One more ends at once with
+    /// together. One more ends at once with
     /// [constant HTTPResponse.ERR_QUEUE_FULL] and is not stored; dropping or retrying dead
     /// letters makes room.
     #[export(range = (1.0, 1000000.0, or_greater))]
     #[init(val = 10_000)]
     pub(super) outbox_max_pending: i64,
-    /// Whether [method request_durable] commits its entry to disk before it returns (bool,
-    /// default `true`).
+    /// Whether [method request_durable] commits its entry to disk before it returns.
     ///
     /// `true`: one fsync on the calling thread per call (a few milliseconds, see the
     /// README), and an entry survives even a crash or SIGKILL right after the call.
@@ -251,22 +227,16 @@ pub struct HttpPool {
     #[export]
     #[init(val = true)]
     pub(super) outbox_sync_write: bool,
-    pub(super) outbox: super::durable_outbox::DurableOutbox,
-    /// Largest file [method download] accepts, in bytes (int, default 4 GiB). A larger file
-    /// ends the download with [constant HTTPResponse.ERR_BODY_TOO_LARGE]: at once when the
-    /// server announces its size, otherwise when it grows past the limit, and its part file
-    /// is removed. [member max_body_bytes] does not apply to downloads.
-    #[export(range = (0.0, 1099511627776.0, or_greater, suffix = "B"))]
-    #[init(val = crate::core::http::transfer::DEFAULT_MAX_DOWNLOAD_BYTES as i64)]
-    max_download_bytes: i64,
     /// Longest line of a [constant HTTPStream.MODE_LINES] stream, and longest line or event
-    /// data of a [constant HTTPStream.MODE_EVENTS] stream, in bytes (int, default 1 MiB). A
+    /// data of a [constant HTTPStream.MODE_EVENTS] stream, in bytes (1 MiB by default). A
     /// longer one ends the stream with [constant HTTPResponse.ERR_BODY_TOO_LARGE].
+    #[export_group(name = "Streams")]
+    #[export_subgroup(name = "Limits", prefix = "stream_")]
     #[export(range = (1.0, 1073741824.0, or_greater, suffix = "B"))]
     #[init(val = crate::core::http::transfer::DEFAULT_MAX_LINE_BYTES as i64)]
     stream_max_line_bytes: i64,
-    /// Bytes of one stream's chunks, lines or events that may wait for delivery (int,
-    /// default 1 MiB). Each piece counts its bytes plus the few hundred its own record
+    /// Bytes of one stream's chunks, lines or events that may wait for delivery (1 MiB
+    /// by default). Each piece counts its bytes plus the few hundred its own record
     /// takes, so a flood of empty lines cannot queue a million of them. When the game does
     /// not keep up, netkit stops reading that stream's socket until some were delivered:
     /// the server slows down, nothing is lost.
@@ -274,8 +244,8 @@ pub struct HttpPool {
     #[init(val = crate::core::http::transfer::DEFAULT_STREAM_BUFFER_BYTES as i64)]
     stream_buffer_bytes: i64,
     /// Seconds a stream's body may stay silent (not one byte, comments and keep-alives
-    /// included) before netkit takes the connection for dead (float, default 0.0: wait for
-    /// ever). An event stream then reconnects with `Last-Event-ID`; a chunk or line stream
+    /// included) before netkit takes the connection for dead; 0 waits for ever.
+    /// An event stream then reconnects with `Last-Event-ID`; a chunk or line stream
     /// ends with [constant HTTPResponse.ERR_TIMEOUT]. Without it a half-open connection (a
     /// NAT that forgot it, a phone that changed networks) is a stream that just stops; set
     /// it above the server's keep-alive interval (e.g. 45.0 for a comment every 15 s).
@@ -283,17 +253,58 @@ pub struct HttpPool {
     #[init(val = 0.0)]
     stream_idle_timeout: f64,
     /// Seconds an event stream waits before reconnecting until the server sends a `retry`
-    /// field (float, default 3.0, as browsers); it doubles for each failed attempt in a
+    /// field (3 by default, as browsers); it doubles for each failed attempt in a
     /// row, up to [member retry_max_delay]. Below 0.1 it counts as 0.1, as does a
     /// server's `retry` (no reconnect storm).
+    #[export_subgroup(name = "Server-Sent Events", prefix = "sse_")]
     #[export(range = (0.0, 600.0, 0.01, or_greater, suffix = "s"))]
     #[init(val = crate::core::http::transfer::DEFAULT_SSE_RETRY_MS as f64 / 1000.0)]
     sse_reconnect_delay: f64,
     /// Reconnections in a row without an event in between after which an event stream
-    /// ends with the last error (int, default 10).
+    /// ends with the last error.
     #[export(range = (0.0, 1000.0, or_greater))]
     #[init(val = i64::from(crate::core::http::transfer::DEFAULT_SSE_MAX_RECONNECTS))]
     sse_max_reconnects: i64,
+    /// Largest file [method download] accepts, in bytes (4 GiB by default). A larger file
+    /// ends the download with [constant HTTPResponse.ERR_BODY_TOO_LARGE]: at once when the
+    /// server announces its size, otherwise when it grows past the limit, and its part file
+    /// is removed. [member max_body_bytes] does not apply to downloads.
+    #[export_group(name = "Downloads")]
+    #[export(range = (0.0, 1099511627776.0, or_greater, suffix = "B"))]
+    #[init(val = crate::core::http::transfer::DEFAULT_MAX_DOWNLOAD_BYTES as i64)]
+    max_download_bytes: i64,
+    /// Simulated network conditions for this pool's requests; empty: follow
+    /// the process-wide ones set by [method Netkit.simulate_network], `NETKIT_SIMULATE` or
+    /// `netkit/debug/simulate`), in the syntax of [method Netkit.simulate_network], e.g.
+    /// `"latency=200ms failure=10%"`. `latency` and `jitter` delay each attempt before it
+    /// is sent, `in:latency` and `in:jitter` before its answer is delivered, and `failure`
+    /// turns that share of attempts into a refused connection or a `503`, which the retry
+    /// policy handles as real ones. Applies to requests, the durable outbox, AgonesSDK
+    /// calls, downloads and streams. Set it to `"latency=0ms"` to keep this pool
+    /// clean while the process simulates. An unreadable value is reported in the output
+    /// when the next request is made, and the pool then follows the process.
+    #[export_group(name = "Simulation")]
+    #[export(placeholder = "latency=200ms failure=10%")]
+    simulate: GString,
+    /// Whether HTTPS server certificates are verified.
+    ///
+    /// Turn it off only for throwaway local tests: anyone on the path could then read and
+    /// change the traffic. For a development server with a self-signed certificate, add that
+    /// certificate to [member trusted_ca_pem] instead.
+    #[export_group(name = "TLS")]
+    #[export]
+    #[init(val = true)]
+    verify_tls: bool,
+    /// Extra certificate authorities to trust, as PEM text, besides the
+    /// bundled Mozilla root certificates. A self-signed certificate is its own authority, and
+    /// a server whose certificate is exactly one given here is trusted even when it is marked
+    /// as an authority (as `openssl req -x509` makes it); its host name is still checked.
+    ///
+    /// A PEM that cannot be read is reported in the output when the next request is made,
+    /// and requests end with [constant HTTPResponse.ERR_TLS] until it is fixed.
+    #[export(multiline)]
+    trusted_ca_pem: GString,
+    pub(super) outbox: super::durable_outbox::DurableOutbox,
     core: Option<CorePool>,
     /// Downloads and streams (`transfer_delivery`).
     pub(super) transfers: super::transfer_delivery::TransferState,

@@ -61,7 +61,9 @@ pub struct HttpStream {
     #[var(no_set)]
     id: i64,
     /// How the body is delivered: one of [enum HTTPStream.Mode].
-    #[var(no_set)]
+    // An explicit getter: the one gdext generates returns a plain `int`, and the help page
+    // and autocompletion take a property's type from its getter.
+    #[var(get = get_mode, no_set)]
     mode: StreamModeArg,
     /// The `id` of the last server-sent event delivered (what a reconnection sends as
     /// `Last-Event-ID`); empty before.
@@ -94,6 +96,12 @@ impl HttpStream {
     #[constant]
     #[cfg(any())]
     const MODE_EVENTS: i64 = 2;
+
+    /// Getter of [member mode].
+    #[func]
+    pub fn get_mode(&self) -> StreamModeArg {
+        self.mode
+    }
 
     /// Emitted for each piece of the body in [constant MODE_CHUNKS], in order.
     #[signal]

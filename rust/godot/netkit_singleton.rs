@@ -21,7 +21,7 @@ use crate::core::{metrics, shutdown};
 /// The name GDScript uses: `Netkit.enable_graceful_shutdown()`.
 pub const SINGLETON_NAME: &str = "Netkit";
 
-/// Process-wide netkit services, available everywhere as the `Netkit` singleton.
+/// Process-wide netkit services, available everywhere as the [Netkit] singleton.
 ///
 /// Its main use is graceful shutdown of a headless dedicated server: call
 /// [method enable_graceful_shutdown] at startup, and a SIGTERM or SIGINT (what container
@@ -127,20 +127,23 @@ impl NetkitSingleton {
     ///
     /// | key | value | what it does |
     /// |---|---|---|
-    /// | `latency` | `"150ms"`, `"0.2s"` (a bare number: ms) | delay added to each datagram or request |
+    /// | `latency` | `"150ms"`, `"0.2s"` (a bare number: ms) | delay added to each datagram or
+    /// request |
     /// | `jitter` | duration | up to this much more or less than `latency` |
     /// | `loss` | `"5%"` (a bare number: percent) | share of datagrams dropped |
     /// | `duplicate` | share | share of datagrams delivered twice |
     /// | `reorder` | share | share of datagrams held back by `reorder_delay` |
-    /// | `reorder_delay` | `"20ms-60ms"` (the default) or a duration | the hold of a reordered datagram |
-    /// | `bandwidth` | `"256kbit"`, `"2mbit"` (a bare number: bits per second) | a link of that rate; what would queue over 1 s is dropped |
+    /// | `reorder_delay` | `"20ms-60ms"` (the default) or a duration | the hold of a reordered
+    /// datagram |
+    /// | `bandwidth` | `"256kbit"`, `"2mbit"` (a bare number: bits per second) | a link of that
+    /// rate; what would queue over 1 s is dropped |
     /// | `failure` | share | HTTP: share of attempts that fail as a refused connection or a 503 |
     /// | `seed` | a whole number | makes the random choices repeatable |
     ///
     /// Plain keys apply to what each object *sends*; an `in:` prefix applies to what it
     /// *receives* (`{"in:loss": "100%"}`). UDP conditions act on whole datagrams, handshakes
     /// included. An object's own `simulate` option (DTLSPeer and DTLSMultiplayerPeer
-    /// options, `HTTPPool.simulate`) beats these. The same syntax as one String is read at
+    /// options, [member HTTPPool.simulate]) beats these. The same syntax as one String is read at
     /// start-up from the environment variable `NETKIT_SIMULATE` or the Project Setting
     /// `netkit/debug/simulate` (in a release export only with
     /// `netkit/debug/simulate_in_release` on); this method works in every build. A line in

@@ -28,10 +28,10 @@ pub(super) struct Tracking {
 impl AgonesSdk {
     /// Beta (Agones `CountsAndLists`): reads a Counter (`GET /v1beta1/counters/<name>`).
     ///
-    /// The task's `HTTPResponse.json` is `{"name": String, "count": int, "capacity": int}`.
+    /// The task's [member HTTPResponse.json] is `{"name": String, "count": int, "capacity": int}`.
     /// A Counter not declared under `spec.counters` of the GameServer completes with
-    /// `ERR_HTTP_STATUS` (status 500, the sidecar's way of refusing) and an
-    /// `error_message` saying it does not exist.
+    /// [constant HTTPResponse.ERR_HTTP_STATUS] (status 500, the sidecar's way of refusing)
+    /// and an [member HTTPResponse.error_message] saying it does not exist.
     #[func]
     fn get_counter(&mut self, name: GString) -> Gd<HttpTask> {
         self.call(SdkCall::Counts(CountsCall::GetCounter(name.to_string())))
@@ -42,13 +42,14 @@ impl AgonesSdk {
     /// `changes` holds any of `count` (int, the new count), `capacity` (int, the new
     /// capacity) and `count_diff` (int, added to the count; negative subtracts); the
     /// sidecar applies them in that order: capacity, count, count_diff. The response's
-    /// `json` is the Counter after the change, as in `get_counter()`.
+    /// `json` is the Counter after the change, as in [method get_counter].
     ///
-    /// Errors: a count that would leave `0..capacity` completes with `ERR_HTTP_STATUS` and
+    /// Errors: a count that would leave `0..capacity` completes with
+    /// [constant HTTPResponse.ERR_HTTP_STATUS] and
     /// "would leave the range 0 to its capacity", an undeclared Counter with "does not
     /// exist" (nothing changes in either case). An empty `changes`, an unknown key, a
     /// value that is not an integer, or a negative `count` or `capacity` completes with
-    /// `ERR_INVALID_REQUEST` and is not sent.
+    /// [constant HTTPResponse.ERR_INVALID_REQUEST] and is not sent.
     #[func]
     fn update_counter(&mut self, name: GString, changes: VarDictionary) -> Gd<HttpTask> {
         match counter_update(&changes) {
@@ -62,7 +63,7 @@ impl AgonesSdk {
 
     /// Beta: adds `amount` (default 1, at least 1) to a Counter, as
     /// `update_counter(name, {"count_diff": amount})` does (and its messages say
-    /// `update_counter`). Fails with "would leave the range" beyond the capacity.
+    /// [method update_counter]). Fails with "would leave the range" beyond the capacity.
     #[func]
     fn increment_counter(
         &mut self,
@@ -86,10 +87,10 @@ impl AgonesSdk {
 
     /// Beta: reads a List (`GET /v1beta1/lists/<name>`).
     ///
-    /// The task's `HTTPResponse.json` is
+    /// The task's [member HTTPResponse.json] is
     /// `{"name": String, "capacity": int, "values": Array[String]}`, values in the order
     /// they were added. A List not declared under
-    /// `spec.lists` completes with `ERR_HTTP_STATUS` and "does not exist".
+    /// `spec.lists` completes with [constant HTTPResponse.ERR_HTTP_STATUS] and "does not exist".
     #[func]
     fn get_list(&mut self, name: GString) -> Gd<HttpTask> {
         self.call(SdkCall::Counts(CountsCall::GetList(name.to_string())))
@@ -99,10 +100,12 @@ impl AgonesSdk {
     ///
     /// `changes` holds `capacity` (int, 0 to 1000) and/or `values` (Array or
     /// PackedStringArray of Strings, which **replaces every value** in the List; use
-    /// `add_list_value()` and `remove_list_value()` to change one). Values beyond a lowered
+    /// [method add_list_value] and [method remove_list_value] to change one). Values beyond a
+    /// lowered
     /// capacity are dropped by the sidecar, from the end. An empty `changes`, an unknown
-    /// key or a capacity outside 0 to 1000 completes with `ERR_INVALID_REQUEST` and is not
-    /// sent; an undeclared List with `ERR_HTTP_STATUS` and "does not exist".
+    /// key or a capacity outside 0 to 1000 completes with
+    /// [constant HTTPResponse.ERR_INVALID_REQUEST] and is not sent; an undeclared List with
+    /// [constant HTTPResponse.ERR_HTTP_STATUS] and "does not exist".
     #[func]
     fn update_list(&mut self, name: GString, changes: VarDictionary) -> Gd<HttpTask> {
         match list_update(&changes) {
@@ -117,9 +120,11 @@ impl AgonesSdk {
     /// Beta: appends `value` to a List (`POST /v1beta1/lists/<name>:addValue`); `json` is
     /// the List after it.
     ///
-    /// Completes with `ERR_HTTP_STATUS` and "is full" when the List holds `capacity`
+    /// Completes with [constant HTTPResponse.ERR_HTTP_STATUS] and "is full" when the List holds
+    /// `capacity`
     /// values, "is already in" when `value` is there already, "does not exist" for an
-    /// undeclared List; an empty `value` with `ERR_INVALID_REQUEST`.
+    /// undeclared List; an empty `value` with
+    /// [constant HTTPResponse.ERR_INVALID_REQUEST].
     #[func]
     fn add_list_value(&mut self, name: GString, value: GString) -> Gd<HttpTask> {
         self.call(SdkCall::Counts(CountsCall::AddListValue(
@@ -129,7 +134,8 @@ impl AgonesSdk {
     }
 
     /// Beta: removes `value` from a List (`POST /v1beta1/lists/<name>:removeValue`); `json`
-    /// is the List after it. Completes with `ERR_HTTP_STATUS` and "is not in" when the
+    /// is the List after it. Completes with [constant HTTPResponse.ERR_HTTP_STATUS] and "is not in"
+    /// when the
     /// value is not there, "does not exist" for an undeclared List.
     #[func]
     fn remove_list_value(&mut self, name: GString, value: GString) -> Gd<HttpTask> {
@@ -141,22 +147,26 @@ impl AgonesSdk {
 
     /// Beta: keeps the Agones List `list` (default `"players"`) in step with the peers of
     /// `multiplayer`, so Fleet and GameServerAllocation selectors and the fleet autoscaler
-    /// see the players without game code (see docs/DEPLOY.md).
+    /// see the players without game code (see the addon's docs/DEPLOY.md).
     ///
-    /// A peer is added when `multiplayer` emits `peer_connected` (with SceneMultiplayer's
-    /// authentication, only once it is authenticated) and removed at `peer_disconnected`
+    /// A peer is added when [param multiplayer] emits [signal MultiplayerAPI.peer_connected]
+    /// (with [SceneMultiplayer]'s authentication, only once it is authenticated) and removed
+    /// at [signal MultiplayerAPI.peer_disconnected]
     /// (it left, timed out, or was kicked). Peers connected already are added now. The
-    /// value stored is the peer id as a String, or what the `player_value` property makes
+    /// value stored is the peer id as a String, or what [member player_value] makes
     /// of it (e.g. an account id).
     ///
     /// When the List is full (its capacity as last read from the sidecar), the
-    /// `refuse_new_connections` of `multiplayer.multiplayer_peer` is set, and cleared when
-    /// a player leaves or the capacity is raised with `update_list()`. A peer that got in
+    /// [member MultiplayerPeer.refuse_new_connections] of the [member
+    /// MultiplayerAPI.multiplayer_peer]
+    /// is set, and cleared when a player leaves or the capacity is raised with
+    /// [method update_list]. A peer that got in
     /// while the List was full is added as soon as there is room. Problems (the List does
     /// not exist, the sidecar cannot be reached) are logged as warnings.
     ///
     /// Calling it again replaces the previous tracking (values already added stay).
-    /// Returns `ERR_INVALID_PARAMETER` (and logs why) when `multiplayer` is null or `list`
+    /// Returns [constant ERR_INVALID_PARAMETER] (and logs why) when [param multiplayer] is null
+    /// or [param list]
     /// cannot be a List name.
     ///
     /// ```gdscript

@@ -5,6 +5,10 @@
 //! server registry drops servers after 5 s without a heartbeat. `PUT /servers/saves`
 //! applies each save once per `Idempotency-Key` and answers `{"replayed": true}` for a
 //! repeat.
+//!
+//! Every answer carries CORS headers and `OPTIONS` preflights are answered, so a Web export
+//! (which talks through the browser's `fetch`, not netkit) can use the same endpoints: see
+//! [`CORS_ALLOW_HEADERS`].
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -154,10 +158,54 @@ pub async fn start() -> std::io::Result<Backend> {
     Ok(backend)
 }
 
+/// Request headers a browser may send cross-origin (the preflight's
+/// `Access-Control-Allow-Headers`): `Authorization` must be named, `*` does not cover it
+/// (Fetch standard, "CORS-unsafe request-header names"); `Content-Type` for JSON bodies;
+/// `Idempotency-Key` for saves. `X-Server-Key` is left out: game servers do not run in
+/// browsers.
+pub const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, Idempotency-Key";
+
+/// Methods the endpoints take (the preflight's `Access-Control-Allow-Methods`).
+pub const CORS_ALLOW_METHODS: &str = "GET, POST, PUT, DELETE";
+
+/// The CORS headers every answer carries. Any origin may call (`*`): the API is
+/// authorized by bearer tokens, not cookies, so another site gains nothing a script
+/// could not do anyway; a backend with cookie sessions must name its game's origin
+/// instead. A preflight (an `OPTIONS` with `Access-Control-Request-Method`) also gets the
+/// methods, headers, and how long the browser may cache the answer.
+pub fn cors_headers(preflight: bool) -> Vec<(&'static str, &'static str)> {
+    let mut headers = vec![("access-control-allow-origin", "*")];
+    if preflight {
+        headers.extend([
+            ("access-control-allow-methods", CORS_ALLOW_METHODS),
+            ("access-control-allow-headers", CORS_ALLOW_HEADERS),
+            ("access-control-max-age", "600"),
+        ]);
+    }
+    headers
+}
+
 async fn handle(
     state: Arc<Mutex<State>>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let preflight = req.method() == Method::OPTIONS
+        && req.headers().contains_key("access-control-request-method");
+    let mut res = if preflight {
+        let mut res = Response::new(Full::new(Bytes::new()));
+        *res.status_mut() = StatusCode::NO_CONTENT;
+        res
+    } else {
+        route(state, req).await
+    };
+    for (name, value) in cors_headers(preflight) {
+        res.headers_mut()
+            .insert(name, hyper::header::HeaderValue::from_static(value));
+    }
+    Ok(res)
+}
+
+async fn route(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let server_key = req
@@ -179,10 +227,7 @@ async fn handle(
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            return Ok(reply(
-                StatusCode::BAD_REQUEST,
-                json!({"error": "unreadable body"}),
-            ));
+            return reply(StatusCode::BAD_REQUEST, json!({"error": "unreadable body"}));
         }
     };
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -190,17 +235,17 @@ async fn handle(
     state.prune();
     if path.starts_with("/servers/") || path == "/tokens/validate" {
         if server_key.as_deref() != Some(state.server_key.as_str()) {
-            return Ok(reply(
+            return reply(
                 StatusCode::FORBIDDEN,
                 json!({"error": "this endpoint needs a valid X-Server-Key"}),
-            ));
+            );
         }
         if path == "/servers/saves" {
-            return Ok(save(&mut state, &method, idempotency_key, &body));
+            return save(&mut state, &method, idempotency_key, &body);
         }
-        return Ok(game_server_api(&mut state, &method, &path, &body));
+        return game_server_api(&mut state, &method, &path, &body);
     }
-    Ok(match (method, path.as_str()) {
+    match (method, path.as_str()) {
         (Method::GET, "/servers") => match bearer.as_deref().map(|t| verify(&state.key, t)) {
             Some(Ok(_)) => list_servers(&state),
             Some(Err(why)) => reply(StatusCode::UNAUTHORIZED, json!({"error": why})),
@@ -234,7 +279,7 @@ async fn handle(
             StatusCode::NOT_FOUND,
             json!({"error": "no such endpoint", "path": path}),
         ),
-    })
+    }
 }
 
 /// The endpoints game servers call with their API key: register, heartbeat, deregister,

@@ -10,6 +10,9 @@ use std::sync::Mutex;
 /// One demo at a time: each stages the extension and runs several Godot processes.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+use netkit_tools::demo::backend;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 #[test]
 fn demo_runs_the_whole_dedicated_server_flow() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
@@ -98,4 +101,77 @@ fn demo_completes_over_a_simulated_bad_network() {
             "missing from the demo's log: {expected}"
         );
     }
+}
+
+/// Sends `request` (a whole HTTP/1.1 request, `Connection: close`) to the backend at
+/// `url` and returns the status line and headers, lower-cased, and the body.
+async fn exchange(url: &str, request: &str) -> (String, String) {
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the backend answers within 10 s")
+    .expect("read");
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    (head.to_lowercase(), body.to_string())
+}
+
+/// What a browser does before a Web export's `HTTPRequest` with a bearer token and a JSON
+/// body: the preflight must allow the origin, the method and both headers, or the browser
+/// never sends the request; then the answer itself (an error too, so the game can read
+/// it) must carry `Access-Control-Allow-Origin`, or the browser hides it from the game.
+#[test]
+fn demo_backend_answers_browsers_cors() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let backend = backend::start().await.expect("backend");
+        let (head, body) = exchange(
+            &backend.url,
+            "OPTIONS /scores HTTP/1.1\r\nHost: api\r\nOrigin: https://game.itch.zone\r\n\
+             Access-Control-Request-Method: POST\r\n\
+             Access-Control-Request-Headers: authorization, content-type\r\n\
+             Connection: close\r\n\r\n",
+        )
+        .await;
+        assert!(head.starts_with("http/1.1 204"), "preflight: {head}");
+        assert!(body.is_empty(), "a preflight answer has no body: {body}");
+        for expected in [
+            "access-control-allow-origin: *",
+            "access-control-allow-methods: get, post, put, delete",
+            "access-control-allow-headers: authorization, content-type, idempotency-key",
+            "access-control-max-age: 600",
+        ] {
+            assert!(
+                head.contains(expected),
+                "preflight lacks {expected}: {head}"
+            );
+        }
+
+        let (head, body) = exchange(
+            &backend.url,
+            "GET /leaderboard HTTP/1.1\r\nHost: api\r\nOrigin: https://game.itch.zone\r\n\
+             Connection: close\r\n\r\n",
+        )
+        .await;
+        assert!(head.starts_with("http/1.1 200"), "leaderboard: {head}");
+        assert!(head.contains("access-control-allow-origin: *"), "{head}");
+        assert!(body.contains("yuki"), "the leaderboard itself: {body}");
+
+        let (head, body) = exchange(
+            &backend.url,
+            "POST /scores HTTP/1.1\r\nHost: api\r\nOrigin: https://game.itch.zone\r\n\
+             Content-Type: application/json\r\nContent-Length: 2\r\n\
+             Connection: close\r\n\r\n{}",
+        )
+        .await;
+        assert!(head.starts_with("http/1.1 401"), "no token: {head}");
+        assert!(head.contains("access-control-allow-origin: *"), "{head}");
+        assert!(body.contains("missing bearer token"), "{body}");
+    });
 }

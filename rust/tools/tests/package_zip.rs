@@ -118,6 +118,10 @@ fn check_entries(entries: &[String]) {
         "addons/netkit/bin/libnetkit.linux.x86_64.debug.so",
         "addons/netkit/icons/http_pool.svg",
         "addons/netkit/icons/dtls_peer.svg",
+        "addons/netkit/icons/agones_sdk.svg",
+        // The help pages point here (AgonesSDK to DEPLOY.md, which links EXPORT.md).
+        "addons/netkit/docs/DEPLOY.md",
+        "addons/netkit/docs/EXPORT.md",
     ] {
         assert!(
             entries.iter().any(|e| e == required),
