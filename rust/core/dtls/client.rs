@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use webrtc_dtls::config::Config;
@@ -16,6 +15,7 @@ use super::super::runtime;
 use super::authenticate::RecordAuthenticator;
 use super::config::{ClientOptions, client_config};
 use super::conn::{ConnShared, PeerConn};
+use super::datagram_queue::{self, QueueReceiver, QueueSender, Refused};
 use super::events::{DisconnectReason, DtlsEvent, PeerId, SERVER_PEER_ID, SendError, Status};
 use super::events_gate::Gate;
 use super::handshake_filter::HandshakeFilter;
@@ -43,7 +43,7 @@ impl Shared {
 /// tasks and silences its events.
 pub struct DtlsClient {
     shared: Arc<Shared>,
-    outbound: mpsc::Sender<Vec<u8>>,
+    outbound: QueueSender,
     max_payload: usize,
     closed: CancellationToken,
 }
@@ -60,7 +60,7 @@ impl DtlsClient {
     ) -> Result<Self, String> {
         let config = client_config(&options)?;
         let closed = CancellationToken::new();
-        let (out_tx, out_rx) = mpsc::channel(options.session.send_queue.max(1));
+        let (out_tx, out_rx) = datagram_queue::queue(options.session.send_queue);
         let stats = super::stats::registered();
         let events = Gate::new(events, closed.clone())
             .for_peer(options.session.dispatch_queue, stats.clone());
@@ -131,11 +131,11 @@ impl DtlsClient {
             return Err(SendError::NotConnected);
         }
         self.outbound.try_send(data.to_vec()).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
+            Refused::Full(_) => {
                 Stats::inc(&self.shared.stats.send_drops);
                 SendError::QueueFull
             }
-            mpsc::error::TrySendError::Closed(_) => SendError::NotConnected,
+            Refused::Closed(_) => SendError::NotConnected,
         })
     }
 
@@ -248,7 +248,7 @@ async fn drive(
     options: ClientOptions,
     config: Config,
     shared: Arc<Shared>,
-    outbound: mpsc::Receiver<Vec<u8>>,
+    outbound: QueueReceiver,
 ) {
     let cancel = shared.control.cancel.clone();
     let limit = options.session.handshake_timeout;

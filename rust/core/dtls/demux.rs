@@ -31,13 +31,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::admission::{self, Candidate, Known, Plaintext, Route};
 use super::authenticate::RecordAuthenticator;
 use super::config::ServerOptions;
 use super::conn::{ConnShared, PeerConn};
+use super::datagram_queue::{self, QueueReceiver, QueueSender};
 use super::events::{DisconnectReason, DtlsEvent, PeerId};
 use super::events_gate::Gate;
 use super::first_flight::{FirstFlightGate, HOLD_LIMIT};
@@ -55,7 +55,7 @@ use super::wire::Wire;
 struct Entry {
     serial: u64,
     inbound: InboundSender,
-    outbound: mpsc::Sender<Vec<u8>>,
+    outbound: QueueSender,
     control: Arc<SessionControl>,
     created: Instant,
     /// The random of the ClientHello that started this handshake.
@@ -385,7 +385,7 @@ impl Demux {
         let session = &self.options.session;
         let limits = InboundLimits::new(session.inbound_queue, session.mtu);
         let (in_tx, in_rx) = inbound::queue(limits, self.stats.clone());
-        let (out_tx, out_rx) = mpsc::channel(self.options.session.send_queue.max(1));
+        let (out_tx, out_rx) = datagram_queue::queue(self.options.session.send_queue);
         let control = Arc::new(SessionControl::child_of(&self.closed));
         let shared = Arc::new(ConnShared::default());
         let conn = Arc::new(PeerConn::new(
@@ -463,7 +463,7 @@ impl Demux {
         conn: Arc<PeerConn>,
         shared: Arc<ConnShared>,
         control: Arc<SessionControl>,
-        outbound: mpsc::Receiver<Vec<u8>>,
+        outbound: QueueReceiver,
     ) -> Option<(DisconnectReason, String)> {
         let session = &self.options.session;
         let deadline = tokio::time::Instant::now() + session.handshake_timeout;

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use tokio::sync::mpsc;
+use super::datagram_queue::{self, QueueReceiver, QueueSender, Refused};
 
 use super::stats::Stats;
 
@@ -86,7 +86,7 @@ impl InboundLimits {
 /// The socket reader's end.
 #[derive(Debug)]
 pub(crate) struct InboundSender {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    tx: QueueSender,
     limits: Arc<InboundLimits>,
     stats: Arc<Stats>,
 }
@@ -94,7 +94,7 @@ pub(crate) struct InboundSender {
 /// The DTLS layer's end.
 #[derive(Debug)]
 pub(crate) struct InboundReceiver {
-    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    rx: QueueReceiver,
     limits: Arc<InboundLimits>,
 }
 
@@ -103,7 +103,8 @@ pub(crate) fn queue(
     limits: Arc<InboundLimits>,
     stats: Arc<Stats>,
 ) -> (InboundSender, InboundReceiver) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    // The limits bound it, by datagrams and by bytes; the queue's own capacity does not.
+    let (tx, rx) = datagram_queue::queue(usize::MAX);
     (
         InboundSender {
             tx,
@@ -123,9 +124,11 @@ impl InboundSender {
             Stats::inc(&self.stats.inbound_drops);
             return Err(datagram);
         }
-        self.tx.send(datagram).map_err(|e| {
+        self.tx.try_send(datagram).map_err(|refused| {
             self.limits.release(len);
-            e.0
+            match refused {
+                Refused::Full(d) | Refused::Closed(d) => d,
+            }
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod certs;
 mod client;
 pub mod config;
 mod conn;
+mod datagram_queue;
 mod demux;
 pub mod events;
 mod events_gate;

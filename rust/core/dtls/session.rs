@@ -15,13 +15,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use webrtc_dtls::config::Config;
 use webrtc_dtls::conn::{DTLSConn, DatagramSource};
 
 use super::conn::{ConnShared, PeerConn};
+use super::datagram_queue::QueueReceiver;
 use super::events::{DisconnectReason, DtlsEvent, PeerId};
 use super::events_gate::Gate;
 use super::failure;
@@ -179,7 +179,7 @@ pub(crate) struct SessionContext {
     /// How the owner stops the session.
     pub control: Arc<SessionControl>,
     /// Packets queued by `send`, bounded so `send` never blocks.
-    pub outbound: mpsc::Receiver<Vec<u8>>,
+    pub outbound: QueueReceiver,
     /// Silence that ends the session.
     pub idle_timeout: Duration,
     /// Optional empty-record keepalive period.
@@ -339,7 +339,7 @@ pub(crate) async fn run(dtls: Arc<DTLSConn>, mut cx: SessionContext) -> (Disconn
             // saying why, say), as ENet flushes before its disconnect; the queue is
             // bounded and so is the wait.
             if outcome.0 == DisconnectReason::ClosedLocally {
-                while let Ok(data) = cx.outbound.try_recv() {
+                while let Ok(Some(data)) = cx.outbound.try_recv() {
                     if dtls.write(&data, None).await.is_err() {
                         break;
                     }
