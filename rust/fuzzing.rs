@@ -120,6 +120,32 @@ mod tests {
         assert_eq!(manifest.matches("[[bin]]").count(), TARGETS.len());
     }
 
+    /// A `[patch]` applies only in the workspace that declares it, and the fuzz crate is a
+    /// workspace of its own: every vendored crate the addon patches in must be patched in
+    /// there too, or the targets build against the crates.io release (and fail to build,
+    /// or fuzz code the addon does not run).
+    #[test]
+    fn the_fuzz_crate_patches_the_same_vendored_crates() {
+        let patches = |manifest: &str| -> Vec<String> {
+            let section = manifest
+                .split("[patch.crates-io]")
+                .nth(1)
+                .unwrap_or_default();
+            let mut names: Vec<String> = section
+                .lines()
+                .take_while(|l| !l.starts_with('['))
+                .filter_map(|l| l.split_once(" = { path = "))
+                .map(|(name, _)| name.trim().to_string())
+                .collect();
+            names.sort();
+            names
+        };
+        let root = std::fs::read_to_string(fuzz_dir().join("../Cargo.toml")).expect("Cargo.toml");
+        let fuzz = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).expect("fuzz/Cargo.toml");
+        assert!(!patches(&root).is_empty());
+        assert_eq!(patches(&fuzz), patches(&root));
+    }
+
     #[test]
     fn messages_and_datagrams_are_inverse() {
         let parts: [&[u8]; 3] = [b"abc", b"", b"\x16\xfe\xfd"];
