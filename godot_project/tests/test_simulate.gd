@@ -294,5 +294,22 @@ func test_downloads_follow_the_pools_simulated_conditions() -> void:
 		attempts += r.attempts
 	DirAccess.remove_absolute(ProjectSettings.globalize_path(file))
 	assert_eq(ok, 6, "every download completed through simulated failures")
+
+	# in:bandwidth paces what arrives: 100,000 bytes at 800 kbit/s take a second, as a
+	# download and as a request's body.
+	pool.simulate = "in:bandwidth=800kbit"
+	var paced_start := Time.get_ticks_msec()
+	var paced := pool.download("/download?bytes=100000", file)
+	var pr: HTTPResponse = paced.response if paced.is_done() else (await wait_signal(paced.completed, 30.0))[0]
+	var paced_ms := Time.get_ticks_msec() - paced_start
+	DirAccess.remove_absolute(ProjectSettings.globalize_path(file))
+	assert_true(pr.ok, pr.error_message)
+	assert_ge(paced_ms, 950, "100 kB through in:bandwidth=800kbit as a download")
+	var get_start := Time.get_ticks_msec()
+	var gr: HTTPResponse = (await wait_signal(pool.fetch("/download?bytes=100000").completed, 30.0))[0]
+	var get_ms := Time.get_ticks_msec() - get_start
+	assert_true(gr.ok and gr.body.size() == 100000, gr.error_message)
+	assert_ge(get_ms, 950, "100 kB through in:bandwidth=800kbit as a request's body")
+	print("  [simulate] in:bandwidth=800kbit: 100 kB took %d ms as a download, %d ms as a GET" % [paced_ms, get_ms])
 	assert_gt(attempts, 6, "simulated failures cost attempts: %d for 6 downloads" % attempts)
 	print("  [simulate] downloads: latency=300ms took %d ms; failure=50%%: 6 of 6 completed in %d attempts" % [took, attempts])

@@ -151,11 +151,14 @@ async fn simulated_attempt(
     spec: &RequestSpec,
     limits: AttemptLimits,
 ) -> Attempt {
-    match simulated_start(clients, &spec.url).await {
+    let upload = spec.body.bytes().map_or(0, |b| b.len());
+    match simulated_start(clients, &spec.url, upload).await {
         Err(response) => done(response),
-        Ok(fate) => {
-            let attempt = attempt_once(&clients.pooled, clients.own_ca, spec, limits).await;
-            simulated_end(fate).await;
+        Ok(sim) => {
+            let pace = Simulated::body_pace(sim);
+            let attempt =
+                attempt_once_paced(&clients.pooled, clients.own_ca, spec, limits, pace).await;
+            simulated_end(sim).await;
             attempt
         }
     }
@@ -168,7 +171,8 @@ async fn simulated_attempt(
 pub(crate) async fn simulated_start(
     clients: &Clients,
     url: &str,
-) -> Result<Option<Duration>, Response> {
+    upload_bytes: usize,
+) -> Result<Option<Simulated>, Response> {
     let Some(conditions) = simulate::effective(clients.simulate.as_ref()) else {
         return Ok(None);
     };
@@ -178,9 +182,16 @@ pub(crate) async fn simulated_start(
         }
         None => simulate::http::judge_attempt(&conditions, &mut rand::rng()),
     };
-    tokio::time::sleep(fate.before).await;
+    // A request body goes out through the outbound bandwidth before the answer can start.
+    let upload = conditions.outbound.bandwidth.map_or(Duration::ZERO, |b| {
+        simulate::http::transmit_time(upload_bytes as u64, b)
+    });
+    tokio::time::sleep(fate.before + upload).await;
     let Some(failure) = fate.failure else {
-        return Ok(Some(fate.after));
+        return Ok(Some(Simulated {
+            after: fate.after,
+            body_bandwidth: conditions.inbound.bandwidth,
+        }));
     };
     simulate::count_drop();
     let share = conditions.outbound.failure.max(conditions.inbound.failure) * 100.0;
@@ -202,10 +213,37 @@ pub(crate) async fn simulated_start(
     Err(response)
 }
 
+/// What simulated conditions still do to an attempt under way.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Simulated {
+    /// Wait before the answer is delivered (`in:latency`).
+    after: Duration,
+    /// The answer's body arrives no faster than this (`in:bandwidth`), bits per second.
+    pub body_bandwidth: Option<u64>,
+}
+
+impl Simulated {
+    /// The pace of the answer's body, if it has one.
+    pub fn body_pace(sim: Option<Self>) -> Option<simulate::http::BodyPace> {
+        sim.and_then(|s| s.body_bandwidth)
+            .map(|b| simulate::http::BodyPace::new(b, std::time::Instant::now()))
+    }
+}
+
 /// Waits the inbound delay [`simulated_start`] returned, before the answer is delivered.
-pub(crate) async fn simulated_end(after: Option<Duration>) {
-    if let Some(after) = after {
-        tokio::time::sleep(after).await;
+pub(crate) async fn simulated_end(sim: Option<Simulated>) {
+    if let Some(sim) = sim {
+        tokio::time::sleep(sim.after).await;
+    }
+}
+
+/// Waits what a body's pace asks after `n` more bytes.
+pub(crate) async fn pace_body(pace: &mut Option<simulate::http::BodyPace>, n: usize) {
+    if let Some(pace) = pace {
+        let wait = pace.wait_after(n, std::time::Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
     }
 }
 
@@ -233,6 +271,17 @@ async fn attempt_once(
     own_ca: bool,
     spec: &RequestSpec,
     limits: AttemptLimits,
+) -> Attempt {
+    attempt_once_paced(client, own_ca, spec, limits, None).await
+}
+
+/// [`attempt_once`] with the answer's body paced to simulated conditions.
+async fn attempt_once_paced(
+    client: &reqwest::Client,
+    own_ca: bool,
+    spec: &RequestSpec,
+    limits: AttemptLimits,
+    mut pace: Option<simulate::http::BodyPace>,
 ) -> Attempt {
     let deadline = Deadline::now() + limits.timeout;
     let failed = |kind, message: String, url: &str| Attempt {
@@ -349,6 +398,7 @@ async fn attempt_once(
         };
         match chunk {
             Ok(Some(chunk)) => {
+                pace_body(&mut pace, chunk.len()).await;
                 if body.len() as u64 + chunk.len() as u64 > limits.max_body_bytes {
                     let room = (limits.max_body_bytes as usize).saturating_sub(body.len());
                     body.extend_from_slice(&chunk[..room.min(chunk.len())]);

@@ -1,9 +1,11 @@
 //! What simulated conditions do to one HTTP attempt: wait before it is sent (`latency`,
-//! `jitter`), wait before its answer is delivered (`in:latency`, `in:jitter`), or fail it
-//! as a refused connection or a `503` (`failure`), which the pool's retry policy then
-//! sees like a real one. No I/O: the caller passes the random source.
+//! `jitter`, and a request body's time through `bandwidth`), wait before its answer is
+//! delivered (`in:latency`, `in:jitter`), pace the answer's body to `in:bandwidth`
+//! ([`BodyPace`]), or fail it as a refused connection or a `503` (`failure`), which the
+//! pool's retry policy then sees like a real one. No I/O and no clock: the caller passes
+//! the random source and the instants.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
@@ -27,6 +29,38 @@ pub struct HttpFate {
     pub after: Duration,
     /// Fail the attempt instead of sending it.
     pub failure: Option<HttpFailure>,
+}
+
+/// Paces a body to a bandwidth: the time each chunk must wait so the bytes so far never
+/// arrive faster than the limit.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyPace {
+    bits_per_s: u64,
+    started: Instant,
+    bytes: u64,
+}
+
+impl BodyPace {
+    /// A pace of `bits_per_s` from `now`.
+    pub fn new(bits_per_s: u64, now: Instant) -> Self {
+        Self {
+            bits_per_s: bits_per_s.max(1),
+            started: now,
+            bytes: 0,
+        }
+    }
+
+    /// How long to wait, at `now`, after `n` more bytes arrived.
+    pub fn wait_after(&mut self, n: usize, now: Instant) -> Duration {
+        self.bytes += n as u64;
+        let due = self.started + transmit_time(self.bytes, self.bits_per_s);
+        due.saturating_duration_since(now)
+    }
+}
+
+/// How long `bytes` take through `bits_per_s`.
+pub fn transmit_time(bytes: u64, bits_per_s: u64) -> Duration {
+    Duration::from_secs_f64(bytes as f64 * 8.0 / bits_per_s.max(1) as f64)
 }
 
 /// Judges one attempt under `conditions`.
@@ -78,6 +112,22 @@ mod tests {
             .count();
         assert!((400..=600).contains(&refused), "{refused}");
         assert!((400..=600).contains(&unavailable), "{unavailable}");
+    }
+
+    /// 256 kbit/s is 32,000 bytes a second: a body arriving at once in 8,000-byte chunks
+    /// waits a quarter second per chunk, and a body that arrives slower waits nothing.
+    #[test]
+    fn a_body_is_paced_to_the_bandwidth() {
+        let start = Instant::now();
+        let mut pace = BodyPace::new(256_000, start);
+        assert_eq!(pace.wait_after(8_000, start), Duration::from_millis(250));
+        assert_eq!(pace.wait_after(8_000, start), Duration::from_millis(500));
+        let later = start + Duration::from_secs(2);
+        assert_eq!(pace.wait_after(8_000, later), Duration::ZERO);
+        assert_eq!(
+            transmit_time(1_000_000, 256_000),
+            Duration::from_micros(31_250_000)
+        );
     }
 
     #[test]

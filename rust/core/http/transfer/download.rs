@@ -41,11 +41,12 @@ use super::{
 };
 use crate::core::events::EventSender;
 use crate::core::http::classify::{chain, classify};
-use crate::core::http::exec::{simulated_end, simulated_start};
+use crate::core::http::exec::{Simulated, pace_body, simulated_end, simulated_start};
 use crate::core::http::retry::{
     RetryPolicy, backoff_delay, is_retryable_status, parse_retry_after,
 };
 use crate::core::http::{ErrorKind, Response};
+use crate::core::simulate::http::BodyPace;
 
 /// Bytes collected before one write to the part file: few enough system calls, little
 /// memory (a download never holds more than this plus one network chunk).
@@ -115,6 +116,7 @@ pub(super) async fn run(
         sent: false,
     };
     let mut job = Job {
+        pace: None,
         paths: PartPaths::new(&spec.file),
         base,
         spec,
@@ -177,6 +179,8 @@ enum Step {
 }
 
 struct Job {
+    /// The pace simulated conditions set for the current attempt's body, if any.
+    pace: Option<BodyPace>,
     base: TransferBase,
     spec: DownloadSpec,
     handle: DownloadHandle,
@@ -242,11 +246,12 @@ impl Job {
         loop {
             self.attempts += 1;
             // Simulated network conditions (`core::simulate`) delay or fail the attempt.
-            let step = match simulated_start(&clients, &self.spec.url).await {
+            let step = match simulated_start(&clients, &self.spec.url, 0).await {
                 Err(response) => Step::Retry { response },
-                Ok(after) => {
+                Ok(sim) => {
+                    self.pace = Simulated::body_pace(sim);
                     let step = self.attempt(&clients.identity, clients.own_ca).await;
-                    simulated_end(after).await;
+                    simulated_end(sim).await;
                     step
                 }
             };
@@ -546,6 +551,7 @@ impl Job {
             };
             match chunk {
                 Ok(Some(chunk)) => {
+                    pace_body(&mut self.pace, chunk.len()).await;
                     let size = self.offset + (buffer.len() + chunk.len()) as u64;
                     if let Some(end) = self.range_end.or(self.total)
                         && size > end

@@ -39,8 +39,9 @@ use super::{
 };
 use crate::core::events::{LaneSender, Push};
 use crate::core::http::classify::{chain, classify};
-use crate::core::http::exec::{simulated_end, simulated_start};
+use crate::core::http::exec::{Simulated, pace_body, simulated_end, simulated_start};
 use crate::core::http::{ErrorKind, Response};
+use crate::core::simulate::http::BodyPace;
 
 /// Shortest wait before an event stream reconnects, whatever `retry` says.
 pub(super) const MIN_RECONNECT: Duration = Duration::from_millis(100);
@@ -132,6 +133,7 @@ pub(super) async fn run(
     };
     let started = Instant::now();
     let mut task = StreamTask {
+        pace: None,
         parser: SseParser::new(spec.max_line_bytes, spec.retry_ms),
         spec,
         base,
@@ -157,6 +159,8 @@ pub(super) async fn run(
 }
 
 struct StreamTask {
+    /// The pace simulated conditions set for the current connection's body, if any.
+    pace: Option<BodyPace>,
     spec: StreamSpec,
     base: TransferBase,
     parser: SseParser,
@@ -183,13 +187,14 @@ impl StreamTask {
             self.connections += 1;
             // Simulated network conditions (`core::simulate`) delay or fail the connection,
             // which an event stream then reconnects like a real one.
-            let end = match simulated_start(&clients, &self.spec.url).await {
+            let end = match simulated_start(&clients, &self.spec.url, 0).await {
                 Err(response) => End::Dropped {
                     response,
                     events: 0,
                 },
-                Ok(after) => {
-                    simulated_end(after).await;
+                Ok(sim) => {
+                    simulated_end(sim).await;
+                    self.pace = Simulated::body_pace(sim);
                     self.connect(&clients.pooled, clients.own_ca, out).await
                 }
             };
@@ -391,6 +396,7 @@ impl StreamTask {
                     };
                 }
             };
+            pace_body(&mut self.pace, chunk.len()).await;
             let result = match self.spec.mode {
                 StreamMode::Chunks => self.chunks(chunk, out).await,
                 StreamMode::Lines => self.lines(&mut lines, &chunk, out).await,
