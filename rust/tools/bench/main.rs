@@ -12,7 +12,7 @@
 //! And SceneMultiplayer over DTLSMultiplayerPeer against ENetMultiplayerPeer (connect time,
 //! RPC round trip at 60 frames/s, reliable RPCs/s, main-thread µs per RPC); see mp_runs.rs.
 //! The same suite measures a dedicated server's CPU and memory with 100 to 1,000 clients
-//! (mp_scale_runs.rs); `--suite mp-scale` runs that part alone.
+//! (mp_scale_runs.rs); `--suite mp-scale` runs that part alone, `--suite mp-path` the rest.
 //!
 //! And the durable outbox: HTTPPool.request_durable against HTTPPool.request (main-thread
 //! µs per call, time to completion); see outbox_runs.rs. And how fast the outbox drains
@@ -162,11 +162,19 @@ fn parse_options() -> Result<Options, String> {
             "--suite" => {
                 o.suites = value()?.split(',').map(str::to_string).collect();
                 if let Some(bad) = o.suites.iter().find(|s| {
-                    !["http", "dtls", "mp", "mp-scale", "outbox", "outbox-drain"]
-                        .contains(&s.as_str())
+                    ![
+                        "http",
+                        "dtls",
+                        "mp",
+                        "mp-path",
+                        "mp-scale",
+                        "outbox",
+                        "outbox-drain",
+                    ]
+                    .contains(&s.as_str())
                 }) {
                     return Err(format!(
-                        "unknown suite '{bad}' (http, dtls, mp, mp-scale, outbox, outbox-drain)"
+                        "unknown suite '{bad}' (http, dtls, mp, mp-path, mp-scale, outbox, outbox-drain)"
                     ));
                 }
             }
@@ -246,6 +254,7 @@ fn run() -> Result<(), String> {
     let needs_godot = (suite("http") && options.clients.iter().any(|c| c.starts_with("http")))
         || (suite("dtls") && options.dtls.rows.iter().any(|r| r != "core"))
         || suite("mp")
+        || suite("mp-path")
         || suite("mp-scale")
         || suite("outbox");
     let godot = if needs_godot {
@@ -264,7 +273,7 @@ fn run() -> Result<(), String> {
             tables.extend(dtls_lossy_runs::run(options.runs, godot.as_ref())?);
         }
     }
-    if suite("mp") {
+    if suite("mp") || suite("mp-path") {
         tables.extend(mp_runs::run(&options.mp, options.runs, godot.as_ref())?);
         tables.extend(mp_path_runs::run(
             &options.mp,
