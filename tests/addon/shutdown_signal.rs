@@ -13,19 +13,17 @@ fn prepare() -> GodotCmd {
     godot_command().unwrap_or_else(|e| panic!("{e}"))
 }
 
-#[test]
-fn sigterm_lets_the_game_save_then_quit() {
+/// Starts the shutdown scene with `args` (after the test server's URL), waits until it is
+/// ready, sends it SIGTERM and waits until the game heard `shutdown_requested`.
+fn start_and_terminate(server_url: &str, args: &[&str]) -> SceneProcess {
     let godot = prepare();
-    let server = netkit_test_support::http_server::start_blocking();
-
+    let mut all = vec![format!("--url={server_url}")];
+    all.extend(args.iter().map(|a| a.to_string()));
     let mut game = SceneProcess::spawn(scene_command(
         &godot,
         &project_dir(),
         "res://shutdown_check/shutdown_check.tscn",
-        &[
-            format!("--url={}", server.http_url),
-            "--key=sigterm-save".to_string(),
-        ],
+        &all,
     ))
     .expect("start Godot");
     let limit = Duration::from_secs(30);
@@ -34,18 +32,24 @@ fn sigterm_lets_the_game_save_then_quit() {
         "the scene never got ready: {:?}",
         game.seen
     );
-
     let status = Command::new("kill")
         .args(["-TERM", &game.child.id().to_string()])
         .status()
         .expect("run kill");
     assert!(status.success());
-
     assert!(
         game.wait_for("SHUTDOWN_CHECK requested", limit).is_some(),
         "no shutdown_requested: {:?}",
         game.seen
     );
+    game
+}
+
+#[test]
+fn sigterm_lets_the_game_save_then_quit() {
+    let server = netkit_test_support::http_server::start_blocking();
+    let mut game = start_and_terminate(&server.http_url, &["--key=sigterm-save"]);
+    let limit = Duration::from_secs(30);
     assert!(
         game.seen
             .last()
@@ -91,35 +95,8 @@ fn sigterm_lets_the_game_save_then_quit() {
 
 #[test]
 fn a_game_that_does_not_quit_within_the_grace_period_exits_with_124_not_0() {
-    let godot = prepare();
     let server = netkit_test_support::http_server::start_blocking();
-    let mut game = SceneProcess::spawn(scene_command(
-        &godot,
-        &project_dir(),
-        "res://shutdown_check/shutdown_check.tscn",
-        &[
-            format!("--url={}", server.http_url),
-            "--grace=0.5".to_string(),
-            "--hang".to_string(),
-        ],
-    ))
-    .expect("start Godot");
-    let limit = Duration::from_secs(30);
-    assert!(
-        game.wait_for("SHUTDOWN_CHECK ready 0", limit).is_some(),
-        "the scene never got ready: {:?}",
-        game.seen
-    );
-    let status = Command::new("kill")
-        .args(["-TERM", &game.child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-    assert!(
-        game.wait_for("SHUTDOWN_CHECK requested", limit).is_some(),
-        "no shutdown_requested: {:?}",
-        game.seen
-    );
+    let mut game = start_and_terminate(&server.http_url, &["--grace=0.5", "--hang"]);
     let exit = game.child.wait().expect("wait for Godot");
     let stderr = game.stderr();
     assert_eq!(

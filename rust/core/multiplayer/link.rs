@@ -1350,21 +1350,11 @@ mod tests {
                 out.clear();
             }
             let one_way = Duration::from_millis(100);
-            if a.next_due() <= now {
-                to_b.extend(
-                    a.flush(now)
-                        .unwrap()
-                        .into_iter()
-                        .map(|d| (now + one_way, d)),
-                );
-            }
-            if b.next_due() <= now {
-                to_a.extend(
-                    b.flush(now)
-                        .unwrap()
-                        .into_iter()
-                        .map(|d| (now + one_way, d)),
-                );
+            for (link, queue) in [(&mut a, &mut to_b), (&mut b, &mut to_a)] {
+                if link.next_due() <= now {
+                    let sent = link.flush(now).unwrap();
+                    queue.extend(sent.into_iter().map(|d| (now + one_way, d)));
+                }
             }
         }
         assert_eq!(got.len(), 20, "every message arrived");

@@ -13,17 +13,26 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 use netkit_tools::demo::backend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[test]
-fn demo_runs_the_whole_dedicated_server_flow() {
+/// Runs the demo, under `NETKIT_SIMULATE=simulate` when given, and returns its stdout and
+/// stderr once it succeeded.
+fn run_demo(simulate: Option<&str>) -> (String, String) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let out = Command::new(env!("CARGO_BIN_EXE_demo"))
-        .env_remove("NETKIT_SIMULATE")
-        .output()
-        .expect("run the demo");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_demo"));
+    match simulate {
+        Some(conditions) => demo.env("NETKIT_SIMULATE", conditions),
+        None => demo.env_remove("NETKIT_SIMULATE"),
+    };
+    let out = demo.output().expect("run the demo");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     println!("{stdout}\n{stderr}");
     assert!(out.status.success(), "the demo failed:\n{stderr}");
+    (stdout, stderr)
+}
+
+#[test]
+fn demo_runs_the_whole_dedicated_server_flow() {
+    let (stdout, _) = run_demo(None);
     for expected in [
         "[server] registered as server",
         "[client alice] logged in as alice",
@@ -80,15 +89,7 @@ fn demo_runs_the_whole_dedicated_server_flow() {
 /// 20 ms of jitter and 3 % of datagrams lost still lets every step happen.
 #[test]
 fn demo_completes_over_a_simulated_bad_network() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let out = Command::new(env!("CARGO_BIN_EXE_demo"))
-        .env("NETKIT_SIMULATE", "latency=80ms jitter=20ms loss=3% seed=4")
-        .output()
-        .expect("run the demo");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}\n{stderr}");
-    assert!(out.status.success(), "the demo failed:\n{stderr}");
+    let (stdout, stderr) = run_demo(Some("latency=80ms jitter=20ms loss=3% seed=4"));
     for expected in [
         "[netkit] simulating network conditions (NETKIT_SIMULATE): latency=80ms jitter=20ms loss=3% seed=4",
         "[client alice] synchronized position (30, 15)",
