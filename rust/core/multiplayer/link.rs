@@ -233,13 +233,16 @@ const CLOCK_GRANULARITY: Duration = Duration::from_millis(10);
 
 /// How long an unacknowledged reliable message waits before renet sends it again: RFC
 /// 6298's RTO, `SRTT + max(G, 4 * RTTVAR)`, from the link's round-trip samples (seconds),
-/// but never below `floor` (the `resend_interval` option, 100 ms by default: what a short
+/// at most twice SRTT, and never below `floor` (the `resend_interval` option, 100 ms by default: what a short
 /// path used before) nor above [`MAX_RESEND_TIMEOUT`]. RFC 6298's own one-second floor
 /// suits TCP's bulk transfers, not a game's input on a 20 ms path. With a fixed 100 ms,
 /// a path with a longer round trip had every reliable message sent at least twice.
 pub(crate) fn resend_timeout(srtt: f64, rttvar: f64, floor: Duration) -> Duration {
     let floor = floor.min(MAX_RESEND_TIMEOUT);
-    let rto = srtt + (4.0 * rttvar).max(CLOCK_GRANULARITY.as_secs_f64());
+    // Never more than twice the smoothed round trip: on a short path, jitter and
+    // reordering make RTTVAR large next to SRTT, and a game would rather resend a message
+    // that was only late than make every lost one wait several round trips.
+    let rto = (srtt + (4.0 * rttvar).max(CLOCK_GRANULARITY.as_secs_f64())).min(2.0 * srtt);
     if !rto.is_finite() {
         return floor;
     }
@@ -1315,6 +1318,9 @@ mod tests {
         // No variation at all still leaves the clock's granularity.
         let rto = resend_timeout(0.2, 0.0, floor);
         assert!((rto.as_secs_f64() - 0.21).abs() < 1e-9, "{rto:?}");
+        // Jitter larger than the round trip: twice the round trip, here below the floor.
+        assert_eq!(resend_timeout(0.01, 0.05, floor), floor);
+        assert!((resend_timeout(0.08, 0.05, floor).as_secs_f64() - 0.16).abs() < 1e-9);
         // A very long or erratic path stops at the ceiling.
         assert_eq!(resend_timeout(1.5, 0.5, floor), MAX_RESEND_TIMEOUT);
         assert_eq!(resend_timeout(f64::NAN, 0.0, floor), floor);
