@@ -85,6 +85,11 @@ func _flow() -> bool:
 	if auth_reply.begins_with("refused:"):
 		say("refused by the server: %s" % auth_reply.trim_prefix("refused:"))
 		return args.get("expect", "") == "refused"
+	# On a lossy path the server's refusal can end the session before its reply arrives;
+	# the disconnect reason still says the server refused this peer at authentication.
+	if outcome[0] != 0 and peer.get_last_disconnect_reason().contains("refused this peer during authentication"):
+		say("refused by the server: %s" % peer.get_last_disconnect_reason())
+		return args.get("expect", "") == "refused"
 	if outcome[0] != 0:
 		say("could not join: %s" % peer.get_last_disconnect_reason())
 		return false
