@@ -57,15 +57,9 @@ pub(super) const SERVER_CREDENTIAL_KEYS: &[&str] = &[
     "psk_identity_hint",
 ];
 /// `connect_to_server` keys that say how to trust the server, one way only: the node's
-/// trust properties apply only when the Dictionary names none of them.
-pub(super) const CLIENT_TRUST_KEYS: &[&str] = &[
-    "ca_certificate",
-    "server_name",
-    "pinned_sha256",
-    "psk",
-    "psk_identity",
-    "insecure_skip_verify",
-];
+/// trust properties apply only when the Dictionary names none of them. Every client-only
+/// key is one of them.
+pub(super) const CLIENT_TRUST_KEYS: &[&str] = CLIENT_KEYS;
 
 /// `options` with `defaults` (the node's Inspector properties) added for the keys it leaves
 /// out, as HTTPRequest's properties stand in for what a call does not say. Keys of
