@@ -5,7 +5,8 @@ use super::farewell::Farewell;
 
 /// Protocol version carried in `Join` and `Welcome`; a mismatch is refused with a clear
 /// reason. 3: the client chooses its peer id (`Join`), and deliberate ends carry a `Bye`.
-pub(crate) const PROTOCOL_VERSION: u8 = 3;
+/// 4: a `Pong` says how long it was held, so it can wait for the next datagram.
+pub(crate) const PROTOCOL_VERSION: u8 = 4;
 
 /// A message on a control channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,11 +24,13 @@ pub(crate) enum Control {
     /// has handed on. The sender's window advances with it.
     Delivered(Vec<(u8, u64)>),
     /// Either way, unreliable: the sender's link clock in microseconds (wrapping), sent
-    /// every `PING_INTERVAL`; answered at once with `Pong` carrying the same value, so the
-    /// sender measures the round trip itself (protocol 2).
+    /// every `PING_INTERVAL`; answered with `Pong` carrying the same value, so the sender
+    /// measures the round trip itself (protocol 2).
     Ping(u32),
-    /// The answer to `Ping`.
-    Pong(u32),
+    /// The answer to `Ping`: its clock, and how long the answer waited for a datagram
+    /// going out anyway (µs), which the pinging side takes off its sample, as QUIC takes
+    /// off an acknowledgement's `ack_delay` (RFC 9002 section 5.3; protocol 4).
+    Pong { clock: u32, held_us: u32 },
     /// Client to server, first thing after the DTLS handshake: the peer id the client chose
     /// in `create_client()` (as ENet's client does), and its channel count and version.
     Join {
@@ -64,7 +67,9 @@ impl Control {
                 v
             }
             Self::Ping(t) => [&[4][..], &t.to_le_bytes()].concat(),
-            Self::Pong(t) => [&[5][..], &t.to_le_bytes()].concat(),
+            Self::Pong { clock, held_us } => {
+                [&[5][..], &clock.to_le_bytes(), &held_us.to_le_bytes()].concat()
+            }
             Self::Join {
                 id,
                 channel_count,
@@ -118,14 +123,13 @@ impl Control {
                     })
                     .collect(),
             )),
-            4 | 5 if rest.len() == 4 => {
-                let t = u32::from_le_bytes(rest.try_into().map_err(|_| bad())?);
-                Ok(if kind == 4 {
-                    Self::Ping(t)
-                } else {
-                    Self::Pong(t)
-                })
-            }
+            4 if rest.len() == 4 => Ok(Self::Ping(u32::from_le_bytes(
+                rest.try_into().map_err(|_| bad())?,
+            ))),
+            5 if rest.len() == 8 => Ok(Self::Pong {
+                clock: u32::from_le_bytes(rest[..4].try_into().map_err(|_| bad())?),
+                held_us: u32::from_le_bytes(rest[4..].try_into().map_err(|_| bad())?),
+            }),
             _ => Err(bad()),
         }
     }
@@ -146,7 +150,10 @@ mod tests {
             Control::Ready,
             Control::Delivered(vec![(0, 1), (2, u64::MAX)]),
             Control::Ping(0),
-            Control::Pong(u32::MAX),
+            Control::Pong {
+                clock: u32::MAX,
+                held_us: 7,
+            },
             Control::Join {
                 id: i32::MAX,
                 channel_count: 32,
@@ -157,7 +164,16 @@ mod tests {
         ] {
             assert_eq!(Control::decode(&c.encode()), Ok(c));
         }
-        for garbage in [&[][..], &[1, 2], &[2, 0], &[3, 1], &[4, 1, 2], &[5], &[9]][..]
+        for garbage in [
+            &[][..],
+            &[1, 2],
+            &[2, 0],
+            &[3, 1],
+            &[4, 1, 2],
+            &[5],
+            &[5, 1, 2, 3, 4],
+            &[9],
+        ][..]
             .iter()
             .chain(&[&[6, 1, 2, 3][..], &[7, 1], &[7, 200, 0], &[7, 1, 0, 0]])
         {

@@ -31,11 +31,12 @@
 //! - Round-trip time: renet's estimate times the acknowledgement of every packet, and on a
 //!   quiet link those wait for the next datagram, so it reads far too high (a unit test
 //!   shows it). Each side sends a `Ping` (its clock in µs) on the unreliable control lane
-//!   every second and the other answers with a `Pong` in its next flush: a ping and its
-//!   pong every 500 ms on average, ENet's rate (ENet pings when it heard nothing for 500 ms
-//!   and its sides take turns; that rule does not carry over, since two sides that start
-//!   together stay in step and each pings every 500 ms). `rtt_ms` is the RFC 6298 SRTT
-//!   (α = 1/8) of those samples. One pong per flush answers the newest ping received since the last one
+//!   every second and the other answers with a `Pong` that rides in its next datagram, at
+//!   the latest with its own next ping, and says how long it was held (protocol 4): an
+//!   idle link sends one datagram each way per second, half of ENet's traffic (see
+//!   `PING_INTERVAL`). `rtt_ms` is the RFC 6298 SRTT (α = 1/8) of those samples, each
+//!   without its hold; a hold beyond two intervals or beyond the whole wait is no sample.
+//!   One pong answers the newest ping received since the last one
 //!   (answering each ping made the link a reflector: 300 pings in one datagram got 300
 //!   pongs back); a pong counts only when it carries one of the last 32 pings this side
 //!   sent (16 s), once, so forged, garbled or duplicated pongs are not samples.
@@ -157,14 +158,18 @@ const ACK_DELAY: Duration = Duration::from_millis(20);
 /// on a one-way stream and stops two idle renet peers from acknowledging each other's
 /// acknowledgements. An idle link sends its pings and pongs sooner (see `PING_INTERVAL`).
 const ACK_ONLY_INTERVAL: Duration = Duration::from_millis(1000);
-/// Each side pings this often and measures the round trip from the pong; with the other
-/// side's pings an idle link carries a ping and its pong every 500 ms on average, what
-/// ENet's costs (ENet pings when it heard nothing for 500 ms, and its two sides take
-/// turns). A rule like ENet's does not carry over: two sides that start together ping at
-/// the same moment, hear each other at the same moment, and stay in step, each pinging
-/// every 500 ms. Acknowledgements ride along, so nothing else flows on an idle link.
-/// renet's own estimate times the acknowledgements of every packet, which on a quiet link
-/// wait for the next datagram, so it reads far too high; hence netkit's own pings.
+/// Each side pings this often and measures the round trip from the pong. A pong waits
+/// for a datagram going out anyway, at the latest this side's next ping, and says how
+/// long it waited (`held_us`, taken off the sample as QUIC takes off `ack_delay`); a ping
+/// that arrives when this side's own is due within half an interval is answered at once
+/// with that ping. So an idle link carries one datagram each way per interval, each with
+/// a ping, the answer to the other's and the acknowledgements, whatever the two sides'
+/// phases: half of ENet's traffic (a ping and its acknowledgement every 500 ms), and on
+/// a server with many idle peers each datagram costs a decryption, a wake-up or two and
+/// a system call. The liveness a peer's `idle_timeout` watches for is unchanged: a
+/// datagram a second each way. renet's own estimate times the acknowledgements of every
+/// packet, which on a quiet link wait for the next datagram, so it reads far too high;
+/// hence netkit's own pings.
 const PING_INTERVAL: Duration = Duration::from_millis(1000);
 /// While reliable messages are in flight the link is flushed this often: renet resends
 /// what was not acknowledged within `resend_interval`, and the stall check runs.
@@ -219,10 +224,24 @@ pub(crate) struct Link {
     /// The last flush left data waiting because of the pacer: only then is the queue on
     /// the path the link's own doing (see `update_resend_time`).
     pacing_limited: bool,
-    pong_due: Option<u32>,
+    /// The newest ping received and not yet answered (see `PING_INTERVAL` for when the
+    /// answer goes).
+    pong_due: Option<PongDue>,
     /// Clocks of this side's recent pings not yet answered, oldest first: only a pong
     /// carrying one of them is a sample (a forged, garbled or duplicated pong is not).
     pings_out: VecDeque<u32>,
+}
+
+/// A ping waiting for its answer.
+#[derive(Clone, Copy, Debug)]
+struct PongDue {
+    /// The ping's clock, echoed.
+    clock: u32,
+    /// When it arrived: the answer says how long it was held.
+    received: Duration,
+    /// This side's own ping was due within half an interval when it arrived, so both go
+    /// at once.
+    early: bool,
 }
 
 /// Longest wait before a reliable message is sent again, however long the measured round
@@ -436,12 +455,18 @@ impl Link {
             Lane::ControlUnreliable => match Control::decode(message)? {
                 Control::Delivered(counts) => self.apply_feedback(&counts),
                 Control::Ping(t) => {
-                    // Answered by the flush that follows this datagram, once for the
-                    // newest ping (a message, not an acknowledgement-only packet, so it
-                    // never waits).
-                    self.pong_due = Some(t);
+                    // Answered once, for the newest ping (see `PING_INTERVAL`).
+                    let own = self
+                        .last_ping
+                        .map_or(Duration::ZERO, |at| at + PING_INTERVAL);
+                    let early = own <= self.received_at + PING_INTERVAL / 2;
+                    self.pong_due = Some(PongDue {
+                        clock: t,
+                        received: self.received_at,
+                        early: early || self.pong_due.is_some_and(|p| p.early),
+                    });
                 }
-                Control::Pong(t) => self.take_rtt_sample(t),
+                Control::Pong { clock, held_us } => self.take_rtt_sample(clock, held_us),
                 _ => {}
             },
             Lane::Data {
@@ -540,15 +565,16 @@ impl Link {
             renet.update(elapsed)
         }))
         .map_err(|_| LinkError::Internal)?;
+        let acks_due = self.ack_at.is_some_and(|at| now >= at)
+            || self
+                .unacked_since
+                .is_some_and(|since| now.saturating_sub(since) >= ACK_ONLY_INTERVAL);
         let mut going_out = self.move_pending_into_window();
         going_out |= std::mem::take(&mut self.queued_unreliable);
         going_out |= self.send_ping();
-        if let Some(t) = self.pong_due.take() {
-            self.renet
-                .send_message(CONTROL_UNRELIABLE, Control::Pong(t).encode());
-            going_out = true;
-        }
-        self.send_feedback(going_out);
+        going_out |= self.send_feedback(going_out || acks_due);
+        going_out |= acks_due;
+        self.send_pong(going_out);
         self.check_stall()?;
         let renet = &mut self.renet;
         let packets = catch_unwind(AssertUnwindSafe(|| renet.get_packets_to_send()))
@@ -558,10 +584,6 @@ impl Link {
         // Acknowledgements ride along with anything else; alone they wait (see
         // `ACK_DELAY` and `ACK_ONLY_INTERVAL`).
         let only_acks = packets.iter().all(|p| p.first() == Some(&4));
-        let acks_due = self.ack_at.is_some_and(|at| now >= at)
-            || self
-                .unacked_since
-                .is_some_and(|since| now.saturating_sub(since) >= ACK_ONLY_INTERVAL);
         if packets.is_empty() || (only_acks && !acks_due) {
             return Ok(Vec::new());
         }
@@ -576,7 +598,7 @@ impl Link {
     /// services a link only when it is due or had activity, so an idle link costs nothing
     /// between its pings.
     pub fn next_due(&self) -> Duration {
-        if self.pong_due.is_some() || self.queued_unreliable || self.window_has_room() {
+        if self.queued_unreliable || self.window_has_room() {
             return self.now;
         }
         let mut due = self.ping_due();
@@ -621,8 +643,15 @@ impl Link {
     }
 
     fn ping_due(&self) -> Duration {
-        self.last_ping
-            .map_or(Duration::ZERO, |at| at + PING_INTERVAL)
+        let due = self
+            .last_ping
+            .map_or(Duration::ZERO, |at| at + PING_INTERVAL);
+        // A ping that arrived with this side's own due soon is answered at once, and
+        // this side pings with the answer (see `PING_INTERVAL`).
+        match self.pong_due {
+            Some(p) if p.early => self.now.min(due),
+            _ => due,
+        }
     }
 
     /// Counts reliable messages in `packets` that renet sent before (its resends).
@@ -686,14 +715,14 @@ impl Link {
 
     /// Sends delivery feedback when it is due, when a batch of messages was handed on, or
     /// (`going_out`: a datagram leaves anyway) to repeat it while the peer keeps sending.
-    fn send_feedback(&mut self, going_out: bool) {
+    fn send_feedback(&mut self, going_out: bool) -> bool {
         let due =
             self.feedback_at.is_some_and(|at| self.now >= at) || self.unreported >= FEEDBACK_BATCH;
         let repeat = going_out
             && self.last_received > self.last_feedback
             && self.now.saturating_sub(self.last_feedback) >= FEEDBACK_REPEAT;
         if !(due || repeat) || self.delivered.iter().all(|d| *d == 0) {
-            return;
+            return false;
         }
         let counts = (0..self.layout.renet_channels() as u8)
             .filter(|id| self.delivered[*id as usize] > 0)
@@ -704,6 +733,29 @@ impl Link {
         self.feedback_at = None;
         self.unreported = 0;
         self.last_feedback = self.now;
+        true
+    }
+
+    /// Answers the newest ping received when a datagram goes out anyway (`going_out`),
+    /// saying how long the answer waited; at the latest it goes with this side's next
+    /// ping (see `PING_INTERVAL`).
+    fn send_pong(&mut self, going_out: bool) {
+        let Some(PongDue {
+            clock, received, ..
+        }) = self.pong_due
+        else {
+            return;
+        };
+        if !going_out {
+            return;
+        }
+        self.pong_due = None;
+        let held = self.now.saturating_sub(received);
+        let held_us = held.as_micros().min(u128::from(u32::MAX)) as u32;
+        self.renet.send_message(
+            CONTROL_UNRELIABLE,
+            Control::Pong { clock, held_us }.encode(),
+        );
     }
 
     /// Pings when due (see `PING_INTERVAL`); true if it did.
@@ -722,17 +774,26 @@ impl Link {
         true
     }
 
-    fn take_rtt_sample(&mut self, sent_us: u32) {
+    fn take_rtt_sample(&mut self, sent_us: u32, held_us: u32) {
         let Some(at) = self.pings_out.iter().position(|t| *t == sent_us) else {
             return;
         };
         // Older pings still unanswered will not be answered after a newer one was.
         self.pings_out.drain(..=at);
-        let sample_us = clock_us(self.now.max(self.received_at)).wrapping_sub(sent_us);
+        let elapsed_us = clock_us(self.now.max(self.received_at)).wrapping_sub(sent_us);
         // A pong for a ping this side never sent (or from before a wrap) is ignored.
-        if Duration::from_micros(u64::from(sample_us)) > self.config.ack_timeout {
+        if Duration::from_micros(u64::from(elapsed_us)) > self.config.ack_timeout {
             return;
         }
+        // An honest peer holds an answer at most until its next ping (a late timer on a
+        // busy peer adds a little, hence twice the interval). A longer hold, or one
+        // longer than the whole wait, is a lie or garbage: not a sample. A peer
+        // that lies within the bounds only mistimes the resends sent to itself, which
+        // `resend_timeout` keeps between `resend_interval` and `MAX_RESEND_TIMEOUT`.
+        if u128::from(held_us) > 2 * PING_INTERVAL.as_micros() || held_us >= elapsed_us {
+            return;
+        }
+        let sample_us = elapsed_us - held_us;
         let sample = f64::from(sample_us) / 1e6;
         self.pacer
             .on_rtt(self.received_at, sample, !self.in_flight());
@@ -1123,16 +1184,17 @@ mod tests {
             .collect()
     }
 
-    /// A peer that sends hundreds of pings per datagram gets one pong per flush back, for
-    /// the newest ping: answering is not a reflector for whatever the peer sends.
+    /// A peer that sends hundreds of pings per datagram gets one pong back, for the
+    /// newest ping: answering is not a reflector for whatever the peer sends.
     #[test]
     fn a_ping_flood_is_answered_by_one_pong_per_flush() {
         let mut attacker = Link::new(LinkConfig::default());
         let mut b = Link::new(LinkConfig::default());
         let mut out = Vec::new();
-        let now = Duration::from_millis(1);
-        attacker.flush(now).unwrap(); // its own ping goes nowhere; no other is due at `now`
         for round in 0..3u32 {
+            // A round per ping interval: the answer goes with b's own ping.
+            let now = Duration::from_millis(1) + PING_INTERVAL * round;
+            attacker.flush(now).unwrap(); // its own ping goes nowhere
             for i in 0..300u32 {
                 attacker
                     .renet
@@ -1144,15 +1206,47 @@ mod tests {
             let answer = b.flush(now).unwrap();
             let pongs: Vec<Control> = controls_in(&answer)
                 .into_iter()
-                .filter(|c| matches!(c, Control::Pong(_)))
+                .filter(|c| matches!(c, Control::Pong { .. }))
                 .collect();
             assert_eq!(
                 pongs,
-                [Control::Pong(round * 1000 + 299)],
+                [Control::Pong {
+                    clock: round * 1000 + 299,
+                    held_us: 0
+                }],
                 "one pong, for the newest ping"
             );
             let bytes: usize = answer.iter().map(Vec::len).sum();
             assert!(bytes < 200, "{bytes} bytes answer 300 pings");
+        }
+    }
+
+    fn pong(clock: u32, held_us: u32) -> Vec<u8> {
+        Control::Pong { clock, held_us }.encode()
+    }
+
+    /// A pong that says it was held is timed without the hold; a hold longer than a peer
+    /// can honestly take (beyond its next ping, or beyond the whole wait) is no sample.
+    #[test]
+    fn a_held_pong_is_timed_without_its_hold() {
+        let mut out = Vec::new();
+        let at = Duration::from_millis(900);
+        for (held_us, expected) in [
+            (850_000, Some(0.05)),
+            (0, Some(0.9)),
+            (900_000, None),
+            (2_500_000, None),
+        ] {
+            let mut a = Link::new(LinkConfig::default());
+            let mut peer = Link::new(LinkConfig::default());
+            a.flush(Duration::ZERO).unwrap(); // a pings at clock 0
+            peer.renet
+                .send_message(CONTROL_UNRELIABLE, pong(0, held_us));
+            for d in peer.flush(at).unwrap() {
+                a.receive(at, &d, &mut room(), &mut out).unwrap();
+            }
+            let srtt = a.srtt.map(|s| (s * 1e6).round() / 1e6);
+            assert_eq!(srtt, expected, "held {held_us} µs of a 900 ms wait");
         }
     }
 
@@ -1166,25 +1260,19 @@ mod tests {
         a.flush(Duration::ZERO).unwrap(); // a pings at clock 0
         let at = Duration::from_millis(300);
         for t in [1u32, 299_000, 299_999, u32::MAX] {
-            forger
-                .renet
-                .send_message(CONTROL_UNRELIABLE, Control::Pong(t).encode());
+            forger.renet.send_message(CONTROL_UNRELIABLE, pong(t, 0));
         }
         for d in forger.flush(at).unwrap() {
             a.receive(at, &d, &mut room(), &mut out).unwrap();
         }
         assert_eq!(a.srtt, None, "no sample from pongs to pings never sent");
-        forger
-            .renet
-            .send_message(CONTROL_UNRELIABLE, Control::Pong(0).encode());
+        forger.renet.send_message(CONTROL_UNRELIABLE, pong(0, 0));
         for d in forger.flush(at).unwrap() {
             a.receive(at, &d, &mut room(), &mut out).unwrap();
         }
         assert_eq!(a.srtt, Some(0.3), "the real answer counts");
         let later = Duration::from_millis(400);
-        forger
-            .renet
-            .send_message(CONTROL_UNRELIABLE, Control::Pong(0).encode());
+        forger.renet.send_message(CONTROL_UNRELIABLE, pong(0, 0));
         for d in forger.flush(later).unwrap() {
             a.receive(later, &d, &mut room(), &mut out).unwrap();
         }
@@ -1217,25 +1305,35 @@ mod tests {
         (sent_a, sent_b)
     }
 
-    /// An idle link costs what ENet's does, a ping and its pong per 500 ms on average
-    /// (each side's ping every `PING_INTERVAL`), acknowledgements riding along; and both
-    /// sides still measure the round trip.
+    /// An idle link sends one datagram each way per `PING_INTERVAL`, half of ENet's
+    /// traffic: each carries the side's ping and its answer to the other's, with the
+    /// acknowledgements; both sides still measure the round trip, whichever side started
+    /// first and whatever the path's delay.
     #[test]
-    fn an_idle_link_sends_a_ping_and_its_pong_per_half_second() {
-        let mut a = Link::new(LinkConfig::default());
-        let mut b = Link::new(LinkConfig::default());
-        let (sent_a, sent_b) = run_idle(&mut a, &mut b, Duration::from_millis(20), 60);
-        let per_half_second = (sent_a + sent_b) as f64 / 120.0;
-        assert!(
-            (1.8..=2.2).contains(&per_half_second),
-            "{per_half_second} datagrams per 500 ms ({sent_a} + {sent_b} in 60 s)"
-        );
-        for link in [&a, &b] {
-            let rtt = link.stats().rtt;
-            assert!(
-                (0.035..0.045).contains(&rtt),
-                "rtt {rtt} s over a 40 ms path"
-            );
+    fn an_idle_link_sends_one_datagram_each_way_per_second() {
+        for (one_way_ms, b_starts_ms) in [(20, 0), (20, 300), (1, 700), (150, 999), (400, 50)] {
+            let mut a = Link::new(LinkConfig::default());
+            let mut b = Link::new(LinkConfig::default());
+            // b's clock starts later: its pings fall at another phase.
+            b.flush(Duration::from_millis(b_starts_ms)).unwrap();
+            b.last_ping = Some(Duration::from_millis(b_starts_ms));
+            let one_way = Duration::from_millis(one_way_ms);
+            let (sent_a, sent_b) = run_idle(&mut a, &mut b, one_way, 60);
+            let case = format!("{one_way_ms} ms each way, b starts at {b_starts_ms} ms");
+            for (side, sent) in [("a", sent_a), ("b", sent_b)] {
+                assert!(
+                    (59..=63).contains(&sent),
+                    "{case}: {side} sent {sent} datagrams in 60 s"
+                );
+            }
+            let path = 2.0 * one_way.as_secs_f64();
+            for link in [&a, &b] {
+                let rtt = link.stats().rtt;
+                assert!(
+                    (rtt - path).abs() < 0.005,
+                    "{case}: rtt {rtt} s over a {path} s path"
+                );
+            }
         }
     }
 
