@@ -83,6 +83,13 @@ impl QueueSender {
     }
 }
 
+impl QueueSender {
+    /// True when nothing waits in the queue.
+    pub fn is_empty(&self) -> bool {
+        self.shared.items().is_empty()
+    }
+}
+
 impl Drop for QueueSender {
     fn drop(&mut self) {
         self.shared.sender_gone.store(true, Ordering::Release);

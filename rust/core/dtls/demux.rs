@@ -25,13 +25,16 @@
 //! and can retry; from a connected address such a hello is dropped silently.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Waker};
 use std::time::Instant;
 
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
+use webrtc_dtls::conn::DTLSConn;
 
 use super::admission::{self, Candidate, Known, Plaintext, Route};
 use super::authenticate::RecordAuthenticator;
@@ -56,6 +59,9 @@ struct Entry {
     serial: u64,
     inbound: InboundSender,
     outbound: QueueSender,
+    /// The established session, for datagrams written from the sender's own task (see
+    /// `Demux::enqueue`); `None` until the handshake completes.
+    session: Option<Arc<DTLSConn>>,
     control: Arc<SessionControl>,
     created: Instant,
     /// The random of the ClientHello that started this handshake.
@@ -441,6 +447,7 @@ impl Demux {
             serial,
             inbound: in_tx,
             outbound: out_tx,
+            session: None,
             control,
             created: Instant::now(),
             random,
@@ -523,7 +530,7 @@ impl Demux {
             let _ = shared.authenticator.set(auth);
         }
         shared.mark_established();
-        let Some(id) = self.promote(addr, serial) else {
+        let Some(id) = self.promote(addr, serial, &dtls) else {
             let _ = tokio::time::timeout(std::time::Duration::from_millis(200), dtls.close()).await;
             return None;
         };
@@ -548,7 +555,7 @@ impl Demux {
 
     /// Marks a finished handshake connected and gives it an id; retires the session it
     /// replaces, if any. `None` when the entry is gone or the server is full.
-    fn promote(&self, addr: SocketAddr, serial: u64) -> Option<PeerId> {
+    fn promote(&self, addr: SocketAddr, serial: u64, dtls: &Arc<DTLSConn>) -> Option<PeerId> {
         let mut table = self.lock();
         let max = self.options.max_clients;
         let count = table.by_id.len();
@@ -559,6 +566,7 @@ impl Demux {
                 return None;
             }
             slot.main.connected = true;
+            slot.main.session = Some(dtls.clone());
             None
         } else if slot
             .replacement
@@ -567,6 +575,7 @@ impl Demux {
         {
             let mut fresh = slot.replacement.take()?;
             fresh.connected = true;
+            fresh.session = Some(dtls.clone());
             Some(std::mem::replace(&mut slot.main, fresh))
         } else {
             return None;
@@ -639,10 +648,50 @@ impl Demux {
             .map(|s| &s.main)
             .filter(|e| e.connected)
             .ok_or(Enqueue::Unknown)?;
+        // Called from a task of the runtime (the multiplayer endpoint's), with nothing
+        // queued before it: encrypt and send here rather than wake the session's task for
+        // each datagram, which on a busy server was a task switch per datagram sent. The
+        // Godot thread (DTLSPeer's `put_packet`) has no runtime and always queues, so no
+        // network work moves onto it.
+        if let Some(dtls) = entry
+            .session
+            .as_ref()
+            .filter(|_| entry.outbound.is_empty() && tokio::runtime::Handle::try_current().is_ok())
+        {
+            let dtls = dtls.clone();
+            drop(table);
+            self.write_here(dtls, data);
+            return Ok(());
+        }
         entry.outbound.try_send(data).map_err(|_| {
             Stats::inc(&self.stats.send_drops);
             Enqueue::Full
         })
+    }
+
+    /// Writes one datagram on the caller's task when it can complete at once (the record
+    /// locks free, the socket writable); otherwise the write finishes on a task of its
+    /// own, bounded by `session::CLOSE_GRACE` like the session task's writes. A write that
+    /// fails means the session is ending, which its own task reports.
+    fn write_here(&self, dtls: Arc<DTLSConn>, data: Vec<u8>) {
+        let stats = self.stats.clone();
+        // Unconstrained: the caller may have spent its cooperative budget (the endpoint
+        // services many peers per wake-up), and a spent budget makes every tokio lock
+        // and socket answer "not yet", which would send each write to a task anyway.
+        let mut write = Box::pin(tokio::task::unconstrained(async move {
+            match tokio::time::timeout(session::CLOSE_GRACE, dtls.write(&data, None)).await {
+                Ok(Ok(_)) => {
+                    Stats::inc(&stats.packets_out);
+                    Stats::add(&stats.bytes_out, data.len() as u64);
+                }
+                Ok(Err(_)) => {}
+                Err(_) => Stats::inc(&stats.send_drops),
+            }
+        }));
+        let mut cx = Context::from_waker(Waker::noop());
+        if write.as_mut().poll(&mut cx).is_pending() {
+            self.runtime.spawn(write);
+        }
     }
 
     /// Ids of every connected peer.

@@ -28,7 +28,7 @@ use super::failure;
 use super::stats::Stats;
 
 /// How long a polite close (close_notify) may take before we just let go.
-const CLOSE_GRACE: Duration = Duration::from_millis(500);
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_millis(500);
 /// How long a handshake that saw a fatal alert may take to report its own error.
 const ALERT_GRACE: Duration = Duration::from_millis(100);
 

@@ -53,7 +53,7 @@ use super::super::runtime;
 use super::control::{Control, PROTOCOL_VERSION};
 use super::farewell::{Farewell, Side, describe_dtls_end};
 use super::layout::{MAX_RENET_PACKET, TransferMode};
-use super::link::{Incoming, Link, LinkConfig, LinkStats, QueueError, Room};
+use super::link::{Incoming, Link, LinkConfig, LinkStats, PingRole, QueueError, Room};
 use super::scene_auth::AuthWatch;
 
 /// Everything an endpoint needs besides the DTLS options.
@@ -702,7 +702,14 @@ impl Task {
 
     fn session(&self, godot_id: i32) -> Box<Session> {
         Box::new(Session {
-            link: Link::new(self.config.link.clone()),
+            link: Link::new(LinkConfig {
+                ping_role: if self.transport.is_server() {
+                    PingRole::Responder
+                } else {
+                    PingRole::Initiator
+                },
+                ..self.config.link.clone()
+            }),
             godot_id,
             announced: false,
             farewell: None,

@@ -78,6 +78,21 @@ pub struct LinkConfig {
     pub ack_timeout: Duration,
     /// How long renet waits for an acknowledgement before sending a message again.
     pub resend_interval: Duration,
+    /// Which side keeps the ping clock (see `PING_INTERVAL`).
+    pub ping_role: PingRole,
+}
+
+/// Which side of a link keeps the ping clock; one side of a link is each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PingRole {
+    /// Pings every `PING_INTERVAL` by its own timer; its pongs wait for a datagram going
+    /// out anyway, at the latest its next ping. A client.
+    #[default]
+    Initiator,
+    /// Answers each ping at once and pings with the answer; by its own timer only after
+    /// 1.5 intervals with no ping to answer. A server: an idle peer wakes it once per
+    /// interval, for the datagram that arrives, and never for a timer.
+    Responder,
 }
 
 impl Default for LinkConfig {
@@ -88,6 +103,7 @@ impl Default for LinkConfig {
             send_buffer: 4 << 20,
             ack_timeout: Duration::from_secs(10),
             resend_interval: Duration::from_millis(100),
+            ping_role: PingRole::Initiator,
         }
     }
 }
@@ -158,16 +174,16 @@ const ACK_DELAY: Duration = Duration::from_millis(20);
 /// on a one-way stream and stops two idle renet peers from acknowledging each other's
 /// acknowledgements. An idle link sends its pings and pongs sooner (see `PING_INTERVAL`).
 const ACK_ONLY_INTERVAL: Duration = Duration::from_millis(1000);
-/// Each side pings this often and measures the round trip from the pong. A pong waits
-/// for a datagram going out anyway, at the latest this side's next ping, and says how
-/// long it waited (`held_us`, taken off the sample as QUIC takes off `ack_delay`); a ping
-/// that arrives when this side's own is due within half an interval is answered at once
-/// with that ping. So an idle link carries one datagram each way per interval, each with
-/// a ping, the answer to the other's and the acknowledgements, whatever the two sides'
-/// phases: half of ENet's traffic (a ping and its acknowledgement every 500 ms), and on
-/// a server with many idle peers each datagram costs a decryption, a wake-up or two and
-/// a system call. The liveness a peer's `idle_timeout` watches for is unchanged: a
-/// datagram a second each way. renet's own estimate times the acknowledgements of every
+/// The client (`PingRole::Initiator`) pings this often by its own timer; the server
+/// (`PingRole::Responder`) answers each ping at once and pings with its answer; the
+/// client's pong to that waits for a datagram going out anyway, at the latest its next
+/// ping, and says how long it waited (`held_us`, taken off the sample as QUIC takes off
+/// `ack_delay`). So an idle link carries one datagram each way per interval, each with a
+/// ping, the answer to the other's and the acknowledgements, whatever the path's delay:
+/// half of ENet's traffic (a ping and its acknowledgement every 500 ms). On a server with
+/// many idle peers each datagram costs a decryption, task wake-ups and a system call, and
+/// no idle peer wakes it for a timer. Both sides still measure the round trip, and the
+/// liveness each side's `idle_timeout` watches for is a datagram a second. renet's own estimate times the acknowledgements of every
 /// packet, which on a quiet link wait for the next datagram, so it reads far too high;
 /// hence netkit's own pings.
 const PING_INTERVAL: Duration = Duration::from_millis(1000);
@@ -239,9 +255,6 @@ struct PongDue {
     clock: u32,
     /// When it arrived: the answer says how long it was held.
     received: Duration,
-    /// This side's own ping was due within half an interval when it arrived, so both go
-    /// at once.
-    early: bool,
 }
 
 /// Longest wait before a reliable message is sent again, however long the measured round
@@ -456,14 +469,9 @@ impl Link {
                 Control::Delivered(counts) => self.apply_feedback(&counts),
                 Control::Ping(t) => {
                     // Answered once, for the newest ping (see `PING_INTERVAL`).
-                    let own = self
-                        .last_ping
-                        .map_or(Duration::ZERO, |at| at + PING_INTERVAL);
-                    let early = own <= self.received_at + PING_INTERVAL / 2;
                     self.pong_due = Some(PongDue {
                         clock: t,
                         received: self.received_at,
-                        early: early || self.pong_due.is_some_and(|p| p.early),
                     });
                 }
                 Control::Pong { clock, held_us } => self.take_rtt_sample(clock, held_us),
@@ -574,7 +582,7 @@ impl Link {
         going_out |= self.send_ping();
         going_out |= self.send_feedback(going_out || acks_due);
         going_out |= acks_due;
-        self.send_pong(going_out);
+        self.send_pong(going_out || self.answers_at_once());
         self.check_stall()?;
         let renet = &mut self.renet;
         let packets = catch_unwind(AssertUnwindSafe(|| renet.get_packets_to_send()))
@@ -598,7 +606,7 @@ impl Link {
     /// services a link only when it is due or had activity, so an idle link costs nothing
     /// between its pings.
     pub fn next_due(&self) -> Duration {
-        if self.queued_unreliable || self.window_has_room() {
+        if self.queued_unreliable || self.window_has_room() || self.answers_at_once() {
             return self.now;
         }
         let mut due = self.ping_due();
@@ -643,15 +651,21 @@ impl Link {
     }
 
     fn ping_due(&self) -> Duration {
-        let due = self
-            .last_ping
-            .map_or(Duration::ZERO, |at| at + PING_INTERVAL);
-        // A ping that arrived with this side's own due soon is answered at once, and
-        // this side pings with the answer (see `PING_INTERVAL`).
-        match self.pong_due {
-            Some(p) if p.early => self.now.min(due),
-            _ => due,
+        let Some(last) = self.last_ping else {
+            return Duration::ZERO;
+        };
+        match self.config.ping_role {
+            PingRole::Initiator => last + PING_INTERVAL,
+            // A responder pings with its answers, but not twice within half an interval
+            // whatever the peer sends; by its timer only when the peer's pings stop.
+            PingRole::Responder if self.answers_at_once() => last + PING_INTERVAL / 2,
+            PingRole::Responder => last + PING_INTERVAL * 3 / 2,
         }
+    }
+
+    /// True for a responder with a ping to answer: the answer goes in the next flush.
+    fn answers_at_once(&self) -> bool {
+        self.config.ping_role == PingRole::Responder && self.pong_due.is_some()
     }
 
     /// Counts reliable messages in `packets` that renet sent before (its resends).
@@ -1184,16 +1198,23 @@ mod tests {
             .collect()
     }
 
-    /// A peer that sends hundreds of pings per datagram gets one pong back, for the
-    /// newest ping: answering is not a reflector for whatever the peer sends.
+    fn server() -> LinkConfig {
+        LinkConfig {
+            ping_role: PingRole::Responder,
+            ..LinkConfig::default()
+        }
+    }
+
+    /// A peer that sends hundreds of pings per datagram gets one pong per flush back, for
+    /// the newest ping, and the server pings with it at most every half interval:
+    /// answering is not a reflector for whatever the peer sends.
     #[test]
     fn a_ping_flood_is_answered_by_one_pong_per_flush() {
         let mut attacker = Link::new(LinkConfig::default());
-        let mut b = Link::new(LinkConfig::default());
+        let mut b = Link::new(server());
         let mut out = Vec::new();
-        for round in 0..3u32 {
-            // A round per ping interval: the answer goes with b's own ping.
-            let now = Duration::from_millis(1) + PING_INTERVAL * round;
+        for round in 0..6u32 {
+            let now = Duration::from_millis(1) + PING_INTERVAL / 4 * round;
             attacker.flush(now).unwrap(); // its own ping goes nowhere
             for i in 0..300u32 {
                 attacker
@@ -1216,6 +1237,11 @@ mod tests {
                 }],
                 "one pong, for the newest ping"
             );
+            let pings = controls_in(&answer)
+                .into_iter()
+                .filter(|c| matches!(c, Control::Ping(_)))
+                .count();
+            assert_eq!(pings, usize::from(round % 2 == 0), "round {round}");
             let bytes: usize = answer.iter().map(Vec::len).sum();
             assert!(bytes < 200, "{bytes} bytes answer 300 pings");
         }
@@ -1307,13 +1333,20 @@ mod tests {
 
     /// An idle link sends one datagram each way per `PING_INTERVAL`, half of ENet's
     /// traffic: each carries the side's ping and its answer to the other's, with the
-    /// acknowledgements; both sides still measure the round trip, whichever side started
-    /// first and whatever the path's delay.
+    /// acknowledgements; both sides still measure the round trip, whatever the path's
+    /// delay (up to a round trip longer than the interval) and the server's own phase.
     #[test]
     fn an_idle_link_sends_one_datagram_each_way_per_second() {
-        for (one_way_ms, b_starts_ms) in [(20, 0), (20, 300), (1, 700), (150, 999), (400, 50)] {
+        for (one_way_ms, b_starts_ms) in [
+            (20, 0),
+            (20, 300),
+            (1, 700),
+            (150, 999),
+            (400, 50),
+            (700, 200),
+        ] {
             let mut a = Link::new(LinkConfig::default());
-            let mut b = Link::new(LinkConfig::default());
+            let mut b = Link::new(server());
             // b's clock starts later: its pings fall at another phase.
             b.flush(Duration::from_millis(b_starts_ms)).unwrap();
             b.last_ping = Some(Duration::from_millis(b_starts_ms));
