@@ -5,11 +5,12 @@
 use std::time::{Duration, Instant};
 
 use netkit::core::agones::{
-    AgonesClient, AgonesEvent, ClientOptions, Endpoint, MAX_WAITING_RECORDS,
+    AgonesClient, AgonesEvent, ClientOptions, CountsCall, Endpoint, MAX_WAITING_RECORDS, SdkCall,
 };
+use netkit::core::http::ErrorKind;
 use netkit_test_support::agones_sdk::hostile::{Behaviour, HostileSidecar};
 
-use super::core::runtime;
+use super::core::{finish, runtime};
 
 fn generation(event: &AgonesEvent) -> u64 {
     match event {
@@ -81,4 +82,45 @@ fn a_flooding_watch_stream_waits_for_the_game_and_loses_nothing() {
         "the stream resumed once the game took records ({} more)",
         last - first
     );
+}
+
+#[test]
+fn a_sidecar_that_never_answers_fails_a_call_within_the_retry_window() {
+    let rt = runtime();
+    let sidecar = {
+        let _guard = rt.enter();
+        HostileSidecar::start(Behaviour::HangCalls)
+    };
+    // Scaled down from the defaults (10 s per attempt, a 30 s window, 60 retries).
+    let client = AgonesClient::with_runtime(
+        Endpoint::Sidecar {
+            port: sidecar.port,
+            source: "test",
+        },
+        ClientOptions {
+            health_enabled: false,
+            watch: false,
+            call_timeout: Duration::from_millis(500),
+            retry_window: Duration::from_secs(2),
+            ..ClientOptions::default()
+        },
+        rt.handle().clone(),
+    );
+    let started = Instant::now();
+    let id = client.call(&SdkCall::Counts(CountsCall::GetCounter("rooms".into())));
+    // 61 attempts of 0.5 s each would take over 30 s.
+    let res = finish(&client, id, Duration::from_secs(20));
+    assert_eq!(res.error, ErrorKind::Timeout, "{}", res.error_message);
+    assert!(
+        res.attempts >= 2 && res.attempts <= 6,
+        "retried within the window only: {} attempts in {:?}",
+        res.attempts,
+        started.elapsed()
+    );
+    assert!(
+        res.error_message.contains("gave up after"),
+        "{}",
+        res.error_message
+    );
+    assert_eq!(sidecar.calls_received(), u64::from(res.attempts));
 }

@@ -139,6 +139,12 @@ pub(crate) async fn execute(
             Some(wait) => wait,
             None => backoff_delay(&policy, attempt),
         };
+        if !policy.within_window(started.elapsed(), wait) {
+            response
+                .error_message
+                .push_str(&gave_up_note(attempt, started.elapsed()));
+            return response;
+        }
         counter.on_retry();
         tokio::time::sleep(wait).await;
     }
