@@ -329,6 +329,23 @@ func test_counter_calls_wait_for_a_sidecar_that_starts_late() -> void:
 	assert_eq(res.json["count"], 1)
 
 
+func test_calls_beyond_the_queue_fail_at_once_naming_the_call() -> void:
+	var port := await new_sidecar(600000)   # never up: every call waits, retrying
+	if port == 0: return
+	var sdk := make_sdk(port, {"watch_enabled": false, "health_enabled": false})
+	var tasks: Array[HTTPTask] = []
+	for i in 1100:   # one in flight, 1024 waiting, the rest refused
+		tasks.append(sdk.get_counter("rooms"))
+	var last := await done(tasks[1099], 5.0)
+	if not assert_not_null(last): return
+	assert_eq(last.error, HTTPResponse.ERR_QUEUE_FULL, last.error_message)
+	assert_true(last.error_message.begins_with("get_counter('rooms'): not sent: 1024 calls already wait"),
+		last.error_message)
+	assert_false("max_queued" in last.error_message, "names no setting the node lacks: " + last.error_message)
+	assert_false(tasks[1024].is_done(), "the 1024 that fit still wait for the sidecar")
+	sdk.free()
+
+
 ## The List's values as the sidecar holds them now (null on failure).
 func list_values(sdk: AgonesSDK, list := "players") -> Variant:
 	var res := await done(sdk.get_list(list))

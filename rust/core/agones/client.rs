@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 
-use super::calls::SdkCall;
+use super::calls::{MAX_WAITING_CALLS, SdkCall};
 use super::endpoint::Endpoint;
 use super::health::{self, HealthControl, HealthCounts};
 use super::liveness::Liveness;
@@ -92,6 +92,7 @@ impl AgonesClient {
         let calls = HttpPool::with_runtime(
             PoolSettings {
                 max_concurrent: 1,
+                max_queued: MAX_WAITING_CALLS,
                 timeout: options.call_timeout,
                 connect_timeout: Duration::from_secs(2),
                 max_retries: options.max_retries,

@@ -16,7 +16,7 @@ mod watch;
 
 use std::time::Duration;
 
-pub use calls::SdkCall;
+pub use calls::{MAX_WAITING_CALLS, SdkCall};
 pub use client::{AgonesClient, ClientOptions};
 pub use counts_lists::{
     Counter, CounterUpdate, CountsCall, LIST_MAX_CAPACITY, ListState, ListUpdate, Refusal, Subject,

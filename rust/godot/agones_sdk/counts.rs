@@ -293,6 +293,7 @@ impl AgonesSdk {
             RosterCall::Remove { value } => CountsCall::RemoveListValue(list, value.clone()),
         };
         explain(&counts, &mut response);
+        SdkCall::Counts(counts.clone()).describe_failure(&mut response);
         let answer = if response.ok() {
             match response.json.as_ref().and_then(ListState::from_json) {
                 Some(state) => RosterAnswer::List(state),
