@@ -271,6 +271,9 @@ func test_counters_count_within_their_capacity() -> void:
 		res = await done(sdk.update_counter("rooms", bad))
 		assert_eq(res.error, HTTPResponse.ERR_INVALID_REQUEST, "%s" % [bad])
 		assert_contains(res.error_message, "update_counter('rooms'): ")
+	# A String that looks like a number is named as the String it is.
+	res = await done(sdk.update_counter("rooms", {"count": "3"}))
+	assert_contains(res.error_message, "count must be an integer, not the String \"3\"")
 	res = await done(sdk.increment_counter("rooms", 0))
 	assert_contains(res.error_message, "the amount must be 1 or more")
 	assert_eq((await requests(port)).size(), before, "refused calls are not sent")
@@ -313,6 +316,10 @@ func test_lists_hold_values_up_to_their_capacity() -> void:
 	for bad in [{}, {"capacity": 1001}, {"values": "x"}, {"values": [1]}, {"size": 1}]:
 		res = await done(sdk.update_list("players", bad))
 		assert_eq(res.error, HTTPResponse.ERR_INVALID_REQUEST, "%s" % [bad])
+	assert_contains((await done(sdk.update_list("players", {"values": ["a", 7]}))).error_message,
+		"values must be Strings, not int 7")
+	assert_contains((await done(sdk.update_list("players", {"values": "abc"}))).error_message,
+		"values must be an Array of Strings, not the String \"abc\"")
 	assert_eq((await done(sdk.add_list_value("players", ""))).error, HTTPResponse.ERR_INVALID_REQUEST)
 	assert_eq((await done(sdk.get_list("a/b"))).error, HTTPResponse.ERR_INVALID_REQUEST)
 	assert_eq((await requests(port)).size(), before, "refused calls are not sent")

@@ -3,7 +3,7 @@
 //! policy in `core::agones::roster`.
 
 use godot::classes::MultiplayerApi;
-use godot::global::Error;
+use godot::global::{Error, type_string};
 use godot::prelude::*;
 
 use super::{AgonesSdk, Pending};
@@ -459,10 +459,18 @@ fn integer(key: &str, value: &Variant) -> Result<i64, String> {
                 Err(format!("{key} must be an integer, not {f}"))
             }
         }
-        _ => Err(format!(
-            "{key} must be an integer, not {}",
-            value.stringify()
-        )),
+        _ => Err(format!("{key} must be an integer, not {}", shown(value))),
+    }
+}
+
+/// A value as a message shows it, with its type: the String "3" printed bare would read
+/// as the integer it is refused for not being.
+fn shown(value: &Variant) -> String {
+    match value.get_type() {
+        VariantType::STRING | VariantType::STRING_NAME => {
+            format!("the String \"{}\"", value.stringify())
+        }
+        other => format!("{} {}", type_string(other.ord() as i64), value.stringify()),
     }
 }
 
@@ -478,7 +486,7 @@ fn strings(value: &Variant) -> Result<Vec<String>, String> {
         _ => {
             return Err(format!(
                 "values must be an Array of Strings, not {}",
-                value.stringify()
+                shown(value)
             ));
         }
     }
@@ -487,10 +495,7 @@ fn strings(value: &Variant) -> Result<Vec<String>, String> {
         .iter_shared()
         .map(|v| match v.get_type() {
             VariantType::STRING | VariantType::STRING_NAME => Ok(v.stringify().to_string()),
-            _ => Err(format!(
-                "values must be Strings; {} is not one",
-                v.stringify()
-            )),
+            _ => Err(format!("values must be Strings, not {}", shown(&v))),
         })
         .collect()
 }
