@@ -484,3 +484,23 @@ func test_track_players_warns_when_the_list_does_not_exist_and_can_be_replaced()
 	assert_eq(sdk.track_players(null), ERR_INVALID_PARAMETER)
 	expect_error("a Counter or List name must be non-empty")
 	assert_eq(sdk.track_players(mp.mp_of(s), "a/b"), ERR_INVALID_PARAMETER)
+
+
+func test_track_players_maps_peers_connected_before_with_a_map_that_uses_the_node() -> void:
+	var port := await new_sidecar()
+	if port == 0: return
+	var sdk := make_sdk(port, {"watch_enabled": false})
+	# The map may use the node (here its stats) for peers connected before track_players too.
+	sdk.player_value = func(id: int) -> String:
+		return "acct-%d-%d" % [id, sdk.get_stats()["players_waiting"]]
+	mp = preload("res://tests/mp_branches.gd").new(self)
+	var s: Node = mp.branch("Server")
+	var server: DTLSMultiplayerPeer = mp.start_server(s)
+	if not assert_not_null(server): return
+	var a: Node = mp.branch("A")
+	mp.start_client(a, server.get_local_port())
+	assert_true(await wait_until(func(): return mp.mp_of(a).get_peers().has(1), 10.0), "A connects")
+	var ida: int = mp.mp_of(a).get_unique_id()
+	assert_eq(sdk.track_players(mp.mp_of(s)), OK)
+	assert_true(await list_becomes(sdk, ["acct-%d-0" % ida]), "A, connected before, is added under its mapped value")
+	assert_eq(sdk.get_stats()["players_tracked"], 1)

@@ -152,7 +152,8 @@ impl AgonesSdk {
     /// A peer is added when [param multiplayer] emits [signal MultiplayerAPI.peer_connected]
     /// (with [SceneMultiplayer]'s authentication, only once it is authenticated) and removed
     /// at [signal MultiplayerAPI.peer_disconnected]
-    /// (it left, timed out, or was kicked). Peers connected already are added now. The
+    /// (it left, timed out, or was kicked). Peers connected already are added right after
+    /// this call returns (so [member player_value] may use this node). The
     /// value stored is the peer id as a String, or what [member player_value] makes
     /// of it (e.g. an account id).
     ///
@@ -191,7 +192,7 @@ impl AgonesSdk {
         let generation = self.tracking.as_ref().map_or(0, |t| t.generation) + 1;
         self.stop_tracking();
         self.client();
-        let (roster, mut actions) = PlayerRoster::new(&list);
+        let (roster, actions) = PlayerRoster::new(&list);
         let node = self.to_gd().instance_id();
         let joined = Callable::from_fn("AgonesSDK.peer_connected", move |args| {
             if let (Some(id), Ok(mut node)) =
@@ -216,19 +217,30 @@ impl AgonesSdk {
         for (signal, handler) in &handlers {
             multiplayer.connect(*signal, handler);
         }
-        let peers = multiplayer.get_peers();
-        let mut tracking = Tracking {
+        let peers: Vec<i64> = multiplayer
+            .get_peers()
+            .as_slice()
+            .iter()
+            .map(|id| i64::from(*id))
+            .collect();
+        self.tracking = Some(Tracking {
             generation,
             roster,
             multiplayer,
             handlers,
-        };
-        for id in peers.as_slice() {
-            let value = peer_value(&self.player_value, i64::from(*id));
-            actions.extend(tracking.roster.connected(i64::from(*id), value));
-        }
-        self.tracking = Some(tracking);
+        });
         self.run_roster(actions);
+        if !peers.is_empty() {
+            // The peers connected already are added right after this call, not inside it:
+            // `player_value` may call into this node, which is bound until it returns.
+            let add_connected = Callable::from_fn("AgonesSDK.add_connected", move |_args| {
+                if let Ok(node) = Gd::<AgonesSdk>::try_from_instance_id(node) {
+                    add_connected_peers(node, generation, &peers);
+                }
+                Variant::nil()
+            });
+            add_connected.call_deferred(&[]);
+        }
         Error::OK
     }
 }
@@ -388,6 +400,39 @@ impl AgonesSdk {
         self.tracking.as_ref().map_or((0, 0), |t| {
             (t.roster.tracked() as u64, t.roster.waiting() as u64)
         })
+    }
+}
+
+/// Adds the peers that were connected when `track_players()` call number `generation`
+/// began, with no borrow of the node held while `player_value` runs; skipped when another
+/// call replaced that tracking, and for each peer that left meanwhile (its
+/// `peer_disconnected` came before it was known).
+fn add_connected_peers(mut node: Gd<AgonesSdk>, generation: u64, peers: &[i64]) {
+    for &id in peers {
+        let (current, still_there, map) = {
+            let sdk = node.bind();
+            let Some(tracking) = sdk.tracking.as_ref() else {
+                return;
+            };
+            let still_there = tracking
+                .multiplayer
+                .get_peers()
+                .as_slice()
+                .iter()
+                .any(|p| i64::from(*p) == id);
+            (
+                tracking.generation == generation,
+                still_there,
+                sdk.player_value.clone(),
+            )
+        };
+        if !current {
+            return;
+        }
+        if still_there {
+            let value = peer_value(&map, id);
+            node.bind_mut().peer_joined(id, value);
+        }
     }
 }
 
