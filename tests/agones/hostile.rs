@@ -124,3 +124,36 @@ fn a_sidecar_that_never_answers_fails_a_call_within_the_retry_window() {
     );
     assert_eq!(sidecar.calls_received(), u64::from(res.attempts));
 }
+
+#[test]
+fn a_sidecar_that_never_starts_fails_a_call_saying_how_long_it_was_retried() {
+    let rt = runtime();
+    let never = {
+        let _guard = rt.enter();
+        netkit_test_support::agones_sdk::AgonesSdkServer::start_after(Duration::from_secs(600))
+    };
+    let client = AgonesClient::with_runtime(
+        Endpoint::Sidecar {
+            port: never.port,
+            source: "test",
+        },
+        ClientOptions {
+            health_enabled: false,
+            watch: false,
+            // Ended by the count of retries here (the window has its own test above).
+            max_retries: 3,
+            ..ClientOptions::default()
+        },
+        rt.handle().clone(),
+    );
+    let id = client.call(&SdkCall::Ready);
+    let res = finish(&client, id, Duration::from_secs(20));
+    assert_eq!(res.error, ErrorKind::Connect, "{}", res.error_message);
+    assert_eq!(res.attempts, 4, "refused connections are retried");
+    assert!(
+        res.error_message
+            .contains(&format!("gave up after {} attempts, ", res.attempts)),
+        "{}",
+        res.error_message
+    );
+}
