@@ -271,6 +271,9 @@ func test_counters_count_within_their_capacity() -> void:
 		res = await done(sdk.update_counter("rooms", bad))
 		assert_eq(res.error, HTTPResponse.ERR_INVALID_REQUEST, "%s" % [bad])
 		assert_contains(res.error_message, "update_counter('rooms'): ")
+	# A String that looks like a number is named as the String it is.
+	res = await done(sdk.update_counter("rooms", {"count": "3"}))
+	assert_contains(res.error_message, "count must be an integer, not the String \"3\"")
 	res = await done(sdk.increment_counter("rooms", 0))
 	assert_contains(res.error_message, "the amount must be 1 or more")
 	assert_eq((await requests(port)).size(), before, "refused calls are not sent")
@@ -313,6 +316,10 @@ func test_lists_hold_values_up_to_their_capacity() -> void:
 	for bad in [{}, {"capacity": 1001}, {"values": "x"}, {"values": [1]}, {"size": 1}]:
 		res = await done(sdk.update_list("players", bad))
 		assert_eq(res.error, HTTPResponse.ERR_INVALID_REQUEST, "%s" % [bad])
+	assert_contains((await done(sdk.update_list("players", {"values": ["a", 7]}))).error_message,
+		"values must be Strings, not int 7")
+	assert_contains((await done(sdk.update_list("players", {"values": "abc"}))).error_message,
+		"values must be an Array of Strings, not the String \"abc\"")
 	assert_eq((await done(sdk.add_list_value("players", ""))).error, HTTPResponse.ERR_INVALID_REQUEST)
 	assert_eq((await done(sdk.get_list("a/b"))).error, HTTPResponse.ERR_INVALID_REQUEST)
 	assert_eq((await requests(port)).size(), before, "refused calls are not sent")
@@ -327,6 +334,23 @@ func test_counter_calls_wait_for_a_sidecar_that_starts_late() -> void:
 	assert_true(res.ok, res.error_message)
 	assert_gt(res.attempts, 1, "refused connections were retried")
 	assert_eq(res.json["count"], 1)
+
+
+func test_calls_beyond_the_queue_fail_at_once_naming_the_call() -> void:
+	var port := await new_sidecar(600000)   # never up: every call waits, retrying
+	if port == 0: return
+	var sdk := make_sdk(port, {"watch_enabled": false, "health_enabled": false})
+	var tasks: Array[HTTPTask] = []
+	for i in 1100:   # one in flight, 1024 waiting, the rest refused
+		tasks.append(sdk.get_counter("rooms"))
+	var last := await done(tasks[1099], 5.0)
+	if not assert_not_null(last): return
+	assert_eq(last.error, HTTPResponse.ERR_QUEUE_FULL, last.error_message)
+	assert_true(last.error_message.begins_with("get_counter('rooms'): not sent: 1024 calls already wait"),
+		last.error_message)
+	assert_false("max_queued" in last.error_message, "names no setting the node lacks: " + last.error_message)
+	assert_false(tasks[1024].is_done(), "the 1024 that fit still wait for the sidecar")
+	sdk.free()
 
 
 ## The List's values as the sidecar holds them now (null on failure).
@@ -460,3 +484,23 @@ func test_track_players_warns_when_the_list_does_not_exist_and_can_be_replaced()
 	assert_eq(sdk.track_players(null), ERR_INVALID_PARAMETER)
 	expect_error("a Counter or List name must be non-empty")
 	assert_eq(sdk.track_players(mp.mp_of(s), "a/b"), ERR_INVALID_PARAMETER)
+
+
+func test_track_players_maps_peers_connected_before_with_a_map_that_uses_the_node() -> void:
+	var port := await new_sidecar()
+	if port == 0: return
+	var sdk := make_sdk(port, {"watch_enabled": false})
+	# The map may use the node (here its stats) for peers connected before track_players too.
+	sdk.player_value = func(id: int) -> String:
+		return "acct-%d-%d" % [id, sdk.get_stats()["players_waiting"]]
+	mp = preload("res://tests/mp_branches.gd").new(self)
+	var s: Node = mp.branch("Server")
+	var server: DTLSMultiplayerPeer = mp.start_server(s)
+	if not assert_not_null(server): return
+	var a: Node = mp.branch("A")
+	mp.start_client(a, server.get_local_port())
+	assert_true(await wait_until(func(): return mp.mp_of(a).get_peers().has(1), 10.0), "A connects")
+	var ida: int = mp.mp_of(a).get_unique_id()
+	assert_eq(sdk.track_players(mp.mp_of(s)), OK)
+	assert_true(await list_becomes(sdk, ["acct-%d-0" % ida]), "A, connected before, is added under its mapped value")
+	assert_eq(sdk.get_stats()["players_tracked"], 1)

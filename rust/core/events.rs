@@ -204,6 +204,17 @@ impl<T> LaneSender<T> {
     pub fn offer(&self, event: T) -> Push {
         self.shared.lock().push(self.id, event, true)
     }
+
+    /// True when an [offer](LaneSender::offer) would be queued now (or the node is
+    /// gone, so it would not be refused as full): for a source that waits for room
+    /// instead of dropping.
+    pub fn has_room(&self) -> bool {
+        let state = self.shared.lock();
+        state
+            .lanes
+            .get(&self.id)
+            .is_none_or(|l| l.offered < l.limit)
+    }
 }
 
 impl<T> Clone for LaneSender<T> {

@@ -50,7 +50,10 @@ const DELIVER_PER_FRAME: i64 = 64;
 /// [HTTPResponse] ([member HTTPResponse.ok], [member HTTPResponse.error],
 /// [member HTTPResponse.error_message], [member HTTPResponse.json]), like
 /// [method HTTPPool.request].
-/// Calls reach the sidecar in the order they were made. While the sidecar is starting
+/// Calls reach the sidecar in the order they were made, one at a time; at most 1024 wait,
+/// and one more completes at once with [constant HTTPResponse.ERR_QUEUE_FULL], unsent.
+/// Every failure's [member HTTPResponse.error_message] begins with the call, e.g.
+/// `get_counter('rooms'): ...`. While the sidecar is starting
 /// (Agones may start it after the game) lifecycle, metadata, Counter and List calls are
 /// retried for about 30 s before they fail with [constant HTTPResponse.ERR_CONNECT].
 ///
@@ -413,6 +416,9 @@ impl AgonesSdk {
                             self.counts_answered(counts, &mut event.response)
                         }
                         _ => {}
+                    }
+                    if let Some(call) = &call {
+                        call.describe_failure(&mut event.response);
                     }
                     task
                 }

@@ -82,6 +82,17 @@ fn counters_count_within_their_capacity() {
         server.game_server()["status"]["counters"]["rooms"],
         json!({"count": "6", "capacity": "6"})
     );
+    // At the largest int64 count, one more is refused (as the sidecar's wrapped sum is),
+    // not answered with the count unchanged.
+    let res = call(&c, update(Some(i64::MAX), Some(i64::MAX), 0));
+    assert!(res.ok(), "{}", res.error_message);
+    let res = call(&c, update(None, None, 1));
+    assert_eq!(res.error, ErrorKind::HttpStatus, "{:?}", res.json);
+    assert!(
+        res.error_message.contains("would leave the range"),
+        "{}",
+        res.error_message
+    );
 }
 
 #[test]

@@ -5,4 +5,5 @@
 
 mod core;
 mod counts_lists;
+mod hostile;
 mod sigterm;

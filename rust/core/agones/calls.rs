@@ -17,7 +17,11 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::counts_lists::CountsCall;
-use crate::core::http::{ErrorKind, Method, Rejected, RequestBody, RequestSpec};
+use crate::core::http::{ErrorKind, Method, Rejected, RequestBody, RequestSpec, Response};
+
+/// Most calls that may wait for the sidecar (calls go one at a time, in order); one more
+/// fails at once with `ErrorKind::QueueFull` and is not sent.
+pub const MAX_WAITING_CALLS: usize = 1024;
 
 /// Longest name part of a Kubernetes label key or label value (RFC 1123 style, 63).
 const K8S_NAME_MAX: usize = 63;
@@ -67,6 +71,32 @@ impl SdkCall {
             SdkCall::PlayerDisconnect(_) => "player_disconnect",
             SdkCall::SetPlayerCapacity(_) => "set_player_capacity",
             SdkCall::Counts(call) => call.name(),
+        }
+    }
+
+    /// How the call is named in messages: `ready`, or `get_counter('rooms')` for a Counter
+    /// or List call.
+    pub fn label(&self) -> String {
+        match self {
+            SdkCall::Counts(call) => format!("{}('{}')", call.name(), call.subject_name()),
+            _ => self.name().to_string(),
+        }
+    }
+
+    /// Makes a failed call's sentence say which call failed (the pool's own sentences
+    /// name a URL), and a full queue say it in `AgonesSDK`'s terms rather than the pool's
+    /// `max_queued`, which the node does not have.
+    pub fn describe_failure(&self, response: &mut Response) {
+        if response.ok() {
+            return;
+        }
+        let label = self.label();
+        if response.error == ErrorKind::QueueFull {
+            response.error_message = format!(
+                "{label}: not sent: {MAX_WAITING_CALLS} calls already wait for the sidecar, the most AgonesSDK keeps; await earlier calls' `completed` before making more"
+            );
+        } else if !response.error_message.starts_with(self.name()) {
+            response.error_message = format!("{label}: {}", response.error_message);
         }
     }
 
@@ -257,6 +287,36 @@ mod tests {
             spec.body,
             RequestBody::Json(Bytes::from(r#"{"seconds":"5"}"#))
         );
+    }
+
+    #[test]
+    fn failures_name_the_call_and_a_full_queue_says_what_to_do() {
+        let call = SdkCall::Counts(CountsCall::GetCounter("rooms".into()));
+        let mut full = Response::failed(
+            ErrorKind::QueueFull,
+            "the queue is full (1024 requests waiting, max_queued); the request to http://x was not sent",
+            "http://x",
+        );
+        call.describe_failure(&mut full);
+        assert!(
+            full.error_message
+                .starts_with("get_counter('rooms'): not sent: 1024 calls already wait")
+                && !full.error_message.contains("max_queued"),
+            "{}",
+            full.error_message
+        );
+        let mut lost =
+            Response::failed(ErrorKind::Decode, "the body is not valid JSON", "http://x");
+        SdkCall::Ready.describe_failure(&mut lost);
+        assert_eq!(lost.error_message, "ready: the body is not valid JSON");
+        // A sentence that names the call already is left alone, and so is a success.
+        let mut named = Response::failed(ErrorKind::HttpStatus, "get_counter('rooms'): gone", "");
+        call.describe_failure(&mut named);
+        assert_eq!(named.error_message, "get_counter('rooms'): gone");
+        let mut ok = Response::failed(ErrorKind::None, "", "");
+        ok.status = 200;
+        call.describe_failure(&mut ok);
+        assert_eq!(ok.error_message, "");
     }
 
     #[test]

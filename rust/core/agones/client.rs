@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 
-use super::calls::SdkCall;
+use super::calls::{MAX_WAITING_CALLS, SdkCall};
 use super::endpoint::Endpoint;
 use super::health::{self, HealthControl, HealthCounts};
 use super::liveness::Liveness;
@@ -32,8 +32,13 @@ pub struct ClientOptions {
     pub watch: bool,
     /// Time allowed for one attempt of a call.
     pub call_timeout: Duration,
-    /// Retries of a repeatable call (connection refused while the sidecar starts, 5xx).
+    /// Retries of a repeatable call (connection refused while the sidecar starts, 5xx,
+    /// timeouts).
     pub max_retries: u32,
+    /// No retry of a call begins later than this after its first attempt: a sidecar that
+    /// accepts and never answers fails a call in about this long, not after
+    /// `max_retries + 1` whole `call_timeout`s (over ten minutes).
+    pub retry_window: Duration,
 }
 
 impl Default for ClientOptions {
@@ -47,6 +52,7 @@ impl Default for ClientOptions {
             // With backoff from 0.1 s up to 1 s (full jitter), about 30 s of retrying: a
             // sidecar container takes a few seconds to start next to the game.
             max_retries: 60,
+            retry_window: Duration::from_secs(30),
         }
     }
 }
@@ -86,9 +92,11 @@ impl AgonesClient {
         let calls = HttpPool::with_runtime(
             PoolSettings {
                 max_concurrent: 1,
+                max_queued: MAX_WAITING_CALLS,
                 timeout: options.call_timeout,
                 connect_timeout: Duration::from_secs(2),
                 max_retries: options.max_retries,
+                retry_window: Some(options.retry_window),
                 retry_base_delay: Duration::from_millis(100),
                 retry_max_delay: Duration::from_secs(1),
                 max_body_bytes: 4 * 1024 * 1024,

@@ -335,18 +335,24 @@ pub fn refusal(call: &CountsCall, message: &str) -> Refusal {
 /// sidecar's own words stay at the end of the sentence.
 pub fn explain(call: &CountsCall, response: &mut Response) {
     if response.ok() {
+        // An answer about another Counter or List is as wrong as one of the wrong shape
+        // (and would mislead `track_players`, which reads List answers).
+        let asked = call.subject_name();
         let parsed = response.json.as_ref().and_then(|v| match call.subject() {
-            Subject::Counter => Counter::from_json(v).map(|c| c.to_json()),
-            Subject::List => ListState::from_json(v).map(|l| l.to_json()),
+            Subject::Counter => Counter::from_json(v)
+                .filter(|c| c.name == asked)
+                .map(|c| c.to_json()),
+            Subject::List => ListState::from_json(v)
+                .filter(|l| l.name == asked)
+                .map(|l| l.to_json()),
         });
         match parsed {
             Some(json) => response.json = Some(json),
             None => {
                 response.error = ErrorKind::Decode;
                 response.error_message = format!(
-                    "{}('{}'): the sidecar's answer is not a {}: {}",
+                    "{}('{asked}'): the sidecar's answer is not the {} '{asked}': {}",
                     call.name(),
-                    call.subject_name(),
                     match call.subject() {
                         Subject::Counter => "Counter",
                         Subject::List => "List",
@@ -536,10 +542,32 @@ mod tests {
         explain(&CountsCall::GetList("players".into()), &mut r);
         assert_eq!(r.error, ErrorKind::Decode);
         assert!(
-            r.error_message.contains("not a List"),
+            r.error_message.contains("not the List 'players'"),
             "{}",
             r.error_message
         );
+        // A well-formed answer about something else is not taken for the one asked for.
+        for (call, answer) in [
+            (
+                CountsCall::AddListValue("players".into(), "p1".into()),
+                json!({"name": "rooms", "count": "1", "capacity": "10"}),
+            ),
+            (
+                CountsCall::GetCounter("rooms".into()),
+                json!({"name": "matches", "count": "1", "capacity": "10"}),
+            ),
+        ] {
+            let mut r = Response::failed(ErrorKind::None, "", "http://x");
+            r.status = 200;
+            r.json = Some(answer);
+            explain(&call, &mut r);
+            assert_eq!(r.error, ErrorKind::Decode, "{call:?}");
+            assert!(
+                r.error_message.starts_with(call.name()),
+                "{}",
+                r.error_message
+            );
+        }
     }
 
     #[test]

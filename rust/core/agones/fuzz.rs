@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use super::AgonesEvent;
 use super::watch::{LineBuffer, WatchState};
 use crate::core::events::channel;
 use crate::fuzzing::messages;
@@ -24,8 +23,10 @@ pub fn agones_watch(data: &[u8]) {
         };
         for line in finished {
             assert!(line.len() <= MAX && !line.is_empty());
-            if state.take_line(&line, &mut backoff).is_some() {
-                break 'stream;
+            match state.take_line(&line, &mut backoff) {
+                Err(_) => break 'stream,
+                Ok(Some(record)) => reported.push(record),
+                Ok(None) => {}
             }
             assert_eq!(
                 backoff,
@@ -34,11 +35,10 @@ pub fn agones_watch(data: &[u8]) {
             );
         }
     }
-    while let Some(event) = queue.next() {
-        match event {
-            AgonesEvent::GameServer(record) => reported.push(record),
-            other => panic!("unexpected event {other:?}"),
-        }
+    // Records are handed back to the stream's task (which queues them with
+    // backpressure); nothing else is queued without an outage.
+    if let Some(event) = queue.next() {
+        panic!("unexpected event {event:?}");
     }
     assert!(
         reported.windows(2).all(|w| w[0] != w[1]),

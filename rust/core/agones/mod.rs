@@ -16,7 +16,7 @@ mod watch;
 
 use std::time::Duration;
 
-pub use calls::SdkCall;
+pub use calls::{MAX_WAITING_CALLS, SdkCall};
 pub use client::{AgonesClient, ClientOptions};
 pub use counts_lists::{
     Counter, CounterUpdate, CountsCall, LIST_MAX_CAPACITY, ListState, ListUpdate, Refusal, Subject,
@@ -26,7 +26,7 @@ pub use endpoint::{DEFAULT_PORT, Endpoint, PORT_ENV, env_port, resolve};
 pub use health::{HealthControl, HealthCounts, MIN_INTERVAL};
 pub use liveness::Liveness;
 pub use roster::{PlayerRoster, RosterAction, RosterAnswer, RosterCall};
-pub use watch::{LineBuffer, MAX_LINE_BYTES};
+pub use watch::{LineBuffer, MAX_LINE_BYTES, MAX_WAITING_RECORDS};
 
 /// What the background tasks report to the node (finished calls and pings come through
 /// the HTTP pools' own events).

@@ -7,16 +7,27 @@
 //! differs from the previous one becomes `game_server_changed`, so an unchanged record is
 //! not emitted twice after a reconnect. Backoff is 0.1 s to 2 s; an outage is reported
 //! once.
+//!
+//! At most [`MAX_WAITING_RECORDS`] records wait for the game; while that many wait the
+//! stream is not read, so a sidecar that sends faster than the game takes records (a
+//! flood, or a long frame) is slowed down by TCP instead of filling memory, and no record
+//! is dropped: as with the gRPC stream Agones' own SDKs read, which has flow control.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::AgonesEvent;
-use crate::core::events::EventSender;
+use crate::core::events::{EventSender, LaneSender, Push};
 
 /// Longest line accepted; a GameServer record is a few KiB.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// Records that may wait for the game before the stream stops being read. The node
+/// delivers up to 64 events a frame, and a sidecar sends a record per change (a few a
+/// second at most), so this is only reached by a flood or a stalled main loop.
+pub const MAX_WAITING_RECORDS: usize = 16;
+/// How often a stream held back for a full queue looks for room again.
+const ROOM_POLL: Duration = Duration::from_millis(10);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -82,7 +93,7 @@ pub async fn run(client: reqwest::Client, url: String, events: EventSender<Agone
         };
         if !state.outage {
             state.outage = true;
-            if !state.events.send(AgonesEvent::WatchLost(reason)) {
+            if state.events.send(AgonesEvent::WatchLost(reason)) == Push::Gone {
                 return;
             }
         }
@@ -94,7 +105,9 @@ pub async fn run(client: reqwest::Client, url: String, events: EventSender<Agone
 pub(super) struct WatchState {
     last: Option<Value>,
     outage: bool,
-    events: EventSender<AgonesEvent>,
+    /// The stream's own lane: its records count against [`MAX_WAITING_RECORDS`], its
+    /// outage reports always go in, and all of them stay in the order they happened.
+    events: LaneSender<AgonesEvent>,
 }
 
 impl WatchState {
@@ -102,7 +115,20 @@ impl WatchState {
         WatchState {
             last: None,
             outage: false,
-            events,
+            events: events.lane(MAX_WAITING_RECORDS),
+        }
+    }
+
+    /// Queues a record for the game, first waiting (without reading the stream) while
+    /// [`MAX_WAITING_RECORDS`] wait already. `Err` when the node is gone.
+    async fn deliver(&self, record: Value) -> Result<(), Stop> {
+        while !self.events.has_room() {
+            tokio::time::sleep(ROOM_POLL).await;
+        }
+        match self.events.offer(AgonesEvent::GameServer(record)) {
+            Push::Queued => Ok(()),
+            // Full cannot happen (this task is the lane's only sender and there was room).
+            Push::Gone | Push::Full => Err(Stop::Gone),
         }
     }
 
@@ -147,44 +173,53 @@ impl WatchState {
                 Err(why) => return Stop::Failed(why),
             };
             for line in finished {
-                if let Some(stop) = self.take_line(&line, backoff) {
-                    return stop;
+                match self.take_line(&line, backoff) {
+                    Err(stop) => return stop,
+                    Ok(Some(record)) => {
+                        if let Err(stop) = self.deliver(record).await {
+                            return stop;
+                        }
+                    }
+                    Ok(None) => {}
                 }
             }
         }
     }
 
-    /// Handles one line; `Some` ends this connection.
-    pub(super) fn take_line(&mut self, line: &[u8], backoff: &mut Duration) -> Option<Stop> {
+    /// Handles one line: a record that differs from the previous one (to deliver), nothing
+    /// new, or why this connection ends.
+    pub(super) fn take_line(
+        &mut self,
+        line: &[u8],
+        backoff: &mut Duration,
+    ) -> Result<Option<Value>, Stop> {
         let value: Value = match serde_json::from_slice(line) {
             Ok(v) => v,
             Err(e) => {
                 let text = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
-                return Some(Stop::Failed(format!(
+                return Err(Stop::Failed(format!(
                     "the watch stream sent a line that is not JSON ({e}): {text}"
                 )));
             }
         };
         let Some(record) = value.get("result") else {
             let error = value.get("error").unwrap_or(&value);
-            return Some(Stop::Failed(format!(
+            return Err(Stop::Failed(format!(
                 "the watch stream reported an error: {error}"
             )));
         };
         *backoff = MIN_BACKOFF;
         if self.outage {
             self.outage = false;
-            if !self.events.send(AgonesEvent::WatchRestored) {
-                return Some(Stop::Gone);
+            if self.events.send(AgonesEvent::WatchRestored) == Push::Gone {
+                return Err(Stop::Gone);
             }
         }
-        if self.last.as_ref() != Some(record) {
-            self.last = Some(record.clone());
-            if !self.events.send(AgonesEvent::GameServer(record.clone())) {
-                return Some(Stop::Gone);
-            }
+        if self.last.as_ref() == Some(record) {
+            return Ok(None);
         }
-        None
+        self.last = Some(record.clone());
+        Ok(Some(record.clone()))
     }
 }
 

@@ -109,7 +109,9 @@ pub(crate) async fn execute(
             _ => false,
         };
         if !retryable || attempt > policy.max_retries || !idempotent {
-            if response.error == ErrorKind::Timeout {
+            // A failure that was retried says for how long: "could not connect" alone
+            // hides the half minute of retries before it.
+            if retryable && (response.error == ErrorKind::Timeout || attempt > 1) {
                 response
                     .error_message
                     .push_str(&gave_up_note(attempt, response.elapsed));
@@ -139,6 +141,12 @@ pub(crate) async fn execute(
             Some(wait) => wait,
             None => backoff_delay(&policy, attempt),
         };
+        if !policy.within_window(started.elapsed(), wait) {
+            response
+                .error_message
+                .push_str(&gave_up_note(attempt, started.elapsed()));
+            return response;
+        }
         counter.on_retry();
         tokio::time::sleep(wait).await;
     }

@@ -347,6 +347,7 @@ impl Shared {
                 max_retries: settings.max_retries,
                 base_delay: settings.retry_base_delay,
                 max_delay: settings.retry_max_delay,
+                window: settings.retry_window,
             },
             client: sched.client.clone(),
         }
@@ -529,6 +530,7 @@ impl AttemptSource {
             max_retries: 0,
             base_delay: sched.settings.retry_base_delay,
             max_delay: sched.settings.retry_max_delay,
+            window: sched.settings.retry_window,
         })
     }
 
@@ -556,6 +558,7 @@ impl AttemptSource {
             max_retries: 0,
             base_delay: Default::default(),
             max_delay: Default::default(),
+            window: None,
         };
         Some(match client {
             Err(message) => Response::failed(ErrorKind::Tls, message, &spec.url),

@@ -24,6 +24,17 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Cap of the backoff and of an honoured `Retry-After`.
     pub max_delay: Duration,
+    /// No retry begins later than this after the first attempt began.
+    pub window: Option<Duration>,
+}
+
+impl RetryPolicy {
+    /// Whether a retry that begins after `wait`, `elapsed` after the first attempt began,
+    /// is still inside the window.
+    pub fn within_window(&self, elapsed: Duration, wait: Duration) -> bool {
+        self.window
+            .is_none_or(|window| elapsed.saturating_add(wait) <= window)
+    }
 }
 
 /// Statuses that say "try again later" rather than "you asked for something wrong".
@@ -81,7 +92,24 @@ mod tests {
             max_retries: 5,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(1000),
+            window: None,
         }
+    }
+
+    #[test]
+    fn no_retry_begins_after_the_window() {
+        let mut p = policy();
+        let s = Duration::from_secs;
+        assert!(p.within_window(s(3600), s(1)), "no window, no limit");
+        p.window = Some(s(30));
+        assert!(p.within_window(s(20), s(1)));
+        assert!(
+            p.within_window(s(29), s(1)),
+            "beginning at the window's end is in"
+        );
+        assert!(!p.within_window(s(30), Duration::from_millis(1)));
+        assert!(!p.within_window(s(10), s(25)), "the wait counts");
+        assert!(!p.within_window(Duration::MAX, s(1)), "no overflow");
     }
 
     #[test]

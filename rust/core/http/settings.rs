@@ -20,6 +20,10 @@ pub struct PoolSettings {
     pub retry_base_delay: Duration,
     /// Cap of the backoff, and the longest `Retry-After` the pool is willing to wait.
     pub retry_max_delay: Duration,
+    /// No retry starts when it would begin this long after the first attempt did (waits
+    /// and attempts included); `None`: only `max_retries` limits. Without it a server that
+    /// accepts and never answers costs `max_retries + 1` whole timeouts.
+    pub retry_window: Option<Duration>,
     /// Largest body accepted; checked against Content-Length and while streaming.
     pub max_body_bytes: u64,
     /// Redirects followed before failing with `TooManyRedirects`; 0 disables following.
@@ -55,6 +59,7 @@ impl Default for PoolSettings {
             max_retries: 2,
             retry_base_delay: Duration::from_millis(500),
             retry_max_delay: Duration::from_secs(30),
+            retry_window: None,
             max_body_bytes: 16 * 1024 * 1024,
             max_redirects: 10,
             verify_tls: true,

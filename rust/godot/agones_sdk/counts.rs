@@ -3,7 +3,7 @@
 //! policy in `core::agones::roster`.
 
 use godot::classes::MultiplayerApi;
-use godot::global::Error;
+use godot::global::{Error, type_string};
 use godot::prelude::*;
 
 use super::{AgonesSdk, Pending};
@@ -152,7 +152,8 @@ impl AgonesSdk {
     /// A peer is added when [param multiplayer] emits [signal MultiplayerAPI.peer_connected]
     /// (with [SceneMultiplayer]'s authentication, only once it is authenticated) and removed
     /// at [signal MultiplayerAPI.peer_disconnected]
-    /// (it left, timed out, or was kicked). Peers connected already are added now. The
+    /// (it left, timed out, or was kicked). Peers connected already are added right after
+    /// this call returns (so [member player_value] may use this node). The
     /// value stored is the peer id as a String, or what [member player_value] makes
     /// of it (e.g. an account id).
     ///
@@ -191,7 +192,7 @@ impl AgonesSdk {
         let generation = self.tracking.as_ref().map_or(0, |t| t.generation) + 1;
         self.stop_tracking();
         self.client();
-        let (roster, mut actions) = PlayerRoster::new(&list);
+        let (roster, actions) = PlayerRoster::new(&list);
         let node = self.to_gd().instance_id();
         let joined = Callable::from_fn("AgonesSDK.peer_connected", move |args| {
             if let (Some(id), Ok(mut node)) =
@@ -216,19 +217,30 @@ impl AgonesSdk {
         for (signal, handler) in &handlers {
             multiplayer.connect(*signal, handler);
         }
-        let peers = multiplayer.get_peers();
-        let mut tracking = Tracking {
+        let peers: Vec<i64> = multiplayer
+            .get_peers()
+            .as_slice()
+            .iter()
+            .map(|id| i64::from(*id))
+            .collect();
+        self.tracking = Some(Tracking {
             generation,
             roster,
             multiplayer,
             handlers,
-        };
-        for id in peers.as_slice() {
-            let value = peer_value(&self.player_value, i64::from(*id));
-            actions.extend(tracking.roster.connected(i64::from(*id), value));
-        }
-        self.tracking = Some(tracking);
+        });
         self.run_roster(actions);
+        if !peers.is_empty() {
+            // The peers connected already are added right after this call, not inside it:
+            // `player_value` may call into this node, which is bound until it returns.
+            let add_connected = Callable::from_fn("AgonesSDK.add_connected", move |_args| {
+                if let Ok(node) = Gd::<AgonesSdk>::try_from_instance_id(node) {
+                    add_connected_peers(node, generation, &peers);
+                }
+                Variant::nil()
+            });
+            add_connected.call_deferred(&[]);
+        }
         Error::OK
     }
 }
@@ -293,6 +305,7 @@ impl AgonesSdk {
             RosterCall::Remove { value } => CountsCall::RemoveListValue(list, value.clone()),
         };
         explain(&counts, &mut response);
+        SdkCall::Counts(counts.clone()).describe_failure(&mut response);
         let answer = if response.ok() {
             match response.json.as_ref().and_then(ListState::from_json) {
                 Some(state) => RosterAnswer::List(state),
@@ -390,6 +403,39 @@ impl AgonesSdk {
     }
 }
 
+/// Adds the peers that were connected when `track_players()` call number `generation`
+/// began, with no borrow of the node held while `player_value` runs; skipped when another
+/// call replaced that tracking, and for each peer that left meanwhile (its
+/// `peer_disconnected` came before it was known).
+fn add_connected_peers(mut node: Gd<AgonesSdk>, generation: u64, peers: &[i64]) {
+    for &id in peers {
+        let (current, still_there, map) = {
+            let sdk = node.bind();
+            let Some(tracking) = sdk.tracking.as_ref() else {
+                return;
+            };
+            let still_there = tracking
+                .multiplayer
+                .get_peers()
+                .as_slice()
+                .iter()
+                .any(|p| i64::from(*p) == id);
+            (
+                tracking.generation == generation,
+                still_there,
+                sdk.player_value.clone(),
+            )
+        };
+        if !current {
+            return;
+        }
+        if still_there {
+            let value = peer_value(&map, id);
+            node.bind_mut().peer_joined(id, value);
+        }
+    }
+}
+
 fn peer_id(args: &[&Variant]) -> Option<i64> {
     args.first()?.try_to::<i64>().ok()
 }
@@ -458,10 +504,18 @@ fn integer(key: &str, value: &Variant) -> Result<i64, String> {
                 Err(format!("{key} must be an integer, not {f}"))
             }
         }
-        _ => Err(format!(
-            "{key} must be an integer, not {}",
-            value.stringify()
-        )),
+        _ => Err(format!("{key} must be an integer, not {}", shown(value))),
+    }
+}
+
+/// A value as a message shows it, with its type: the String "3" printed bare would read
+/// as the integer it is refused for not being.
+fn shown(value: &Variant) -> String {
+    match value.get_type() {
+        VariantType::STRING | VariantType::STRING_NAME => {
+            format!("the String \"{}\"", value.stringify())
+        }
+        other => format!("{} {}", type_string(other.ord() as i64), value.stringify()),
     }
 }
 
@@ -477,7 +531,7 @@ fn strings(value: &Variant) -> Result<Vec<String>, String> {
         _ => {
             return Err(format!(
                 "values must be an Array of Strings, not {}",
-                value.stringify()
+                shown(value)
             ));
         }
     }
@@ -486,10 +540,7 @@ fn strings(value: &Variant) -> Result<Vec<String>, String> {
         .iter_shared()
         .map(|v| match v.get_type() {
             VariantType::STRING | VariantType::STRING_NAME => Ok(v.stringify().to_string()),
-            _ => Err(format!(
-                "values must be Strings; {} is not one",
-                v.stringify()
-            )),
+            _ => Err(format!("values must be Strings, not {}", shown(&v))),
         })
         .collect()
 }

@@ -45,6 +45,7 @@
 
 mod counts_lists;
 mod game_server;
+pub mod hostile;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -212,6 +212,7 @@ impl Job {
             max_retries: s.max_retries,
             base_delay: s.retry_base_delay,
             max_delay: s.retry_max_delay,
+            window: s.retry_window,
         }
     }
 

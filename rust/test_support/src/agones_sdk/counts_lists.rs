@@ -122,7 +122,9 @@ fn update_counter(gs: &mut GameServer, name: &str, body: &Value) -> Result<Value
         now_count = count;
     }
     if diff != 0 {
-        let count = now_count.saturating_add(diff);
+        // Go's int64 addition wraps, and the wrapped count is then out of range: an
+        // increment past the largest count is refused, not applied as "no change".
+        let count = now_count.wrapping_add(diff);
         if count < 0 || count > now_capacity {
             return Err(out_of_range(count, now_capacity));
         }
