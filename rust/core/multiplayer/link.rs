@@ -843,6 +843,13 @@ impl Link {
             false => floor,
         };
         self.renet.set_resend_time(from_pings.max(from_pacing));
+        // A message is presumed lost before that once one sent after it was acknowledged
+        // and a round trip plus a reordering window passed (RACK, RFC 8985: a window of a
+        // quarter round trip, plus the flush timer's granularity).
+        self.renet.set_loss_wait(
+            self.srtt
+                .map(|srtt| Duration::from_secs_f64(srtt * 1.25) + CLOCK_GRANULARITY),
+        );
     }
 
     fn check_stall(&mut self) -> Result<(), LinkError> {
@@ -1666,5 +1673,42 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// On an ordered channel a lost message holds back every later one, so it is sent
+    /// again as soon as a message sent after it was acknowledged and a round trip plus a
+    /// reordering window passed (RACK), not only after the resend time; without that
+    /// evidence it waits for the resend time.
+    #[test]
+    fn a_lost_message_is_sent_again_once_a_later_one_is_acknowledged() {
+        for later_arrives in [true, false] {
+            let mut a = Link::new(LinkConfig::default());
+            let mut b = Link::new(server());
+            let mut out = Vec::new();
+            // A short path: 5 ms round trip, so the resend time is its 100 ms floor.
+            a.srtt = Some(0.005);
+            a.update_resend_time();
+            let ms = Duration::from_millis;
+            a.queue(0, TransferMode::Reliable, b"lost").unwrap();
+            drop(a.flush(ms(0)).unwrap());
+            a.queue(0, TransferMode::Reliable, b"later").unwrap();
+            for d in a.flush(ms(17)).unwrap() {
+                if later_arrives {
+                    b.receive(ms(18), &d, &mut room(), &mut out).unwrap();
+                }
+            }
+            for d in b.flush(ms(40)).unwrap() {
+                a.receive(ms(41), &d, &mut room(), &mut out).unwrap();
+            }
+            drop(a.flush(ms(42)).unwrap());
+            let resent = a.stats().resent;
+            if later_arrives {
+                assert_eq!(resent, 1, "sent again at 42 ms, on the evidence");
+            } else {
+                assert_eq!(resent, 0, "no evidence: it waits for the resend time");
+                drop(a.flush(ms(101)).unwrap());
+                assert!(a.stats().resent >= 1, "then it is sent again");
+            }
+        }
     }
 }

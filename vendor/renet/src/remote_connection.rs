@@ -312,6 +312,14 @@ impl RenetClient {
         }
     }
 
+    /// NETKIT-PATCH: sets the loss detection wait of every reliable channel (see
+    /// `SendChannelReliable::set_loss_wait`).
+    pub fn set_loss_wait(&mut self, wait: Option<Duration>) {
+        for channel in self.send_reliable_channels.values_mut() {
+            channel.set_loss_wait(wait);
+        }
+    }
+
     pub fn can_send_message<I: Into<u8>>(&self, channel_id: I, size_bytes: usize) -> bool {
         let channel_id = channel_id.into();
         if let Some(reliable_channel) = self.send_reliable_channels.get(&channel_id) {
@@ -478,6 +486,8 @@ impl RenetClient {
                             for message_id in message_ids {
                                 reliable_channel.process_message_ack(message_id);
                             }
+                            // NETKIT-PATCH: see `SendChannelReliable::set_loss_wait`.
+                            reliable_channel.packet_acked(sent_packet.sent_at);
                         }
                         PacketSentInfo::ReliableSliceMessage {
                             channel_id,
@@ -486,6 +496,7 @@ impl RenetClient {
                         } => {
                             let reliable_channel = self.send_reliable_channels.get_mut(&channel_id).unwrap();
                             reliable_channel.process_slice_message_ack(message_id, slice_index);
+                            reliable_channel.packet_acked(sent_packet.sent_at);
                         }
                         PacketSentInfo::Ack { largest_acked_packet } => {
                             self.acked_largest(largest_acked_packet);

@@ -35,6 +35,11 @@ pub struct SendChannelReliable {
     resend_time: Duration,
     max_memory_usage_bytes: usize,
     memory_usage_bytes: usize,
+    /// NETKIT-PATCH: loss detection from later acknowledgements (see `set_loss_wait`).
+    loss_wait: Option<Duration>,
+    /// NETKIT-PATCH: when the most recently sent packet of this channel that was
+    /// acknowledged was sent.
+    latest_acked_sent: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -80,6 +85,27 @@ impl SendChannelReliable {
             resend_time,
             max_memory_usage_bytes,
             memory_usage_bytes: 0,
+            loss_wait: None,
+            latest_acked_sent: None,
+        }
+    }
+
+    /// NETKIT-PATCH: time-based loss detection as RACK does (RFC 8985, section 6.2): a
+    /// message is sent again before `resend_time` once a message sent after it was
+    /// acknowledged and `wait` (the round trip plus a reordering window) has passed
+    /// since it was sent. On an ordered channel each lost message holds back every later
+    /// one until it arrives, so waiting out the full resend time under random loss
+    /// delays most messages, not only the lost ones. `None` turns it off.
+    pub fn set_loss_wait(&mut self, wait: Option<Duration>) {
+        self.loss_wait = wait;
+    }
+
+    /// NETKIT-PATCH: a packet of this channel sent at `sent` was acknowledged. The
+    /// packet's own time, not its messages' last sending: the acknowledgement of a packet
+    /// sent before a message was sent again says nothing about packets sent after it.
+    pub fn packet_acked(&mut self, sent: Duration) {
+        if self.latest_acked_sent.is_none_or(|l| sent > l) {
+            self.latest_acked_sent = Some(sent);
         }
     }
 
@@ -106,6 +132,12 @@ impl SendChannelReliable {
 
         let mut small_messages: Vec<(u64, Bytes)> = vec![];
         let mut small_messages_bytes = 0;
+        // NETKIT-PATCH: see `set_loss_wait`.
+        let (latest_acked_sent, loss_wait) = (self.latest_acked_sent, self.loss_wait);
+        let presumed_lost = |sent: Duration| match (latest_acked_sent, loss_wait) {
+            (Some(latest), Some(wait)) => latest > sent && current_time.saturating_sub(sent) >= wait,
+            _ => false,
+        };
 
         'messages: for (&message_id, unacked_message) in self.unacked_messages.iter_mut() {
             match unacked_message {
@@ -116,7 +148,7 @@ impl SendChannelReliable {
                     }
 
                     if let Some(last_sent) = last_sent {
-                        if current_time - *last_sent < self.resend_time {
+                        if current_time - *last_sent < self.resend_time && !presumed_lost(*last_sent) {
                             continue;
                         }
                     }
@@ -162,7 +194,7 @@ impl SendChannelReliable {
                         }
 
                         if let Some(last_sent) = last_sent[i] {
-                            if current_time - last_sent < self.resend_time {
+                            if current_time - last_sent < self.resend_time && !presumed_lost(last_sent) {
                                 continue;
                             }
                         }
