@@ -324,6 +324,7 @@ pub(crate) fn seeds(seeds: &mut std::collections::BTreeMap<&'static str, Vec<Vec
                         id: 1234,
                         channel_count: 1,
                         version: PROTOCOL_VERSION,
+                        secret: None,
                     },
                     Control::Ready,
                     Control::Delivered(vec![(0, 3), (2, 1)]),

@@ -77,6 +77,9 @@ pub struct LinkConfig {
     pub ack_timeout: Duration,
     /// How long renet waits for an acknowledgement before sending a message again.
     pub resend_interval: Duration,
+    /// How often each side pings ([`PING_INTERVAL`] by default; a quarter of
+    /// `resume_after` when resumption is on, so a live peer is never silent that long).
+    pub ping_interval: Duration,
 }
 
 impl Default for LinkConfig {
@@ -87,6 +90,7 @@ impl Default for LinkConfig {
             send_buffer: 4 << 20,
             ack_timeout: Duration::from_secs(10),
             resend_interval: Duration::from_millis(100),
+            ping_interval: PING_INTERVAL,
         }
     }
 }
@@ -165,7 +169,7 @@ const ACK_ONLY_INTERVAL: Duration = Duration::from_millis(1000);
 /// every 500 ms. Acknowledgements ride along, so nothing else flows on an idle link.
 /// renet's own estimate times the acknowledgements of every packet, which on a quiet link
 /// wait for the next datagram, so it reads far too high; hence netkit's own pings.
-const PING_INTERVAL: Duration = Duration::from_millis(1000);
+pub(crate) const PING_INTERVAL: Duration = Duration::from_millis(1000);
 /// While reliable messages are in flight the link is flushed this often: renet resends
 /// what was not acknowledged within `resend_interval`, and the stall check runs.
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(10);
@@ -622,7 +626,7 @@ impl Link {
 
     fn ping_due(&self) -> Duration {
         self.last_ping
-            .map_or(Duration::ZERO, |at| at + PING_INTERVAL)
+            .map_or(Duration::ZERO, |at| at + self.config.ping_interval)
     }
 
     /// Counts reliable messages in `packets` that renet sent before (its resends).
@@ -768,6 +772,16 @@ impl Link {
             false => floor,
         };
         self.renet.set_resend_time(from_pings.max(from_pacing));
+    }
+
+    /// The link carries on over a new DTLS session after an interruption (`resume.rs`):
+    /// the `ack_timeout` counts afresh from `now`, since nothing could be acknowledged
+    /// while no session carried the link; renet resends what is unacknowledged at the next
+    /// flush.
+    pub fn resume(&mut self, now: Duration) {
+        self.stalled_since = None;
+        // Delivery feedback rides along again in the first datagram on the new session.
+        self.last_received = self.last_received.max(now);
     }
 
     fn check_stall(&mut self) -> Result<(), LinkError> {
