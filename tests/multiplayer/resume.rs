@@ -32,14 +32,14 @@ fn numbered(i: u32) -> Vec<u8> {
 fn setup(config: EndpointConfig) -> (Endpoint, Relay, Endpoint, i32, SelfSigned) {
     let id = identity();
     let server = start_server(&id, config.clone());
-    let relay = Relay::start_from(
-        server.local_addr().unwrap(),
-        PathConfig::clean(),
-        ip(2),
-    );
+    let relay = Relay::start_from(server.local_addr().unwrap(), PathConfig::clean(), ip(2));
     let (client, cid) = join(&server, &id, relay.addr, config);
     let seen = server.peer_stats(cid).and_then(|s| s.address).unwrap();
-    assert_eq!(seen.ip(), ip(2), "the server sees the relay's first address");
+    assert_eq!(
+        seen.ip(),
+        ip(2),
+        "the server sees the relay's first address"
+    );
     (server, relay, client, cid, id)
 }
 
@@ -135,20 +135,30 @@ fn assert_resumed_intact(
             .collect();
         assert!(ends.is_empty(), "{side} saw {ends:?}");
         assert_eq!(
-            count(events, |e| matches!(e, MpEvent::SessionInterrupted(x) if *x == other)),
+            count(
+                events,
+                |e| matches!(e, MpEvent::SessionInterrupted(x) if *x == other)
+            ),
             1,
             "{side}: one interruption of peer {other}"
         );
         assert_eq!(
-            count(events, |e| matches!(e, MpEvent::SessionResumed(x) if *x == other)),
+            count(
+                events,
+                |e| matches!(e, MpEvent::SessionResumed(x) if *x == other)
+            ),
             1,
             "{side}: one resumption of peer {other}"
         );
     }
     assert_eq!(client.unique_id(), cid, "the client keeps its id");
-    let stats = server.peer_stats(cid).expect("the server still knows the client");
+    let stats = server
+        .peer_stats(cid)
+        .expect("the server still knows the client");
     assert_eq!((stats.interruptions, stats.resumptions), (1, 1));
-    let back = client.peer_stats(1).expect("the client still knows the server");
+    let back = client
+        .peer_stats(1)
+        .expect("the client still knows the server");
     assert_eq!((back.interruptions, back.resumptions), (1, 1));
 }
 
@@ -159,8 +169,15 @@ fn a_client_that_changes_address_keeps_its_id_and_every_reliable_message() {
     let (at_server, at_client) = exchange(&server, &client, cid, || relay.move_to(ip(3)));
     assert_resumed_intact(&server, &client, cid, &at_server, &at_client);
     let now_at = server.peer_stats(cid).and_then(|s| s.address).unwrap();
-    assert_eq!(now_at.ip(), ip(3), "the server follows the client to its new address");
-    eprintln!("1,000 each way across an address change in {:.2?}", moved.elapsed());
+    assert_eq!(
+        now_at.ip(),
+        ip(3),
+        "the server follows the client to its new address"
+    );
+    eprintln!(
+        "1,000 each way across an address change in {:.2?}",
+        moved.elapsed()
+    );
 }
 
 #[test]
@@ -205,6 +222,43 @@ fn a_blackout_longer_than_the_window_disconnects_both_sides_with_a_reason() {
     }
     // Within the window plus the time to notice, not after the DTLS idle timeout.
     assert!(started.elapsed() < Duration::from_secs(12));
+}
+
+/// Reliable data the game sends to an interrupted peer waits, bounded: beyond
+/// `send_buffer` the peer ends with that reason, however long the window.
+#[test]
+fn an_interrupted_peer_whose_send_buffer_fills_is_disconnected_with_that_reason() {
+    let mut config = resuming(20.0);
+    config.link.send_buffer = 256 << 10;
+    let (server, relay, _client, cid, _) = setup(config);
+    relay.black_out(Duration::from_secs(30));
+    let mut seen = Vec::new();
+    wait_for(&server, &mut seen, Duration::from_secs(10), |e| {
+        matches!(e, MpEvent::SessionInterrupted(_))
+    })
+    .expect("the server notices the silence");
+    let started = Instant::now();
+    let message = vec![7u8; 10_000];
+    let gone = (0..1000).find_map(|_| {
+        let _ = server.send(
+            Target::Peer(cid),
+            0,
+            TransferMode::Reliable,
+            message.clone(),
+        );
+        match wait_for(&server, &mut seen, Duration::from_millis(5), |e| {
+            matches!(e, MpEvent::PeerDisconnected { .. })
+        }) {
+            Some(MpEvent::PeerDisconnected { reason, .. }) => Some(reason),
+            _ => None,
+        }
+    });
+    let reason = gone.expect("the peer was disconnected");
+    assert!(reason.contains("send_buffer"), "{reason}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "at the buffer's limit, not the window's"
+    );
 }
 
 /// A raw DTLS session to the server (verified as a netkit client would) whose first
@@ -259,31 +313,56 @@ fn forged_and_unknown_resumptions_are_refused_and_the_real_peer_plays_on() {
     let mut guesses = 0;
     for attempt in 0..5u8 {
         let (answers, closed) = present(&server, &id, &resume_bytes(4, cid, [attempt; 16]));
-        assert_eq!(answers, refusal(4, 0), "a forged secret is refused as wrong");
+        assert_eq!(
+            answers,
+            refusal(4, 0),
+            "a forged secret is refused as wrong"
+        );
         assert!(closed, "and the session that presented it is closed");
         guesses += 1;
     }
     let (answers, closed) = present(&server, &id, &resume_bytes(4, cid ^ 0x55, [9; 16]));
     assert_eq!((answers, closed), (refusal(3, 0), true), "no such peer");
     let (answers, closed) = present(&server, &id, &resume_bytes(3, cid, [9; 16]));
-    assert_eq!((answers, closed), (refusal(2, 4), true), "an older protocol");
+    assert_eq!(
+        (answers, closed),
+        (refusal(2, 4), true),
+        "an older protocol"
+    );
 
     // The real peer plays on, uninterrupted, and the server reported nobody else.
     server
-        .send(Target::Peer(cid), 0, TransferMode::Reliable, b"still here".to_vec())
+        .send(
+            Target::Peer(cid),
+            0,
+            TransferMode::Reliable,
+            b"still here".to_vec(),
+        )
         .unwrap();
     client
-        .send(Target::Peer(1), 0, TransferMode::Reliable, b"me too".to_vec())
+        .send(
+            Target::Peer(1),
+            0,
+            TransferMode::Reliable,
+            b"me too".to_vec(),
+        )
         .unwrap();
     let (mut at_server, mut at_client) = (Vec::new(), Vec::new());
-    let got = wait_for(&client, &mut at_client, Duration::from_secs(5), |e| {
-        matches!(e, MpEvent::Packet { data, .. } if data == b"still here")
-    });
-    assert!(got.is_some(), "the client still hears the server: {at_client:?}");
-    let got = wait_for(&server, &mut at_server, Duration::from_secs(5), |e| {
-        matches!(e, MpEvent::Packet { data, .. } if data == b"me too")
-    });
-    assert!(got.is_some(), "the server still hears the client: {at_server:?}");
+    for (side, ep, events, payload) in [
+        ("client", &client, &mut at_client, &b"still here"[..]),
+        ("server", &server, &mut at_server, &b"me too"[..]),
+    ] {
+        let got = wait_for(
+            ep,
+            events,
+            Duration::from_secs(5),
+            |e| matches!(e, MpEvent::Packet { data, .. } if data == payload),
+        );
+        assert!(
+            got.is_some(),
+            "the {side} still hears the other: {events:?}"
+        );
+    }
     for (side, events) in [("server", &at_server), ("client", &at_client)] {
         assert!(
             events.iter().all(|e| matches!(e, MpEvent::Packet { .. })),

@@ -55,9 +55,7 @@ use super::control::{Control, PROTOCOL_VERSION};
 use super::farewell::{Farewell, Side, describe_dtls_end};
 use super::layout::{MAX_RENET_PACKET, TransferMode};
 use super::link::{Incoming, Link, LinkConfig, LinkStats, QueueError, Room};
-use super::resume::{
-    self, Opening, Place, RESUME_REPEAT, RETRY_AFTER, Secret, Silence, Verdict,
-};
+use super::resume::{self, Opening, Place, RESUME_REPEAT, RETRY_AFTER, Secret, Silence, Verdict};
 use super::scene_auth::AuthWatch;
 
 /// Everything an endpoint needs besides the DTLS options.
@@ -363,6 +361,7 @@ impl Endpoint {
             wake: Arc::new(Notify::new()),
             dial,
             rejoin: None,
+            rejoin_failure: None,
         };
         runtime::handle().spawn(task.run(cmd_rx));
         Self {
@@ -617,6 +616,8 @@ struct Task {
     dial: Option<Dial>,
     /// A client resuming its session.
     rejoin: Option<Rejoin>,
+    /// Why the client's last resumption handshake failed, for the reason its end gives.
+    rejoin_failure: Option<String>,
 }
 
 impl Task {
@@ -902,8 +903,9 @@ impl Task {
                 self.forget(id, describe_dtls_end(side, reason, &message));
             }
             DtlsEvent::Packet { id, data } => self.datagram(id, &data),
-            DtlsEvent::ConnectionFailed { .. } if self.rejoin.is_some() => {
+            DtlsEvent::ConnectionFailed { reason } if self.rejoin.is_some() => {
                 // The window still bounds the whole; try again in a moment.
+                self.rejoin_failure = Some(reason);
                 self.rejoin = Some(Rejoin::Waiting(self.now() + RETRY_AFTER));
                 self.touched.push(SERVER_PEER_ID);
             }
@@ -1191,7 +1193,11 @@ impl Task {
             Silence::Interrupted => {}
             Silence::WindowRanOut => {
                 let other = if server { "the client" } else { "the server" };
-                self.end(id, resume::window_ran_out(other, window));
+                let mut reason = resume::window_ran_out(other, window);
+                if let Some(failure) = self.rejoin_failure.take() {
+                    reason = format!("{reason}; the last attempt: {failure}");
+                }
+                self.end(id, reason);
                 return false;
             }
         }
@@ -1303,6 +1309,7 @@ impl Task {
             } if self.transport.is_server() => self.resume_request(id, wanted, version, &secret),
             Opening::Resumed { secret } if matches!(self.rejoin, Some(Rejoin::Presenting(_))) => {
                 self.rejoin = None;
+                self.rejoin_failure = None;
                 if let Some(s) = self.links.get_mut(&id) {
                     s.secret = Some(secret);
                 }
@@ -1444,7 +1451,11 @@ fn next_due(session: &Session, retry: Option<Duration>, resume: Option<Duration>
 
 /// When the resumption logic next needs this session serviced: its silence reaching
 /// `resume_after` or the window, or a client's next `Resume` or handshake (`rejoin`).
-fn resume_due(session: &Session, config: &EndpointConfig, rejoin: Option<Rejoin>) -> Option<Duration> {
+fn resume_due(
+    session: &Session,
+    config: &EndpointConfig,
+    rejoin: Option<Rejoin>,
+) -> Option<Duration> {
     if session.secret.is_none() || !session.announced || session.closing.is_some() {
         return None;
     }

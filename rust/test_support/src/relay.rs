@@ -291,7 +291,13 @@ async fn run(front: Arc<UdpSocket>, server: SocketAddr, path: Arc<Path>) {
                     // The old address is gone, as a phone's old network is.
                     old.stop.cancel();
                 }
-                tokio::spawn(downstream(b.clone(), front.clone(), client, path.clone(), stop));
+                tokio::spawn(downstream(
+                    b.clone(),
+                    front.clone(),
+                    client,
+                    path.clone(),
+                    stop,
+                ));
                 b
             }
         };
