@@ -374,6 +374,67 @@ fn forged_and_unknown_resumptions_are_refused_and_the_real_peer_plays_on() {
     assert_eq!(stats.address.unwrap().ip(), ip(2), "the peer was not moved");
 }
 
+/// An attacker on the path records everything the client sends while it resumes (its new
+/// handshake and its `Resume`), then replays it to the server from another address: the
+/// secret is inside DTLS records no other session can decrypt, so nothing binds, nothing
+/// is reported, and the real peer plays on from where it resumed.
+#[test]
+fn a_recorded_resumption_replayed_from_another_address_binds_nothing() {
+    let (server, relay, client, cid, _) = setup(resuming(20.0));
+    relay.record_up();
+    relay.move_to(ip(3));
+    let mut seen = Vec::new();
+    wait_for(&server, &mut seen, Duration::from_secs(10), |e| {
+        matches!(e, MpEvent::SessionResumed(_))
+    })
+    .expect("the client resumed at its new address");
+    let recorded = relay.recorded();
+    assert!(
+        recorded.len() >= 4,
+        "a handshake and a Resume: {}",
+        recorded.len()
+    );
+    let server_addr = server.local_addr().unwrap();
+    let attacker = std::net::UdpSocket::bind((ip(4), 0)).unwrap();
+    for round in 0..3 {
+        for d in &recorded {
+            attacker.send_to(d, server_addr).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(300 * (round + 1)));
+    }
+    client
+        .send(
+            Target::Peer(1),
+            0,
+            TransferMode::Reliable,
+            b"after".to_vec(),
+        )
+        .unwrap();
+    let mut after = Vec::new();
+    let got = wait_for(
+        &server,
+        &mut after,
+        Duration::from_secs(5),
+        |e| matches!(e, MpEvent::Packet { data, .. } if data == b"after"),
+    );
+    assert!(
+        got.is_some(),
+        "the real client still reaches the server: {after:?}"
+    );
+    assert!(
+        after.iter().all(|e| matches!(e, MpEvent::Packet { .. })),
+        "the replay made the server report something: {after:?}"
+    );
+    let stats = server.peer_stats(cid).unwrap();
+    assert_eq!(stats.resumptions, 1, "only the real resumption");
+    assert_eq!(
+        stats.address.unwrap().ip(),
+        ip(3),
+        "bound where the client is"
+    );
+}
+
 /// A server with `resume_window` 0 refuses every resumption, and a client with it 0 gets
 /// no secret: today's behaviour.
 #[test]

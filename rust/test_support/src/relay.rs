@@ -100,7 +100,12 @@ struct Steering {
     /// Bumped by every move: a flow whose socket is older gets a new one.
     generation: AtomicU64,
     dark_until: Mutex<Option<Instant>>,
+    /// Client datagrams kept while recording (`record_up`), for replay attacks.
+    recording: Mutex<Option<Vec<Vec<u8>>>>,
 }
+
+/// Datagrams a recording keeps at most.
+const RECORD_LIMIT: usize = 10_000;
 
 impl Steering {
     fn dark(&self) -> bool {
@@ -155,6 +160,12 @@ impl Path {
         largest.fetch_max(datagram.len(), Ordering::Relaxed);
         datagrams.fetch_add(1, Ordering::Relaxed);
         bytes.fetch_add(datagram.len() as u64, Ordering::Relaxed);
+        if let (Direction::Up, Some(kept)) =
+            (direction, self.steering.recording.lock().unwrap().as_mut())
+            && kept.len() < RECORD_LIMIT
+        {
+            kept.push(datagram.to_vec());
+        }
         if self.steering.dark() {
             self.stats.blacked_out.fetch_add(1, Ordering::Relaxed);
             return;
@@ -217,6 +228,7 @@ impl Relay {
             source: Mutex::new(source),
             generation: AtomicU64::new(0),
             dark_until: Mutex::new(None),
+            recording: Mutex::new(None),
         });
         let path = Arc::new(Path {
             config,
@@ -239,6 +251,22 @@ impl Relay {
     pub fn move_to(&self, source: IpAddr) {
         *self.steering.source.lock().unwrap() = source;
         self.steering.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Starts keeping a copy of every datagram clients send (up to 10,000), as an attacker
+    /// on the path would, until `recorded` hands them over.
+    pub fn record_up(&self) {
+        *self.steering.recording.lock().unwrap() = Some(Vec::new());
+    }
+
+    /// What was recorded since `record_up`, in order; recording stops.
+    pub fn recorded(&self) -> Vec<Vec<u8>> {
+        self.steering
+            .recording
+            .lock()
+            .unwrap()
+            .take()
+            .unwrap_or_default()
     }
 
     /// Drops every datagram, both ways, for `period` from now.
