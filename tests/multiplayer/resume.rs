@@ -261,6 +261,18 @@ fn an_interrupted_peer_whose_send_buffer_fills_is_disconnected_with_that_reason(
     );
 }
 
+/// Waits up to 5 s for `ep` to receive `payload`: whether it came, and the events before.
+fn receives(ep: &Endpoint, payload: &[u8]) -> (bool, Vec<MpEvent>) {
+    let mut seen = Vec::new();
+    let got = wait_for(
+        ep,
+        &mut seen,
+        Duration::from_secs(5),
+        |e| matches!(e, MpEvent::Packet { data, .. } if data == payload),
+    );
+    (got.is_some(), seen)
+}
+
 /// A raw DTLS session to the server (verified as a netkit client would) whose first
 /// datagram is `opening`; returns the openings the server answered with and whether it
 /// then closed the session.
@@ -347,22 +359,10 @@ fn forged_and_unknown_resumptions_are_refused_and_the_real_peer_plays_on() {
             b"me too".to_vec(),
         )
         .unwrap();
-    let (mut at_server, mut at_client) = (Vec::new(), Vec::new());
-    for (side, ep, events, payload) in [
-        ("client", &client, &mut at_client, &b"still here"[..]),
-        ("server", &server, &mut at_server, &b"me too"[..]),
-    ] {
-        let got = wait_for(
-            ep,
-            events,
-            Duration::from_secs(5),
-            |e| matches!(e, MpEvent::Packet { data, .. } if data == payload),
-        );
-        assert!(
-            got.is_some(),
-            "the {side} still hears the other: {events:?}"
-        );
-    }
+    let (got, at_client) = receives(&client, b"still here");
+    assert!(got, "the client still hears the server: {at_client:?}");
+    let (got, at_server) = receives(&server, b"me too");
+    assert!(got, "the server still hears the client: {at_server:?}");
     for (side, events) in [("server", &at_server), ("client", &at_client)] {
         assert!(
             events.iter().all(|e| matches!(e, MpEvent::Packet { .. })),
@@ -411,17 +411,8 @@ fn a_recorded_resumption_replayed_from_another_address_binds_nothing() {
             b"after".to_vec(),
         )
         .unwrap();
-    let mut after = Vec::new();
-    let got = wait_for(
-        &server,
-        &mut after,
-        Duration::from_secs(5),
-        |e| matches!(e, MpEvent::Packet { data, .. } if data == b"after"),
-    );
-    assert!(
-        got.is_some(),
-        "the real client still reaches the server: {after:?}"
-    );
+    let (got, after) = receives(&server, b"after");
+    assert!(got, "the real client still reaches the server: {after:?}");
     assert!(
         after.iter().all(|e| matches!(e, MpEvent::Packet { .. })),
         "the replay made the server report something: {after:?}"
