@@ -261,6 +261,54 @@ fn an_interrupted_peer_whose_send_buffer_fills_is_disconnected_with_that_reason(
     );
 }
 
+/// Peers whose DTLS session ended hold no `max_clients` slot while they keep their place,
+/// so places are bounded by `max_clients` too: with one slot, a second peer that vanishes
+/// while the first waits is disconnected as before resumption existed.
+#[test]
+fn places_kept_for_vanished_peers_are_bounded_by_max_clients() {
+    let config = EndpointConfig {
+        resume_window: Duration::from_secs(20),
+        resume_after: Duration::from_secs(1),
+        ..EndpointConfig::default()
+    };
+    let id = identity();
+    let mut options = server_options(&id);
+    options.max_clients = 1;
+    options.session.idle_timeout = Duration::from_secs(3);
+    let server = Endpoint::server("127.0.0.1:0".parse().unwrap(), options, config.clone()).unwrap();
+    let to = server.local_addr().unwrap();
+    let mut seen = Vec::new();
+    let vanish = |relay: &Relay, cid: i32, seen: &mut Vec<MpEvent>| {
+        relay.black_out(Duration::from_secs(60));
+        wait_for(
+            &server,
+            seen,
+            Duration::from_secs(10),
+            |e| matches!(e, MpEvent::PeerDisconnected { id, .. } if *id == cid),
+        )
+    };
+    let first_relay = Relay::start(to, PathConfig::clean());
+    let (_first, first) = join(&server, &id, first_relay.addr, config.clone());
+    assert!(
+        vanish(&first_relay, first, &mut seen).is_none(),
+        "the first keeps its place past the idle timeout: {seen:?}"
+    );
+    let second_relay = Relay::start(to, PathConfig::clean());
+    let (_second, second) = join(&server, &id, second_relay.addr, config);
+    match vanish(&second_relay, second, &mut seen) {
+        Some(MpEvent::PeerDisconnected { reason, .. }) => {
+            assert!(reason.contains("idle timeout"), "{reason}")
+        }
+        other => panic!("the second kept a place beyond max_clients: {other:?} {seen:?}"),
+    }
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, MpEvent::PeerDisconnected { id, .. } if *id == first)),
+        "the first still waits"
+    );
+}
+
 /// Waits up to 5 s for `ep` to receive `payload`: whether it came, and the events before.
 fn receives(ep: &Endpoint, payload: &[u8]) -> (bool, Vec<MpEvent>) {
     let mut seen = Vec::new();

@@ -267,6 +267,7 @@ impl Endpoint {
     ) -> Result<Self, String> {
         check_payload(options.session.max_payload())?;
         let (tx, rx) = channel();
+        let places = options.max_clients;
         let server = DtlsServer::bind(addr, options, tx)?;
         let local_addr = Some(server.local_addr());
         Ok(Self::start(
@@ -276,6 +277,7 @@ impl Endpoint {
             local_addr,
             SERVER_PEER_ID,
             None,
+            places,
         ))
     }
 
@@ -316,6 +318,7 @@ impl Endpoint {
             None,
             id,
             Some(dial),
+            0,
         ))
     }
 
@@ -326,6 +329,7 @@ impl Endpoint {
         local_addr: Option<SocketAddr>,
         unique_id: i32,
         dial: Option<Dial>,
+        places: usize,
     ) -> Self {
         if config.resumes() {
             // Four pings within `resume_after`: a live peer is never silent that long.
@@ -362,6 +366,7 @@ impl Endpoint {
             dial,
             rejoin: None,
             rejoin_failure: None,
+            places,
         };
         runtime::handle().spawn(task.run(cmd_rx));
         Self {
@@ -569,6 +574,8 @@ struct Session {
     /// Reported interrupted and not yet resumed; the link is not flushed meanwhile (its
     /// data waits in the send buffer, and `ack_timeout` does not run).
     interrupted: bool,
+    /// Server: its DTLS session ended and it waits for a new one (see `Task::places`).
+    detached: bool,
 }
 
 /// Sessions by DTLS peer. Boxed: a `Session` (its `Link` holds a renet connection inline)
@@ -618,6 +625,10 @@ struct Task {
     rejoin: Option<Rejoin>,
     /// Why the client's last resumption handshake failed, for the reason its end gives.
     rejoin_failure: Option<String>,
+    /// Server: how many peers whose DTLS session ended may keep their place at once
+    /// (`max_clients`): they hold no DTLS slot, so without this bound peers that join and
+    /// vanish could pile up places faster than the window frees them.
+    places: usize,
 }
 
 impl Task {
@@ -812,6 +823,7 @@ impl Task {
             spent: None,
             heard_at: self.now(),
             interrupted: false,
+            detached: false,
         })
     }
 
@@ -891,8 +903,14 @@ impl Task {
                 };
                 // A session that may resume outlives its DTLS session, unless the peer
                 // closed it on purpose.
-                if reason != DisconnectReason::ClosedByPeer && self.keeps_place(id) {
-                    if self.transport.is_server() {
+                if reason != DisconnectReason::ClosedByPeer
+                    && self.keeps_place(id)
+                    && (!self.transport.is_server() || self.place_free())
+                {
+                    if let Some(s) = self.links.get_mut(&id)
+                        && self.transport.is_server()
+                    {
+                        s.detached = true;
                         self.interrupt(id);
                     } else {
                         self.start_rejoin(id);
@@ -1178,6 +1196,11 @@ impl Task {
                 .is_some_and(|s| s.secret.is_some() && s.announced && s.closing.is_none())
     }
 
+    /// Server: another peer whose DTLS session ended may keep its place.
+    fn place_free(&self) -> bool {
+        self.links.values().filter(|s| s.detached).count() < self.places
+    }
+
     /// Applies `resume::silence` to a session that may resume; false if that ended it.
     fn watch_silence(&mut self, id: PeerId, now: Duration) -> bool {
         if !self.keeps_place(id) {
@@ -1382,6 +1405,7 @@ impl Task {
         self.links.remove(&new);
         s.spent = s.secret.replace(Secret::generate());
         s.scheduled = None;
+        s.detached = false;
         s.stats.address = self.transport.address(new);
         let answer = s.secret.clone().map(|secret| Opening::Resumed { secret });
         self.links.insert(new, s);
@@ -1604,6 +1628,7 @@ mod tests {
             spent: None,
             heard_at: Duration::ZERO,
             interrupted: false,
+            detached: false,
         })
     }
 
