@@ -194,9 +194,8 @@ fn a_five_second_blackout_is_an_interruption_not_a_disconnect() {
 #[test]
 fn a_blackout_longer_than_the_window_disconnects_both_sides_with_a_reason() {
     let config = EndpointConfig {
-        resume_window: Duration::from_secs(3),
         resume_after: Duration::from_secs(1),
-        ..EndpointConfig::default()
+        ..resuming(3.0)
     };
     let (server, relay, client, cid, _) = setup(config);
     relay.black_out(Duration::from_secs(6));
@@ -267,9 +266,8 @@ fn an_interrupted_peer_whose_send_buffer_fills_is_disconnected_with_that_reason(
 #[test]
 fn places_kept_for_vanished_peers_are_bounded_by_max_clients() {
     let config = EndpointConfig {
-        resume_window: Duration::from_secs(20),
         resume_after: Duration::from_secs(1),
-        ..EndpointConfig::default()
+        ..resuming(20.0)
     };
     let id = identity();
     let mut options = server_options(&id);
