@@ -32,6 +32,14 @@
 //! statistics (`get_peer_stats`) are refreshed when the endpoint services the peer, at most
 //! every 100 ms and at least at each ping, and published at once when a peer is reported
 //! connected.
+//!
+//! Resumption (`resume.rs`, with `resume_window` above 0 on both sides): a session keeps
+//! its `Link` when its DTLS session fails. A peer silent for `resume_after` is reported
+//! interrupted and its link is not flushed; a client then lets its DTLS client go without
+//! close_notify and dials the same server with the same options, with a new event queue (so
+//! nothing of the old session arrives), and presents `Resume`; the server's `verdict` moves
+//! the link to the new DTLS session id (`rebind`). A server keeps a link whose DTLS session
+//! ended (`detached`, at most `max_clients` of them) until the window runs out.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
