@@ -245,6 +245,14 @@ impl IMultiplayerPeerExtension for DtlsMultiplayerPeer {
                     data,
                     _ticket: ticket,
                 }),
+                // Resumption is invisible to SceneMultiplayer: only these two signals tell.
+                MpEvent::SessionInterrupted(id) if self.peers.contains(&id) => {
+                    self.emit_now("session_interrupted", id);
+                }
+                MpEvent::SessionResumed(id) if self.peers.contains(&id) => {
+                    self.emit_now("session_resumed", id);
+                }
+                MpEvent::SessionInterrupted(_) | MpEvent::SessionResumed(_) => {}
                 MpEvent::ConnectionFailed(reason) => {
                     self.last_reason = reason;
                     // SceneMultiplayer sees CONNECTING become DISCONNECTED and emits
@@ -311,6 +319,23 @@ impl IMultiplayerPeerExtension for DtlsMultiplayerPeer {
 
 #[godot_api]
 impl DtlsMultiplayerPeer {
+    /// Nothing has arrived from peer [param id] (on a client, 1: the server) for
+    /// `"resume_after"` seconds, or its DTLS session failed, and `"resume_window"` is above 0
+    /// on both sides: the peer keeps its id and its place while a client tries to come back
+    /// over a new DTLS session (a new address, a path back after an outage). Reliable data
+    /// sent meanwhile waits (up to `"send_buffer"`). [SceneMultiplayer] is not told: it sees
+    /// no [signal MultiplayerPeer.peer_disconnected]. Emitted once, then
+    /// [signal session_resumed], or [signal MultiplayerPeer.peer_disconnected] with a reason
+    /// when the window runs out.
+    #[signal]
+    fn session_interrupted(id: i64);
+
+    /// Peer [param id] is back after [signal session_interrupted], with the same id and
+    /// without a new authentication; what either side had not acknowledged is sent again, so
+    /// reliable messages arrive exactly once and in order.
+    #[signal]
+    fn session_resumed(id: i64);
+
     /// Starts a server on UDP [param port] (0 picks a free one, see [method get_local_port]).
     ///
     /// [param options] takes every [method DTLSPeer.start_server] option: credentials
@@ -331,6 +356,14 @@ impl DtlsMultiplayerPeer {
     /// - `"ack_timeout"`: seconds with reliable data in flight and no acknowledgement before
     ///   the peer is disconnected (10.0).
     /// - `"resend_interval"`: seconds before an unacknowledged packet is sent again (0.1).
+    /// - `"resume_window"`: seconds (float) a peer whose connection failed keeps its id and
+    ///   place (server) or tries to come back over a new DTLS session (client), counted from
+    ///   the last datagram that arrived; 0 to 3600 (0: off, as ENet). Resumption needs it
+    ///   above 0 on both sides; 20 suits mobile games (a change from Wi-Fi to mobile data).
+    ///   See [signal session_interrupted].
+    /// - `"resume_after"`: seconds of silence after which a session counts as interrupted
+    ///   and a client starts a new handshake (2.0), 0.2 to 60 and below `"resume_window"`;
+    ///   each side then pings four times within it.
     ///
     /// Returns [constant OK]; [constant ERR_INVALID_PARAMETER] for bad or unknown options (the
     /// output says which); [constant ERR_CANT_CREATE] when the port cannot be bound;
@@ -430,8 +463,10 @@ impl DtlsMultiplayerPeer {
     /// every 0.5 s on average, as ENet's; smoothed as RFC 6298 does), `packet_loss` (float,
     /// 0 to 1), `bytes_sent`, `bytes_received`, `packets_sent`, `packets_received`
     /// (datagrams and their payload bytes), `resent` (reliable messages sent again),
-    /// `queued_reliable_bytes` (waiting to be sent or acknowledged) and `address`
-    /// ("ip:port"). Empty for an unknown peer.
+    /// `queued_reliable_bytes` (waiting to be sent or acknowledged), `address`
+    /// ("ip:port", the new one after a resumption), `interruptions` and `resumptions` (times
+    /// [signal session_interrupted] and [signal session_resumed] fired for the peer). Empty
+    /// for an unknown peer.
     #[func]
     fn get_peer_stats(&self, id: i64) -> VarDictionary {
         let Some(stats) = i32::try_from(id)
@@ -450,6 +485,8 @@ impl DtlsMultiplayerPeer {
                 "queued_reliable_bytes",
                 stats.link.queued_reliable_bytes as u64,
             ),
+            ("interruptions", stats.interruptions),
+            ("resumptions", stats.resumptions),
         ]);
         d.set("rtt_ms", stats.link.rtt * 1000.0);
         d.set("packet_loss", stats.link.packet_loss);

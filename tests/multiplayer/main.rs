@@ -5,3 +5,4 @@
 
 mod core;
 mod processes;
+mod resume;

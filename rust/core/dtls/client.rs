@@ -181,6 +181,16 @@ impl DtlsClient {
     }
 }
 
+impl DtlsClient {
+    /// Lets the session go without close_notify, for a multiplayer client that resumes it
+    /// over a new session (`core/multiplayer/resume.rs`): a close_notify reaching the server
+    /// on a path that came back would end the very peer being resumed. The reason is set
+    /// before anything is cancelled, so the session sees `Replaced` and stays quiet.
+    pub fn abandon(self) {
+        self.shared.control.stop(DisconnectReason::Replaced);
+    }
+}
+
 impl Drop for DtlsClient {
     fn drop(&mut self) {
         self.close();

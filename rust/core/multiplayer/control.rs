@@ -2,21 +2,26 @@
 //! delivery feedback.
 
 use super::farewell::Farewell;
+use super::resume::{SECRET_LEN, Secret};
 
 /// Protocol version carried in `Join` and `Welcome`; a mismatch is refused with a clear
 /// reason. 3: the client chooses its peer id (`Join`), and deliberate ends carry a `Bye`.
-/// 4: a `Pong` says how long it was held, so it can wait for the next datagram.
+/// 4: a `Pong` says how long it was held, so it can wait for the next datagram, and
+/// `Welcome` may carry a resumption secret (`resume.rs`).
 pub(crate) const PROTOCOL_VERSION: u8 = 4;
 
 /// A message on a control channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Control {
     /// Server to client, the answer to `Join`: the id is taken, and the server's channel
-    /// count and version (a client checks them too, so an older server is named as such).
+    /// count and version (a client checks them too, so an older server is named as such);
+    /// with the secret that resumes this peer's session when the server's `resume_window`
+    /// is above 0.
     Welcome {
         id: i32,
         channel_count: u8,
         version: u8,
+        secret: Option<Secret>,
     },
     /// Client to server: the welcome arrived; the server now reports the client connected.
     Ready,
@@ -50,11 +55,15 @@ impl Control {
                 id,
                 channel_count,
                 version,
+                secret,
             } => {
                 let mut v = vec![1];
                 v.extend_from_slice(&id.to_le_bytes());
                 v.push(*channel_count);
                 v.push(*version);
+                if let Some(secret) = secret {
+                    v.extend_from_slice(secret.as_bytes());
+                }
                 v
             }
             Self::Ready => vec![2],
@@ -92,7 +101,7 @@ impl Control {
         let bad = || "malformed control message".to_string();
         let (&kind, rest) = bytes.split_first().ok_or_else(bad)?;
         match kind {
-            1 | 6 if rest.len() == 6 => {
+            1 | 6 if rest.len() == 6 || (kind == 1 && rest.len() == 6 + SECRET_LEN) => {
                 let id = i32::from_le_bytes(rest[..4].try_into().map_err(|_| bad())?);
                 let (channel_count, version) = (rest[4], rest[5]);
                 Ok(if kind == 1 {
@@ -100,6 +109,7 @@ impl Control {
                         id,
                         channel_count,
                         version,
+                        secret: Secret::from_bytes(&rest[6..]),
                     }
                 } else {
                     Self::Join {
@@ -146,6 +156,13 @@ mod tests {
                 id: 123_456,
                 channel_count: 4,
                 version: PROTOCOL_VERSION,
+                secret: None,
+            },
+            Control::Welcome {
+                id: 7,
+                channel_count: 0,
+                version: PROTOCOL_VERSION,
+                secret: Some(Secret::generate()),
             },
             Control::Ready,
             Control::Delivered(vec![(0, 1), (2, u64::MAX)]),
@@ -176,6 +193,7 @@ mod tests {
         ][..]
             .iter()
             .chain(&[&[6, 1, 2, 3][..], &[7, 1], &[7, 200, 0], &[7, 1, 0, 0]])
+            .chain(&[&[1, 0, 0, 0, 0, 4, 4, 9][..], &[6; 7 + SECRET_LEN][..]])
         {
             assert!(Control::decode(garbage).is_err());
         }

@@ -32,6 +32,14 @@
 //! statistics (`get_peer_stats`) are refreshed when the endpoint services the peer, at most
 //! every 100 ms and at least at each ping, and published at once when a peer is reported
 //! connected.
+//!
+//! Resumption (`resume.rs`, with `resume_window` above 0 on both sides): a session keeps
+//! its `Link` when its DTLS session fails. A peer silent for `resume_after` is reported
+//! interrupted and its link is not flushed; a client then lets its DTLS client go without
+//! close_notify and dials the same server with the same options, with a new event queue (so
+//! nothing of the old session arrives), and presents `Resume`; the server's `verdict` moves
+//! the link to the new DTLS session id (`rebind`). A server keeps a link whose DTLS session
+//! ended (`detached`, at most `max_clients` of them) until the window runs out.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -45,7 +53,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::super::dtls::{
-    ClientOptions, DtlsClient, DtlsEvent, DtlsServer, PeerId, SERVER_PEER_ID, ServerOptions,
+    ClientOptions, DisconnectReason, DtlsClient, DtlsEvent, DtlsServer, PeerId, SERVER_PEER_ID,
+    ServerOptions,
 };
 use super::super::events::{EventQueue, EventSender, channel};
 use super::super::metrics::{self, MetricSource, Totals};
@@ -54,6 +63,7 @@ use super::control::{Control, PROTOCOL_VERSION};
 use super::farewell::{Farewell, Side, describe_dtls_end};
 use super::layout::{MAX_RENET_PACKET, TransferMode};
 use super::link::{Incoming, Link, LinkConfig, LinkStats, PingRole, QueueError, Room};
+use super::resume::{self, Opening, Place, RESUME_REPEAT, RETRY_AFTER, Secret, Silence, Verdict};
 use super::scene_auth::AuthWatch;
 
 /// Everything an endpoint needs besides the DTLS options.
@@ -65,6 +75,13 @@ pub struct EndpointConfig {
     pub receive_buffer: usize,
     /// Packets per peer waiting for the main thread before the peer is held back.
     pub receive_packets: usize,
+    /// How long a peer whose session failed keeps its place (server) or tries to come back
+    /// (client), counted from the last datagram that decrypted; zero (the default) turns
+    /// resumption off (`resume.rs`).
+    pub resume_window: Duration,
+    /// Silence after which a session counts as interrupted: the client starts a new
+    /// handshake, both sides report it. The link pings four times within it.
+    pub resume_after: Duration,
 }
 
 impl Default for EndpointConfig {
@@ -73,7 +90,18 @@ impl Default for EndpointConfig {
             link: LinkConfig::default(),
             receive_buffer: 4 << 20,
             receive_packets: 65_536,
+            resume_window: Duration::ZERO,
+            resume_after: DEFAULT_RESUME_AFTER,
         }
+    }
+}
+
+/// `resume_after` unless given: four pings of a link (every 0.5 s with resumption on).
+pub const DEFAULT_RESUME_AFTER: Duration = Duration::from_secs(2);
+
+impl EndpointConfig {
+    fn resumes(&self) -> bool {
+        !self.resume_window.is_zero()
     }
 }
 
@@ -129,6 +157,12 @@ pub enum MpEvent {
     },
     /// A client could not join (DTLS failure, refusal, or a configuration mismatch).
     ConnectionFailed(String),
+    /// Nothing arrived from this connected peer for `resume_after` (or its DTLS session
+    /// failed): it may come back within `resume_window`. Only with resumption on.
+    SessionInterrupted(i32),
+    /// An interrupted peer is back (over a new DTLS session, or the path recovered); what
+    /// was not acknowledged is being sent again.
+    SessionResumed(i32),
 }
 
 /// Per-peer figures the node shows in `get_peer_stats`.
@@ -146,6 +180,10 @@ pub struct PeerStats {
     pub packets_received: u64,
     /// The peer's address.
     pub address: Option<SocketAddr>,
+    /// Times the session was interrupted (`MpEvent::SessionInterrupted`).
+    pub interruptions: u64,
+    /// Times it resumed (`MpEvent::SessionResumed`).
+    pub resumptions: u64,
 }
 
 /// Who gets a packet.
@@ -237,6 +275,7 @@ impl Endpoint {
     ) -> Result<Self, String> {
         check_payload(options.session.max_payload())?;
         let (tx, rx) = channel();
+        let places = options.max_clients;
         let server = DtlsServer::bind(addr, options, tx)?;
         let local_addr = Some(server.local_addr());
         Ok(Self::start(
@@ -245,6 +284,8 @@ impl Endpoint {
             config,
             local_addr,
             SERVER_PEER_ID,
+            None,
+            places,
         ))
     }
 
@@ -272,17 +313,37 @@ impl Endpoint {
     ) -> Result<Self, String> {
         check_payload(options.session.max_payload())?;
         let (tx, rx) = channel();
-        let client = DtlsClient::connect(host, port, options, tx)?;
-        Ok(Self::start(Transport::Client(client), rx, config, None, id))
+        let client = DtlsClient::connect(host, port, options.clone(), tx)?;
+        let dial = Dial {
+            host: host.to_owned(),
+            port,
+            options,
+        };
+        Ok(Self::start(
+            Transport::Client(client),
+            rx,
+            config,
+            None,
+            id,
+            Some(dial),
+            0,
+        ))
     }
 
     fn start(
         transport: Transport,
         dtls_events: EventQueue<DtlsEvent>,
-        config: EndpointConfig,
+        mut config: EndpointConfig,
         local_addr: Option<SocketAddr>,
         unique_id: i32,
+        dial: Option<Dial>,
+        places: usize,
     ) -> Self {
+        if config.resumes() {
+            // Four pings within `resume_after`: a live peer is never silent that long.
+            let quarter = config.resume_after / 4;
+            config.link.ping_interval = config.link.ping_interval.min(quarter);
+        }
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = channel();
         let endpoint_metrics = Arc::new(Metrics::default());
@@ -309,6 +370,11 @@ impl Endpoint {
             closed: closed.clone(),
             touched: Vec::new(),
             timers: BinaryHeap::new(),
+            wake: Arc::new(Notify::new()),
+            dial,
+            rejoin: None,
+            rejoin_failure: None,
+            places,
         };
         runtime::handle().spawn(task.run(cmd_rx));
         Self {
@@ -506,12 +572,43 @@ struct Session {
     /// When its statistics were last published for the node.
     stats_at: Duration,
     stats: PeerStats,
+    /// The secret that resumes this session (`resume.rs`); `None` when either side has
+    /// resumption off.
+    secret: Option<Secret>,
+    /// Server: the secret the last resumption spent, so its replay is named as such.
+    spent: Option<Secret>,
+    /// When a datagram from the peer last decrypted: the resume window counts from it.
+    heard_at: Duration,
+    /// Reported interrupted and not yet resumed; the link is not flushed meanwhile (its
+    /// data waits in the send buffer, and `ack_timeout` does not run).
+    interrupted: bool,
+    /// Server: its DTLS session ended and it waits for a new one (see `Task::places`).
+    detached: bool,
 }
 
 /// Sessions by DTLS peer. Boxed: a `Session` (its `Link` holds a renet connection inline)
 /// is over a kilobyte, and a hash table keeps up to twice as many slots as entries, so
 /// inline sessions cost a server with 1,000 peers about 2 KiB per peer in empty slots.
 type Sessions = HashMap<PeerId, Box<Session>>;
+
+/// Where a client connects, kept to start a new session there when resuming.
+struct Dial {
+    host: String,
+    port: u16,
+    options: ClientOptions,
+}
+
+/// A client's way back to the server after an interruption (`resume.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rejoin {
+    /// A new DTLS handshake is under way.
+    Handshaking,
+    /// The new session is up and `Resume` was sent; it goes again at this time until the
+    /// server answers.
+    Presenting(Duration),
+    /// The last handshake failed; the next starts at this time.
+    Waiting(Duration),
+}
 
 struct Task {
     transport: Transport,
@@ -528,6 +625,18 @@ struct Task {
     /// Sessions by the time they are next due (see [`Link::next_due`]); entries that no
     /// longer match their session's `scheduled` are stale and skipped.
     timers: BinaryHeap<Reverse<(Duration, PeerId)>>,
+    /// Notified on every DTLS event, of whichever DTLS client is current.
+    wake: Arc<Notify>,
+    /// A client's server, for new sessions when resuming.
+    dial: Option<Dial>,
+    /// A client resuming its session.
+    rejoin: Option<Rejoin>,
+    /// Why the client's last resumption handshake failed, for the reason its end gives.
+    rejoin_failure: Option<String>,
+    /// Server: how many peers whose DTLS session ended may keep their place at once
+    /// (`max_clients`): they hold no DTLS slot, so without this bound peers that join and
+    /// vanish could pile up places faster than the window frees them.
+    places: usize,
 }
 
 impl Task {
@@ -535,7 +644,7 @@ impl Task {
     /// An idle endpoint sleeps until its next ping instead of ticking, and a step services
     /// the sessions that are due or had activity, not every session.
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        let dtls_data = Arc::new(Notify::new());
+        let dtls_data = self.wake.clone();
         // Events the DTLS side queued before this task ran wake it at once (a refusal
         // arrives within a millisecond): without a periodic tick nothing else would.
         self.dtls_events.wake_on_event(dtls_data.clone());
@@ -671,6 +780,9 @@ impl Task {
         let Some(session) = self.links.remove(&dtls_id) else {
             return;
         };
+        if !self.transport.is_server() {
+            self.rejoin = None;
+        }
         // The peer's own word for a deliberate end beats how the end looked from here.
         let reason = match session.farewell {
             Some(f) => f.describe(
@@ -722,6 +834,11 @@ impl Task {
             held: false,
             stats_at: Duration::ZERO,
             stats: PeerStats::default(),
+            secret: None,
+            spent: None,
+            heard_at: self.now(),
+            interrupted: false,
+            detached: false,
         })
     }
 
@@ -766,7 +883,14 @@ impl Task {
     fn dtls_event(&mut self, event: DtlsEvent) {
         match event {
             DtlsEvent::PeerConnected(id) => {
-                if self.transport.is_server() {
+                if self.rejoin == Some(Rejoin::Handshaking) && self.links.contains_key(&id) {
+                    // A new session to the server: present the secret before anything else.
+                    let address = self.transport.address(id);
+                    if let Some(s) = self.links.get_mut(&id) {
+                        s.stats.address = address;
+                    }
+                    self.present(id);
+                } else if self.transport.is_server() {
                     // Waits for the client's `Join`, which names its id.
                     let mut session = self.session(0);
                     session.stats.address = self.transport.address(id);
@@ -792,14 +916,54 @@ impl Task {
                 } else {
                     Side::Client
                 };
+                // A session that may resume outlives its DTLS session, unless the peer
+                // closed it on purpose.
+                if reason != DisconnectReason::ClosedByPeer
+                    && self.keeps_place(id)
+                    && (!self.transport.is_server() || self.place_free())
+                {
+                    if let Some(s) = self.links.get_mut(&id)
+                        && self.transport.is_server()
+                    {
+                        s.detached = true;
+                        self.interrupt(id);
+                    } else {
+                        self.start_rejoin(id);
+                    }
+                    self.touched.push(id);
+                    return;
+                }
                 self.forget(id, describe_dtls_end(side, reason, &message));
             }
             DtlsEvent::Packet { id, data } => self.datagram(id, &data),
+            DtlsEvent::ConnectionFailed { reason } if self.rejoin.is_some() => {
+                // The window still bounds the whole; try again in a moment.
+                self.rejoin_failure = Some(reason);
+                self.rejoin = Some(Rejoin::Waiting(self.now() + RETRY_AFTER));
+                self.touched.push(SERVER_PEER_ID);
+            }
             DtlsEvent::ConnectionFailed { reason } => self.emit(MpEvent::ConnectionFailed(reason)),
         }
     }
 
     fn datagram(&mut self, id: PeerId, data: &[u8]) {
+        if Opening::is_opening(data) {
+            self.opening(id, data);
+            return;
+        }
+        if self.rejoin.is_some() {
+            // Nothing but the server's answer counts before it binds the new session.
+            return;
+        }
+        let now = self.now();
+        let Some(session) = self.links.get_mut(&id) else {
+            return;
+        };
+        session.heard_at = now;
+        if session.interrupted {
+            // The path came back before any new session: the same one carries on.
+            self.back(id);
+        }
         let Some(session) = self.links.get_mut(&id) else {
             return;
         };
@@ -851,10 +1015,12 @@ impl Task {
                     match verdict {
                         Ok(()) => {
                             session.godot_id = wanted;
+                            session.secret = self.config.resumes().then(Secret::generate);
                             session.link.send_control(&Control::Welcome {
                                 id: wanted,
                                 channel_count: self.config.link.channel_count as u8,
                                 version: PROTOCOL_VERSION,
+                                secret: session.secret.clone(),
                             });
                             self.by_godot.insert(wanted, id);
                         }
@@ -878,7 +1044,10 @@ impl Task {
                     id: echoed,
                     channel_count,
                     version,
+                    secret,
                 }) if !self.transport.is_server() && !session.announced => {
+                    // Resumption needs both: the server keeps the place, the client comes back.
+                    session.secret = secret.filter(|_| self.config.resumes());
                     // A server of this version refuses a mismatch itself (with a `Bye`); an
                     // older one welcomes first, so the client checks too.
                     let ours = self.config.link.channel_count;
@@ -990,10 +1159,16 @@ impl Task {
             self.end(id, reason.to_string());
             return;
         }
+        if !self.watch_silence(id, now) {
+            return;
+        }
         let Some(session) = self.links.get_mut(&id) else {
             return;
         };
-        if (std::mem::take(&mut session.flush_now) || session.link.next_due() <= now)
+        // An interrupted link waits: nothing it sends could arrive, and its data stays in
+        // the send buffer, bounded by `send_buffer`, for the resumed session.
+        if !session.interrupted
+            && (std::mem::take(&mut session.flush_now) || session.link.next_due() <= now)
             && !self.flush(id, now)
         {
             return;
@@ -1021,8 +1196,242 @@ impl Task {
             session.stats_at = now;
             publish_stats(&self.shared, session);
         }
-        let due = next_due(session, session.held.then_some(now + HELD_RETRY));
+        let resume = resume_due(session, &self.config, self.rejoin);
+        let due = next_due(session, session.held.then_some(now + HELD_RETRY), resume);
         schedule(&mut self.timers, session, id, due);
+    }
+
+    /// True when this session may outlive its DTLS session (`resume.rs`): both sides
+    /// offered resumption, the peer was admitted, and this side is not ending it.
+    fn keeps_place(&self, id: PeerId) -> bool {
+        (self.transport.is_server() || self.dial.is_some())
+            && self
+                .links
+                .get(&id)
+                .is_some_and(|s| s.secret.is_some() && s.announced && s.closing.is_none())
+    }
+
+    /// Server: another peer whose DTLS session ended may keep its place.
+    fn place_free(&self) -> bool {
+        self.links.values().filter(|s| s.detached).count() < self.places
+    }
+
+    /// Applies `resume::silence` to a session that may resume; false if that ended it.
+    fn watch_silence(&mut self, id: PeerId, now: Duration) -> bool {
+        if !self.keeps_place(id) {
+            return true;
+        }
+        let server = self.transport.is_server();
+        let heard_at = self.links.get(&id).map_or(now, |s| s.heard_at);
+        let (after, window) = (self.config.resume_after, self.config.resume_window);
+        match resume::silence(now.saturating_sub(heard_at), after, window) {
+            Silence::Flowing => {}
+            Silence::Interrupted if server => self.interrupt(id),
+            Silence::Interrupted if self.rejoin.is_none() => self.start_rejoin(id),
+            Silence::Interrupted => {}
+            Silence::WindowRanOut => {
+                let other = if server { "the client" } else { "the server" };
+                let mut reason = resume::window_ran_out(other, window);
+                if let Some(failure) = self.rejoin_failure.take() {
+                    reason = format!("{reason}; the last attempt: {failure}");
+                }
+                self.end(id, reason);
+                return false;
+            }
+        }
+        match self.rejoin {
+            Some(Rejoin::Presenting(at)) if now >= at => self.present(id),
+            Some(Rejoin::Waiting(at)) if now >= at => self.redial(),
+            _ => {}
+        }
+        true
+    }
+
+    /// Reports a session interrupted, once until it resumes.
+    fn interrupt(&mut self, id: PeerId) {
+        let Some(s) = self.links.get_mut(&id) else {
+            return;
+        };
+        if s.interrupted {
+            return;
+        }
+        s.interrupted = true;
+        s.stats.interruptions += 1;
+        let godot_id = s.godot_id;
+        publish_stats(&self.shared, s);
+        self.emit(MpEvent::SessionInterrupted(godot_id));
+    }
+
+    /// An interrupted session flows again: the link resends what is unacknowledged.
+    fn back(&mut self, id: PeerId) {
+        let now = self.now();
+        let Some(s) = self.links.get_mut(&id) else {
+            return;
+        };
+        if !s.interrupted {
+            return;
+        }
+        s.interrupted = false;
+        s.heard_at = now;
+        s.stats.resumptions += 1;
+        s.link.resume(now);
+        s.flush_now = true;
+        let godot_id = s.godot_id;
+        publish_stats(&self.shared, s);
+        self.touched.push(id);
+        self.emit(MpEvent::SessionResumed(godot_id));
+    }
+
+    /// Client: the session to the server failed; start a new one to resume it.
+    fn start_rejoin(&mut self, id: PeerId) {
+        self.interrupt(id);
+        self.redial();
+    }
+
+    /// Client: a new DTLS session to the same server, verified exactly as the first (the
+    /// same options); the old one is let go without close_notify, and its events with it.
+    fn redial(&mut self) {
+        let Some(dial) = &self.dial else {
+            return;
+        };
+        let (tx, rx) = channel();
+        match DtlsClient::connect(&dial.host, dial.port, dial.options.clone(), tx) {
+            Ok(client) => {
+                rx.wake_on_event(self.wake.clone());
+                self.dtls_events = rx;
+                if let Transport::Client(old) =
+                    std::mem::replace(&mut self.transport, Transport::Client(client))
+                {
+                    old.abandon();
+                }
+                self.rejoin = Some(Rejoin::Handshaking);
+            }
+            // The options were good for the first session; only a transient failure here.
+            Err(_) => self.rejoin = Some(Rejoin::Waiting(self.now() + RETRY_AFTER)),
+        }
+    }
+
+    /// Client: sends `Resume` on the new session (again every `RESUME_REPEAT` until the
+    /// server answers).
+    fn present(&mut self, id: PeerId) {
+        let now = self.now();
+        let Some(s) = self.links.get(&id) else {
+            return;
+        };
+        let Some(secret) = s.secret.clone() else {
+            return;
+        };
+        let resume = Opening::Resume {
+            id: self.shared.unique_id.load(Ordering::Acquire),
+            version: PROTOCOL_VERSION,
+            secret,
+        };
+        self.transport.send(id, &resume.encode());
+        self.rejoin = Some(Rejoin::Presenting(now + RESUME_REPEAT));
+    }
+
+    /// A datagram of a session not yet bound to a link (`resume::Opening`).
+    fn opening(&mut self, id: PeerId, data: &[u8]) {
+        let opening = match Opening::decode(data) {
+            Ok(o) => o,
+            Err(e) => {
+                self.end(id, format!("protocol violation by the peer: {e}"));
+                return;
+            }
+        };
+        match opening {
+            Opening::Resume {
+                id: wanted,
+                version,
+                secret,
+            } if self.transport.is_server() => self.resume_request(id, wanted, version, &secret),
+            Opening::Resumed { secret } if matches!(self.rejoin, Some(Rejoin::Presenting(_))) => {
+                self.rejoin = None;
+                self.rejoin_failure = None;
+                if let Some(s) = self.links.get_mut(&id) {
+                    s.secret = Some(secret);
+                }
+                self.back(id);
+            }
+            Opening::Refused(refusal) if self.rejoin.is_some() => {
+                self.rejoin = None;
+                self.end(id, refusal.describe());
+            }
+            // A repeated answer after the session was bound: nothing to do.
+            _ => {}
+        }
+    }
+
+    /// Server: a `Resume` for peer `wanted` on session `new`, decided by `resume::verdict`.
+    fn resume_request(&mut self, new: PeerId, wanted: i32, version: u8, secret: &Secret) {
+        let now = self.now();
+        let Some(current) = self.links.get(&new) else {
+            return;
+        };
+        if current.godot_id != 0 && current.godot_id != wanted {
+            self.end(
+                new,
+                "protocol violation by the peer: it asked to resume another peer's session".into(),
+            );
+            return;
+        }
+        if current.closing.is_some() {
+            return;
+        }
+        let old = self.by_godot.get(&wanted).copied();
+        let place = old
+            .and_then(|o| self.links.get(&o))
+            .filter(|s| s.announced && s.closing.is_none())
+            .and_then(|s| {
+                Some(Place {
+                    secret: s.secret.as_ref()?,
+                    previous: s.spent.as_ref(),
+                    silent_for: now.saturating_sub(s.heard_at),
+                    this_session: old == Some(new),
+                })
+            });
+        match resume::verdict(version, secret, self.config.resume_window, place) {
+            Verdict::Repeat => {
+                if let Some(secret) = self.links.get(&new).and_then(|s| s.secret.clone()) {
+                    self.transport
+                        .send(new, &Opening::Resumed { secret }.encode());
+                }
+            }
+            Verdict::Accept => {
+                if let Some(old) = old {
+                    self.rebind(old, new, wanted);
+                }
+            }
+            Verdict::Refuse(refusal) => {
+                // The refusal goes out before the close; the real peer is not touched.
+                self.transport
+                    .send(new, &Opening::Refused(refusal).encode());
+                self.end(new, refusal.describe());
+            }
+        }
+    }
+
+    /// Server: peer `godot_id`'s link moves from DTLS session `old` to `new`, with a new
+    /// secret (the presented one is spent); the old session is closed.
+    fn rebind(&mut self, old: PeerId, new: PeerId, godot_id: i32) {
+        let Some(mut s) = self.links.remove(&old) else {
+            return;
+        };
+        self.links.remove(&new);
+        s.spent = s.secret.replace(Secret::generate());
+        s.scheduled = None;
+        s.detached = false;
+        s.stats.address = self.transport.address(new);
+        let answer = s.secret.clone().map(|secret| Opening::Resumed { secret });
+        self.links.insert(new, s);
+        self.by_godot.insert(godot_id, new);
+        if let Some(answer) = answer {
+            self.transport.send(new, &answer.encode());
+        }
+        self.transport.disconnect(old);
+        // A move faster than `resume_after` was not reported yet: the game sees the pair.
+        self.interrupt(new);
+        self.back(new);
     }
 
     /// Sends what the link has to send now, counting its bytes and resends; false if that
@@ -1056,10 +1465,17 @@ impl Task {
     }
 }
 
-/// When a session next needs servicing: its link's next due time, its closing deadline,
-/// and `retry` (a peer held back by a full receive queue).
-fn next_due(session: &Session, retry: Option<Duration>) -> Duration {
-    let mut due = session.link.next_due();
+/// When a session next needs servicing: its link's next due time (not while interrupted:
+/// the link waits), its closing deadline, `retry` (a peer held back by a full receive
+/// queue) and `resume` (see `Task::resume_due`).
+fn next_due(session: &Session, retry: Option<Duration>, resume: Option<Duration>) -> Duration {
+    let mut due = match session.interrupted {
+        true => session.heard_at + Duration::from_secs(3600),
+        false => session.link.next_due(),
+    };
+    if let Some(at) = resume {
+        due = due.min(at);
+    }
     if let Some(deadline) = session.closing {
         due = due.min(deadline);
     }
@@ -1070,6 +1486,26 @@ fn next_due(session: &Session, retry: Option<Duration>) -> Duration {
         due = due.min(at);
     }
     due
+}
+
+/// When the resumption logic next needs this session serviced: its silence reaching
+/// `resume_after` or the window, or a client's next `Resume` or handshake (`rejoin`).
+fn resume_due(
+    session: &Session,
+    config: &EndpointConfig,
+    rejoin: Option<Rejoin>,
+) -> Option<Duration> {
+    if session.secret.is_none() || !session.announced || session.closing.is_some() {
+        return None;
+    }
+    let mut due = session.heard_at + config.resume_window;
+    if !session.interrupted {
+        due = due.min(session.heard_at + config.resume_after);
+    }
+    match rejoin {
+        Some(Rejoin::Presenting(at) | Rejoin::Waiting(at)) => Some(due.min(at)),
+        _ => Some(due),
+    }
 }
 
 /// Puts a session's due time in the heap unless an entry at that time or earlier is live
@@ -1203,6 +1639,11 @@ mod tests {
             held: false,
             stats_at: Duration::ZERO,
             stats: PeerStats::default(),
+            secret: None,
+            spent: None,
+            heard_at: Duration::ZERO,
+            interrupted: false,
+            detached: false,
         })
     }
 
@@ -1252,10 +1693,11 @@ mod tests {
     fn a_closing_deadline_or_a_held_back_peer_brings_the_due_time_forward() {
         let mut s = session();
         s.link.flush(ms(1000)).unwrap();
-        let idle = next_due(&s, None);
+        let idle = next_due(&s, None, None);
         assert!(idle > ms(1000), "an idle link waits for its next ping");
-        assert_eq!(next_due(&s, Some(ms(1005))), ms(1005));
+        assert_eq!(next_due(&s, Some(ms(1005)), None), ms(1005));
+        assert_eq!(next_due(&s, None, Some(ms(1001))), ms(1001));
         s.closing = Some(ms(1002));
-        assert_eq!(next_due(&s, None), ms(1002));
+        assert_eq!(next_due(&s, None, None), ms(1002));
     }
 }

@@ -1,5 +1,6 @@
 //! Fuzz targets of the multiplayer layer (`crate::fuzzing` lists them all): one packet
-//! through every stateless reader (`wire_check`, `bundle`, `control`), the two framings
+//! through every stateless reader (`wire_check`, `bundle`, `control`, resumption's
+//! openings), the two framings
 //! (the reliable `StreamReader`, unreliable fragment `Reassembly`), and a whole `Link`
 //! that exchanges datagrams with an honest link while the input also injects, drops and
 //! damages datagrams and moves the clock.
@@ -11,6 +12,7 @@ use super::control::Control;
 use super::framing::{MAX_FRAGMENTS, Reassembly, StreamReader, fragments, put_len};
 use super::layout::{Layout, MAX_RENET_PACKET, TransferMode};
 use super::link::{Incoming, Link, LinkConfig, Room};
+use super::resume::{Opening, Refusal, Secret};
 use super::wire_check::{self, Kind};
 use crate::fuzzing::messages;
 
@@ -57,6 +59,11 @@ pub fn mp_packet(data: &[u8]) {
     }
     if let Ok(control) = Control::decode(datagram) {
         assert_eq!(Control::decode(&control.encode()), Ok(control));
+    }
+    // Resumption's openings come before any link, from any DTLS client.
+    if let Ok(opening) = Opening::decode(datagram) {
+        assert!(Opening::is_opening(datagram));
+        assert_eq!(Opening::decode(&opening.encode()), Ok(opening));
     }
 }
 
@@ -324,6 +331,7 @@ pub(crate) fn seeds(seeds: &mut std::collections::BTreeMap<&'static str, Vec<Vec
                         id: 1234,
                         channel_count: 1,
                         version: PROTOCOL_VERSION,
+                        secret: None,
                     },
                     Control::Ready,
                     Control::Delivered(vec![(0, 3), (2, 1)]),
@@ -332,6 +340,21 @@ pub(crate) fn seeds(seeds: &mut std::collections::BTreeMap<&'static str, Vec<Vec
                 ]
                 .iter()
                 .map(|c| [&[1u8][..], &c.encode()].concat()),
+            )
+            .chain(
+                [
+                    Opening::Resume {
+                        id: 1234,
+                        version: PROTOCOL_VERSION,
+                        secret: Secret::generate(),
+                    },
+                    Opening::Resumed {
+                        secret: Secret::generate(),
+                    },
+                    Opening::Refused(Refusal::SecretReused),
+                ]
+                .iter()
+                .map(|o| [&[1u8][..], &o.encode()].concat()),
             )
             .collect(),
     );

@@ -80,6 +80,9 @@ pub struct LinkConfig {
     pub resend_interval: Duration,
     /// Which side keeps the ping clock (see `PING_INTERVAL`).
     pub ping_role: PingRole,
+    /// How often the client pings ([`PING_INTERVAL`] by default; a quarter of
+    /// `resume_after` when resumption is on, so a live peer is never silent that long).
+    pub ping_interval: Duration,
 }
 
 /// Which side of a link keeps the ping clock; one side of a link is each.
@@ -104,6 +107,7 @@ impl Default for LinkConfig {
             ack_timeout: Duration::from_secs(10),
             resend_interval: Duration::from_millis(100),
             ping_role: PingRole::Initiator,
+            ping_interval: PING_INTERVAL,
         }
     }
 }
@@ -183,10 +187,10 @@ const ACK_ONLY_INTERVAL: Duration = Duration::from_millis(1000);
 /// half of ENet's traffic (a ping and its acknowledgement every 500 ms). On a server with
 /// many idle peers each datagram costs a decryption, task wake-ups and a system call, and
 /// no idle peer wakes it for a timer. Both sides still measure the round trip, and the
-/// liveness each side's `idle_timeout` watches for is a datagram a second. renet's own estimate times the acknowledgements of every
-/// packet, which on a quiet link wait for the next datagram, so it reads far too high;
+/// liveness each side's `idle_timeout` watches for is a datagram a second.
+/// renet's own estimate times the acknowledgements of every packet, which on a quiet link wait for the next datagram, so it reads far too high;
 /// hence netkit's own pings.
-const PING_INTERVAL: Duration = Duration::from_millis(1000);
+pub(crate) const PING_INTERVAL: Duration = Duration::from_millis(1000);
 /// While reliable messages are in flight the link is flushed this often: renet resends
 /// what was not acknowledged within `resend_interval`, and the stall check runs.
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(10);
@@ -655,11 +659,11 @@ impl Link {
             return Duration::ZERO;
         };
         match self.config.ping_role {
-            PingRole::Initiator => last + PING_INTERVAL,
+            PingRole::Initiator => last + self.config.ping_interval,
             // A responder pings with its answers, but not twice within half an interval
             // whatever the peer sends; by its timer only when the peer's pings stop.
-            PingRole::Responder if self.answers_at_once() => last + PING_INTERVAL / 2,
-            PingRole::Responder => last + PING_INTERVAL * 3 / 2,
+            PingRole::Responder if self.answers_at_once() => last + self.config.ping_interval / 2,
+            PingRole::Responder => last + self.config.ping_interval * 3 / 2,
         }
     }
 
@@ -850,6 +854,16 @@ impl Link {
             self.srtt
                 .map(|srtt| Duration::from_secs_f64(srtt * 1.25) + CLOCK_GRANULARITY),
         );
+    }
+
+    /// The link carries on over a new DTLS session after an interruption (`resume.rs`):
+    /// the `ack_timeout` counts afresh from `now`, since nothing could be acknowledged
+    /// while no session carried the link; renet resends what is unacknowledged at the next
+    /// flush.
+    pub fn resume(&mut self, now: Duration) {
+        self.stalled_since = None;
+        // Delivery feedback rides along again in the first datagram on the new session.
+        self.last_received = self.last_received.max(now);
     }
 
     fn check_stall(&mut self) -> Result<(), LinkError> {

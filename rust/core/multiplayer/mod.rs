@@ -17,6 +17,7 @@ mod layout;
 mod link;
 mod link_error;
 mod pacing;
+mod resume;
 mod scene_auth;
 mod wire_check;
 

@@ -19,6 +19,8 @@ const MULTIPLAYER_KEYS: &[&str] = &[
     "receive_buffer",
     "ack_timeout",
     "resend_interval",
+    "resume_window",
+    "resume_after",
 ];
 
 /// Datagram size when the script gives no `mtu`: ENet's default, which leaves room for
@@ -52,6 +54,8 @@ fn split(dict: &VarDictionary) -> Result<(EndpointConfig, VarDictionary), String
             }
             "ack_timeout" => config.link.ack_timeout = seconds(key, &value, 0.5, 3600.0)?,
             "resend_interval" => config.link.resend_interval = seconds(key, &value, 0.01, 5.0)?,
+            "resume_window" => config.resume_window = seconds(key, &value, 0.0, 3600.0)?,
+            "resume_after" => config.resume_after = seconds(key, &value, 0.2, 60.0)?,
             _ => unreachable!("listed above"),
         }
     }
@@ -59,6 +63,13 @@ fn split(dict: &VarDictionary) -> Result<(EndpointConfig, VarDictionary), String
         return Err(format!(
             "\"send_buffer\" ({}) must be at least \"max_message_size\" ({})",
             config.link.send_buffer, config.link.max_message_size
+        ));
+    }
+    if !config.resume_window.is_zero() && config.resume_after >= config.resume_window {
+        return Err(format!(
+            "\"resume_after\" ({} s) must be less than \"resume_window\" ({} s): a session counts as interrupted after the first, and ends after the second",
+            config.resume_after.as_secs_f64(),
+            config.resume_window.as_secs_f64()
         ));
     }
     config.receive_buffer = config.receive_buffer.max(config.link.max_message_size);

@@ -3,13 +3,16 @@
 //! random choice, and records the largest datagram it saw each way.
 //!
 //! It works like a NAT: every client address gets its own socket towards the server, so
-//! many clients can share one relay and the server sees one address per client.
+//! many clients can share one relay and the server sees one address per client. Like a
+//! phone that changes networks, it can move every client to a new address towards the
+//! server (`move_to`: a new source IP, any of 127/8, and new ports), and like a tunnel it
+//! can go dark both ways for a while (`black_out`).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use tokio::net::UdpSocket;
@@ -77,6 +80,8 @@ pub struct PathStats {
     pub datagrams_down: AtomicU64,
     /// Payload bytes of `datagrams_down`.
     pub bytes_down: AtomicU64,
+    /// Datagrams dropped during a blackout, both ways.
+    pub blacked_out: AtomicU64,
 }
 
 /// A running relay; dropping it stops it.
@@ -86,6 +91,29 @@ pub struct Relay {
     /// What it saw so far.
     pub stats: Arc<PathStats>,
     stop: CancellationToken,
+    steering: Arc<Steering>,
+}
+
+/// Where the relay forwards from, and whether it is dark.
+struct Steering {
+    source: Mutex<IpAddr>,
+    /// Bumped by every move: a flow whose socket is older gets a new one.
+    generation: AtomicU64,
+    dark_until: Mutex<Option<Instant>>,
+    /// Client datagrams kept while recording (`record_up`), for replay attacks.
+    recording: Mutex<Option<Vec<Vec<u8>>>>,
+}
+
+/// Datagrams a recording keeps at most.
+const RECORD_LIMIT: usize = 10_000;
+
+impl Steering {
+    fn dark(&self) -> bool {
+        self.dark_until
+            .lock()
+            .unwrap()
+            .is_some_and(|until| Instant::now() < until)
+    }
 }
 
 impl Drop for Relay {
@@ -106,6 +134,7 @@ struct Path {
     rng: Mutex<StdRng>,
     stats: Arc<PathStats>,
     stop: CancellationToken,
+    steering: Arc<Steering>,
 }
 
 impl Path {
@@ -131,6 +160,16 @@ impl Path {
         largest.fetch_max(datagram.len(), Ordering::Relaxed);
         datagrams.fetch_add(1, Ordering::Relaxed);
         bytes.fetch_add(datagram.len() as u64, Ordering::Relaxed);
+        if let (Direction::Up, Some(kept)) =
+            (direction, self.steering.recording.lock().unwrap().as_mut())
+            && kept.len() < RECORD_LIMIT
+        {
+            kept.push(datagram.to_vec());
+        }
+        if self.steering.dark() {
+            self.stats.blacked_out.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if self.config.max_size.is_some_and(|max| datagram.len() > max) {
             self.stats.oversize.fetch_add(1, Ordering::Relaxed);
             return;
@@ -170,8 +209,14 @@ impl Path {
 }
 
 impl Relay {
-    /// Starts relaying to `server` on netkit's runtime.
+    /// Starts relaying to `server` on netkit's runtime, forwarding from 127.0.0.1.
     pub fn start(server: SocketAddr, config: PathConfig) -> Relay {
+        Self::start_from(server, config, IpAddr::from([127, 0, 0, 1]))
+    }
+
+    /// Starts relaying to `server`, forwarding from `source` (a loopback address such as
+    /// 127.0.0.2, so that a later `move_to` changes the address the server sees).
+    pub fn start_from(server: SocketAddr, config: PathConfig, source: IpAddr) -> Relay {
         let handle = netkit::core::runtime::handle();
         let front = handle
             .block_on(UdpSocket::bind("127.0.0.1:0"))
@@ -179,19 +224,66 @@ impl Relay {
         let addr = front.local_addr().unwrap();
         let stats = Arc::new(PathStats::default());
         let stop = CancellationToken::new();
+        let steering = Arc::new(Steering {
+            source: Mutex::new(source),
+            generation: AtomicU64::new(0),
+            dark_until: Mutex::new(None),
+            recording: Mutex::new(None),
+        });
         let path = Arc::new(Path {
             config,
             rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
             stats: stats.clone(),
             stop: stop.clone(),
+            steering: steering.clone(),
         });
         handle.spawn(run(Arc::new(front), server, path));
-        Relay { addr, stats, stop }
+        Relay {
+            addr,
+            stats,
+            stop,
+            steering,
+        }
+    }
+
+    /// From now on every client's datagrams reach the server from `source` and a new port,
+    /// as after a change of network; what the server sends to the old addresses is lost.
+    pub fn move_to(&self, source: IpAddr) {
+        *self.steering.source.lock().unwrap() = source;
+        self.steering.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Starts keeping a copy of every datagram clients send (up to 10,000), as an attacker
+    /// on the path would, until `recorded` hands them over.
+    pub fn record_up(&self) {
+        *self.steering.recording.lock().unwrap() = Some(Vec::new());
+    }
+
+    /// What was recorded since `record_up`, in order; recording stops.
+    pub fn recorded(&self) -> Vec<Vec<u8>> {
+        self.steering
+            .recording
+            .lock()
+            .unwrap()
+            .take()
+            .unwrap_or_default()
+    }
+
+    /// Drops every datagram, both ways, for `period` from now.
+    pub fn black_out(&self, period: Duration) {
+        *self.steering.dark_until.lock().unwrap() = Some(Instant::now() + period);
     }
 }
 
+/// A client's socket towards the server, from the source address of its generation.
+struct Flow {
+    generation: u64,
+    back: Arc<UdpSocket>,
+    stop: CancellationToken,
+}
+
 async fn run(front: Arc<UdpSocket>, server: SocketAddr, path: Arc<Path>) {
-    let mut flows: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
     let mut buf = vec![0u8; 65536];
     loop {
         let (n, client) = tokio::select! {
@@ -205,18 +297,35 @@ async fn run(front: Arc<UdpSocket>, server: SocketAddr, path: Arc<Path>) {
                 }
             },
         };
+        let generation = path.steering.generation.load(Ordering::Acquire);
         let back = match flows.get(&client) {
-            Some(b) => b.clone(),
-            None => {
-                let Ok(b) = UdpSocket::bind("127.0.0.1:0").await else {
+            Some(f) if f.generation == generation => f.back.clone(),
+            _ => {
+                let source = *path.steering.source.lock().unwrap();
+                let Ok(b) = UdpSocket::bind(SocketAddr::new(source, 0)).await else {
                     continue;
                 };
                 if b.connect(server).await.is_err() {
                     continue;
                 }
                 let b = Arc::new(b);
-                flows.insert(client, b.clone());
-                tokio::spawn(downstream(b.clone(), front.clone(), client, path.clone()));
+                let stop = path.stop.child_token();
+                let flow = Flow {
+                    generation,
+                    back: b.clone(),
+                    stop: stop.clone(),
+                };
+                if let Some(old) = flows.insert(client, flow) {
+                    // The old address is gone, as a phone's old network is.
+                    old.stop.cancel();
+                }
+                tokio::spawn(downstream(
+                    b.clone(),
+                    front.clone(),
+                    client,
+                    path.clone(),
+                    stop,
+                ));
                 b
             }
         };
@@ -235,11 +344,12 @@ async fn downstream(
     front: Arc<UdpSocket>,
     client: SocketAddr,
     path: Arc<Path>,
+    stop: CancellationToken,
 ) {
     let mut buf = vec![0u8; 65536];
     loop {
         let n = tokio::select! {
-            _ = path.stop.cancelled() => return,
+            _ = stop.cancelled() => return,
             r = back.recv(&mut buf) => match r {
                 Ok(n) => n,
                 Err(_) => {

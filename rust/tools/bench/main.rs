@@ -17,7 +17,9 @@
 //! And the durable outbox: HTTPPool.request_durable against HTTPPool.request (main-thread
 //! µs per call, time to completion); see outbox_runs.rs. And how fast the outbox drains
 //! 2,000 pending saves with and without a backend that hangs calls (outbox_drain_runs.rs);
-//! `--suite outbox-drain` runs that part alone (no Godot needed).
+//! `--suite outbox-drain` runs that part alone (no Godot needed). `--suite mp-resume` (part
+//! of `mp`) times multiplayer resumption after an address change (mp_resume_runs.rs, no
+//! Godot needed).
 //!
 //! Options: `--suite http,dtls,mp,outbox` (all four), `--runs N` (3), `--requests N` (5000),
 //! `--concurrency 8,64`, `--servers nginx,hyper`,
@@ -30,6 +32,7 @@ mod dtls_lossy_runs;
 mod dtls_runs;
 mod godot_runs;
 mod mp_path_runs;
+mod mp_resume_runs;
 mod mp_runs;
 mod mp_scale_runs;
 mod nginx;
@@ -167,6 +170,7 @@ fn parse_options() -> Result<Options, String> {
                         "dtls",
                         "mp",
                         "mp-path",
+                        "mp-resume",
                         "mp-scale",
                         "outbox",
                         "outbox-drain",
@@ -174,7 +178,7 @@ fn parse_options() -> Result<Options, String> {
                     .contains(&s.as_str())
                 }) {
                     return Err(format!(
-                        "unknown suite '{bad}' (http, dtls, mp, mp-path, mp-scale, outbox, outbox-drain)"
+                        "unknown suite '{bad}' (http, dtls, mp, mp-path, mp-resume, mp-scale, outbox, outbox-drain)"
                     ));
                 }
             }
@@ -280,6 +284,9 @@ fn run() -> Result<(), String> {
             options.runs,
             godot.as_ref(),
         )?);
+    }
+    if suite("mp") || suite("mp-resume") {
+        tables.extend(mp_resume_runs::run(options.runs)?);
     }
     if suite("mp") || suite("mp-scale") {
         tables.extend(mp_scale_runs::run(options.runs, godot.as_ref())?);
