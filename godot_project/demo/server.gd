@@ -161,6 +161,12 @@ func _on_shutdown_requested(grace_seconds: float) -> void:
 	if agones:
 		var done: HTTPResponse = await agones.shutdown().completed
 		say("agones: shutdown() -> %s" % _outcome(done))
+	# Players still online leave the world first: their nodes' synchronizers belong to
+	# this SceneMultiplayer, and freed after it is gone they would be untracked by the
+	# tree's default one (Godot prints replication errors). A frame lets the despawns run.
+	for id in players.keys():
+		world.despawn_player(id)
+	await get_tree().process_frame
 	peer.close()
 	get_tree().set_multiplayer(null, get_path())
 	say("bye")
