@@ -187,7 +187,7 @@ pub struct HttpPool {
     /// Microseconds per frame spent delivering finished requests, handlers included (0
     /// means no time limit). The rest wait for the next frame, in order; at
     /// least one is delivered per frame.
-    #[export(range = (0.0, 100000.0, or_greater, suffix = "µs"))]
+    #[export(range = (0.0, 100000.0, or_greater))]
     #[init(val = 2000)]
     dispatch_budget_usec: i64,
     /// Whether this pool opens its durable outbox when it enters the
