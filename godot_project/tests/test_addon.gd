@@ -203,6 +203,9 @@ func test_pool_inspector_is_grouped() -> void:
 	assert_eq(by_name["sse_reconnect_delay"]["label"], "reconnect_delay")
 	assert_eq(by_name["pool_idle_timeout"]["label"], "idle_timeout")
 	assert_eq(by_name["dispatch_budget_usec"]["label"], "budget_usec")
+	assert_eq(by_name["max_retries"]["subgroup"], "")
+	assert_eq(by_name["retry_base_delay"]["subgroup"], "Backoff")
+	assert_eq(by_name["retry_max_delay"]["label"], "max_delay")
 	# Script names are unchanged: groups only change what the Inspector shows.
 	var pool := HTTPPool.new()
 	assert_eq(pool.outbox_sync_write, true)

@@ -166,6 +166,9 @@ pub struct HttpPool {
     /// `min(retry_max_delay, retry_base_delay * 2^(n - 1))` ("full jitter"), so clients that
     /// failed together do not come back together. A `Retry-After` header from the server
     /// (RFC 9110 section 10.2.3, seconds or a date) is waited for instead.
+    // The subgroup's prefix makes the labels "Base Delay" and "Max Delay", which fit the
+    // default dock width ("Retry Base Dela..." did not); scripts keep the full names.
+    #[export_subgroup(name = "Backoff", prefix = "retry_")]
     #[export(range = (0.0, 60.0, 0.01, or_greater, suffix = "s"))]
     #[init(val = 0.5)]
     retry_base_delay: f64,
