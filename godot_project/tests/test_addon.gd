@@ -213,6 +213,21 @@ func test_pool_inspector_is_grouped() -> void:
 	pool.free()
 
 
+func test_agones_inspector_groups_the_health_pings() -> void:
+	var sections := inspector_sections("AgonesSDK")
+	var rows := sections.map(func(s): return [s["name"], s["group"], s["label"]])
+	assert_eq(rows, [
+		["port", "", "port"],
+		["watch_enabled", "", "watch_enabled"],
+		["health_enabled", "Health", "enabled"],
+		["health_interval", "Health", "interval"],
+		["health_tolerance", "Health", "tolerance"],
+	])
+	var sdk := AgonesSDK.new()
+	assert_eq(sdk.health_interval, 2.0, "script names are unchanged")
+	sdk.free()
+
+
 func test_inspector_units_read_as_godot_writes_them() -> void:
 	# Godot's own nodes write "s" and "B" after the number; a unit in the name alone leaves
 	# the reader guessing. A "_usec" name is the exception: the Inspector already labels it
