@@ -45,8 +45,8 @@ use crate::core::http::{
 /// pool.default_headers = {"Authorization": "Bearer " + token}
 /// add_child(pool)
 ///
-/// var res: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/scores", {"score":
-/// 10}).completed
+/// var task := pool.request(HTTPClient.METHOD_POST, "/scores", {"score": 10})
+/// var res: HTTPResponse = await task.completed
 /// if res.ok:
 ///     print(res.json)
 /// else:
