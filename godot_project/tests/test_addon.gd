@@ -203,6 +203,9 @@ func test_pool_inspector_is_grouped() -> void:
 	assert_eq(by_name["sse_reconnect_delay"]["label"], "reconnect_delay")
 	assert_eq(by_name["pool_idle_timeout"]["label"], "idle_timeout")
 	assert_eq(by_name["dispatch_budget_usec"]["label"], "budget_usec")
+	assert_eq(by_name["max_retries"]["subgroup"], "")
+	assert_eq(by_name["retry_base_delay"]["subgroup"], "Backoff")
+	assert_eq(by_name["retry_max_delay"]["label"], "max_delay")
 	# Script names are unchanged: groups only change what the Inspector shows.
 	var pool := HTTPPool.new()
 	assert_eq(pool.outbox_sync_write, true)
@@ -210,9 +213,25 @@ func test_pool_inspector_is_grouped() -> void:
 	pool.free()
 
 
+func test_agones_inspector_groups_the_health_pings() -> void:
+	var sections := inspector_sections("AgonesSDK")
+	var rows := sections.map(func(s): return [s["name"], s["group"], s["label"]])
+	assert_eq(rows, [
+		["port", "", "port"],
+		["watch_enabled", "", "watch_enabled"],
+		["health_enabled", "Health", "enabled"],
+		["health_interval", "Health", "interval"],
+		["health_tolerance", "Health", "tolerance"],
+	])
+	var sdk := AgonesSDK.new()
+	assert_eq(sdk.health_interval, 2.0, "script names are unchanged")
+	sdk.free()
+
+
 func test_inspector_units_read_as_godot_writes_them() -> void:
-	# Godot's own nodes write "µs", "s" and "B" after the number; a unit in the name alone
-	# leaves the reader guessing.
+	# Godot's own nodes write "s" and "B" after the number; a unit in the name alone leaves
+	# the reader guessing. A "_usec" name is the exception: the Inspector already labels it
+	# "(µsec)", as Godot's own "..._usec" settings (no suffix), so a suffix would repeat it.
 	var checked := 0
 	for cls in ["HTTPPool", "DTLSPeer", "AgonesSDK"]:
 		for prop in ClassDB.class_get_property_list(cls, true):
@@ -222,7 +241,8 @@ func test_inspector_units_read_as_godot_writes_them() -> void:
 			var hint: String = prop["hint_string"]
 			var unit := ""
 			if name.ends_with("_usec"):
-				unit = "suffix:µs"
+				assert_false(hint.contains("suffix:"), "%s.%s: %s repeats (µsec)" % [cls, name, hint])
+				checked += 1
 			elif name.ends_with("_bytes"):
 				unit = "suffix:B"
 			elif prop["type"] == TYPE_FLOAT:

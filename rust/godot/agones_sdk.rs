@@ -82,8 +82,17 @@ pub struct AgonesSdk {
     /// the first call); later changes have no effect.
     #[export(range = (0.0, 65535.0))]
     port: i64,
+    /// Follow `GET /watch/gameserver` and emit [signal game_server_changed]. Read
+    /// when the node enters the tree.
+    #[export]
+    #[init(val = true)]
+    watch_enabled: bool,
     /// Send health pings (`POST /health`). Turn off only with
     /// `health.disabled: true` in the GameServer spec, or Agones marks the server Unhealthy.
+    // A "Health" group whose prefix leaves "Enabled", "Interval", "Tolerance", as Camera2D
+    // groups its "position_smoothing_" properties; the group is last because a property
+    // without the prefix would end it.
+    #[export_group(name = "Health", prefix = "health_")]
     #[export]
     #[init(val = true)]
     health_enabled: bool,
@@ -99,11 +108,6 @@ pub struct AgonesSdk {
     #[export(range = (0.1, 600.0, 0.1, or_greater, suffix = "s"))]
     #[init(val = 5.0)]
     health_tolerance: f64,
-    /// Follow `GET /watch/gameserver` and emit [signal game_server_changed]. Read
-    /// when the node enters the tree.
-    #[export]
-    #[init(val = true)]
-    watch_enabled: bool,
     /// What stands for a peer in the List [method track_players] keeps: unset (default), the
     /// peer id as a String; set, what it returns when called with the peer id, as a String
     /// (e.g. an account id: `func(id): return accounts[id]`). Each value must be non-empty

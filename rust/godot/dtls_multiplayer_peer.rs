@@ -54,13 +54,16 @@ struct Waiting {
 ///
 /// const PORT := 7777
 ///
-/// # Server (e.g. a headless dedicated server). Make the key pair once and keep it: a new
-/// # one at every start changes the fingerprint that clients pin.
+/// # Server (e.g. a headless dedicated server). Make the key pair once and
+/// # keep it: a new one at every start changes the fingerprint clients pin.
 /// func host() -> void:
 ///     var keys := DTLSPeer.generate_self_signed("play.example.com")
 ///     print("clients pin ", keys.sha256_fingerprint)
 ///     var peer := DTLSMultiplayerPeer.new()
-///     peer.create_server(PORT, {"certificate": keys.certificate, "private_key": keys.private_key})
+///     peer.create_server(PORT, {
+///         "certificate": keys.certificate,
+///         "private_key": keys.private_key,
+///     })
 ///     multiplayer.multiplayer_peer = peer
 ///
 /// # Client, pinning the fingerprint the server printed (shipped with the game or
@@ -71,9 +74,10 @@ struct Waiting {
 ///     multiplayer.multiplayer_peer = peer
 /// ```
 ///
-/// Every transfer mode works on channel 0 and on the custom channels 1 to `channel_count`:
-/// [constant MultiplayerPeer.TRANSFER_MODE_RELIABLE] arrives exactly once and in order per
-/// channel (retransmitted until acknowledged, split and reassembled when large),
+/// Every transfer mode works on channel 0 and on the custom channels 1 to the
+/// `"channel_count"` option: [constant MultiplayerPeer.TRANSFER_MODE_RELIABLE] arrives
+/// exactly once and in order per channel (retransmitted until acknowledged, split and
+/// reassembled when large),
 /// [constant MultiplayerPeer.TRANSFER_MODE_UNRELIABLE_ORDERED] may lose packets but never
 /// delivers one older than a packet already delivered on its channel, and
 /// [constant MultiplayerPeer.TRANSFER_MODE_UNRELIABLE] may lose or reorder. The server is peer 1; a
@@ -86,7 +90,8 @@ struct Waiting {
 /// Reliability runs on netkit's background threads (acknowledgements, retransmission,
 /// timers); the main thread only moves complete packets in and out when SceneMultiplayer
 /// polls. Every buffer is bounded: a peer that stops acknowledging reliable data for
-/// `ack_timeout`, or lets more than `send_buffer` bytes pile up, is disconnected, and
+/// `"ack_timeout"`, or lets more than `"send_buffer"` bytes pile up (options of
+/// [method create_server] and [method create_client]), is disconnected, and
 /// [method get_last_disconnect_reason] says why.
 ///
 /// Signals and state follow [ENetMultiplayerPeer]: the status turns
@@ -95,18 +100,18 @@ struct Waiting {
 /// says so arrives; a client hears [signal MultiplayerPeer.peer_disconnected] for peer 1
 /// before [signal MultiplayerAPI.server_disconnected] (or
 /// [signal SceneMultiplayer.peer_authentication_failed] while it authenticates);
-/// [method MultiplayerPeer.disconnect_peer] with `force` true drops the peer at once,
+/// [method MultiplayerPeer.disconnect_peer] with `force` set to `true` drops the peer at once,
 /// without a later [signal MultiplayerPeer.peer_disconnected].
 /// A conformance suite compares both peers on the same scenarios. The intended
 /// differences (`res://addons/netkit/docs/ENET_DIFFERENCES.md`):
 ///
-/// - A server that never answers fails the client after `handshake_timeout` (10 s) with a
+/// - A server that never answers fails the client after `"handshake_timeout"` (10 s) with a
 ///   reason; ENet after about 30 s without one.
-/// - [member MultiplayerPeer.refuse_new_connections] and a full server (`max_clients`)
+/// - [member MultiplayerPeer.refuse_new_connections] and a full server (`"max_clients"`)
 ///   refuse the client at once ([signal MultiplayerAPI.connection_failed] and a reason); ENet's
 ///   client first looks connected, or waits
 ///   about 30 s.
-/// - A packet may be up to `max_message_size` (1 MiB by default, up to 64 MiB); ENet's
+/// - A packet may be up to `"max_message_size"` (1 MiB by default, up to 64 MiB); ENet's
 ///   limit is 32 MiB. A larger one is refused with an error and the connection goes on.
 /// - [method get_last_disconnect_reason] says why a connection ended (a kick, a refusal at
 ///   authentication, the server's close, a server gone silent, a protocol error); ENet

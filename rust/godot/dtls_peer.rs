@@ -110,7 +110,7 @@ pub struct DtlsPeer {
     /// Microseconds per frame spent delivering events, handlers included (0 means
     /// no time limit). The rest wait for the next frame, in order; at least one is
     /// delivered per frame.
-    #[export(range = (0.0, 100000.0, or_greater, suffix = "µs"))]
+    #[export(range = (0.0, 100000.0, or_greater))]
     #[init(val = 2000)]
     dispatch_budget_usec: i64,
     core: Option<Core>,

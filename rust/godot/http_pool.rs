@@ -45,8 +45,8 @@ use crate::core::http::{
 /// pool.default_headers = {"Authorization": "Bearer " + token}
 /// add_child(pool)
 ///
-/// var res: HTTPResponse = await pool.request(HTTPClient.METHOD_POST, "/scores", {"score":
-/// 10}).completed
+/// var task := pool.request(HTTPClient.METHOD_POST, "/scores", {"score": 10})
+/// var res: HTTPResponse = await task.completed
 /// if res.ok:
 ///     print(res.json)
 /// else:
@@ -166,6 +166,9 @@ pub struct HttpPool {
     /// `min(retry_max_delay, retry_base_delay * 2^(n - 1))` ("full jitter"), so clients that
     /// failed together do not come back together. A `Retry-After` header from the server
     /// (RFC 9110 section 10.2.3, seconds or a date) is waited for instead.
+    // The subgroup's prefix makes the labels "Base Delay" and "Max Delay", which fit the
+    // default dock width ("Retry Base Dela..." did not); scripts keep the full names.
+    #[export_subgroup(name = "Backoff", prefix = "retry_")]
     #[export(range = (0.0, 60.0, 0.01, or_greater, suffix = "s"))]
     #[init(val = 0.5)]
     retry_base_delay: f64,
@@ -187,7 +190,7 @@ pub struct HttpPool {
     /// Microseconds per frame spent delivering finished requests, handlers included (0
     /// means no time limit). The rest wait for the next frame, in order; at
     /// least one is delivered per frame.
-    #[export(range = (0.0, 100000.0, or_greater, suffix = "µs"))]
+    #[export(range = (0.0, 100000.0, or_greater))]
     #[init(val = 2000)]
     dispatch_budget_usec: i64,
     /// Whether this pool opens its durable outbox when it enters the

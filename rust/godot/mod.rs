@@ -42,9 +42,13 @@ unsafe impl ExtensionLibrary for NetkitExtension {
             class_enums::register();
             project_settings::register();
             monitors::register();
-            monitors::hook_stats_log();
             netkit_singleton::register();
             if !godot::classes::Engine::singleton().is_editor_hint() {
+                // Not in the editor: the log is for headless games and servers, and
+                // gdext 0.5 warns "TypedSignal connections are now auto-disconnected" in
+                // the editor's Output at every reload and exit while a Rust callable is
+                // connected.
+                monitors::hook_stats_log();
                 simulation::apply_startup();
             }
         }

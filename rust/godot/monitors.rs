@@ -79,8 +79,8 @@ const REREAD: Duration = Duration::from_secs(1);
 const HOOK_ATTEMPTS: u32 = 100;
 
 /// Connects the stats log to the SceneTree's `process_frame` once the main loop exists
-/// (called at extension load, when it does not yet: the connection is made from a
-/// deferred call). The log is the process's, not a node's: it prints while any netkit
+/// (called at extension load outside the editor, when it does not yet: the connection is
+/// made from a deferred call). The log is the process's, not a node's: it prints while any netkit
 /// object with figures lives (a DTLSMultiplayerPeer is a RefCounted that no frame hook
 /// drives, an idle HTTPPool connects none), and stays quiet otherwise.
 pub fn hook_stats_log() {

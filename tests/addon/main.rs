@@ -3,6 +3,7 @@
 //! One test binary per area (as gdext's itest crate): its files are modules, and what
 //! they share comes from the `netkit-test-support` crate.
 
+mod editor_load;
 mod engine_free;
 mod shutdown_signal;
 mod simulate_env;
