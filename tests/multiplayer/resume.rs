@@ -480,3 +480,39 @@ fn with_the_window_at_zero_nothing_resumes() {
     let (answers, closed) = present(&server, &id, &resume_bytes(4, cid, [1; 16]));
     assert_eq!((answers, closed), (refusal(1, 0), true));
 }
+
+/// A full server (every `max_clients` slot taken) still lets a player who changed address
+/// back in: its old DTLS session, silent since the move, must not keep the slot the new
+/// handshake needs until the DTLS idle timeout (15 s), longer than this 8 s window.
+#[test]
+fn a_client_that_moves_on_a_full_server_resumes_within_the_window() {
+    let config = EndpointConfig {
+        resume_after: Duration::from_secs(1),
+        ..resuming(8.0)
+    };
+    let id = identity();
+    let mut options = server_options(&id);
+    options.max_clients = 1;
+    let server = Endpoint::server("127.0.0.1:0".parse().unwrap(), options, config.clone()).unwrap();
+    let relay = Relay::start_from(server.local_addr().unwrap(), PathConfig::clean(), ip(2));
+    let (client, cid) = join(&server, &id, relay.addr, config);
+    relay.move_to(ip(3));
+    let mut seen = Vec::new();
+    let got = wait_for(&server, &mut seen, Duration::from_secs(12), |e| {
+        matches!(
+            e,
+            MpEvent::SessionResumed(_) | MpEvent::PeerDisconnected { .. }
+        )
+    });
+    assert!(
+        matches!(got, Some(MpEvent::SessionResumed(x)) if x == cid),
+        "the moved client is back in its slot: {got:?} after {seen:?}"
+    );
+    client
+        .send(Target::Peer(1), 0, TransferMode::Reliable, b"back".to_vec())
+        .unwrap();
+    let (arrived, after) = receives(&server, b"back");
+    assert!(arrived, "{after:?}");
+    let at = server.peer_stats(cid).and_then(|s| s.address).unwrap();
+    assert_eq!(at.ip(), ip(3));
+}
