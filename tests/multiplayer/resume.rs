@@ -516,3 +516,76 @@ fn a_client_that_moves_on_a_full_server_resumes_within_the_window() {
     let at = server.peer_stats(cid).and_then(|s| s.address).unwrap();
     assert_eq!(at.ip(), ip(3));
 }
+
+/// A client that moves again and again (a phone flapping between networks) resumes every
+/// time with its reliable messages intact, and leaves nothing behind: the sessions it
+/// left hold no `max_clients` slot.
+#[test]
+fn a_client_that_moves_over_and_over_resumes_every_time_and_leaves_nothing_behind() {
+    const MOVES: u32 = 30;
+    let config = EndpointConfig {
+        resume_after: Duration::from_millis(400),
+        ..resuming(20.0)
+    };
+    let id = identity();
+    let mut options = server_options(&id);
+    options.max_clients = 2;
+    let server = Endpoint::server("127.0.0.1:0".parse().unwrap(), options, config.clone()).unwrap();
+    let relay = Relay::start_from(server.local_addr().unwrap(), PathConfig::clean(), ip(2));
+    let (client, cid) = join(&server, &id, relay.addr, config);
+    let (mut at_server, mut at_client) = (Vec::new(), Vec::new());
+    for m in 0..MOVES {
+        relay.move_to(ip(2 + (m % 2 + 1) as u8));
+        client
+            .send(Target::Peer(1), 0, TransferMode::Reliable, numbered(m))
+            .unwrap();
+        server
+            .send(Target::Peer(cid), 0, TransferMode::Reliable, numbered(m))
+            .unwrap();
+        let resumed = |e: &MpEvent| matches!(e, MpEvent::SessionResumed(_));
+        let before = count(&at_server, resumed);
+        let end = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < end && count(&at_server, resumed) == before {
+            drain(&server, &mut at_server);
+            drain(&client, &mut at_client);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            count(&at_server, resumed),
+            before + 1,
+            "move {m}: {at_server:?}"
+        );
+    }
+    let want: Vec<Vec<u8>> = (0..MOVES).map(numbered).collect();
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end && (reliable(&at_server) != want || reliable(&at_client) != want) {
+        drain(&server, &mut at_server);
+        drain(&client, &mut at_client);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        reliable(&at_server),
+        want,
+        "server: every message once, in order"
+    );
+    assert_eq!(
+        reliable(&at_client),
+        want,
+        "client: every message once, in order"
+    );
+    for (side, events) in [("server", &at_server), ("client", &at_client)] {
+        assert!(
+            !events.iter().any(|e| matches!(
+                e,
+                MpEvent::PeerDisconnected { .. } | MpEvent::PeerConnected(_)
+            )),
+            "{side}: {events:?}"
+        );
+    }
+    let stats = server.peer_stats(cid).unwrap();
+    assert_eq!(stats.resumptions, u64::from(MOVES));
+    // A second client still joins a server of two slots: the sessions the moves left are
+    // gone, not counted until their idle timeout.
+    let (_other, other) = join(&server, &id, server.local_addr().unwrap(), resuming(20.0));
+    assert!(server.peer_stats(other).is_some());
+}
