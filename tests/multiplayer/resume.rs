@@ -654,3 +654,33 @@ fn a_flood_of_guessed_resumptions_costs_handshakes_and_leaves_the_real_peer_alon
     assert_eq!(others.len(), 3);
     eprintln!("{refused} of {FLOOD} flooding handshakes reached the secret check");
 }
+
+/// A server that keeps places and a client that will not come back (its `resume_window`
+/// 0): the server must not tell the game the peer is interrupted nor hold it for the
+/// window, since nothing will resume it; it ends as without resumption (`ack_timeout`, or
+/// the idle timeout), with the reason that says so.
+#[test]
+fn a_client_without_resumption_is_not_kept_by_a_server_with_it() {
+    let id = identity();
+    let server = start_server(&id, resuming(20.0));
+    let relay = Relay::start_from(server.local_addr().unwrap(), PathConfig::clean(), ip(2));
+    let (_client, cid) = join(&server, &id, relay.addr, EndpointConfig::default());
+    relay.black_out(Duration::from_secs(60));
+    let mut seen = Vec::new();
+    let end = wait_for(&server, &mut seen, Duration::from_secs(40), |e| {
+        matches!(e, MpEvent::PeerDisconnected { .. })
+    });
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, MpEvent::SessionInterrupted(_))),
+        "the server reported an interruption nothing will resume: {seen:?}"
+    );
+    match end {
+        Some(MpEvent::PeerDisconnected { id, reason }) => {
+            assert_eq!(id, cid);
+            assert!(!reason.contains("resume_window"), "{reason}");
+        }
+        other => panic!("the peer did not end: {other:?} {seen:?}"),
+    }
+}

@@ -1080,16 +1080,23 @@ impl Task {
                         );
                         return;
                     }
-                    session.link.send_control(&Control::Ready);
+                    session.link.send_control(&Control::Ready {
+                        resumes: session.secret.is_some(),
+                    });
                     session.announced = true;
                     session.flush_now = true;
                     publish_stats(&self.shared, session);
                     self.by_godot.insert(SERVER_PEER_ID, id);
                     self.emit(MpEvent::PeerConnected(SERVER_PEER_ID));
                 }
-                Incoming::Control(Control::Ready)
+                Incoming::Control(Control::Ready { resumes })
                     if self.transport.is_server() && session.godot_id != 0 =>
                 {
+                    // A client that will not come back keeps no place: nothing would
+                    // resume it, and the game would hear of an interruption for nothing.
+                    if !resumes {
+                        session.secret = None;
+                    }
                     self.announce(id);
                 }
                 Incoming::Control(_) => {
