@@ -125,3 +125,29 @@ func test_resume_options_are_checked() -> void:
 		options.merge(bad)
 		expect_error("resume_")
 		assert_eq(peer.create_server(0, options), ERR_INVALID_PARAMETER, str(bad))
+
+
+## A game may give up on the session from its session_interrupted handler: dropping the
+## client's peer there (its last reference) frees it under the running poll without a
+## crash or an error, and the server, which hears nothing more, ends the peer when its
+## window runs out, with the reason.
+func test_resume_a_peer_dropped_inside_session_interrupted() -> void:
+	var t: Array = await pair_through_relay({"resume_window": 3.0, "resume_after": 1.0})
+	var s: Node = t[0]
+	var c: Node = t[1]
+	var cid := mp_of(c).get_unique_id()
+	var sp := mp_of(s).multiplayer_peer as DTLSMultiplayerPeer
+	var cp := mp_of(c).multiplayer_peer as DTLSMultiplayerPeer
+	var dropped := [false]
+	var freed_check: WeakRef = weakref(cp)
+	cp.session_interrupted.connect(func(_id: int):
+		mp_of(c).multiplayer_peer = null
+		dropped[0] = true)
+	cp = null
+	relay.black_out(30.0)
+	var ok := await wait_until(func(): return dropped[0] and mp_of(s).get_peers().is_empty(), 15.0)
+	assert_true(ok, "the client dropped its peer and the server ended it")
+	await wait_frames(2)
+	assert_eq(freed_check.get_ref(), null, "the dropped peer is freed")
+	assert_contains(sp.get_last_disconnect_reason(), "resume window")
+	assert_eq((t[2] as Array).count(["server", "peer_disconnected", cid]), 1, str(t[2]))

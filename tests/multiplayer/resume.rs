@@ -332,7 +332,10 @@ fn present(server: &Endpoint, id: &SelfSigned, opening: &[u8]) -> (Vec<Vec<u8>>,
     while Instant::now() < end && !closed {
         while let Some(e) = rx.next() {
             match e {
-                DtlsEvent::PeerConnected(_) => raw.send(1, opening).unwrap(),
+                // A full server may end the session at once: then nothing is sent.
+                DtlsEvent::PeerConnected(_) => {
+                    let _ = raw.send(1, opening);
+                }
                 // Openings only (0xC1 to 0xC3): the server's link pings a new session too.
                 DtlsEvent::Packet { data, .. } if (0xC1..=0xC3).contains(&data[0]) => {
                     answers.push(data)
@@ -479,4 +482,205 @@ fn with_the_window_at_zero_nothing_resumes() {
     let (server, _relay, _client, cid, id) = setup(EndpointConfig::default());
     let (answers, closed) = present(&server, &id, &resume_bytes(4, cid, [1; 16]));
     assert_eq!((answers, closed), (refusal(1, 0), true));
+}
+
+/// A full server (every `max_clients` slot taken) still lets a player who changed address
+/// back in: its old DTLS session, silent since the move, must not keep the slot the new
+/// handshake needs until the DTLS idle timeout (15 s), longer than this 8 s window.
+#[test]
+fn a_client_that_moves_on_a_full_server_resumes_within_the_window() {
+    let config = EndpointConfig {
+        resume_after: Duration::from_secs(1),
+        ..resuming(8.0)
+    };
+    let id = identity();
+    let mut options = server_options(&id);
+    options.max_clients = 1;
+    let server = Endpoint::server("127.0.0.1:0".parse().unwrap(), options, config.clone()).unwrap();
+    let relay = Relay::start_from(server.local_addr().unwrap(), PathConfig::clean(), ip(2));
+    let (client, cid) = join(&server, &id, relay.addr, config);
+    relay.move_to(ip(3));
+    let mut seen = Vec::new();
+    let got = wait_for(&server, &mut seen, Duration::from_secs(12), |e| {
+        matches!(
+            e,
+            MpEvent::SessionResumed(_) | MpEvent::PeerDisconnected { .. }
+        )
+    });
+    assert!(
+        matches!(got, Some(MpEvent::SessionResumed(x)) if x == cid),
+        "the moved client is back in its slot: {got:?} after {seen:?}"
+    );
+    client
+        .send(Target::Peer(1), 0, TransferMode::Reliable, b"back".to_vec())
+        .unwrap();
+    let (arrived, after) = receives(&server, b"back");
+    assert!(arrived, "{after:?}");
+    let at = server.peer_stats(cid).and_then(|s| s.address).unwrap();
+    assert_eq!(at.ip(), ip(3));
+}
+
+/// A client that moves again and again (a phone flapping between networks) resumes every
+/// time with its reliable messages intact, and leaves nothing behind: the sessions it
+/// left hold no `max_clients` slot.
+#[test]
+fn a_client_that_moves_over_and_over_resumes_every_time_and_leaves_nothing_behind() {
+    const MOVES: u32 = 30;
+    let config = EndpointConfig {
+        resume_after: Duration::from_millis(400),
+        ..resuming(20.0)
+    };
+    let id = identity();
+    let mut options = server_options(&id);
+    options.max_clients = 2;
+    let server = Endpoint::server("127.0.0.1:0".parse().unwrap(), options, config.clone()).unwrap();
+    let relay = Relay::start_from(server.local_addr().unwrap(), PathConfig::clean(), ip(2));
+    let (client, cid) = join(&server, &id, relay.addr, config);
+    let (mut at_server, mut at_client) = (Vec::new(), Vec::new());
+    for m in 0..MOVES {
+        relay.move_to(ip(2 + (m % 2 + 1) as u8));
+        client
+            .send(Target::Peer(1), 0, TransferMode::Reliable, numbered(m))
+            .unwrap();
+        server
+            .send(Target::Peer(cid), 0, TransferMode::Reliable, numbered(m))
+            .unwrap();
+        let resumed = |e: &MpEvent| matches!(e, MpEvent::SessionResumed(_));
+        let before = count(&at_server, resumed);
+        let end = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < end && count(&at_server, resumed) == before {
+            drain(&server, &mut at_server);
+            drain(&client, &mut at_client);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            count(&at_server, resumed),
+            before + 1,
+            "move {m}: {at_server:?}"
+        );
+    }
+    let want: Vec<Vec<u8>> = (0..MOVES).map(numbered).collect();
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end && (reliable(&at_server) != want || reliable(&at_client) != want) {
+        drain(&server, &mut at_server);
+        drain(&client, &mut at_client);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        reliable(&at_server),
+        want,
+        "server: every message once, in order"
+    );
+    assert_eq!(
+        reliable(&at_client),
+        want,
+        "client: every message once, in order"
+    );
+    for (side, events) in [("server", &at_server), ("client", &at_client)] {
+        assert!(
+            !events.iter().any(|e| matches!(
+                e,
+                MpEvent::PeerDisconnected { .. } | MpEvent::PeerConnected(_)
+            )),
+            "{side}: {events:?}"
+        );
+    }
+    let stats = server.peer_stats(cid).unwrap();
+    assert_eq!(stats.resumptions, u64::from(MOVES));
+    // A second client still joins a server of two slots: the sessions the moves left are
+    // gone, not counted until their idle timeout.
+    let (_other, other) = join(&server, &id, server.local_addr().unwrap(), resuming(20.0));
+    assert!(server.peer_stats(other).is_some());
+}
+
+/// A flood of handshakes, each presenting a `Resume` with a guessed secret for a connected
+/// peer, more of them than the server has slots: each is refused or turned away like any
+/// handshake on a full server, the real peer plays on unaware, and once the flood is over
+/// every slot is free again for a real player.
+#[test]
+fn a_flood_of_guessed_resumptions_costs_handshakes_and_leaves_the_real_peer_alone() {
+    const FLOOD: usize = 24;
+    let config = resuming(20.0);
+    let id = identity();
+    let mut options = server_options(&id);
+    options.max_clients = 4;
+    let server = Endpoint::server("127.0.0.1:0".parse().unwrap(), options, config.clone()).unwrap();
+    let relay = Relay::start_from(server.local_addr().unwrap(), PathConfig::clean(), ip(2));
+    let (client, cid) = join(&server, &id, relay.addr, config.clone());
+    let answers: Vec<(Vec<Vec<u8>>, bool)> = std::thread::scope(|scope| {
+        let flood: Vec<_> = (0..FLOOD)
+            .map(|n| {
+                let (server, id) = (&server, &id);
+                scope.spawn(move || {
+                    let mut secret: [u8; 16] = rand::random();
+                    secret[0] = n as u8;
+                    present(server, id, &resume_bytes(4, cid, secret))
+                })
+            })
+            .collect();
+        flood.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (answers, closed) in &answers {
+        assert!(*closed, "every flooding session ends");
+        assert!(
+            answers.is_empty() || *answers == refusal(4, 0),
+            "refused as a wrong secret or not admitted at all: {answers:?}"
+        );
+    }
+    let refused = answers.iter().filter(|(a, _)| !a.is_empty()).count();
+    assert!(refused >= 1, "some guesses reached the secret check");
+    server
+        .send(
+            Target::Peer(cid),
+            0,
+            TransferMode::Reliable,
+            b"still here".to_vec(),
+        )
+        .unwrap();
+    let (got, at_client) = receives(&client, b"still here");
+    assert!(got, "{at_client:?}");
+    let mut at_server = Vec::new();
+    drain(&server, &mut at_server);
+    assert!(
+        at_server.is_empty(),
+        "the server reported the flood to the game: {at_server:?}"
+    );
+    let stats = server.peer_stats(cid).unwrap();
+    assert_eq!((stats.interruptions, stats.resumptions), (0, 0));
+    // Three real players fill the rest of the server: the flood holds no slot.
+    let others: Vec<_> = (0..3)
+        .map(|_| join(&server, &id, server.local_addr().unwrap(), config.clone()))
+        .collect();
+    assert_eq!(others.len(), 3);
+    eprintln!("{refused} of {FLOOD} flooding handshakes reached the secret check");
+}
+
+/// A server that keeps places and a client that will not come back (its `resume_window`
+/// 0): the server must not tell the game the peer is interrupted nor hold it for the
+/// window, since nothing will resume it; it ends as without resumption (`ack_timeout`, or
+/// the idle timeout), with the reason that says so.
+#[test]
+fn a_client_without_resumption_is_not_kept_by_a_server_with_it() {
+    let id = identity();
+    let server = start_server(&id, resuming(20.0));
+    let relay = Relay::start_from(server.local_addr().unwrap(), PathConfig::clean(), ip(2));
+    let (_client, cid) = join(&server, &id, relay.addr, EndpointConfig::default());
+    relay.black_out(Duration::from_secs(60));
+    let mut seen = Vec::new();
+    let end = wait_for(&server, &mut seen, Duration::from_secs(40), |e| {
+        matches!(e, MpEvent::PeerDisconnected { .. })
+    });
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, MpEvent::SessionInterrupted(_))),
+        "the server reported an interruption nothing will resume: {seen:?}"
+    );
+    match end {
+        Some(MpEvent::PeerDisconnected { id, reason }) => {
+            assert_eq!(id, cid);
+            assert!(!reason.contains("resume_window"), "{reason}");
+        }
+        other => panic!("the peer did not end: {other:?} {seen:?}"),
+    }
 }

@@ -709,6 +709,17 @@ impl Demux {
         true
     }
 
+    /// Ends one peer's session without close_notify (reason `Replaced`), see
+    /// `DtlsServer::abandon_peer`.
+    pub fn abandon(&self, id: PeerId) -> bool {
+        let table = self.lock();
+        let Some(slot) = table.by_id.get(&id).and_then(|a| table.by_addr.get(a)) else {
+            return false;
+        };
+        slot.main.control.stop(DisconnectReason::Replaced);
+        true
+    }
+
     /// The address a connected peer sends from.
     pub fn address(&self, id: PeerId) -> Option<SocketAddr> {
         self.lock().by_id.get(&id).copied()

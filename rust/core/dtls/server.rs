@@ -113,6 +113,15 @@ impl DtlsServer {
         self.demux.disconnect(id)
     }
 
+    /// Ends one peer's session quietly, without close_notify, so its `max_clients` slot is
+    /// free at once; its `PeerDisconnected` (reason `Replaced`) follows. For a multiplayer
+    /// server keeping the place of a peer that went silent (`core/multiplayer/resume.rs`):
+    /// the peer comes back over a new handshake that needs a slot, and a close_notify
+    /// reaching it on a path that came back would end the very peer being resumed.
+    pub fn abandon_peer(&self, id: PeerId) -> bool {
+        self.demux.abandon(id)
+    }
+
     /// The address a connected peer sends from.
     pub fn peer_address(&self, id: PeerId) -> Option<SocketAddr> {
         self.demux.address(id)

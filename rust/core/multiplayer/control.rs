@@ -6,8 +6,9 @@ use super::resume::{SECRET_LEN, Secret};
 
 /// Protocol version carried in `Join` and `Welcome`; a mismatch is refused with a clear
 /// reason. 3: the client chooses its peer id (`Join`), and deliberate ends carry a `Bye`.
-/// 4: a `Pong` says how long it was held, so it can wait for the next datagram, and
-/// `Welcome` may carry a resumption secret (`resume.rs`).
+/// 4: a `Pong` says how long it was held, so it can wait for the next datagram,
+/// `Welcome` may carry a resumption secret (`resume.rs`), and `Ready` says whether the
+/// client will use it.
 pub(crate) const PROTOCOL_VERSION: u8 = 4;
 
 /// A message on a control channel.
@@ -24,7 +25,10 @@ pub(crate) enum Control {
         secret: Option<Secret>,
     },
     /// Client to server: the welcome arrived; the server now reports the client connected.
-    Ready,
+    /// `resumes`: the client will come back over a new session if this one fails (its
+    /// `resume_window` is above 0), so the server keeps its place; otherwise the server
+    /// forgets its secret and ends it as without resumption.
+    Ready { resumes: bool },
     /// Either way, unreliable: how many renet messages of each reliable channel this side
     /// has handed on. The sender's window advances with it.
     Delivered(Vec<(u8, u64)>),
@@ -66,7 +70,8 @@ impl Control {
                 }
                 v
             }
-            Self::Ready => vec![2],
+            Self::Ready { resumes: false } => vec![2],
+            Self::Ready { resumes: true } => vec![2, 1],
             Self::Delivered(counts) => {
                 let mut v = vec![3];
                 for (channel, count) in counts {
@@ -122,7 +127,8 @@ impl Control {
             7 if rest.len() == 2 => Farewell::from_wire(rest[0], rest[1])
                 .map(Self::Bye)
                 .ok_or_else(bad),
-            2 if rest.is_empty() => Ok(Self::Ready),
+            2 if rest.is_empty() => Ok(Self::Ready { resumes: false }),
+            2 if rest == [1] => Ok(Self::Ready { resumes: true }),
             3 if rest.len().is_multiple_of(9) => Ok(Self::Delivered(
                 rest.chunks(9)
                     .map(|c| {
@@ -164,7 +170,8 @@ mod tests {
                 version: PROTOCOL_VERSION,
                 secret: Some(Secret::generate()),
             },
-            Control::Ready,
+            Control::Ready { resumes: false },
+            Control::Ready { resumes: true },
             Control::Delivered(vec![(0, 1), (2, u64::MAX)]),
             Control::Ping(0),
             Control::Pong {

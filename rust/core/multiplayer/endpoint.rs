@@ -39,7 +39,9 @@
 //! close_notify and dials the same server with the same options, with a new event queue (so
 //! nothing of the old session arrives), and presents `Resume`; the server's `verdict` moves
 //! the link to the new DTLS session id (`rebind`). A server keeps a link whose DTLS session
-//! ended (`detached`, at most `max_clients` of them) until the window runs out.
+//! ended (`detached`, at most `max_clients` of them) until the window runs out, and lets
+//! the DTLS session of a peer silent for `resume_after` go quietly (`release_slot`), so the
+//! client's new handshake finds a slot on a full server.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -916,6 +918,10 @@ impl Task {
                 } else {
                     Side::Client
                 };
+                if self.links.get(&id).is_some_and(|s| s.detached) {
+                    // Let go on purpose (`release_slot`): its place is kept already.
+                    return;
+                }
                 // A session that may resume outlives its DTLS session, unless the peer
                 // closed it on purpose.
                 if reason != DisconnectReason::ClosedByPeer
@@ -1074,16 +1080,23 @@ impl Task {
                         );
                         return;
                     }
-                    session.link.send_control(&Control::Ready);
+                    session.link.send_control(&Control::Ready {
+                        resumes: session.secret.is_some(),
+                    });
                     session.announced = true;
                     session.flush_now = true;
                     publish_stats(&self.shared, session);
                     self.by_godot.insert(SERVER_PEER_ID, id);
                     self.emit(MpEvent::PeerConnected(SERVER_PEER_ID));
                 }
-                Incoming::Control(Control::Ready)
+                Incoming::Control(Control::Ready { resumes })
                     if self.transport.is_server() && session.godot_id != 0 =>
                 {
+                    // A client that will not come back keeps no place: nothing would
+                    // resume it, and the game would hear of an interruption for nothing.
+                    if !resumes {
+                        session.secret = None;
+                    }
                     self.announce(id);
                 }
                 Incoming::Control(_) => {
@@ -1226,7 +1239,10 @@ impl Task {
         let (after, window) = (self.config.resume_after, self.config.resume_window);
         match resume::silence(now.saturating_sub(heard_at), after, window) {
             Silence::Flowing => {}
-            Silence::Interrupted if server => self.interrupt(id),
+            Silence::Interrupted if server => {
+                self.interrupt(id);
+                self.release_slot(id);
+            }
             Silence::Interrupted if self.rejoin.is_none() => self.start_rejoin(id),
             Silence::Interrupted => {}
             Silence::WindowRanOut => {
@@ -1245,6 +1261,23 @@ impl Task {
             _ => {}
         }
         true
+    }
+
+    /// Server: lets the DTLS session of a peer interrupted by silence go quietly, keeping its
+    /// place (`detached`, within `places`): its client comes back over a new handshake, which
+    /// on a full server would find no `max_clients` slot while the silent session held one
+    /// until the DTLS idle timeout, possibly past the window.
+    fn release_slot(&mut self, id: PeerId) {
+        if !self.place_free() {
+            return;
+        }
+        let Some(s) = self.links.get_mut(&id).filter(|s| !s.detached) else {
+            return;
+        };
+        s.detached = true;
+        if let Transport::Server(server) = &self.transport {
+            server.abandon_peer(id);
+        }
     }
 
     /// Reports a session interrupted, once until it resumes.

@@ -333,7 +333,7 @@ pub(crate) fn seeds(seeds: &mut std::collections::BTreeMap<&'static str, Vec<Vec
                         version: PROTOCOL_VERSION,
                         secret: None,
                     },
-                    Control::Ready,
+                    Control::Ready { resumes: true },
                     Control::Delivered(vec![(0, 3), (2, 1)]),
                     Control::Ping(123_456),
                     Control::Bye(Farewell::Kicked),
