@@ -2,11 +2,13 @@
 //!
 //! `exit_tree` cancels every request and transfer. When the node is freed, the core pool is
 //! dropped (every request aborted, nothing more delivered) and every task, download and
-//! stream still awaited gets `ERR_CANCELLED` from a callable queued with `call_deferred` at
-//! `NOTIFICATION_PREDELETE` (emitting there would run handlers inside the notification's
-//! borrow). The message queue runs it later in the same frame; when the game quits, Godot
-//! flushes the message queue before scripts are torn down, so no coroutine is left awaiting
-//! `completed` (which Godot would report as a leak).
+//! stream still awaited gets `ERR_CANCELLED`: during the game from a callable queued with
+//! `call_deferred` at `NOTIFICATION_PREDELETE` (emitting there would run handlers inside the
+//! notification), which the message queue runs later in the same frame. When the game
+//! quits, Godot has flushed its message queue before it frees the tree, so a deferred call
+//! would never run, and an `await task.completed` left hanging keeps the task and its
+//! coroutine alive in a cycle that Godot reports as leaked at exit: then the tasks end at
+//! once, under `base_mut()`, gdext's re-entrant borrow.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -341,8 +343,34 @@ impl INode for HttpPool {
 
     fn on_notification(&mut self, what: NodeNotification) {
         if what == NodeNotification::PREDELETE {
-            self.end_pending_tasks();
-            self.transfers.end_pending();
+            let requests = self.end_pending_tasks();
+            let transfers = self.transfers.end_pending();
+            let work: Vec<Box<dyn FnOnce()>> = requests.into_iter().chain(transfers).collect();
+            if work.is_empty() {
+                return;
+            }
+            if tree_is_being_freed() {
+                // The game is quitting: no frame, and no message-queue flush, follows, so
+                // a deferred call would never run, and an `await task.completed` never
+                // resumed keeps the task and its coroutine alive in a cycle that Godot
+                // reports as leaked at exit. Emit now; `base_mut()` lets handlers call
+                // back into the pool (gdext's re-entrant borrow), so none is held.
+                let _reentrant = self.base_mut();
+                for work in work {
+                    work();
+                }
+                return;
+            }
+            // Freed during the game: emitting here would run handlers inside this
+            // notification; the message queue runs them later in this frame.
+            let mut pending = Some(work);
+            Callable::from_fn("HTTPPool.cancel_freed", move |_args| {
+                for work in pending.take().unwrap_or_default() {
+                    work();
+                }
+                Variant::nil()
+            })
+            .call_deferred(&[]);
         }
     }
 }
@@ -943,37 +971,41 @@ pub(super) fn cancelled(
 }
 
 impl HttpPool {
-    /// Ends every task still awaited with `ERR_CANCELLED`, synchronously, while the node is
-    /// still alive (PREDELETE). Deferring it would not work when the game quits (no frame
-    /// follows), and an `await task.completed` that never resumes keeps the task and the
-    /// coroutine alive in a cycle that Godot reports as leaked at exit. Nothing is sent
+    /// Takes every task still awaited and returns the emission that ends each with
+    /// `ERR_CANCELLED`; `on_notification` runs it (see the module's doc). Nothing is sent
     /// to the pool's own `request_completed`: the pool is going away.
-    fn end_pending_tasks(&mut self) {
+    fn end_pending_tasks(&mut self) -> Option<Box<dyn FnOnce()>> {
         // Close the outbox (its entries stay on disk), then drop the core: its requests are
         // aborted and nothing more arrives.
         let durable = self.close_outbox();
         self.core = None;
         let tasks: Vec<(u64, Gd<HttpTask>)> = self.tasks.drain().collect();
         if tasks.is_empty() && durable.is_empty() {
-            return;
+            return None;
         }
         let mut responses = cancelled(tasks, "the HTTPPool was freed before the request finished");
         responses.extend(durable);
-        // Emitting here would run handlers inside this notification's borrow of the
-        // pool. The message queue runs the callable later in this frame, with no borrow
-        // held; when the game quits it is flushed before scripts are torn down, so no
-        // awaiting coroutine is left hanging (or reported as leaked).
-        let mut pending = Some(responses);
-        let finish = Callable::from_fn("HTTPPool.cancel_freed", move |_args| {
-            for (mut task, response) in pending.take().unwrap_or_default() {
+        Some(Box::new(move || {
+            for (mut task, response) in responses {
                 if task.bind().is_done() {
                     continue;
                 }
                 task.bind_mut().set_response(response.clone());
                 task.signals().completed().emit(&response);
             }
-            Variant::nil()
-        });
-        finish.call_deferred(&[]);
+        }))
     }
+}
+
+/// True while Godot frees the scene tree because the game is quitting: the tree's root
+/// has already left it (`SceneTree::finalize` detaches the root before deleting it). During
+/// the game the root is always inside the tree.
+fn tree_is_being_freed() -> bool {
+    let Some(main_loop) = godot::classes::Engine::singleton().get_main_loop() else {
+        return true;
+    };
+    let Ok(tree) = main_loop.try_cast::<godot::classes::SceneTree>() else {
+        return false;
+    };
+    tree.get_root().is_none_or(|root| !root.is_inside_tree())
 }

@@ -192,16 +192,16 @@ impl TransferState {
     }
 
     /// Ends every download and stream still awaited with `ERR_CANCELLED` (the pool is
-    /// being freed), emitting later in this frame from a deferred call with no borrow
-    /// held, as `HttpPool::end_pending_tasks` does for requests.
-    pub fn end_pending(&mut self) {
+    /// being freed): returns the emissions, which the pool runs as it runs those of its
+    /// requests (`HttpPool::end_pending_tasks`).
+    pub fn end_pending(&mut self) -> Option<Box<dyn FnOnce()>> {
         self.core = None;
         self.held.clear();
         self.next_frame.clear();
         let downloads: Vec<_> = self.downloads.drain().collect();
         let streams: Vec<_> = self.streams.drain().collect();
         if downloads.is_empty() && streams.is_empty() {
-            return;
+            return None;
         }
         let response = |id: u64, what: &str| {
             HttpResponse::from_core(
@@ -213,9 +213,7 @@ impl TransferState {
                 ),
             )
         };
-        let mut pending = Some((downloads, streams));
-        let finish = Callable::from_fn("HTTPPool.cancel_freed_transfers", move |_args| {
-            let (downloads, streams) = pending.take().unwrap_or_default();
+        Some(Box::new(move || {
             for (id, mut download) in downloads {
                 if download.bind().is_done() {
                     continue;
@@ -242,9 +240,7 @@ impl TransferState {
                     ],
                 );
             }
-            Variant::nil()
-        });
-        finish.call_deferred(&[]);
+        }))
     }
 }
 

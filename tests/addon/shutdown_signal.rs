@@ -86,6 +86,12 @@ fn sigterm_lets_the_game_save_then_quit() {
     );
     assert!(!stderr.contains("SCRIPT ERROR"), "{stderr}");
     assert!(!stderr.contains("leaked"), "{stderr}");
+    assert!(
+        game.wait_for("SHUTDOWN_CHECK awaited at quit: ERR_CANCELLED", limit)
+            .is_some(),
+        "a request awaited when the game quit should end cancelled: {:?}",
+        game.seen
+    );
     assert_eq!(
         server.key_count("sigterm-save"),
         1,
