@@ -660,8 +660,22 @@ impl Demux {
         {
             let dtls = dtls.clone();
             drop(table);
-            self.write_here(dtls, data);
-            return Ok(());
+            if self.write_here(dtls, &data) {
+                return Ok(());
+            }
+            // Not at once: the session's task writes it, in order behind nothing, through
+            // its bounded queue (a closing session drains that queue before close_notify).
+            let table = self.lock();
+            let entry = table
+                .by_id
+                .get(&id)
+                .and_then(|a| table.by_addr.get(a))
+                .map(|s| &s.main)
+                .ok_or(Enqueue::Unknown)?;
+            return entry.outbound.try_send(data).map_err(|_| {
+                Stats::inc(&self.stats.send_drops);
+                Enqueue::Full
+            });
         }
         entry.outbound.try_send(data).map_err(|_| {
             Stats::inc(&self.stats.send_drops);
@@ -669,28 +683,25 @@ impl Demux {
         })
     }
 
-    /// Writes one datagram on the caller's task when it can complete at once (the record
-    /// locks free, the socket writable); otherwise the write finishes on a task of its
-    /// own, bounded by `session::CLOSE_GRACE` like the session task's writes. A write that
-    /// fails means the session is ending, which its own task reports.
-    fn write_here(&self, dtls: Arc<DTLSConn>, data: Vec<u8>) {
-        let stats = self.stats.clone();
+    /// Writes one datagram on the caller's task if that completes at once (the record
+    /// locks free, the socket writable); true if it did. Otherwise, or if the write
+    /// failed, false: the caller queues it for the session's task, which keeps order,
+    /// bounds what waits, and ends the session with the error if writing keeps failing.
+    /// A write given up while waiting on the socket has consumed a record number; the
+    /// peer sees a gap, as after a datagram lost on the path.
+    fn write_here(&self, dtls: Arc<DTLSConn>, data: &[u8]) -> bool {
         // Unconstrained: the caller may have spent its cooperative budget (the endpoint
         // services many peers per wake-up), and a spent budget makes every tokio lock
-        // and socket answer "not yet", which would send each write to a task anyway.
-        let mut write = Box::pin(tokio::task::unconstrained(async move {
-            match tokio::time::timeout(session::CLOSE_GRACE, dtls.write(&data, None)).await {
-                Ok(Ok(_)) => {
-                    Stats::inc(&stats.packets_out);
-                    Stats::add(&stats.bytes_out, data.len() as u64);
-                }
-                Ok(Err(_)) => {}
-                Err(_) => Stats::inc(&stats.send_drops),
-            }
-        }));
+        // and socket answer "not yet".
+        let mut write = std::pin::pin!(tokio::task::unconstrained(dtls.write(data, None)));
         let mut cx = Context::from_waker(Waker::noop());
-        if write.as_mut().poll(&mut cx).is_pending() {
-            self.runtime.spawn(write);
+        match write.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(Ok(_)) => {
+                Stats::inc(&self.stats.packets_out);
+                Stats::add(&self.stats.bytes_out, data.len() as u64);
+                true
+            }
+            _ => false,
         }
     }
 

@@ -247,6 +247,9 @@ pub(crate) struct Link {
     /// The newest ping received and not yet answered (see `PING_INTERVAL` for when the
     /// answer goes).
     pong_due: Option<PongDue>,
+    /// When this side last sent a pong: a responder answers at once at most four times
+    /// per ping interval (see `answers_at_once`).
+    last_pong: Option<Duration>,
     /// Clocks of this side's recent pings not yet answered, oldest first: only a pong
     /// carrying one of them is a sample (a forged, garbled or duplicated pong is not).
     pings_out: VecDeque<u32>,
@@ -330,6 +333,7 @@ impl Link {
             pacer: Pacer::default(),
             pacing_limited: false,
             pong_due: None,
+            last_pong: None,
             pings_out: VecDeque::with_capacity(PINGS_REMEMBERED),
         }
     }
@@ -614,6 +618,9 @@ impl Link {
             return self.now;
         }
         let mut due = self.ping_due();
+        if self.config.ping_role == PingRole::Responder && self.pong_due.is_some() {
+            due = due.min(self.pong_allowed_at());
+        }
         if self.in_flight() {
             due = due.min(self.last_flush + FLUSH_INTERVAL);
         }
@@ -667,9 +674,21 @@ impl Link {
         }
     }
 
-    /// True for a responder with a ping to answer: the answer goes in the next flush.
+    /// True for a responder with a ping to answer, at most four times per ping interval:
+    /// the answer goes in the next flush. Answering every ping at once let a client that
+    /// pings in every datagram draw a datagram back for each, each carrying the whole list
+    /// of acknowledgement ranges its sequence numbers made long (11 times its bytes on the
+    /// wire); beyond the rate, the answer waits for a datagram going out anyway or the
+    /// next allowed instant.
     fn answers_at_once(&self) -> bool {
-        self.config.ping_role == PingRole::Responder && self.pong_due.is_some()
+        self.config.ping_role == PingRole::Responder
+            && self.pong_due.is_some()
+            && self.pong_allowed_at() <= self.now
+    }
+
+    fn pong_allowed_at(&self) -> Duration {
+        self.last_pong
+            .map_or(Duration::ZERO, |at| at + self.config.ping_interval / 4)
     }
 
     /// Counts reliable messages in `packets` that renet sent before (its resends).
@@ -768,6 +787,7 @@ impl Link {
             return;
         }
         self.pong_due = None;
+        self.last_pong = Some(self.now);
         let held = self.now.saturating_sub(received);
         let held_us = held.as_micros().min(u128::from(u32::MAX)) as u32;
         self.renet.send_message(
@@ -1724,5 +1744,34 @@ mod tests {
                 assert!(a.stats().resent >= 1, "then it is sent again");
             }
         }
+    }
+
+    /// A client that pings in every datagram, a thousand a second, draws at most four
+    /// answers a second from the server, not one per datagram: answering is no amplifier
+    /// (each answer carries the acknowledgement ranges the client's datagrams made).
+    #[test]
+    fn a_server_answers_a_ping_in_every_datagram_at_most_four_times_a_second() {
+        let mut attacker = Link::new(LinkConfig::default());
+        let mut b = Link::new(server());
+        let mut out = Vec::new();
+        let (mut sent_in, mut sent_out) = (0, 0);
+        for ms in 0..1_000u64 {
+            let now = Duration::from_millis(ms);
+            attacker
+                .renet
+                .send_message(CONTROL_UNRELIABLE, Control::Ping(ms as u32).encode());
+            for d in attacker.flush(now).unwrap() {
+                sent_in += 1;
+                b.receive(now, &d, &mut room(), &mut out).unwrap();
+            }
+            if b.next_due() <= now {
+                sent_out += b.flush(now).unwrap().len();
+            }
+        }
+        assert_eq!(sent_in, 1_000);
+        assert!(
+            (3..=6).contains(&sent_out),
+            "{sent_out} datagrams answered 1,000 pings in a second"
+        );
     }
 }
