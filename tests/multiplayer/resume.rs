@@ -43,6 +43,15 @@ fn setup(config: EndpointConfig) -> (Endpoint, Relay, Endpoint, i32, SelfSigned)
     (server, relay, client, cid, id)
 }
 
+/// A server of `max_clients` slots, and a clean relay to it forwarding from 127.0.0.2.
+fn small_server(id: &SelfSigned, max_clients: usize, config: &EndpointConfig) -> (Endpoint, Relay) {
+    let mut options = server_options(id);
+    options.max_clients = max_clients;
+    let server = Endpoint::server("127.0.0.1:0".parse().unwrap(), options, config.clone()).unwrap();
+    let relay = Relay::start_from(server.local_addr().unwrap(), PathConfig::clean(), ip(2));
+    (server, relay)
+}
+
 fn drain(ep: &Endpoint, events: &mut Vec<MpEvent>) {
     while let Some(e) = ep.next_event() {
         events.push(e);
@@ -494,10 +503,7 @@ fn a_client_that_moves_on_a_full_server_resumes_within_the_window() {
         ..resuming(8.0)
     };
     let id = identity();
-    let mut options = server_options(&id);
-    options.max_clients = 1;
-    let server = Endpoint::server("127.0.0.1:0".parse().unwrap(), options, config.clone()).unwrap();
-    let relay = Relay::start_from(server.local_addr().unwrap(), PathConfig::clean(), ip(2));
+    let (server, relay) = small_server(&id, 1, &config);
     let (client, cid) = join(&server, &id, relay.addr, config);
     relay.move_to(ip(3));
     let mut seen = Vec::new();
@@ -531,10 +537,7 @@ fn a_client_that_moves_over_and_over_resumes_every_time_and_leaves_nothing_behin
         ..resuming(20.0)
     };
     let id = identity();
-    let mut options = server_options(&id);
-    options.max_clients = 2;
-    let server = Endpoint::server("127.0.0.1:0".parse().unwrap(), options, config.clone()).unwrap();
-    let relay = Relay::start_from(server.local_addr().unwrap(), PathConfig::clean(), ip(2));
+    let (server, relay) = small_server(&id, 2, &config);
     let (client, cid) = join(&server, &id, relay.addr, config);
     let (mut at_server, mut at_client) = (Vec::new(), Vec::new());
     for m in 0..MOVES {
@@ -602,10 +605,7 @@ fn a_flood_of_guessed_resumptions_costs_handshakes_and_leaves_the_real_peer_alon
     const FLOOD: usize = 24;
     let config = resuming(20.0);
     let id = identity();
-    let mut options = server_options(&id);
-    options.max_clients = 4;
-    let server = Endpoint::server("127.0.0.1:0".parse().unwrap(), options, config.clone()).unwrap();
-    let relay = Relay::start_from(server.local_addr().unwrap(), PathConfig::clean(), ip(2));
+    let (server, relay) = small_server(&id, 4, &config);
     let (client, cid) = join(&server, &id, relay.addr, config.clone());
     let answers: Vec<(Vec<Vec<u8>>, bool)> = std::thread::scope(|scope| {
         let flood: Vec<_> = (0..FLOOD)

@@ -97,6 +97,15 @@ struct Table {
 }
 
 impl Table {
+    /// The connected session with this id.
+    fn connected(&self, id: PeerId) -> Option<&Entry> {
+        self.by_id
+            .get(&id)
+            .and_then(|a| self.by_addr.get(a))
+            .map(|s| &s.main)
+            .filter(|e| e.connected)
+    }
+
     fn pending(&self) -> usize {
         self.by_addr
             .values()
@@ -640,43 +649,25 @@ impl Demux {
 
     /// Queues a packet for one connected peer without waiting.
     pub fn enqueue(&self, id: PeerId, data: Vec<u8>) -> Result<(), Enqueue> {
-        let table = self.lock();
-        let entry = table
-            .by_id
-            .get(&id)
-            .and_then(|a| table.by_addr.get(a))
-            .map(|s| &s.main)
-            .filter(|e| e.connected)
-            .ok_or(Enqueue::Unknown)?;
         // Called from a task of the runtime (the multiplayer endpoint's), with nothing
         // queued before it: encrypt and send here rather than wake the session's task for
         // each datagram, which on a busy server was a task switch per datagram sent. The
         // Godot thread (DTLSPeer's `put_packet`) has no runtime and always queues, so no
         // network work moves onto it.
-        if let Some(dtls) = entry
-            .session
-            .as_ref()
-            .filter(|_| entry.outbound.is_empty() && tokio::runtime::Handle::try_current().is_ok())
-        {
-            let dtls = dtls.clone();
-            drop(table);
-            if self.write_here(dtls, &data) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let session = {
+                let table = self.lock();
+                let entry = table.connected(id).ok_or(Enqueue::Unknown)?;
+                entry.session.clone().filter(|_| entry.outbound.is_empty())
+            };
+            if session.is_some_and(|dtls| self.write_here(dtls, &data)) {
                 return Ok(());
             }
-            // Not at once: the session's task writes it, in order behind nothing, through
-            // its bounded queue (a closing session drains that queue before close_notify).
-            let table = self.lock();
-            let entry = table
-                .by_id
-                .get(&id)
-                .and_then(|a| table.by_addr.get(a))
-                .map(|s| &s.main)
-                .ok_or(Enqueue::Unknown)?;
-            return entry.outbound.try_send(data).map_err(|_| {
-                Stats::inc(&self.stats.send_drops);
-                Enqueue::Full
-            });
         }
+        // Otherwise the session's task writes it, in order, through its bounded queue (a
+        // closing session drains that queue before close_notify).
+        let table = self.lock();
+        let entry = table.connected(id).ok_or(Enqueue::Unknown)?;
         entry.outbound.try_send(data).map_err(|_| {
             Stats::inc(&self.stats.send_drops);
             Enqueue::Full
@@ -712,22 +703,21 @@ impl Demux {
 
     /// Ends one session with `ClosedLocally`; false if the id is unknown.
     pub fn disconnect(&self, id: PeerId) -> bool {
-        let table = self.lock();
-        let Some(slot) = table.by_id.get(&id).and_then(|a| table.by_addr.get(a)) else {
-            return false;
-        };
-        slot.main.control.stop(DisconnectReason::ClosedLocally);
-        true
+        self.stop(id, DisconnectReason::ClosedLocally)
     }
 
     /// Ends one peer's session without close_notify (reason `Replaced`), see
     /// `DtlsServer::abandon_peer`.
     pub fn abandon(&self, id: PeerId) -> bool {
+        self.stop(id, DisconnectReason::Replaced)
+    }
+
+    fn stop(&self, id: PeerId, reason: DisconnectReason) -> bool {
         let table = self.lock();
-        let Some(slot) = table.by_id.get(&id).and_then(|a| table.by_addr.get(a)) else {
+        let Some(entry) = table.connected(id) else {
             return false;
         };
-        slot.main.control.stop(DisconnectReason::Replaced);
+        entry.control.stop(reason);
         true
     }
 
