@@ -13,3 +13,4 @@ pub mod runtime;
 pub mod shutdown;
 pub mod simulate;
 pub mod trust;
+pub mod units;

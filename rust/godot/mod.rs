@@ -13,6 +13,7 @@ mod http_pool;
 mod http_response;
 mod http_stream;
 mod http_task;
+mod inspector;
 mod json_variant;
 mod monitors;
 mod netkit_singleton;

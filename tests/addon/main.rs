@@ -3,7 +3,9 @@
 //! One test binary per area (as gdext's itest crate): its files are modules, and what
 //! they share comes from the `netkit-test-support` crate.
 
+mod editor_inspector;
 mod editor_load;
+mod editor_project;
 mod engine_free;
 mod shutdown_signal;
 mod simulate_env;
