@@ -334,6 +334,31 @@ func test_close_is_seen_promptly_by_the_other_side() -> void:
 	assert_eq(b.send(1, "late".to_utf8_buffer()), ERR_UNCONFIGURED)
 
 
+## close() frees the port before it returns, as ENet's and PacketPeerUDP's close() do:
+## a server started again on the same port in the same frame (a lobby's "host again")
+## gets OK, with a client connected and another one mid-handshake when it closed.
+func test_close_then_start_again_on_the_same_port() -> void:
+	var server := make_server()
+	var port := server.get_local_port()
+	var a := make_client(server)
+	assert_true(await connected(a))
+	for round in 5:
+		# A handshake in flight: a client has sent its first flight and not finished.
+		var b := make_client(server)
+		await wait_frames(round)
+		server.close()
+		var err := server.start_server(port, {
+			"certificate": ident["certificate"],
+			"private_key": ident["private_key"],
+			"bind_address": "127.0.0.1",
+		})
+		assert_eq(err, OK, "round %d: start_server() on the port close() just freed" % round)
+		assert_eq(server.get_local_port(), port)
+		b.close()
+	var c := make_client(server)
+	assert_true(await connected(c), "a client connects to the server started again")
+
+
 func test_disconnect_peer_and_reentrant_handlers() -> void:
 	var server := make_server()
 	# A handler that kicks the sender from inside the signal (re-entering the node).

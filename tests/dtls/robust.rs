@@ -335,3 +335,27 @@ fn psk_client_with(identity: &[u8]) -> netkit::core::dtls::ClientOptions {
     o.session = fast_session();
     o
 }
+
+/// Dropping a server frees its port before the drop returns, as ENet's close does, so a
+/// server started again on the same port at once binds; with a client connected and
+/// another one stalled mid-handshake (its path blacked out after its first flights), the
+/// cases whose tasks end last. Before, that bind failed with "address in use" every time.
+#[test]
+fn a_dropped_server_frees_its_port_before_the_drop_returns() {
+    use netkit_test_support::relay::{PathConfig, Relay};
+    let id = identity();
+    for round in 0..8u64 {
+        let (server, mut events) = start_server(cert_server_options(&id));
+        let addr = server.local_addr();
+        let (_connected, _, _) = connect_pair(&server, &mut events, pinned_client_options(&id));
+        let relay = Relay::start(addr, PathConfig::clean());
+        let (_stalled, _) = start_client(relay.addr, pinned_client_options(&id));
+        std::thread::sleep(Duration::from_millis(3 + round * 4));
+        relay.black_out(Duration::from_secs(30));
+        let port = server.port_release();
+        drop(server);
+        assert!(port.is_released(), "round {round}: the socket is closed");
+        let again = std::net::UdpSocket::bind(addr);
+        assert!(again.is_ok(), "round {round}: bind {addr} again: {again:?}");
+    }
+}

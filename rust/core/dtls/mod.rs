@@ -20,6 +20,7 @@ mod first_flight;
 pub(crate) mod fuzz;
 mod handshake_filter;
 mod inbound;
+mod port_release;
 pub mod record;
 mod server;
 mod session;
@@ -35,5 +36,6 @@ pub use config::{
     ServerVerification, SessionOptions, psk_map,
 };
 pub use events::{DisconnectReason, DtlsEvent, PeerId, SERVER_PEER_ID, SendError, Status};
+pub use port_release::{CLOSE_WAIT, PortRelease};
 pub use server::DtlsServer;
 pub use stats::{Stats, StatsSnapshot};

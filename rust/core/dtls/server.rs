@@ -13,15 +13,19 @@ use super::config::{ServerOptions, server_config};
 use super::demux::{Demux, Enqueue};
 use super::events::{DtlsEvent, PeerId, SendError};
 use super::events_gate::Gate;
+use super::port_release::PortRelease;
 use super::stats::{Stats, StatsSnapshot};
 use super::wire::Wire;
 
 /// A DTLS server: many clients on one UDP socket. Dropping it (or `close`) stops every
-/// task it started and silences its events.
+/// task it started and silences its events, and frees its port before returning
+/// (`port_release`).
 pub struct DtlsServer {
-    demux: Arc<Demux>,
+    /// `None` only inside `drop`, which gives its reference up before waiting for the port.
+    demux: Option<Arc<Demux>>,
     closed: CancellationToken,
     local_addr: SocketAddr,
+    port: PortRelease,
 }
 
 impl DtlsServer {
@@ -47,6 +51,7 @@ impl DtlsServer {
         let local_addr = socket.local_addr().map_err(|e| e.to_string())?;
         let closed = CancellationToken::new();
         let socket = Wire::new(socket, options.session.simulate.clone());
+        let port = socket.release();
         let demux = Arc::new(Demux::new(
             Arc::new(socket),
             options,
@@ -57,9 +62,10 @@ impl DtlsServer {
         ));
         handle.spawn(demux.clone().run());
         Ok(Self {
-            demux,
+            demux: Some(demux),
             closed,
             local_addr,
+            port,
         })
     }
 
@@ -70,7 +76,7 @@ impl DtlsServer {
 
     /// Largest payload `send` accepts: the MTU minus DTLS record overhead.
     pub fn max_payload(&self) -> usize {
-        self.demux.options.session.max_payload()
+        self.demux().options.session.max_payload()
     }
 
     /// Queues one datagram for a peer. Never blocks and never truncates.
@@ -85,10 +91,12 @@ impl DtlsServer {
                 max,
             });
         }
-        self.demux.enqueue(id, data.to_vec()).map_err(|e| match e {
-            Enqueue::Unknown => SendError::UnknownPeer(id),
-            Enqueue::Full => SendError::QueueFull,
-        })
+        self.demux()
+            .enqueue(id, data.to_vec())
+            .map_err(|e| match e {
+                Enqueue::Unknown => SendError::UnknownPeer(id),
+                Enqueue::Full => SendError::QueueFull,
+            })
     }
 
     /// Queues a datagram for every connected peer; returns how many accepted it (a peer
@@ -101,7 +109,7 @@ impl DtlsServer {
                 max,
             });
         }
-        let ids = self.demux.peer_ids();
+        let ids = self.demux().peer_ids();
         Ok(ids
             .into_iter()
             .filter(|id| self.send(*id, data).is_ok())
@@ -110,7 +118,7 @@ impl DtlsServer {
 
     /// Ends one peer's session (close_notify is sent); its `PeerDisconnected` follows.
     pub fn disconnect_peer(&self, id: PeerId) -> bool {
-        self.demux.disconnect(id)
+        self.demux().disconnect(id)
     }
 
     /// Ends one peer's session quietly, without close_notify, so its `max_clients` slot is
@@ -119,32 +127,46 @@ impl DtlsServer {
     /// the peer comes back over a new handshake that needs a slot, and a close_notify
     /// reaching it on a path that came back would end the very peer being resumed.
     pub fn abandon_peer(&self, id: PeerId) -> bool {
-        self.demux.abandon(id)
+        self.demux().abandon(id)
     }
 
     /// The address a connected peer sends from.
     pub fn peer_address(&self, id: PeerId) -> Option<SocketAddr> {
-        self.demux.address(id)
+        self.demux().address(id)
     }
 
     /// Ids of all connected peers.
     pub fn peers(&self) -> Vec<PeerId> {
-        self.demux.peer_ids()
+        self.demux().peer_ids()
     }
 
     /// Live counters.
     pub fn stats(&self) -> &Stats {
-        &self.demux.stats
+        &self.demux().stats
     }
 
     /// A copy of the counters.
     pub fn stats_snapshot(&self) -> StatsSnapshot {
-        self.demux.stats.snapshot()
+        self.demux().stats.snapshot()
+    }
+
+    fn demux(&self) -> &Demux {
+        self.demux
+            .as_deref()
+            .expect("the demultiplexer is kept until drop")
     }
 
     /// Stops serving: every session gets close_notify, no further events are sent.
+    /// Dropping the server also waits until its port is free (`PortRelease::wait`).
     pub fn close(&self) {
         self.closed.cancel();
+    }
+
+    /// Watches when this server's socket closes, for an owner that drops the server on
+    /// another thread (the multiplayer endpoint's task) but must return from its own
+    /// `close` with the port free.
+    pub fn port_release(&self) -> PortRelease {
+        self.port.clone()
     }
 
     /// True once `close` was called.
@@ -154,7 +176,10 @@ impl DtlsServer {
 }
 
 impl Drop for DtlsServer {
+    /// Closes, then returns once the port is free for a new `bind` (as ENet's close).
     fn drop(&mut self) {
-        self.closed.cancel();
+        self.close();
+        self.demux = None;
+        self.port.wait();
     }
 }

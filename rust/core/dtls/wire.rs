@@ -20,6 +20,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
+use super::port_release::Socket;
 use crate::core::simulate::{self, Conditions, Fate, Shaper};
 
 /// Most bytes held back per direction per socket (latency times rate, duplicates).
@@ -27,7 +28,7 @@ const MAX_HELD_BYTES: usize = 8 * 1024 * 1024;
 
 /// A socket plus the conditions that apply to it.
 pub(crate) struct Wire {
-    socket: Arc<UdpSocket>,
+    socket: Arc<Socket>,
     /// The object's own `simulate` option, which beats the process-wide conditions.
     own: Option<Arc<Conditions>>,
     /// The process-wide generation the shapers were built for (`u64::MAX`: never).
@@ -87,7 +88,7 @@ impl Wire {
     /// Wraps `socket`; `own` is the object's `simulate` option, if it has one.
     pub fn new(socket: UdpSocket, own: Option<Arc<Conditions>>) -> Self {
         Self {
-            socket: Arc::new(socket),
+            socket: Arc::new(Socket::new(socket)),
             own,
             seen: AtomicU64::new(u64::MAX),
             active: AtomicBool::new(false),
@@ -95,6 +96,11 @@ impl Wire {
             inbound: Mutex::default(),
             held_out: Arc::default(),
         }
+    }
+
+    /// Watches when the socket closes (`port_release`).
+    pub fn release(&self) -> super::port_release::PortRelease {
+        self.socket.release()
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -271,7 +277,7 @@ impl Wire {
 
 /// Sends delayed datagrams when due; ends when the wire is gone and nothing waits.
 async fn release(
-    socket: Arc<UdpSocket>,
+    socket: Arc<Socket>,
     mut rx: mpsc::UnboundedReceiver<Held>,
     bytes: Arc<AtomicUsize>,
 ) {

@@ -55,8 +55,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::super::dtls::{
-    ClientOptions, DisconnectReason, DtlsClient, DtlsEvent, DtlsServer, PeerId, SERVER_PEER_ID,
-    ServerOptions,
+    ClientOptions, DisconnectReason, DtlsClient, DtlsEvent, DtlsServer, PeerId, PortRelease,
+    SERVER_PEER_ID, ServerOptions,
 };
 use super::super::events::{EventQueue, EventSender, channel};
 use super::super::metrics::{self, MetricSource, Totals};
@@ -257,6 +257,8 @@ pub struct Endpoint {
     closed: CancellationToken,
     local_addr: Option<SocketAddr>,
     max_message_size: usize,
+    /// A server's socket, which the task closes: dropping the endpoint waits for it.
+    port: Option<PortRelease>,
 }
 
 /// Bytes of commands that may wait for the task, so a stalled runtime cannot make the
@@ -360,6 +362,10 @@ impl Endpoint {
         });
         let closed = CancellationToken::new();
         let max_message_size = config.link.max_message_size;
+        let port = match &transport {
+            Transport::Server(server) => Some(server.port_release()),
+            Transport::Client(_) => None,
+        };
         let task = Task {
             transport,
             dtls_events,
@@ -386,6 +392,7 @@ impl Endpoint {
             closed,
             local_addr,
             max_message_size,
+            port,
         }
     }
 
@@ -481,8 +488,13 @@ impl Endpoint {
 }
 
 impl Drop for Endpoint {
+    /// Closes; a server returns once its port is free for a new `bind`, as ENet's close
+    /// (`PortRelease`).
     fn drop(&mut self) {
         self.close();
+        if let Some(port) = &self.port {
+            port.wait();
+        }
     }
 }
 
