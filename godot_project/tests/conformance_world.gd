@@ -98,7 +98,8 @@ func peer(n: String) -> MultiplayerPeer:
 
 
 ## Starts the server branch `n` on a free port of 127.0.0.1. `options`: "max_clients",
-## "refuse" (refuse_new_connections before anyone comes). Returns the peer or null.
+## "refuse" (refuse_new_connections before anyone comes), "port" (this one instead).
+## Returns the peer or null.
 func server(n: String, options := {}) -> MultiplayerPeer:
 	if not _branches.has(n):
 		branch(n)
@@ -108,7 +109,7 @@ func server(n: String, options := {}) -> MultiplayerPeer:
 	if transport == ENET:
 		var e := ENetMultiplayerPeer.new()
 		e.set_bind_ip("127.0.0.1")
-		err = e.create_server(free_udp_port(), int(options.get("max_clients", 32)))
+		err = e.create_server(int(options.get("port", free_udp_port())), int(options.get("max_clients", 32)))
 		if err == OK:
 			port = e.host.get_local_port()
 		p = e
@@ -117,7 +118,7 @@ func server(n: String, options := {}) -> MultiplayerPeer:
 		var opts := {"certificate": ident.certificate, "private_key": ident.private_key, "bind_address": "127.0.0.1"}
 		if options.has("max_clients"):
 			opts["max_clients"] = int(options["max_clients"])
-		err = d.create_server(0, opts)
+		err = d.create_server(int(options.get("port", 0)), opts)
 		if err == OK:
 			port = d.get_local_port()
 		p = d
