@@ -112,6 +112,11 @@ fn the_inspector_shows_readable_units_and_labels_and_stores_edits_in_bytes_and_s
         ("script set 4 GiB", "4 GiB", "4294967296"),
         ("typed 30", "30 d", "2592000.0"),
         ("typed 36 h", "36 h", "129600.0"),
+        // 2^53 B, the largest size a float holds exactly: not i64::MAX shown as 2^63.
+        ("typed 1e8 TiB", "8192 TiB", "9007199254740992"),
+        // A script's own size whose range goes below zero keeps its sign.
+        ("script shown", "-2 KiB", "-2048"),
+        ("typed -3 KiB", "-3 KiB", "-3072"),
     ];
     for (step, reads, stored) in expected {
         assert!(

@@ -73,6 +73,7 @@ func _run() -> void:
 			await _edit_pool(node)
 		EditorInterface.inspect_object(null)
 		node.free()
+	await _edit_script_pool()
 	get_tree().quit()
 
 
@@ -119,3 +120,26 @@ func _edit_pool(pool: Node) -> void:
 	_pick(age, "h")
 	_amount(age).value = 36
 	await _after_edit("typed 36 h", age, pool, "outbox_max_age")
+	# Beyond what a float holds exactly: the largest size it does, not a rounded figure.
+	var download := _row("max_download_bytes")
+	_pick(download, "TiB")
+	_amount(download).value = 100000000
+	await _after_edit("typed 1e8 TiB", download, pool, "max_download_bytes")
+
+
+## A game's own node extending HTTPPool, with a size its range lets go negative.
+func _edit_script_pool() -> void:
+	var script := GDScript.new()
+	script.source_code = "@tool\nextends HTTPPool\n@export_range(-1048576, 1024, 1, \"or_less\", \"suffix:B\") var delta: int = -2048\n"
+	script.reload()
+	var node: Node = ClassDB.instantiate("HTTPPool")
+	node.set_script(script)
+	EditorInterface.inspect_object(node)
+	for i in 3:
+		await get_tree().process_frame
+	var delta := _row("delta")
+	await _after_edit("script shown", delta, node, "delta")
+	_amount(delta).value = -3
+	await _after_edit("typed -3 KiB", delta, node, "delta")
+	EditorInterface.inspect_object(null)
+	node.free()
