@@ -88,7 +88,7 @@ pub struct NetkitInspectorPlugin {
 #[godot_api]
 impl IEditorInspectorPlugin for NetkitInspectorPlugin {
     fn can_handle(&self, object: Option<Gd<Object>>) -> bool {
-        !self.asking_godot && object.is_some_and(|o| CLASSES.iter().any(|c| o.is_class(*c)))
+        !self.asking_godot && object.is_some_and(|o| shaped(&o))
     }
 
     fn parse_property(
@@ -147,6 +147,24 @@ impl IEditorInspectorPlugin for NetkitInspectorPlugin {
             .done();
         true
     }
+}
+
+/// Whether the Inspector's `object` is one of [CLASSES], or stands for several selected
+/// nodes that all are: Godot then edits a `MultiNodeEdit`, which reads the first node's
+/// value and sets every node's, and its rows must read as the single node's do.
+fn shaped(object: &Gd<Object>) -> bool {
+    let ours = |o: &Gd<Object>| CLASSES.iter().any(|c| o.is_class(*c));
+    if ours(object) {
+        return true;
+    }
+    if !object.is_class("MultiNodeEdit") {
+        return false;
+    }
+    let Some(selection) = EditorInterface::singleton().get_selection() else {
+        return false;
+    };
+    let nodes = selection.get_selected_nodes();
+    !nodes.is_empty() && nodes.iter_shared().all(|n| ours(&n.upcast()))
 }
 
 /// What the Inspector says of a property row, besides its name.

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::editor_project;
 
 const CHECK: &str = include_str!("inspector/check.gd");
+const TWO_POOLS: &str = "[gd_scene format=3]\n\n[node name=\"Main\" type=\"Node\"]\n\n[node name=\"A\" type=\"HTTPPool\" parent=\".\"]\n\n[node name=\"B\" type=\"HTTPPool\" parent=\".\"]\n";
 const PLUGIN_CFG: &str = "[plugin]\n\nname=\"check\"\ndescription=\"\"\nauthor=\"\"\nversion=\"1\"\nscript=\"check.gd\"\n";
 
 /// The JSON objects after `tag` in the session's output.
@@ -42,6 +43,7 @@ fn the_inspector_shows_readable_units_and_labels_and_stores_edits_in_bytes_and_s
         &[
             ("addons/check/plugin.cfg", PLUGIN_CFG),
             ("addons/check/check.gd", CHECK),
+            ("two_pools.tscn", TWO_POOLS),
         ],
         &["res://addons/check/plugin.cfg"],
     );
@@ -117,6 +119,10 @@ fn the_inspector_shows_readable_units_and_labels_and_stores_edits_in_bytes_and_s
         // A script's own size whose range goes below zero keeps its sign.
         ("script shown", "-2 KiB", "-2048"),
         ("typed -3 KiB", "-3 KiB", "-3072"),
+        // Two pools selected at once read and edit as one.
+        ("two selected", "16 MiB", "16777216"),
+        ("two typed 2 MiB: A", "2 MiB", "2097152"),
+        ("two typed 2 MiB: B", "2 MiB", "2097152"),
     ];
     for (step, reads, stored) in expected {
         assert!(
@@ -124,6 +130,11 @@ fn the_inspector_shows_readable_units_and_labels_and_stores_edits_in_bytes_and_s
             "step {step:?}: expected {reads} stored as {stored}, got {steps:?}"
         );
     }
+    let two = edits.iter().find(|e| text(e, "step") == "two selected");
+    assert_eq!(
+        two.map(|e| (text(e, "label"), text(e, "editor"))),
+        Some(("Max Body Size".into(), "UnitProperty".into()))
+    );
     // Units that cannot show the value whole are not offered.
     let small = edits.iter().find(|e| text(e, "step") == "script set 1000");
     assert_eq!(

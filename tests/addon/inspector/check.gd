@@ -74,6 +74,7 @@ func _run() -> void:
 		EditorInterface.inspect_object(null)
 		node.free()
 	await _edit_script_pool()
+	await _edit_two_pools()
 	get_tree().quit()
 
 
@@ -143,3 +144,23 @@ func _edit_script_pool() -> void:
 	await _after_edit("typed -3 KiB", delta, node, "delta")
 	EditorInterface.inspect_object(null)
 	node.free()
+
+
+## Two pools selected at once: the Inspector edits one MultiNodeEdit standing for both,
+## whose rows read as a single pool's and whose edits reach both.
+func _edit_two_pools() -> void:
+	EditorInterface.open_scene_from_path("res://two_pools.tscn")
+	for i in 5:
+		await get_tree().process_frame
+	var root := EditorInterface.get_edited_scene_root()
+	var selection := EditorInterface.get_selection()
+	selection.clear()
+	selection.add_node(root.get_node("A"))
+	selection.add_node(root.get_node("B"))
+	for i in 10:
+		await get_tree().process_frame
+	var body := _row("max_body_bytes")
+	await _after_edit("two selected", body, root.get_node("B"), "max_body_bytes")
+	_amount(body).value = 2
+	await _after_edit("two typed 2 MiB: A", body, root.get_node("A"), "max_body_bytes")
+	await _after_edit("two typed 2 MiB: B", body, root.get_node("B"), "max_body_bytes")
