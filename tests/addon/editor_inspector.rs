@@ -123,6 +123,9 @@ fn the_inspector_shows_readable_units_and_labels_and_stores_edits_in_bytes_and_s
         ("two selected", "16 MiB", "16777216"),
         ("two typed 2 MiB: A", "2 MiB", "2097152"),
         ("two typed 2 MiB: B", "2 MiB", "2097152"),
+        // The extension reloaded: the rows work again (run_clean: no error printed).
+        ("reloaded", "2 MiB", "2097152"),
+        ("reloaded typed 8", "8 MiB", "8388608"),
     ];
     for (step, reads, stored) in expected {
         assert!(

@@ -75,6 +75,7 @@ func _run() -> void:
 		node.free()
 	await _edit_script_pool()
 	await _edit_two_pools()
+	await _reload_extension()
 	get_tree().quit()
 
 
@@ -164,3 +165,19 @@ func _edit_two_pools() -> void:
 	_amount(body).value = 2
 	await _after_edit("two typed 2 MiB: A", body, root.get_node("A"), "max_body_bytes")
 	await _after_edit("two typed 2 MiB: B", body, root.get_node("B"), "max_body_bytes")
+
+
+## The extension reloaded (a rebuilt library) while a pool is in the Inspector: its rows
+## come back working, with no error about instances Godot cannot recreate.
+func _reload_extension() -> void:
+	var pool := EditorInterface.get_edited_scene_root().get_node("A")
+	EditorInterface.inspect_object(pool)
+	for i in 3:
+		await get_tree().process_frame
+	GDExtensionManager.reload_extension("res://addons/netkit/netkit.gdextension")
+	for i in 10:
+		await get_tree().process_frame
+	var body := _row("max_body_bytes")
+	await _after_edit("reloaded", body, pool, "max_body_bytes")
+	_amount(_row("max_body_bytes")).value = 8
+	await _after_edit("reloaded typed 8", body, pool, "max_body_bytes")
