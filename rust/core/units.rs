@@ -124,11 +124,25 @@ pub fn to_unit(value: f64, unit: Unit) -> f64 {
     value / unit.size
 }
 
-/// `amount` of `unit` in base units; whole bytes when `whole` (an `int` property), never
-/// below 0.
-pub fn from_unit(amount: f64, unit: Unit, whole: bool) -> f64 {
-    let base = (amount * unit.size).max(0.0);
-    if whole { base.round() } else { base }
+/// The largest whole number a float holds exactly (2^53, 8192 TiB): the Inspector edits
+/// numbers as floats, so an `int` size beyond it could be neither shown nor typed exactly.
+pub const MAX_WHOLE: f64 = 9_007_199_254_740_992.0;
+
+/// `amount` of `unit` in base units, snapped to the property's own steps from its
+/// minimum (`min + k * step`, as Godot's Range snaps; a `step` of 0 does not snap). The
+/// snapping is done in base units, so a unit's fraction of a step (1 s is 1/86400 d) adds
+/// no rounding error. An `int` property (`whole`) gets whole base units within
+/// ±[`MAX_WHOLE`]. The range's limits are the control's business, not this function's.
+pub fn from_unit(amount: f64, unit: Unit, min: f64, step: f64, whole: bool) -> f64 {
+    let mut base = amount * unit.size;
+    if step > 0.0 {
+        base = min + ((base - min) / step).round() * step;
+    }
+    if whole {
+        base.round().clamp(-MAX_WHOLE, MAX_WHOLE)
+    } else {
+        base
+    }
 }
 
 /// `value` written in its largest exact unit: `"16 MiB"`, `"7 d"`, `"1000 B"`.
@@ -159,11 +173,21 @@ mod tests {
     fn a_unit_chosen_for_display_converts_both_ways() {
         let mib = BYTE_UNITS[2];
         assert_eq!(to_unit(16_777_216.0, mib), 16.0);
-        assert_eq!(from_unit(1.5, mib, true), 1_572_864.0);
-        // An int property gets whole bytes, and nothing goes below zero.
-        assert_eq!(from_unit(0.3, BYTE_UNITS[1], true), 307.0);
-        assert_eq!(from_unit(-2.0, mib, true), 0.0);
-        assert_eq!(from_unit(0.25, TIME_UNITS[1], false), 15.0);
+        // A fraction of a larger unit is stored as typed: 1.5 MiB, 1.5 d, 0.25 min.
+        assert_eq!(from_unit(1.5, mib, 0.0, 1.0, true), 1_572_864.0);
+        assert_eq!(from_unit(1.5, TIME_UNITS[3], 1.0, 1.0, false), 129_600.0);
+        assert_eq!(from_unit(0.25, TIME_UNITS[1], 0.0, 0.0, false), 15.0);
+        // An int property gets whole bytes.
+        assert_eq!(from_unit(0.3, BYTE_UNITS[1], 0.0, 1.0, true), 307.0);
+        // Snapped to the property's own step from its minimum, exactly: 7 d from a
+        // minimum of 1 s is 604800 s, not 604800.0000000001.
+        assert_eq!(from_unit(7.0, TIME_UNITS[3], 1.0, 1.0, false), 604_800.0);
+        assert_eq!(from_unit(1.001, TIME_UNITS[2], 0.0, 60.0, false), 3_600.0);
+        // A range that allows negative sizes keeps them (the range limits are the
+        // control's), and an int stays within what a float holds exactly.
+        assert_eq!(from_unit(-3.0, BYTE_UNITS[1], -1024.0, 1.0, true), -3_072.0);
+        assert_eq!(from_unit(1e8, BYTE_UNITS[4], 0.0, 1.0, true), MAX_WHOLE);
+        assert_eq!(describe(&BYTE_UNITS, MAX_WHOLE), "8192 TiB");
     }
 
     #[test]

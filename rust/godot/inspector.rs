@@ -25,6 +25,9 @@ use godot::register::info::PropertyUsageFlags;
 use crate::core::units;
 use unit_property::UnitProperty;
 
+/// Metadata of the Inspector holding the object it showed when the extension was unloaded.
+const REINSPECT: &str = "_netkit_reinspect";
+
 /// The classes whose Inspector this plugin shapes.
 const CLASSES: [&str; 3] = ["HTTPPool", "DTLSPeer", "AgonesSDK"];
 
@@ -61,11 +64,34 @@ impl IEditorPlugin for NetkitEditorPlugin {
         let plugin = NetkitInspectorPlugin::new_gd();
         self.base_mut().add_inspector_plugin(&plugin);
         self.inspector = Some(plugin);
+        // After a reload of the extension: show again what `exit_tree` took away, once
+        // Godot has given the object its new instance.
+        if let Some(mut inspector) = EditorInterface::singleton().get_inspector()
+            && inspector.has_meta(REINSPECT)
+        {
+            let object = inspector.get_meta(REINSPECT);
+            inspector.remove_meta(REINSPECT);
+            inspector.call_deferred("edit", &[object]);
+        }
     }
 
     fn exit_tree(&mut self) {
         if let Some(plugin) = self.inspector.take() {
             self.base_mut().remove_inspector_plugin(&plugin);
+        }
+        // The rows this plugin made (`UnitProperty`) belong to this library: when the
+        // extension is reloaded, Godot cannot give them a new instance ("Unable to recreate
+        // GDExtension instance") and they stay dead until the object is selected again. So
+        // the Inspector lets go of the object now and `enter_tree` shows it again. The
+        // object is kept in the Inspector's metadata, which outlives this library.
+        // `EditorInspector.edit` is bound from Godot 4.4 on; this library is built for 4.3.
+        if let Some(mut inspector) = EditorInterface::singleton().get_inspector()
+            && inspector.has_method("edit")
+            && let Some(object) = inspector.get_edited_object()
+            && shaped(&object)
+        {
+            inspector.set_meta(REINSPECT, &object.to_variant());
+            inspector.call("edit", &[Variant::nil()]);
         }
     }
 }
@@ -88,7 +114,7 @@ pub struct NetkitInspectorPlugin {
 #[godot_api]
 impl IEditorInspectorPlugin for NetkitInspectorPlugin {
     fn can_handle(&self, object: Option<Gd<Object>>) -> bool {
-        !self.asking_godot && object.is_some_and(|o| CLASSES.iter().any(|c| o.is_class(*c)))
+        !self.asking_godot && object.is_some_and(|o| shaped(&o))
     }
 
     fn parse_property(
@@ -147,6 +173,24 @@ impl IEditorInspectorPlugin for NetkitInspectorPlugin {
             .done();
         true
     }
+}
+
+/// Whether the Inspector's `object` is one of [CLASSES], or stands for several selected
+/// nodes that all are: Godot then edits a `MultiNodeEdit`, which reads the first node's
+/// value and sets every node's, and its rows must read as the single node's do.
+fn shaped(object: &Gd<Object>) -> bool {
+    let ours = |o: &Gd<Object>| CLASSES.iter().any(|c| o.is_class(*c));
+    if ours(object) {
+        return true;
+    }
+    if !object.is_class("MultiNodeEdit") {
+        return false;
+    }
+    let Some(selection) = EditorInterface::singleton().get_selection() else {
+        return false;
+    };
+    let nodes = selection.get_selected_nodes();
+    !nodes.is_empty() && nodes.iter_shared().all(|n| ours(&n.upcast()))
 }
 
 /// What the Inspector says of a property row, besides its name.

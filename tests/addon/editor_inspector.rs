@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::editor_project;
 
 const CHECK: &str = include_str!("inspector/check.gd");
+const TWO_POOLS: &str = "[gd_scene format=3]\n\n[node name=\"Main\" type=\"Node\"]\n\n[node name=\"A\" type=\"HTTPPool\" parent=\".\"]\n\n[node name=\"B\" type=\"HTTPPool\" parent=\".\"]\n";
 const PLUGIN_CFG: &str = "[plugin]\n\nname=\"check\"\ndescription=\"\"\nauthor=\"\"\nversion=\"1\"\nscript=\"check.gd\"\n";
 
 /// The JSON objects after `tag` in the session's output.
@@ -42,6 +43,7 @@ fn the_inspector_shows_readable_units_and_labels_and_stores_edits_in_bytes_and_s
         &[
             ("addons/check/plugin.cfg", PLUGIN_CFG),
             ("addons/check/check.gd", CHECK),
+            ("two_pools.tscn", TWO_POOLS),
         ],
         &["res://addons/check/plugin.cfg"],
     );
@@ -112,6 +114,18 @@ fn the_inspector_shows_readable_units_and_labels_and_stores_edits_in_bytes_and_s
         ("script set 4 GiB", "4 GiB", "4294967296"),
         ("typed 30", "30 d", "2592000.0"),
         ("typed 36 h", "36 h", "129600.0"),
+        // 2^53 B, the largest size a float holds exactly: not i64::MAX shown as 2^63.
+        ("typed 1e8 TiB", "8192 TiB", "9007199254740992"),
+        // A script's own size whose range goes below zero keeps its sign.
+        ("script shown", "-2 KiB", "-2048"),
+        ("typed -3 KiB", "-3 KiB", "-3072"),
+        // Two pools selected at once read and edit as one.
+        ("two selected", "16 MiB", "16777216"),
+        ("two typed 2 MiB: A", "2 MiB", "2097152"),
+        ("two typed 2 MiB: B", "2 MiB", "2097152"),
+        // The extension reloaded: the rows work again (run_clean: no error printed).
+        ("reloaded", "2 MiB", "2097152"),
+        ("reloaded typed 8", "8 MiB", "8388608"),
     ];
     for (step, reads, stored) in expected {
         assert!(
@@ -119,6 +133,11 @@ fn the_inspector_shows_readable_units_and_labels_and_stores_edits_in_bytes_and_s
             "step {step:?}: expected {reads} stored as {stored}, got {steps:?}"
         );
     }
+    let two = edits.iter().find(|e| text(e, "step") == "two selected");
+    assert_eq!(
+        two.map(|e| (text(e, "label"), text(e, "editor"))),
+        Some(("Max Body Size".into(), "UnitProperty".into()))
+    );
     // Units that cannot show the value whole are not offered.
     let small = edits.iter().find(|e| text(e, "step") == "script set 1000");
     assert_eq!(

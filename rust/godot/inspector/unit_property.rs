@@ -121,7 +121,8 @@ impl UnitProperty {
         let unit = self.table[index];
         let range = self.range;
         // A larger unit steps by one from a whole minimum: Godot's Range snaps a value to
-        // `min + k * step`, so a minimum of 1 s shown as 1/86400 d would snap 7 d off.
+        // `min + k * step`, so a minimum of 1 s shown as 1/86400 d would snap 7 d off. A
+        // step below one would also show every whole size with decimals ("16.0 MiB").
         let (step, min, max) = if index == 0 {
             (range.step, range.min, range.max)
         } else {
@@ -149,7 +150,8 @@ impl UnitProperty {
     /// The value to store for `amount` in the unit shown; that unit stays for it.
     fn store_amount(&mut self, amount: f64) -> Variant {
         let index = self.unit.map_or(0, |(i, _)| i);
-        let value = units::from_unit(amount, self.table[index], self.whole);
+        let range = self.range;
+        let value = units::from_unit(amount, self.table[index], range.min, range.step, self.whole);
         self.unit = Some((index, value));
         if self.whole {
             (value as i64).to_variant()

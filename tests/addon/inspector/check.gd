@@ -73,6 +73,9 @@ func _run() -> void:
 			await _edit_pool(node)
 		EditorInterface.inspect_object(null)
 		node.free()
+	await _edit_script_pool()
+	await _edit_two_pools()
+	await _reload_extension()
 	get_tree().quit()
 
 
@@ -119,3 +122,62 @@ func _edit_pool(pool: Node) -> void:
 	_pick(age, "h")
 	_amount(age).value = 36
 	await _after_edit("typed 36 h", age, pool, "outbox_max_age")
+	# Beyond what a float holds exactly: the largest size it does, not a rounded figure.
+	var download := _row("max_download_bytes")
+	_pick(download, "TiB")
+	_amount(download).value = 100000000
+	await _after_edit("typed 1e8 TiB", download, pool, "max_download_bytes")
+
+
+## A game's own node extending HTTPPool, with a size its range lets go negative.
+func _edit_script_pool() -> void:
+	var script := GDScript.new()
+	script.source_code = "@tool\nextends HTTPPool\n@export_range(-1048576, 1024, 1, \"or_less\", \"suffix:B\") var delta: int = -2048\n"
+	script.reload()
+	var node: Node = ClassDB.instantiate("HTTPPool")
+	node.set_script(script)
+	EditorInterface.inspect_object(node)
+	for i in 3:
+		await get_tree().process_frame
+	var delta := _row("delta")
+	await _after_edit("script shown", delta, node, "delta")
+	_amount(delta).value = -3
+	await _after_edit("typed -3 KiB", delta, node, "delta")
+	EditorInterface.inspect_object(null)
+	node.free()
+
+
+## Two pools selected at once: the Inspector edits one MultiNodeEdit standing for both,
+## whose rows read as a single pool's and whose edits reach both.
+func _edit_two_pools() -> void:
+	EditorInterface.open_scene_from_path("res://two_pools.tscn")
+	for i in 5:
+		await get_tree().process_frame
+	var root := EditorInterface.get_edited_scene_root()
+	var selection := EditorInterface.get_selection()
+	selection.clear()
+	selection.add_node(root.get_node("A"))
+	selection.add_node(root.get_node("B"))
+	for i in 10:
+		await get_tree().process_frame
+	var body := _row("max_body_bytes")
+	await _after_edit("two selected", body, root.get_node("B"), "max_body_bytes")
+	_amount(body).value = 2
+	await _after_edit("two typed 2 MiB: A", body, root.get_node("A"), "max_body_bytes")
+	await _after_edit("two typed 2 MiB: B", body, root.get_node("B"), "max_body_bytes")
+
+
+## The extension reloaded (a rebuilt library) while a pool is in the Inspector: its rows
+## come back working, with no error about instances Godot cannot recreate.
+func _reload_extension() -> void:
+	var pool := EditorInterface.get_edited_scene_root().get_node("A")
+	EditorInterface.inspect_object(pool)
+	for i in 3:
+		await get_tree().process_frame
+	GDExtensionManager.reload_extension("res://addons/netkit/netkit.gdextension")
+	for i in 10:
+		await get_tree().process_frame
+	var body := _row("max_body_bytes")
+	await _after_edit("reloaded", body, pool, "max_body_bytes")
+	_amount(_row("max_body_bytes")).value = 8
+	await _after_edit("reloaded typed 8", body, pool, "max_body_bytes")
