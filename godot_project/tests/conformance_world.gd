@@ -98,7 +98,8 @@ func peer(n: String) -> MultiplayerPeer:
 
 
 ## Starts the server branch `n` on a free port of 127.0.0.1. `options`: "max_clients",
-## "refuse" (refuse_new_connections before anyone comes), "port" (this one instead).
+## "refuse" (refuse_new_connections before anyone comes), "port" (this one instead),
+## "again" (create_server() on the branch's own closed peer object, not a new one).
 ## Returns the peer or null.
 func server(n: String, options := {}) -> MultiplayerPeer:
 	if not _branches.has(n):
@@ -106,15 +107,18 @@ func server(n: String, options := {}) -> MultiplayerPeer:
 	_servers[n] = true
 	var p: MultiplayerPeer
 	var err: Error
+	var again: MultiplayerPeer = peer(n) if options.get("again", false) else null
+	if again != null:
+		mp(n).multiplayer_peer = null
 	if transport == ENET:
-		var e := ENetMultiplayerPeer.new()
+		var e: ENetMultiplayerPeer = again if again != null else ENetMultiplayerPeer.new()
 		e.set_bind_ip("127.0.0.1")
 		err = e.create_server(int(options.get("port", free_udp_port())), int(options.get("max_clients", 32)))
 		if err == OK:
 			port = e.host.get_local_port()
 		p = e
 	else:
-		var d: Object = ClassDB.instantiate("DTLSMultiplayerPeer")
+		var d: Object = again if again != null else ClassDB.instantiate("DTLSMultiplayerPeer")
 		var opts := {"certificate": ident.certificate, "private_key": ident.private_key, "bind_address": "127.0.0.1"}
 		if options.has("max_clients"):
 			opts["max_clients"] = int(options["max_clients"])
@@ -134,7 +138,8 @@ func server(n: String, options := {}) -> MultiplayerPeer:
 ## Starts client branch `n` towards the server (or `to_port`). `options`: "fast_timeout"
 ## (seconds: how long a silent server is waited for, where the transport lets a script
 ## set it: ENet's `ENetPacketPeer.set_timeout`, DTLS's "idle_timeout"), "dtls" (extra
-## DTLSMultiplayerPeer options). The trace records what create_client() returned and the
+## DTLSMultiplayerPeer options), "again" (create_client() on the branch's own closed peer
+## object, not a new one). The trace records what create_client() returned and the
 ## status and id the peer reports right after it.
 func client(n: String, options := {}, to_port := 0) -> MultiplayerPeer:
 	if not _branches.has(n):
@@ -143,15 +148,16 @@ func client(n: String, options := {}, to_port := 0) -> MultiplayerPeer:
 	var p: MultiplayerPeer
 	var err: Error
 	var fast: float = float(options.get("fast_timeout", 0.0))
+	var again: MultiplayerPeer = peer(n) if options.get("again", false) else null
 	if transport == ENET:
-		var e := ENetMultiplayerPeer.new()
+		var e: ENetMultiplayerPeer = again if again != null else ENetMultiplayerPeer.new()
 		err = e.create_client("127.0.0.1", target)
 		if err == OK and fast > 0.0:
 			var ms := int(fast * 1000.0)
 			e.get_peer(1).set_timeout(32, ms / 2, ms)
 		p = e
 	else:
-		var d: Object = ClassDB.instantiate("DTLSMultiplayerPeer")
+		var d: Object = again if again != null else ClassDB.instantiate("DTLSMultiplayerPeer")
 		var opts := {"pinned_sha256": ident.sha256_fingerprint}
 		if fast > 0.0:
 			opts["idle_timeout"] = fast

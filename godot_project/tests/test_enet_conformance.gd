@@ -498,6 +498,32 @@ func _host_again_on_the_same_port(w: World) -> void:
 	await wait_frames(10)
 
 
+## The same peer object used again: a client's close(), then create_client() on that
+## object to the same server, and a server's close(), then create_server() on that object;
+## ENet lets a closed peer be created again, and both connect.
+func test_conformance_a_closed_peer_object_is_created_again() -> void:
+	await run_both(_closed_peer_created_again)
+
+
+func _closed_peer_created_again(w: World) -> void:
+	if not await start(w, ["A"]):
+		return
+	w.act("A", "close()")
+	w.peer("A").close()
+	check(w, await wait_until(func(): return w.count_events("S", "peer_disconnected") == 1, 10.0), "the server hears A leave")
+	w.client("A", {"again": true})
+	check(w, await wait_until(func(): return w.count_events("A", "connected_to_server") == 2, 10.0), "A connects again with the same object")
+	check(w, await wait_until(func(): return w.mp("S").get_peers().size() == 1, 10.0), "the server has A again")
+	# As a game hosting again does: the peer leaves SceneMultiplayer while it is closed and
+	# created again (kept assigned, SceneMultiplayer would still list A and relay it).
+	w.act("S", "close()")
+	w.peer("S").close()
+	check(w, w.server("S", {"again": true, "port": w.port}) != null, "create_server() on the closed server object, same port")
+	w.client("B")
+	check(w, await wait_until(func(): return w.connected(["B"]), 10.0), "a new client connects to the server object created again")
+	await wait_frames(10)
+
+
 ## close() on a client: its own SceneMultiplayer reports server_disconnected at its next
 ## poll; the server and the other client hear peer_disconnected of it.
 func test_conformance_client_close() -> void:
