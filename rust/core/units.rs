@@ -69,19 +69,42 @@ pub const TIME_UNITS: [Unit; 4] = [
 /// reaches a day. Timeouts of seconds or minutes read best in seconds, as Godot writes them.
 pub const DAY_SECONDS: f64 = 86_400.0;
 
-/// What a `PROPERTY_HINT_RANGE` string says about readable units: the unit table for a
-/// range whose suffix is `B`, or `s` with a maximum of a day or more; `None` otherwise
-/// (the property keeps Godot's own editor).
-pub fn units_for_range(hint_string: &str) -> Option<&'static [Unit]> {
-    let parts: Vec<&str> = hint_string.split(',').map(str::trim).collect();
-    let suffix = parts.iter().find_map(|p| p.strip_prefix("suffix:"))?;
-    match suffix {
-        "B" => Some(&BYTE_UNITS),
-        "s" => {
-            let max: f64 = parts.get(1)?.parse().ok()?;
-            (max >= DAY_SECONDS).then_some(&TIME_UNITS[..])
+/// A `PROPERTY_HINT_RANGE` string, `min,max[,step][,or_greater][,or_less][,suffix:…]`, in
+/// base units, and the readable units its suffix calls for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RangeHint {
+    /// 0 when the hint has none.
+    pub min: f64,
+    /// `f64::MAX` when the hint has none.
+    pub max: f64,
+    /// In base units; 1 when the hint has none (gdext writes none for a whole number).
+    pub step: f64,
+    pub or_greater: bool,
+    pub or_less: bool,
+    /// The unit table for a suffix `B`, or `s` with a maximum of a day or more; `None`
+    /// otherwise (the property keeps Godot's own editor).
+    pub units: Option<&'static [Unit]>,
+}
+
+impl RangeHint {
+    /// Reads a hint; a part that is absent or unreadable takes the default above.
+    pub fn parse(hint_string: &str) -> Self {
+        let parts: Vec<&str> = hint_string.split(',').map(str::trim).collect();
+        let number = |i: usize| parts.get(i).and_then(|p| p.parse::<f64>().ok());
+        let max = number(1);
+        let units = match parts.iter().find_map(|p| p.strip_prefix("suffix:")) {
+            Some("B") => Some(&BYTE_UNITS[..]),
+            Some("s") if max.is_some_and(|m| m >= DAY_SECONDS) => Some(&TIME_UNITS[..]),
+            _ => None,
+        };
+        Self {
+            min: number(0).unwrap_or(0.0),
+            max: max.unwrap_or(f64::MAX),
+            step: number(2).unwrap_or(1.0),
+            or_greater: parts.contains(&"or_greater"),
+            or_less: parts.contains(&"or_less"),
+            units,
         }
-        _ => None,
     }
 }
 
@@ -220,18 +243,21 @@ mod tests {
     #[test]
     fn only_byte_ranges_and_ranges_reaching_a_day_get_units() {
         assert_eq!(
-            units_for_range("0,1073741824,1,or_greater,suffix:B"),
+            RangeHint::parse("0,1073741824,1,or_greater,suffix:B").units,
             Some(&BYTE_UNITS[..])
         );
         assert_eq!(
-            units_for_range("1,31536000,1,or_greater,suffix:s"),
+            RangeHint::parse("1,31536000,1,or_greater,suffix:s").units,
             Some(&TIME_UNITS[..])
         );
         // A timeout of seconds keeps Godot's "s".
-        assert_eq!(units_for_range("0.1,600,0.1,or_greater,suffix:s"), None);
-        assert_eq!(units_for_range("0,100000,1,or_greater"), None);
-        assert_eq!(units_for_range("0,100000,1,suffix:µs"), None);
-        assert_eq!(units_for_range(""), None);
-        assert_eq!(units_for_range("suffix:s"), None);
+        assert_eq!(
+            RangeHint::parse("0.1,600,0.1,or_greater,suffix:s").units,
+            None
+        );
+        assert_eq!(RangeHint::parse("0,100000,1,or_greater").units, None);
+        assert_eq!(RangeHint::parse("0,100000,1,suffix:µs").units, None);
+        assert_eq!(RangeHint::parse("").units, None);
+        assert_eq!(RangeHint::parse("suffix:s").units, None);
     }
 }

@@ -22,7 +22,7 @@ use godot::prelude::*;
 use godot::register::info::PropertyHint;
 use godot::register::info::PropertyUsageFlags;
 
-use crate::core::units;
+use crate::core::units::RangeHint;
 use unit_property::UnitProperty;
 
 /// Metadata of the Inspector holding the object it showed when the extension was unloaded.
@@ -131,16 +131,17 @@ impl IEditorInspectorPlugin for NetkitInspectorPlugin {
             return false;
         };
         let property = name.to_string();
-        let hint_text = hint_string.to_string();
         // An empty label keeps Godot's.
         let label = LABELS
             .iter()
             .find(|(p, _)| *p == property)
             .map_or("", |(_, l)| *l);
-        if hint_type == PropertyHint::RANGE
-            && let Some(table) = units::units_for_range(&hint_text)
+        let range =
+            (hint_type == PropertyHint::RANGE).then(|| RangeHint::parse(&hint_string.to_string()));
+        if let Some(range) = range
+            && let Some(table) = range.units
         {
-            let editor = UnitProperty::create(table, type_ == VariantType::INT, &hint_text);
+            let editor = UnitProperty::create(table, type_ == VariantType::INT, range);
             self.base_mut()
                 .add_property_editor_ex(&name, &editor)
                 .label(label)

@@ -317,6 +317,12 @@ fn places_kept_for_vanished_peers_are_bounded_by_max_clients() {
 }
 
 /// Waits up to 5 s for `ep` to receive `payload`: whether it came, and the events before.
+/// Sends `data` to peer `to` on reliable channel 0.
+fn send_reliable(ep: &Endpoint, to: i32, data: &[u8]) {
+    ep.send(Target::Peer(to), 0, TransferMode::Reliable, data.to_vec())
+        .unwrap();
+}
+
 fn receives(ep: &Endpoint, payload: &[u8]) -> (bool, Vec<MpEvent>) {
     let mut seen = Vec::new();
     let got = wait_for(
@@ -401,22 +407,8 @@ fn forged_and_unknown_resumptions_are_refused_and_the_real_peer_plays_on() {
     );
 
     // The real peer plays on, uninterrupted, and the server reported nobody else.
-    server
-        .send(
-            Target::Peer(cid),
-            0,
-            TransferMode::Reliable,
-            b"still here".to_vec(),
-        )
-        .unwrap();
-    client
-        .send(
-            Target::Peer(1),
-            0,
-            TransferMode::Reliable,
-            b"me too".to_vec(),
-        )
-        .unwrap();
+    send_reliable(&server, cid, b"still here");
+    send_reliable(&client, 1, b"me too");
     let (got, at_client) = receives(&client, b"still here");
     assert!(got, "the client still hears the server: {at_client:?}");
     let (got, at_server) = receives(&server, b"me too");
@@ -461,14 +453,7 @@ fn a_recorded_resumption_replayed_from_another_address_binds_nothing() {
         }
         std::thread::sleep(Duration::from_millis(300 * (round + 1)));
     }
-    client
-        .send(
-            Target::Peer(1),
-            0,
-            TransferMode::Reliable,
-            b"after".to_vec(),
-        )
-        .unwrap();
+    send_reliable(&client, 1, b"after");
     let (got, after) = receives(&server, b"after");
     assert!(got, "the real client still reaches the server: {after:?}");
     assert!(
@@ -517,9 +502,7 @@ fn a_client_that_moves_on_a_full_server_resumes_within_the_window() {
         matches!(got, Some(MpEvent::SessionResumed(x)) if x == cid),
         "the moved client is back in its slot: {got:?} after {seen:?}"
     );
-    client
-        .send(Target::Peer(1), 0, TransferMode::Reliable, b"back".to_vec())
-        .unwrap();
+    send_reliable(&client, 1, b"back");
     let (arrived, after) = receives(&server, b"back");
     assert!(arrived, "{after:?}");
     let at = server.peer_stats(cid).and_then(|s| s.address).unwrap();
@@ -629,14 +612,7 @@ fn a_flood_of_guessed_resumptions_costs_handshakes_and_leaves_the_real_peer_alon
     }
     let refused = answers.iter().filter(|(a, _)| !a.is_empty()).count();
     assert!(refused >= 1, "some guesses reached the secret check");
-    server
-        .send(
-            Target::Peer(cid),
-            0,
-            TransferMode::Reliable,
-            b"still here".to_vec(),
-        )
-        .unwrap();
+    send_reliable(&server, cid, b"still here");
     let (got, at_client) = receives(&client, b"still here");
     assert!(got, "{at_client:?}");
     let mut at_server = Vec::new();

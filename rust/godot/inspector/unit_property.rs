@@ -12,7 +12,7 @@ use godot::classes::{
 };
 use godot::prelude::*;
 
-use crate::core::units::{self, Unit};
+use crate::core::units::{self, RangeHint, Unit};
 
 /// An Inspector row showing a size or a long duration as a number and a unit.
 ///
@@ -26,7 +26,7 @@ pub struct UnitProperty {
     table: &'static [Unit],
     /// An `int` property (bytes): values are rounded to whole base units.
     whole: bool,
-    range: Range,
+    range: RangeHint,
     /// Index into `table` of the unit shown, and the value it is kept for
     /// (`units::display_unit`); `None` until the first update.
     unit: Option<(usize, f64)>,
@@ -35,35 +35,9 @@ pub struct UnitProperty {
     base: Base<EditorProperty>,
 }
 
-/// The property's `PROPERTY_HINT_RANGE`, in base units.
-#[derive(Clone, Copy)]
-struct Range {
-    min: f64,
-    max: f64,
-    /// The step in the base unit (larger units step by one).
-    step: f64,
-    or_greater: bool,
-    or_less: bool,
-}
-
-impl Range {
-    /// Reads `min,max[,step][,or_greater][,or_less][,suffix:…]`.
-    fn parse(hint: &str) -> Self {
-        let parts: Vec<&str> = hint.split(',').map(str::trim).collect();
-        let number = |i: usize| parts.get(i).and_then(|p| p.parse::<f64>().ok());
-        Self {
-            min: number(0).unwrap_or(0.0),
-            max: number(1).unwrap_or(f64::MAX),
-            step: number(2).unwrap_or(1.0),
-            or_greater: parts.contains(&"or_greater"),
-            or_less: parts.contains(&"or_less"),
-        }
-    }
-}
-
 impl UnitProperty {
-    /// A row in the units of `table`, for a property with the range hint `hint`.
-    pub fn create(table: &'static [Unit], whole: bool, hint: &str) -> Gd<Self> {
+    /// A row in the units of `table`, for a property with the range hint `range`.
+    pub fn create(table: &'static [Unit], whole: bool, range: RangeHint) -> Gd<Self> {
         let mut amount = EditorSpinSlider::new_alloc();
         amount.set_h_size_flags(SizeFlags::EXPAND_FILL);
         // A slider across a terabyte or a year moves by millions per pixel.
@@ -79,7 +53,7 @@ impl UnitProperty {
         let mut this = Gd::from_init_fn(|base| Self {
             table,
             whole,
-            range: Range::parse(hint),
+            range,
             unit: None,
             amount: amount.clone(),
             menu: menu.clone(),
